@@ -1,0 +1,69 @@
+import type { SubjectSet } from '../domain/principal.js';
+import type { PolicySet } from '../domain/policy/index.js';
+
+/**
+ * The configuration as the rest of Lapse sees it, after lapse.yaml was parsed, validated, its
+ * secret references resolved and its CEL expressions compiled. Immutable: a reload builds a new one.
+ */
+export interface EffectiveConfig {
+  /** sha256 (hex) of the canonical config with secret references unresolved: the "policy version". */
+  readonly version: string;
+  /** The file it came from (for messages), or '<inline>'. */
+  readonly source: string;
+  readonly targets: ReadonlyMap<string, TargetConfig>;
+  readonly policies: PolicySet;
+  readonly breakGlass: BreakGlassConfig;
+  readonly roles: { readonly admins: SubjectSet; readonly auditors: SubjectSet };
+  readonly audit: AuditConfig;
+  readonly scheduler: SchedulerConfig;
+}
+
+export interface TargetConfig {
+  readonly name: string;
+  /** Connector type, e.g. "noop", "postgres". */
+  readonly connector: string;
+  readonly description: string;
+  /** Connector settings with secret references already resolved. Never log these. */
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly entitlements: ReadonlyMap<string, EntitlementConfig>;
+}
+
+export interface EntitlementConfig {
+  readonly name: string;
+  readonly target: string;
+  readonly description: string;
+  /** Connector-specific settings for this entitlement (roles, grants, key patterns…). */
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface BreakGlassConfig {
+  readonly enabled: boolean;
+  readonly subjects: SubjectSet;
+  /** Entitlement patterns ("prod-db/*") break-glass may grant. */
+  readonly entitlements: readonly string[];
+  readonly maxDurationMs: number;
+  readonly minReasonLength: number;
+}
+
+export interface AuditConfig {
+  /** PEM Ed25519 private key, resolved from a secret reference; undefined means "generate into the data dir". */
+  readonly signingKeyPem: string | undefined;
+  /** Write a signed checkpoint after this many events… */
+  readonly checkpointEvery: number;
+  /** …or after this long, whichever comes first. */
+  readonly checkpointIntervalMs: number;
+}
+
+export interface SchedulerConfig {
+  /** Longest wait between polls when nothing is due (wake-ups come earlier via notifications). */
+  readonly pollIntervalMs: number;
+  /** Per-call timeout for connector provision/revoke. */
+  readonly connectorTimeoutMs: number;
+  /** Provision attempts before a grant is given up (and cleaned up) as failed. */
+  readonly provisionAttempts: number;
+  /** Revoke retry backoff bounds; revokes are retried forever. */
+  readonly revokeBackoffMinMs: number;
+  readonly revokeBackoffMaxMs: number;
+}

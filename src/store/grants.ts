@@ -1,0 +1,162 @@
+import { sql, type Selectable } from 'kysely';
+import type { EndReason, Grant } from '../domain/grant.js';
+import type { Executor } from './requests.js';
+import type { GrantsTable } from './schema.js';
+
+export interface StoredGrant extends Grant {
+  readonly accessKey: string;
+  readonly handle: Record<string, unknown> | null;
+  readonly provisionAttempts: number;
+  readonly revokeAttempts: number;
+  readonly lastError: string | null;
+  readonly coveredBy: string | null;
+}
+
+function toGrant(row: Selectable<GrantsTable>): StoredGrant {
+  const date = (value: Date | string | null) => (value === null ? null : new Date(value));
+  return {
+    id: row.id,
+    requestId: row.request_id,
+    principalId: row.principal_id,
+    target: row.target,
+    entitlement: row.entitlement,
+    status: row.status,
+    durationMs: Number(row.duration_ms),
+    breakGlass: row.break_glass,
+    activatedAt: date(row.activated_at),
+    expiresAt: date(row.expires_at),
+    endReason: row.end_reason as EndReason | null,
+    endedBy: row.ended_by,
+    endedAt: date(row.ended_at),
+    extensions: row.extensions,
+    accessKey: row.access_key,
+    handle: row.handle,
+    provisionAttempts: row.provision_attempts,
+    revokeAttempts: row.revoke_attempts,
+    lastError: row.last_error,
+    coveredBy: row.covered_by,
+  };
+}
+
+export async function insertGrant(tx: Executor, grant: Grant, accessKey: string, createdAt: Date): Promise<void> {
+  await tx
+    .insertInto('grants')
+    .values({
+      id: grant.id,
+      request_id: grant.requestId,
+      principal_id: grant.principalId,
+      target: grant.target,
+      entitlement: grant.entitlement,
+      access_key: accessKey,
+      status: grant.status,
+      duration_ms: grant.durationMs,
+      break_glass: grant.breakGlass,
+      activated_at: grant.activatedAt,
+      expires_at: grant.expiresAt,
+      end_reason: grant.endReason,
+      ended_by: grant.endedBy,
+      ended_at: grant.endedAt,
+      extensions: grant.extensions,
+      handle: null,
+      provision_attempts: 0,
+      revoke_attempts: 0,
+      last_error: null,
+      covered_by: null,
+      created_at: createdAt,
+    })
+    .execute();
+}
+
+export async function getGrant(tx: Executor, id: string, options: { forUpdate?: boolean } = {}): Promise<StoredGrant | undefined> {
+  let query = tx.selectFrom('grants').selectAll().where('id', '=', id);
+  if (options.forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toGrant(row) : undefined;
+}
+
+export interface GrantChanges {
+  readonly handle?: Record<string, unknown> | null;
+  readonly lastError?: string | null;
+  readonly coveredBy?: string | null;
+  readonly provisionAttempt?: true;
+  readonly revokeAttempt?: true;
+}
+
+/** Writes the state of a grant after a checked domain transition, plus bookkeeping changes. */
+export async function updateGrant(tx: Executor, grant: Grant, changes: GrantChanges = {}): Promise<void> {
+  await tx
+    .updateTable('grants')
+    .set({
+      status: grant.status,
+      duration_ms: grant.durationMs,
+      activated_at: grant.activatedAt,
+      expires_at: grant.expiresAt,
+      end_reason: grant.endReason,
+      ended_by: grant.endedBy,
+      ended_at: grant.endedAt,
+      extensions: grant.extensions,
+      ...(changes.handle !== undefined ? { handle: changes.handle === null ? null : JSON.stringify(changes.handle) } : {}),
+      ...(changes.lastError !== undefined ? { last_error: changes.lastError } : {}),
+      ...(changes.coveredBy !== undefined ? { covered_by: changes.coveredBy } : {}),
+      ...(changes.provisionAttempt ? { provision_attempts: sql<number>`provision_attempts + 1` } : {}),
+      ...(changes.revokeAttempt ? { revoke_attempts: sql<number>`revoke_attempts + 1` } : {}),
+    })
+    .where('id', '=', grant.id)
+    .execute();
+}
+
+export async function recordGrantError(tx: Executor, id: string, error: string): Promise<void> {
+  await tx.updateTable('grants').set({ last_error: error.slice(0, 2000) }).where('id', '=', id).execute();
+}
+
+/**
+ * The other grants giving the same access at the target that have not ended, locked so two
+ * revokes (or a revoke and a provision) of one access key decide one after the other.
+ */
+export async function liveGrantsForKey(tx: Executor, accessKey: string, exceptId: string): Promise<StoredGrant[]> {
+  const rows = await tx
+    .selectFrom('grants')
+    .selectAll()
+    .where('access_key', '=', accessKey)
+    .where('status', 'in', ['provisioning', 'active', 'revoking'])
+    .where('id', '<>', exceptId)
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  return rows.map(toGrant);
+}
+
+export interface GrantFilter {
+  readonly principalId?: string;
+  readonly statuses?: readonly Grant['status'][];
+  readonly limit?: number;
+}
+
+export async function listGrants(tx: Executor, filter: GrantFilter = {}): Promise<StoredGrant[]> {
+  let query = tx.selectFrom('grants').selectAll();
+  if (filter.principalId) query = query.where('principal_id', '=', filter.principalId);
+  if (filter.statuses && filter.statuses.length > 0) query = query.where('status', 'in', [...filter.statuses]);
+  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 10_000)).execute();
+  return rows.map(toGrant);
+}
+
+/** Grants whose access should be gone by now but is not confirmed gone: the overdue-revocation metric. */
+export async function countOverdueRevocations(tx: Executor, graceMs: number): Promise<number> {
+  const row = await tx
+    .selectFrom('grants')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where((eb) =>
+      eb.or([
+        eb('status', '=', 'revoking'),
+        eb.and([eb('status', '=', 'active'), eb('expires_at', '<', sql<Date>`now() - ${`${graceMs} milliseconds`}::interval`)]),
+      ]),
+    )
+    .where((eb) =>
+      eb.or([
+        eb('status', '=', 'active'),
+        eb('ended_at', '<', sql<Date>`now() - ${`${graceMs} milliseconds`}::interval`),
+      ]),
+    )
+    .executeTakeFirstOrThrow();
+  return Number(row.n);
+}

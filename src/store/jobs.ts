@@ -1,0 +1,113 @@
+import { sql } from 'kysely';
+import { newId } from '../domain/ids.js';
+import type { Executor } from './requests.js';
+import type { JobKind } from './schema.js';
+
+/**
+ * Durable timers. Every expiry, timeout and retry is a row here, compared against the database
+ * clock; workers claim due rows with FOR UPDATE SKIP LOCKED so replicas never run one twice.
+ */
+
+export interface Job {
+  readonly id: string;
+  readonly kind: JobKind;
+  readonly subjectId: string;
+  readonly dueAt: Date;
+  readonly attempts: number;
+}
+
+/** Advisory-lock namespace ("LAPS"); a worker holds (namespace, its key) for as long as it lives. */
+export const WORKER_LOCK_NAMESPACE = 0x4c415053;
+
+/**
+ * Creates or moves the one job of a kind for a subject. `delayMs` counts from the database's now;
+ * a moved job loses any claim on it (the holder's completion no longer matches).
+ */
+export async function scheduleJob(tx: Executor, kind: JobKind, subjectId: string, at: { delayMs: number } | { at: Date }): Promise<void> {
+  const due = 'at' in at ? sql<Date>`${at.at}::timestamptz` : sql<Date>`now() + ${`${Math.max(0, Math.round(at.delayMs))} milliseconds`}::interval`;
+  await tx
+    .insertInto('jobs')
+    .values({
+      id: newId('job'),
+      kind,
+      subject_id: subjectId,
+      due_at: due,
+      last_error: null,
+      locked_by: null,
+      locked_until: null,
+      created_at: sql<Date>`now()`,
+    })
+    .onConflict((oc) =>
+      oc.columns(['kind', 'subject_id']).doUpdateSet({ due_at: due, locked_by: null, locked_until: null, attempts: 0, last_error: null }),
+    )
+    .execute();
+}
+
+export async function cancelJob(tx: Executor, kind: JobKind, subjectId: string): Promise<void> {
+  await tx.deleteFrom('jobs').where('kind', '=', kind).where('subject_id', '=', subjectId).execute();
+}
+
+/**
+ * Claims up to `limit` due jobs for this worker. A job is claimable when nobody holds it, its lease
+ * ran out, or its holder's advisory lock is gone (the worker died: its work is taken over at once
+ * rather than after the lease).
+ */
+export async function claimDueJobs(db: Executor, worker: number, limit: number, leaseMs: number): Promise<Job[]> {
+  const { rows } = await sql<{ id: string; kind: JobKind; subject_id: string; due_at: Date; attempts: number }>`
+    UPDATE jobs SET locked_by = ${worker},
+                    locked_until = now() + ${`${leaseMs} milliseconds`}::interval,
+                    attempts = jobs.attempts + 1
+    WHERE id IN (
+      SELECT j.id FROM jobs j
+      WHERE j.due_at <= now()
+        AND (j.locked_by IS NULL
+             OR j.locked_until < now()
+             OR NOT EXISTS (SELECT 1 FROM pg_locks l
+                            WHERE l.locktype = 'advisory' AND l.granted
+                              AND l.classid = ${WORKER_LOCK_NAMESPACE}::oid AND l.objid = j.locked_by::oid
+                              AND l.objsubid = 2))
+      ORDER BY j.due_at
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING id, kind, subject_id, due_at, attempts`.execute(db);
+  return rows.map((row) => ({ id: row.id, kind: row.kind, subjectId: row.subject_id, dueAt: new Date(row.due_at), attempts: row.attempts }));
+}
+
+/** Done: the job row goes, unless it was re-scheduled meanwhile (then it no longer belongs to us). */
+export async function completeJob(tx: Executor, job: Job, worker: number): Promise<void> {
+  await tx.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', worker).execute();
+}
+
+/** Not done: try again after `delayMs` (from the database's now), keeping the attempt count. */
+export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: number, error: string): Promise<void> {
+  await tx
+    .updateTable('jobs')
+    .set({
+      due_at: sql<Date>`now() + ${`${Math.round(delayMs)} milliseconds`}::interval`,
+      locked_by: null,
+      locked_until: null,
+      last_error: error.slice(0, 2000),
+    })
+    .where('id', '=', job.id)
+    .where('locked_by', '=', worker)
+    .execute();
+}
+
+/**
+ * Milliseconds until the next job can be claimed (0 if one is overdue), or null when there is none.
+ * A job someone holds counts from the end of its lease, so held work does not make us spin.
+ */
+export async function msUntilNextJob(db: Executor): Promise<number | null> {
+  const { rows } = await sql<{ ms: string | null }>`
+    SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(locked_until, due_at))) - now())) * 1000)::bigint AS ms
+    FROM jobs`.execute(db);
+  const ms = rows[0]?.ms;
+  return ms === null || ms === undefined ? null : Number(ms);
+}
+
+export async function countJobs(db: Executor): Promise<Record<JobKind, number>> {
+  const rows = await db.selectFrom('jobs').select(['kind', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('kind').execute();
+  const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0 };
+  for (const row of rows) counts[row.kind] = Number(row.n);
+  return counts;
+}

@@ -1,0 +1,17 @@
+import type { Migration, MigrationProvider } from 'kysely';
+import * as m0001 from './0001_core.js';
+
+/**
+ * Every migration, in order. A static list (not a directory scan) so the same code runs from
+ * src/ under tsx and from dist/ after the build. Add new migrations at the end; never edit one
+ * that has shipped.
+ */
+const migrations: Record<string, Migration> = {
+  '0001_core': m0001,
+};
+
+export const migrationProvider: MigrationProvider = {
+  getMigrations: async () => migrations,
+};
+
+export const LATEST_MIGRATION = Object.keys(migrations).at(-1) as string;

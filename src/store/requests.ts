@@ -1,0 +1,151 @@
+import type { Kysely, Selectable } from 'kysely';
+import type { AccessRequest } from '../domain/request.js';
+import type { Review } from '../domain/review.js';
+import type { Database, RequestsTable, ReviewsTable } from './schema.js';
+
+/** Any executor: the database or an open transaction. Use-cases pass their transaction. */
+export type Executor = Kysely<Database>;
+
+export interface ClientContext {
+  readonly ip?: string;
+  readonly userAgent?: string;
+  readonly mfaAt?: string;
+}
+
+function toRequest(row: Selectable<RequestsTable>): AccessRequest {
+  return {
+    id: row.id,
+    kind: row.kind,
+    principal: row.principal,
+    target: row.target,
+    entitlement: row.entitlement,
+    durationMs: Number(row.duration_ms),
+    reason: row.reason,
+    ticket: row.ticket,
+    status: row.status,
+    policy: row.policy,
+    policyVersion: row.policy_version,
+    reasons: row.reasons,
+    stages: row.stages,
+    currentStage: row.current_stage,
+    grantId: row.grant_id,
+    createdAt: new Date(row.created_at),
+    decidedAt: row.decided_at ? new Date(row.decided_at) : null,
+    pendingUntil: row.pending_until ? new Date(row.pending_until) : null,
+  };
+}
+
+export async function insertRequest(tx: Executor, request: AccessRequest, client: ClientContext): Promise<void> {
+  await tx
+    .insertInto('requests')
+    .values({
+      id: request.id,
+      kind: request.kind,
+      principal_id: request.principal.id,
+      principal: JSON.stringify(request.principal),
+      target: request.target,
+      entitlement: request.entitlement,
+      duration_ms: request.durationMs,
+      reason: request.reason,
+      ticket: request.ticket,
+      status: request.status,
+      policy: request.policy,
+      policy_version: request.policyVersion,
+      reasons: JSON.stringify(request.reasons),
+      stages: JSON.stringify(request.stages),
+      current_stage: request.currentStage,
+      grant_id: request.grantId,
+      client: JSON.stringify(client),
+      created_at: request.createdAt,
+      decided_at: request.decidedAt,
+      pending_until: request.pendingUntil,
+      reviewed_at: null,
+      reviewed_by: null,
+    })
+    .execute();
+}
+
+export async function getRequest(tx: Executor, id: string, options: { forUpdate?: boolean } = {}): Promise<AccessRequest | undefined> {
+  let query = tx.selectFrom('requests').selectAll().where('id', '=', id);
+  if (options.forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toRequest(row) : undefined;
+}
+
+/** Writes the mutable part of a request after a checked domain transition. */
+export async function updateRequest(tx: Executor, request: AccessRequest): Promise<void> {
+  await tx
+    .updateTable('requests')
+    .set({
+      status: request.status,
+      current_stage: request.currentStage,
+      decided_at: request.decidedAt,
+      pending_until: request.pendingUntil,
+      grant_id: request.grantId,
+    })
+    .where('id', '=', request.id)
+    .execute();
+}
+
+export async function markBreakGlassReviewed(tx: Executor, id: string, by: string, at: Date): Promise<void> {
+  await tx.updateTable('requests').set({ reviewed_at: at, reviewed_by: by }).where('id', '=', id).execute();
+}
+
+export async function breakGlassAwaitingReview(tx: Executor): Promise<AccessRequest[]> {
+  const rows = await tx
+    .selectFrom('requests')
+    .selectAll()
+    .where('kind', '=', 'break_glass')
+    .where('reviewed_at', 'is', null)
+    .orderBy('created_at')
+    .limit(1000)
+    .execute();
+  return rows.map(toRequest);
+}
+
+function toReview(row: Selectable<ReviewsTable>): Review {
+  return {
+    id: row.id,
+    requestId: row.request_id,
+    reviewer: row.reviewer,
+    decision: row.decision,
+    comment: row.comment,
+    stage: row.stage,
+    at: new Date(row.created_at),
+  };
+}
+
+export async function listReviews(tx: Executor, requestId: string): Promise<Review[]> {
+  const rows = await tx.selectFrom('reviews').selectAll().where('request_id', '=', requestId).orderBy('created_at').orderBy('id').execute();
+  return rows.map(toReview);
+}
+
+export async function insertReview(tx: Executor, review: Review): Promise<void> {
+  await tx
+    .insertInto('reviews')
+    .values({
+      id: review.id,
+      request_id: review.requestId,
+      reviewer_id: review.reviewer.id,
+      reviewer: JSON.stringify(review.reviewer),
+      decision: review.decision,
+      comment: review.comment,
+      stage: review.stage,
+      created_at: review.at,
+    })
+    .execute();
+}
+
+export interface RequestFilter {
+  readonly principalId?: string;
+  readonly status?: AccessRequest['status'];
+  readonly limit?: number;
+}
+
+export async function listRequests(tx: Executor, filter: RequestFilter = {}): Promise<AccessRequest[]> {
+  let query = tx.selectFrom('requests').selectAll();
+  if (filter.principalId) query = query.where('principal_id', '=', filter.principalId);
+  if (filter.status) query = query.where('status', '=', filter.status);
+  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+  return rows.map(toRequest);
+}
