@@ -4,3 +4,4 @@ export type * from './schema.js';
 export * from './requests.js';
 export * from './grants.js';
 export * from './jobs.js';
+export * from './workers.js';
