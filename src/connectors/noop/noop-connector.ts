@@ -1,0 +1,161 @@
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { LapseError } from '../../domain/errors.js';
+import type { TargetConfig } from '../../config/types.js';
+import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+
+/**
+ * A connector with no real system behind it: it keeps the "target's" access in memory, records
+ * every call, and can be told to fail or be slow. Tests and the example config use it; it is the
+ * reference for what idempotent provision/revoke mean.
+ *
+ * Target settings (all optional): `delay` (ms per call), `failProvision` / `failRevoke` (true to
+ * fail every call), `callLog` (a file that receives one JSON line per call, so a test can see what
+ * a separate process did).
+ */
+export interface NoopCall {
+  readonly op: 'provision' | 'revoke' | 'list' | 'check';
+  readonly target: string;
+  readonly grantId?: string;
+  readonly principalId?: string;
+  readonly entitlement?: string;
+  /** What the call changed: created/removed, or nothing because it was already so. */
+  readonly effect?: 'created' | 'already_present' | 'removed' | 'already_absent';
+  readonly at: number;
+}
+
+export interface NoopBehaviour {
+  delayMs: number;
+  failProvision: boolean;
+  failRevoke: boolean;
+}
+
+interface Access {
+  readonly grantId: string;
+  readonly principalId: string;
+  readonly entitlement: string;
+}
+
+export class NoopConnector implements Connector {
+  readonly type = 'noop';
+  readonly calls: NoopCall[] = [];
+  private readonly access = new Map<string, Map<string, Access>>();
+  private readonly behaviours = new Map<string, NoopBehaviour>();
+
+  /** Live test control over one target: flip failures or slowness while the engine runs. */
+  behaviour(target: string): NoopBehaviour {
+    let behaviour = this.behaviours.get(target);
+    if (!behaviour) {
+      behaviour = { delayMs: 0, failProvision: false, failRevoke: false };
+      this.behaviours.set(target, behaviour);
+    }
+    return behaviour;
+  }
+
+  validateSettings(target: TargetConfig): string[] {
+    const problems: string[] = [];
+    const { delay, failProvision, failRevoke, callLog } = target.settings;
+    if (delay !== undefined && (typeof delay !== 'number' || delay < 0 || delay > 60_000)) {
+      problems.push(`targets.${target.name}.settings.delay: must be a number of milliseconds from 0 to 60000`);
+    }
+    for (const [key, value] of Object.entries({ failProvision, failRevoke })) {
+      if (value !== undefined && typeof value !== 'boolean') problems.push(`targets.${target.name}.settings.${key}: must be true or false`);
+    }
+    if (callLog !== undefined && (typeof callLog !== 'string' || callLog.length > 4096)) {
+      problems.push(`targets.${target.name}.settings.callLog: must be a file path`);
+    }
+    return problems;
+  }
+
+  async checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void> {
+    await this.pause(target, signal);
+    this.record(target, { op: 'check', target: target.name, at: Date.now() });
+  }
+
+  accessKey(grant: GrantSpec): string {
+    return `${grant.target.name}/${grant.entitlement.name}/${grant.principalId}`;
+  }
+
+  async provision(grant: GrantSpec, signal: AbortSignal): Promise<ProvisionResult> {
+    await this.pause(grant.target, signal);
+    if (this.fails(grant.target, 'failProvision')) {
+      throw new LapseError('connector_failed', `noop target ${grant.target.name} was told to fail provision`);
+    }
+    const key = this.accessKey(grant);
+    const holders = this.holders(grant.target.name, grant.target);
+    const effect = holders.has(key) ? 'already_present' : 'created';
+    // NB. Recorded before answering, like a real target that commits and then loses the reply.
+    holders.set(key, { grantId: grant.grantId, principalId: grant.principalId, entitlement: grant.entitlement.name });
+    this.record(grant.target, { op: 'provision', ...this.describe(grant), effect, at: Date.now() });
+    return { handle: { key } };
+  }
+
+  async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
+    await this.pause(grant.target, signal);
+    if (this.fails(grant.target, 'failRevoke')) {
+      throw new LapseError('connector_failed', `noop target ${grant.target.name} was told to fail revoke`);
+    }
+    const key = typeof handle?.key === 'string' ? handle.key : this.accessKey(grant);
+    const effect = this.holders(grant.target.name, grant.target).delete(key) ? 'removed' : 'already_absent';
+    this.record(grant.target, { op: 'revoke', ...this.describe(grant), effect, at: Date.now() });
+  }
+
+  async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
+    await this.pause(target, signal);
+    this.record(target, { op: 'list', target: target.name, at: Date.now() });
+    return [...this.holders(target.name, target).values()].map((a) => ({ principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId }));
+  }
+
+  /** Whether the target currently gives `principalId` the entitlement (for tests). */
+  hasAccess(target: string, entitlement: string, principalId: string): boolean {
+    return this.holders(target).has(`${target}/${entitlement}/${principalId}`);
+  }
+
+  private holders(target: string, config?: TargetConfig): Map<string, Access> {
+    let holders = this.access.get(target);
+    if (!holders) {
+      holders = new Map();
+      const log = config?.settings.callLog;
+      if (typeof log === 'string' && existsSync(log)) replay(readFileSync(log, 'utf8'), target, holders);
+      this.access.set(target, holders);
+    }
+    return holders;
+  }
+
+  private describe(grant: GrantSpec) {
+    return { target: grant.target.name, grantId: grant.grantId, principalId: grant.principalId, entitlement: grant.entitlement.name };
+  }
+
+  private fails(target: TargetConfig, key: 'failProvision' | 'failRevoke'): boolean {
+    return this.behaviour(target.name)[key] || target.settings[key] === true;
+  }
+
+  private async pause(target: TargetConfig, signal: AbortSignal): Promise<void> {
+    const configured = typeof target.settings.delay === 'number' ? target.settings.delay : 0;
+    const delayMs = Math.max(configured, this.behaviour(target.name).delayMs);
+    signal.throwIfAborted();
+    if (delayMs <= 0) return;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(resolve, delayMs);
+      signal.addEventListener('abort', () => {
+        clearTimeout(timer);
+        reject(signal.reason);
+      }, { once: true });
+    });
+  }
+
+  private record(target: TargetConfig, call: NoopCall): void {
+    this.calls.push(call);
+    if (typeof target.settings.callLog === 'string') appendFileSync(target.settings.callLog, `${JSON.stringify(call)}\n`);
+  }
+}
+
+function replay(log: string, target: string, holders: Map<string, Access>): void {
+  for (const line of log.split('\n')) {
+    if (!line) continue;
+    const call = JSON.parse(line) as NoopCall;
+    if (call.target !== target || !call.grantId || !call.principalId || !call.entitlement) continue;
+    const key = `${target}/${call.entitlement}/${call.principalId}`;
+    if (call.op === 'provision') holders.set(key, { grantId: call.grantId, principalId: call.principalId, entitlement: call.entitlement });
+    if (call.op === 'revoke') holders.delete(key);
+  }
+}

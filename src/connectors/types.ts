@@ -1,0 +1,73 @@
+import type { EntitlementConfig, TargetConfig } from '../config/types.js';
+
+/**
+ * The one interface every connector implements. Lapse calls it outside any database transaction,
+ * with a deadline (the AbortSignal), and may call provision or revoke more than once for the same
+ * grant after a crash: both MUST be idempotent, keyed by `grantId`.
+ */
+export interface Connector {
+  /** The `connector:` name in lapse.yaml. */
+  readonly type: string;
+
+  /**
+   * Checks a target's settings and each entitlement's settings offline; returns problems as
+   * "<path>: what is wrong, how to fix it" strings (empty when valid).
+   */
+  validateSettings(target: TargetConfig): string[];
+
+  /** Checks connectivity and the privileges Lapse needs at the target; throws a LapseError saying which is missing. */
+  checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void>;
+
+  /**
+   * Grants that share an access key give the same access at the target (e.g. "role R for user U")
+   * and are reference-counted: ending one must not remove what another still covers. Connectors
+   * that create a separate account per grant return a key unique to the grant.
+   */
+  accessKey(grant: GrantSpec): string;
+
+  provision(grant: GrantSpec, signal: AbortSignal): Promise<ProvisionResult>;
+
+  /** Removes the access and ends live sessions where the target allows it. Succeeds if already gone. */
+  revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
+
+  /** What access exists at the target now, for reconciliation. */
+  listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]>;
+}
+
+export interface GrantSpec {
+  readonly grantId: string;
+  readonly principalId: string;
+  readonly target: TargetConfig;
+  readonly entitlement: EntitlementConfig;
+  readonly durationMs: number;
+  /**
+   * Latest moment the access may live: targets with their own expiry (VALID UNTIL, certificate
+   * validity) use it as a backstop behind Lapse's revoke.
+   */
+  readonly notAfter: Date;
+}
+
+/** Whatever the connector needs to find the access again (user name, binding name…). No secrets. */
+export type AccessHandle = Readonly<Record<string, unknown>>;
+
+export interface ProvisionResult {
+  readonly handle: AccessHandle;
+}
+
+export interface CurrentAccess {
+  readonly principalId: string;
+  readonly entitlement: string;
+  /** The grant this access belongs to, when the target records it (labels, comments, names). */
+  readonly grantId: string | null;
+}
+
+/** The connectors a running Lapse knows, by type name. */
+export interface ConnectorRegistry {
+  get(type: string): Connector | undefined;
+  types(): string[];
+}
+
+export function connectorRegistry(connectors: readonly Connector[]): ConnectorRegistry {
+  const byType = new Map(connectors.map((connector) => [connector.type, connector]));
+  return { get: (type) => byType.get(type), types: () => [...byType.keys()].sort() };
+}
