@@ -1,0 +1,73 @@
+import { LapseError } from '../domain/errors.js';
+import type { Grant } from '../domain/grant.js';
+import { newId } from '../domain/ids.js';
+import type { PolicyDecision } from '../domain/policy/types.js';
+import type { AccessRequest } from '../domain/request.js';
+import { insertGrant, scheduleJob, updateRequest } from '../store/index.js';
+import { resolveEntitlement, type EngineContext, type UnitOfWork } from './context.js';
+
+/**
+ * Turns an approved access (or break-glass) request into a grant waiting to be provisioned, in the
+ * caller's transaction. The provision job is due at once; the grant's clock starts only when the
+ * target confirms (activation), never at approval.
+ */
+export async function openGrant(context: EngineContext, unit: UnitOfWork, request: AccessRequest): Promise<AccessRequest> {
+  const { target, entitlement, connector } = resolveEntitlement(context, request.target, request.entitlement);
+  const grant: Grant = {
+    id: newId('grant'),
+    requestId: request.id,
+    principalId: request.principal.id,
+    target: request.target,
+    entitlement: request.entitlement,
+    status: 'provisioning',
+    durationMs: request.durationMs,
+    breakGlass: request.kind === 'break_glass',
+    activatedAt: null,
+    expiresAt: null,
+    endReason: null,
+    endedBy: null,
+    endedAt: null,
+    extensions: 0,
+  };
+  const accessKey = connector.accessKey({
+    grantId: grant.id,
+    principalId: grant.principalId,
+    target,
+    entitlement,
+    durationMs: grant.durationMs,
+    notAfter: new Date(unit.now.getTime() + grant.durationMs),
+  });
+  await insertGrant(unit.tx, grant, accessKey, unit.now);
+  const withGrant = { ...request, grantId: grant.id };
+  await updateRequest(unit.tx, withGrant);
+  await scheduleJob(unit.tx, 'provision', grant.id, { delayMs: 0 });
+  unit.wake();
+  return withGrant;
+}
+
+/** Denials that are the caller's input to fix (nothing stored) rather than a decision to record. */
+const INPUT_DENIALS = new Set(['duration_too_long', 'justification_required', 'ticket_required']);
+
+/**
+ * Throws for a decision the requester must correct before asking (bad duration, missing ticket,
+ * MFA step-up). Returns normally for decisions that are recorded: approved, pending, denied.
+ */
+export function rejectIfInputProblem(decision: PolicyDecision, where: string): void {
+  const denial = decision.denial;
+  if (decision.outcome !== 'denied' || !denial) return;
+  if (denial.code === 'mfa_required') {
+    throw new LapseError('mfa_step_up_required', denial.message, {
+      where,
+      hint: denial.hint ?? 'Complete MFA again, then repeat the request.',
+      policy: decision.policy,
+    });
+  }
+  if (INPUT_DENIALS.has(denial.code)) {
+    throw new LapseError('validation_failed', denial.message, {
+      where,
+      hint: denial.hint ?? 'Correct the request; nothing was stored.',
+      policy: decision.policy,
+      denial: denial.code,
+    });
+  }
+}

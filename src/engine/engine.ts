@@ -1,0 +1,143 @@
+import { pino, type Logger } from 'pino';
+import type { EffectiveConfig } from '../config/types.js';
+import type { ConnectorRegistry } from '../connectors/index.js';
+import { LapseError } from '../domain/errors.js';
+import { countJobs, countOverdueRevocations, type Store } from '../store/index.js';
+import { transact, type EngineContext } from './context.js';
+import { breakGlass, checkAccess, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
+import { expireJob, provisionJob, revokeJob } from './provisioning.js';
+import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
+import { Scheduler } from './scheduler.js';
+
+export interface EngineOptions {
+  readonly store: Store;
+  readonly config: EffectiveConfig;
+  readonly connectors: ConnectorRegistry;
+  readonly logger?: Logger;
+  /** Tuning for tests and benchmarks; defaults suit production. */
+  readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number };
+}
+
+export interface EngineStats {
+  /** Grants whose access should be gone but is not confirmed gone (after a grace second). */
+  readonly overdueRevocations: number;
+  readonly jobs: Record<string, number>;
+}
+
+/**
+ * The composition root of the lifecycle: the use-cases bound to one context, the scheduler that
+ * runs their timers, and the current configuration (replaced atomically on reload).
+ */
+export class Engine {
+  readonly scheduler: Scheduler;
+  private current: EffectiveConfig;
+  private readonly context: EngineContext;
+
+  constructor(options: EngineOptions) {
+    this.current = options.config;
+    const logger = options.logger ?? pino({ level: 'silent' });
+    this.context = {
+      store: options.store,
+      config: () => this.current,
+      connectors: options.connectors,
+      logger,
+      poke: () => this.scheduler.poke(),
+    };
+    const context = this.context;
+    this.scheduler = new Scheduler({
+      store: options.store,
+      logger,
+      pollIntervalMs: () => this.current.scheduler.pollIntervalMs,
+      handlers: {
+        provision: (job, worker) => provisionJob(context, job, worker),
+        expire: (job, worker) => expireJob(context, job, worker),
+        revoke: (job, worker) => revokeJob(context, job, worker),
+        request_timeout: (job) => timeOutPendingRequest(context, job.subjectId),
+      },
+      ...options.scheduler,
+    });
+  }
+
+  get config(): EffectiveConfig {
+    return this.current;
+  }
+
+  get store(): Store {
+    return this.context.store;
+  }
+
+  /** Records the config version (so every decision's policy version can be looked up) and starts the scheduler. */
+  async start(): Promise<void> {
+    this.validateConnectors(this.current);
+    await this.recordConfigVersion(this.current, 'config.loaded');
+    await this.scheduler.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.scheduler.stop();
+  }
+
+  /** Swaps in a new configuration; requests decided from now on use it. Audited. */
+  async reloadConfig(next: EffectiveConfig): Promise<void> {
+    this.validateConnectors(next);
+    const previous = this.current.version;
+    this.current = next;
+    await this.recordConfigVersion(next, 'config.reloaded', previous);
+    this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
+  }
+
+  /** Audits a rejected reload (the old config stays in force). */
+  async configRejected(error: unknown): Promise<void> {
+    const message = error instanceof LapseError ? error.describe() : String(error);
+    this.context.logger.error({ err: error }, 'new configuration rejected; keeping the one in force');
+    await transact(this.context, (unit) =>
+      unit.audit({ action: 'config.rejected', actor: 'system', data: { inForce: this.current.version, error: message.slice(0, 4000) } }),
+    );
+  }
+
+  submit = (input: Parameters<typeof submitRequest>[1]) => submitRequest(this.context, input);
+  review = (input: Parameters<typeof reviewRequest>[1]) => reviewRequest(this.context, input);
+  cancel = (input: Parameters<typeof cancelPendingRequest>[1]) => cancelPendingRequest(this.context, input);
+  extend = (input: Parameters<typeof requestExtension>[1]) => requestExtension(this.context, input);
+  release = (input: Parameters<typeof releaseGrant>[1]) => releaseGrant(this.context, input);
+  revoke = (input: Parameters<typeof revokeGrant>[1]) => revokeGrant(this.context, input);
+  forceClose = (input: Parameters<typeof forceCloseGrant>[1]) => forceCloseGrant(this.context, input);
+  breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);
+  reviewBreakGlass = (input: Parameters<typeof reviewBreakGlass>[1]) => reviewBreakGlass(this.context, input);
+  checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
+
+  async stats(): Promise<EngineStats> {
+    const db = this.context.store.db;
+    return { overdueRevocations: await countOverdueRevocations(db, 1_000), jobs: await countJobs(db) };
+  }
+
+  private validateConnectors(config: EffectiveConfig): void {
+    const problems: string[] = [];
+    for (const target of config.targets.values()) {
+      const connector = this.context.connectors.get(target.connector);
+      if (!connector) {
+        problems.push(`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${this.context.connectors.types().join(', ')})`);
+        continue;
+      }
+      problems.push(...connector.validateSettings(target));
+    }
+    if (problems.length > 0) {
+      throw new LapseError('config_invalid', `${config.source}: connector settings are not valid: ${problems.length} problem(s)`, {
+        where: config.source,
+        problems,
+        hint: 'See docs/connectors/ for each connector\'s settings.',
+      });
+    }
+  }
+
+  private async recordConfigVersion(config: EffectiveConfig, action: string, previous?: string): Promise<void> {
+    await transact(this.context, async (unit) => {
+      await unit.tx
+        .insertInto('config_versions')
+        .values({ version: config.version, source: config.source, first_loaded_at: unit.now })
+        .onConflict((oc) => oc.column('version').doNothing())
+        .execute();
+      await unit.audit({ action, actor: 'system', data: { version: config.version, source: config.source, ...(previous ? { previous } : {}) } });
+    });
+  }
+}

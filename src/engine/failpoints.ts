@@ -1,0 +1,23 @@
+/**
+ * Crash points for the kill -9 tests: `LAPSE_FAILPOINTS=revoke:after-call` makes the process kill
+ * itself (SIGKILL, no cleanup) the moment it reaches that point, so a test can prove that a crash
+ * at every step of provision and revoke still ends with the access revoked exactly once.
+ * NB. Read once at start; unset in production, where each check is one Set lookup.
+ */
+const armed = new Set((process.env.LAPSE_FAILPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+
+export const FAILPOINTS = [
+  'provision:before-call',
+  'provision:after-call',
+  'provision:after-commit',
+  'expire:after-commit',
+  'revoke:before-call',
+  'revoke:after-call',
+  'revoke:after-commit',
+] as const;
+
+export type Failpoint = (typeof FAILPOINTS)[number];
+
+export function failpoint(name: Failpoint): void {
+  if (armed.size > 0 && armed.has(name)) process.kill(process.pid, 'SIGKILL');
+}

@@ -1,0 +1,221 @@
+import { sql } from 'kysely';
+import { matchesEntitlementPattern, evaluatePolicy } from '../domain/policy/index.js';
+import { LapseError } from '../domain/errors.js';
+import { beginRevoke, completeRevoke, type EndReason } from '../domain/grant.js';
+import { newId } from '../domain/ids.js';
+import { inSubjectSet, type Principal } from '../domain/principal.js';
+import { decideRequest, type AccessRequest } from '../domain/request.js';
+import {
+  cancelJob,
+  getGrant,
+  getRequest,
+  insertRequest,
+  markBreakGlassReviewed,
+  scheduleJob,
+  updateGrant,
+  type StoredGrant,
+} from '../store/index.js';
+import { openGrant, rejectIfInputProblem } from './approvals.js';
+import { auditRefusal, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import {
+  breakGlassInput,
+  breakGlassReviewInput,
+  endGrantInput,
+  extendInput,
+  parseInput,
+  type BreakGlassInput,
+  type BreakGlassReviewInput,
+  type EndGrantInput,
+  type ExtendInput,
+} from './inputs.js';
+import { settleApproved } from './requests.js';
+
+function isAdmin(context: EngineContext, who: Principal): boolean {
+  return inSubjectSet(who, context.config().roles.admins);
+}
+
+/** Loads a grant for change; to a caller who may not see it, it does not exist. */
+async function requireGrant(unit: UnitOfWork, id: string, visible: (grant: StoredGrant) => boolean): Promise<StoredGrant> {
+  const grant = await getGrant(unit.tx, id, { forUpdate: true });
+  if (!grant || !visible(grant)) throw new LapseError('not_found', `there is no grant ${id}`, { where: id });
+  return grant;
+}
+
+/**
+ * Starts ending a grant (release, admin revoke). The revoke itself runs in the scheduler, outside
+ * this transaction, retried until the target confirms.
+ */
+async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, reason: EndReason, by: string, note: string): Promise<StoredGrant> {
+  const ending = beginRevoke(grant, reason, by, unit.now);
+  await updateGrant(unit.tx, ending);
+  await cancelJob(unit.tx, 'expire', grant.id);
+  await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
+  unit.wake();
+  await unit.audit({ action: `grant.${reason}`, actor: by, subject: grant.id, data: { reason: note, entitlement: `${grant.target}/${grant.entitlement}` } });
+  return { ...grant, ...ending };
+}
+
+/** The holder gives access back before it expires. */
+export async function releaseGrant(context: EngineContext, raw: EndGrantInput): Promise<StoredGrant> {
+  const input = parseInput(endGrantInput, raw, 'release');
+  return transact(context, async (unit) => {
+    const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
+    return endGrant(context, unit, grant, 'released', input.by.id, input.reason);
+  });
+}
+
+/** An admin takes access away now. */
+export async function revokeGrant(context: EngineContext, raw: EndGrantInput): Promise<StoredGrant> {
+  const input = parseInput(endGrantInput, raw, 'revoke');
+  if (!isAdmin(context, input.by)) {
+    await auditRefusal(context, { action: 'grant.revoke_refused', actor: input.by.id, subject: input.grantId, data: { code: 'forbidden' } });
+    throw new LapseError('forbidden', `${input.by.id} is not an admin`, { where: input.grantId, hint: 'Only admins (roles.admins) may revoke grants; holders can release their own.' });
+  }
+  if (input.reason.trim().length === 0) {
+    throw new LapseError('validation_failed', 'a revoke needs a reason', { where: 'reason', hint: 'Say why the access is taken away; it goes to the audit log.' });
+  }
+  return transact(context, async (unit) => {
+    const grant = await requireGrant(unit, input.grantId, () => true);
+    return endGrant(context, unit, grant, 'revoked', input.by.id, input.reason);
+  });
+}
+
+/**
+ * An admin closes a grant whose revoke keeps failing (the target is gone for good, say). The only
+ * way out of `revoking` other than a confirmed revoke; loud in the audit log.
+ */
+export async function forceCloseGrant(context: EngineContext, raw: EndGrantInput): Promise<StoredGrant> {
+  const input = parseInput(endGrantInput, raw, 'force-close');
+  if (!isAdmin(context, input.by)) throw new LapseError('forbidden', `${input.by.id} is not an admin`, { where: input.grantId });
+  if (input.reason.trim().length < 10) {
+    throw new LapseError('validation_failed', 'force-closing needs a reason of at least 10 characters', { where: 'reason', hint: 'Explain how the access was removed or why it no longer exists.' });
+  }
+  return transact(context, async (unit) => {
+    const grant = await requireGrant(unit, input.grantId, () => true);
+    const closed = completeRevoke(grant, unit.now);
+    await updateGrant(unit.tx, closed);
+    await cancelJob(unit.tx, 'revoke', grant.id);
+    await unit.audit({ action: 'grant.force_closed', actor: input.by.id, subject: grant.id, data: { reason: input.reason, lastError: grant.lastError, severity: 'high' } });
+    return { ...grant, ...closed };
+  });
+}
+
+/** The holder asks for more time. The policy decides; access stays continuous either way. */
+export async function requestExtension(context: EngineContext, raw: ExtendInput): Promise<AccessRequest> {
+  const input = parseInput(extendInput, raw, 'extension');
+  return transact(context, async (unit) => {
+    const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
+    if (grant.status !== 'active') {
+      throw new LapseError('invalid_transition', `grant ${grant.id} is ${grant.status}; only active grants can be extended`, { where: grant.id });
+    }
+    const decision = evaluatePolicy(context.config().policies, {
+      principal: input.by,
+      target: grant.target,
+      entitlement: grant.entitlement,
+      durationMs: input.durationMs,
+      reason: input.reason,
+      ticket: input.ticket,
+      kind: 'extension',
+      extension: { count: grant.extensions, totalMs: grant.durationMs },
+      client: input.client,
+      risk: { score: 0 },
+      now: unit.now,
+    });
+    rejectIfInputProblem(decision, grant.id);
+    let request = decideRequest(
+      { id: newId('request'), kind: 'extension', principal: input.by, target: grant.target, entitlement: grant.entitlement, reason: input.reason, ticket: input.ticket ?? null, grantId: grant.id },
+      decision,
+      unit.now,
+    );
+    await insertRequest(unit.tx, request, { ...input.client, mfaAt: input.client.mfaAt?.toISOString() });
+    await unit.audit({
+      action: `extension.${request.status}`,
+      actor: input.by.id,
+      subject: request.id,
+      data: { grant: grant.id, byMs: request.durationMs, policy: decision.policy, policyVersion: decision.policyVersion, reasons: decision.reasons },
+    });
+    if (request.status === 'approved') request = await settleApproved(context, unit, request);
+    if (request.status === 'pending' && request.pendingUntil) await scheduleJob(unit.tx, 'request_timeout', request.id, { at: request.pendingUntil });
+    return request;
+  });
+}
+
+/**
+ * Break-glass: immediate access without approval, for emergencies. Allowed only to the configured
+ * subjects and entitlements, with a real reason; loudly audited and flagged for review afterwards.
+ */
+export async function breakGlass(context: EngineContext, raw: BreakGlassInput): Promise<AccessRequest> {
+  const input = parseInput(breakGlassInput, raw, 'break-glass');
+  resolveEntitlement(context, input.target, input.entitlement);
+  const settings = context.config().breakGlass;
+  const refuse = async (message: string, hint: string): Promise<never> => {
+    await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { entitlement: `${input.target}/${input.entitlement}`, message } });
+    throw new LapseError('forbidden', message, { where: `${input.target}/${input.entitlement}`, hint });
+  };
+  if (!settings.enabled) await refuse('break-glass is disabled', 'Ask an admin; break-glass is turned on with breakGlass.enabled in lapse.yaml.');
+  if (!inSubjectSet(input.principal, settings.subjects)) await refuse(`${input.principal.id} may not use break-glass`, 'Only breakGlass.subjects may; request access normally.');
+  if (!settings.entitlements.some((p) => matchesEntitlementPattern(p, input.target, input.entitlement))) {
+    await refuse(`break-glass does not cover ${input.target}/${input.entitlement}`, 'See breakGlass.entitlements in lapse.yaml.');
+  }
+  if (input.durationMs > settings.maxDurationMs) {
+    throw new LapseError('validation_failed', `break-glass lasts at most ${settings.maxDurationMs / 60_000} minutes`, { where: 'duration', hint: 'Ask for less time; you can break glass again if needed.' });
+  }
+  if (input.reason.trim().length < settings.minReasonLength) {
+    throw new LapseError('validation_failed', `break-glass needs a reason of at least ${settings.minReasonLength} characters`, { where: 'reason', hint: 'Say what is broken and why normal approval cannot wait.' });
+  }
+  return transact(context, async (unit) => {
+    let request = decideRequest(
+      { id: newId('request'), kind: 'break_glass', principal: input.principal, target: input.target, entitlement: input.entitlement, reason: input.reason, ticket: null, grantId: null },
+      { outcome: 'approved', policy: null, policyVersion: context.config().version, reasons: ['break-glass'], stages: [], durationMs: input.durationMs, pendingTimeoutMs: 0 },
+      unit.now,
+    );
+    await insertRequest(unit.tx, request, { ...input.client, mfaAt: input.client.mfaAt?.toISOString() });
+    request = await openGrant(context, unit, request);
+    await unit.audit({
+      action: 'break_glass.activated',
+      actor: input.principal.id,
+      subject: request.id,
+      data: { severity: 'critical', entitlement: `${input.target}/${input.entitlement}`, durationMs: input.durationMs, reason: input.reason, grant: request.grantId, reviewRequired: true },
+    });
+    return request;
+  });
+}
+
+/** An admin or auditor records the mandatory after-the-fact review of a break-glass use. */
+export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<void> {
+  const input = parseInput(breakGlassReviewInput, raw, 'break-glass review');
+  const roles = context.config().roles;
+  if (!inSubjectSet(input.reviewer, roles.admins) && !inSubjectSet(input.reviewer, roles.auditors)) {
+    throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, { where: input.requestId, hint: 'Admins and auditors review break-glass.' });
+  }
+  await transact(context, async (unit) => {
+    const request = await getRequest(unit.tx, input.requestId, { forUpdate: true });
+    if (!request || request.kind !== 'break_glass') throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
+    if (request.principal.id === input.reviewer.id) {
+      throw new LapseError('self_approval', 'nobody reviews their own break-glass use', { where: request.id });
+    }
+    await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
+    await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { comment: input.comment } });
+  });
+}
+
+export interface AccessCheck {
+  readonly allowed: boolean;
+  readonly grantId: string | null;
+  readonly expiresAt: Date | null;
+}
+
+/** Does the principal hold the entitlement right now? Says no at expiresAt + 0, by the database clock. */
+export async function checkAccess(context: EngineContext, principalId: string, target: string, entitlement: string): Promise<AccessCheck> {
+  const row = await context.store.db
+    .selectFrom('grants')
+    .select(['id', 'expires_at'])
+    .where('principal_id', '=', principalId)
+    .where('target', '=', target)
+    .where('entitlement', '=', entitlement)
+    .where('status', '=', 'active')
+    .where('expires_at', '>', sql<Date>`clock_timestamp()`)
+    .orderBy('expires_at', 'desc')
+    .executeTakeFirst();
+  return row ? { allowed: true, grantId: row.id, expiresAt: new Date(row.expires_at!) } : { allowed: false, grantId: null, expiresAt: null };
+}

@@ -1,0 +1,5 @@
+export { Engine, type EngineOptions, type EngineStats } from './engine.js';
+export type { AccessCheck } from './grants.js';
+export * from './inputs.js';
+export { FAILPOINTS, type Failpoint } from './failpoints.js';
+export { backoffMs } from './provisioning.js';

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { LapseError } from '../domain/errors.js';
+import { MAX_DURATION_MS } from '../domain/duration.js';
+
+/**
+ * Bounded schemas for every use-case input. The API and CLI validate with these too, so a value
+ * the engine would refuse is refused at the edge with the same message.
+ */
+const printable = (max: number) =>
+  z
+    .string()
+    .max(max)
+    // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
+    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+
+const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
+
+export const principalInput = z
+  .object({
+    id: printable(256).min(1),
+    kind: z.enum(['user', 'service']).default('user'),
+    groups: z.array(printable(256).min(1)).max(500).default([]),
+  })
+  .strict();
+
+export const clientInput = z
+  .object({
+    ip: printable(64).optional(),
+    userAgent: printable(512).optional(),
+    mfaAt: z.date().optional(),
+  })
+  .strict()
+  .default({});
+
+const durationMs = z.number().int().positive().max(MAX_DURATION_MS);
+const reason = z.string().max(2000);
+const comment = z.string().max(2000).default('');
+const id = z.string().min(5).max(64).regex(/^[a-z]{3}_[0-9a-z]+$/, 'is not a Lapse id');
+
+export const submitInput = z
+  .object({
+    principal: principalInput,
+    target: name,
+    entitlement: name,
+    durationMs: durationMs.optional(),
+    reason,
+    ticket: printable(200).optional(),
+    client: clientInput,
+    risk: z.object({ score: z.number().int().min(0).max(100) }).strict().default({ score: 0 }),
+  })
+  .strict();
+
+export const reviewInput = z
+  .object({ requestId: id, reviewer: principalInput, decision: z.enum(['approve', 'deny']), comment })
+  .strict();
+
+export const cancelInput = z.object({ requestId: id, by: principalInput }).strict();
+
+export const extendInput = z
+  .object({ grantId: id, by: principalInput, durationMs, reason, ticket: printable(200).optional(), client: clientInput })
+  .strict();
+
+export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: z.string().max(2000).default('') }).strict();
+
+export const breakGlassInput = z
+  .object({ principal: principalInput, target: name, entitlement: name, durationMs, reason, client: clientInput })
+  .strict();
+
+export const breakGlassReviewInput = z.object({ requestId: id, reviewer: principalInput, comment }).strict();
+
+export type SubmitInput = z.input<typeof submitInput>;
+export type ReviewInput = z.input<typeof reviewInput>;
+export type CancelInput = z.input<typeof cancelInput>;
+export type ExtendInput = z.input<typeof extendInput>;
+export type EndGrantInput = z.input<typeof endGrantInput>;
+export type BreakGlassInput = z.input<typeof breakGlassInput>;
+export type BreakGlassReviewInput = z.input<typeof breakGlassReviewInput>;
+
+/** Parses a use-case input or throws one validation error listing every problem with its field. */
+export function parseInput<S extends z.ZodType>(schema: S, value: unknown, what: string): z.output<S> {
+  const result = schema.safeParse(value);
+  if (result.success) return result.data;
+  const problems = result.error.issues.map((issue) => `${issue.path.join('.') || '(input)'}: ${issue.message}`);
+  throw new LapseError('validation_failed', `invalid ${what}: ${problems[0]}`, {
+    where: what,
+    problems,
+    hint: 'Correct the fields listed and try again; nothing was changed.',
+  });
+}

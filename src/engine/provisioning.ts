@@ -1,0 +1,242 @@
+import type { GrantSpec } from '../connectors/index.js';
+import { LapseError } from '../domain/errors.js';
+import { activateGrant, beginRevoke, completeRevoke } from '../domain/grant.js';
+import { newId } from '../domain/ids.js';
+import {
+  completeJob,
+  getGrant,
+  liveGrantsForKey,
+  retryJob,
+  scheduleJob,
+  updateGrant,
+  type Job,
+  type StoredGrant,
+} from '../store/index.js';
+import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
+import { failpoint } from './failpoints.js';
+
+/**
+ * The scheduler's job handlers for a grant's life at the target. Each follows one shape:
+ * (1) a transaction that checks the state and records the attempt, (2) the connector call outside
+ * any transaction, with a deadline, (3) a transaction that records the outcome. A crash between
+ * the steps leaves the job claimed by a dead worker; another worker takes it over and repeats the
+ * (idempotent) call.
+ */
+
+/** Extra room in the target-side backstop for the gap between provisioning and activation. */
+const BACKSTOP_SLACK_MS = 60_000;
+
+function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: Date): GrantSpec {
+  const expiresAt = grant.expiresAt?.getTime() ?? now.getTime() + grant.durationMs + BACKSTOP_SLACK_MS;
+  return {
+    grantId: grant.id,
+    principalId: grant.principalId,
+    target: resolved.target,
+    entitlement: resolved.entitlement,
+    durationMs: grant.durationMs,
+    notAfter: new Date(expiresAt),
+  };
+}
+
+/** Runs a connector call with a deadline; a call that ignores its AbortSignal is still cut off. */
+async function callConnector<T>(context: EngineContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const timeoutMs = context.config().scheduler.connectorTimeoutMs;
+  const controller = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const error = new LapseError('connector_timeout', `${what} did not finish within ${timeoutMs} ms`);
+      controller.abort(error);
+      reject(error);
+    }, timeoutMs);
+  });
+  try {
+    return await Promise.race([call(controller.signal), deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function message(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).slice(0, 2000);
+}
+
+async function recordAttempt(unit: UnitOfWork, grant: StoredGrant, operation: 'provision' | 'revoke', worker: number): Promise<string> {
+  const id = newId('attempt');
+  await unit.tx.insertInto('connector_attempts').values({ id, grant_id: grant.id, operation, worker, started_at: unit.now, finished_at: null, outcome: null, error: null }).execute();
+  await updateGrant(unit.tx, grant, operation === 'provision' ? { provisionAttempt: true } : { revokeAttempt: true });
+  return id;
+}
+
+async function finishAttempt(unit: UnitOfWork, attemptId: string, error: string | null): Promise<void> {
+  await unit.tx.updateTable('connector_attempts').set({ finished_at: unit.now, outcome: error === null ? 'ok' : 'error', error }).where('id', '=', attemptId).execute();
+}
+
+/** Capped exponential backoff with jitter: min, 2·min, 4·min… up to max, each scaled by 0.5–1. */
+export function backoffMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
+  return Math.max(minMs / 2, Math.round(base * (0.5 + random() / 2)));
+}
+
+/** How long a provision waits for an in-flight revoke of the same access before looking again. */
+const WAIT_FOR_REVOKE_MS = 200;
+
+export async function provisionJob(context: EngineContext, job: Job, worker: number): Promise<void> {
+  const prepared = await transact(context, async (unit) => {
+    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
+    if (!grant || grant.status !== 'provisioning') {
+      await completeJob(unit.tx, job, worker);
+      return null;
+    }
+    // NB. A revoke of the same access still running at the target could remove what we are about
+    // to create; wait for it to finish first.
+    const others = await liveGrantsForKey(unit.tx, grant.accessKey, grant.id);
+    if (others.some((other) => other.status === 'revoking' && other.coveredBy === null)) {
+      await retryJob(unit.tx, job, worker, WAIT_FOR_REVOKE_MS, 'waiting for a revoke of the same access to finish');
+      return null;
+    }
+    const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
+    const attemptId = await recordAttempt(unit, grant, 'provision', worker);
+    return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
+  });
+  if (!prepared) return;
+  const { grant, resolved, attemptId, spec } = prepared;
+
+  failpoint('provision:before-call');
+  let error: string | null = null;
+  let handle: Record<string, unknown> | null = null;
+  try {
+    handle = { ...(await callConnector(context, `provision of ${grant.id}`, (signal) => resolved.connector.provision(spec, signal))).handle };
+  } catch (caught) {
+    error = message(caught);
+  }
+  failpoint('provision:after-call');
+
+  await transact(context, async (unit) => {
+    await finishAttempt(unit, attemptId, error);
+    const current = await getGrant(unit.tx, grant.id, { forUpdate: true });
+    if (!current) return;
+    if (error === null) {
+      if (current.status !== 'provisioning') {
+        // Ended while we provisioned: keep the handle so the pending revoke removes what we made.
+        await updateGrant(unit.tx, current, { handle });
+        await completeJob(unit.tx, job, worker);
+        return;
+      }
+      const active = activateGrant(current, unit.now);
+      await updateGrant(unit.tx, active, { handle, lastError: null });
+      await completeJob(unit.tx, job, worker);
+      await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
+      unit.wake();
+      await unit.audit({
+        action: 'grant.activated',
+        actor: 'system',
+        subject: grant.id,
+        data: { request: grant.requestId, entitlement: `${grant.target}/${grant.entitlement}`, principal: grant.principalId, expiresAt: active.expiresAt!.toISOString(), breakGlass: grant.breakGlass },
+      });
+      return;
+    }
+    if (current.status !== 'provisioning') {
+      await completeJob(unit.tx, job, worker);
+      return;
+    }
+    const { provisionAttempts, revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
+    const attempts = current.provisionAttempts;
+    if (attempts >= provisionAttempts) {
+      // Given up. The provision may have half-happened, so the same idempotent revoke cleans up.
+      const ending = beginRevoke(current, 'provision_failed', 'system', unit.now);
+      await updateGrant(unit.tx, ending, { lastError: error });
+      await completeJob(unit.tx, job, worker);
+      await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
+      unit.wake();
+      await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: true, severity: 'high' } });
+      return;
+    }
+    const delay = backoffMs(attempts, revokeBackoffMinMs, revokeBackoffMaxMs);
+    await updateGrant(unit.tx, current, { lastError: error });
+    await retryJob(unit.tx, job, worker, delay, error);
+    await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: false, retryInMs: delay } });
+  });
+  failpoint('provision:after-commit');
+}
+
+/** An active grant reached its expiry: start the revoke (a job of its own, so it survives crashes). */
+export async function expireJob(context: EngineContext, job: Job, worker: number): Promise<void> {
+  await transact(context, async (unit) => {
+    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
+    if (!grant || grant.status !== 'active' || grant.expiresAt === null) {
+      await completeJob(unit.tx, job, worker);
+      return;
+    }
+    if (grant.expiresAt.getTime() > unit.now.getTime()) {
+      // Extended since this job was due: wait for the new expiry.
+      await scheduleJob(unit.tx, 'expire', grant.id, { at: grant.expiresAt });
+      return;
+    }
+    const ending = beginRevoke(grant, 'expired', 'system', unit.now);
+    await updateGrant(unit.tx, ending);
+    await completeJob(unit.tx, job, worker);
+    await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
+    unit.wake();
+    await unit.audit({ action: 'grant.expired', actor: 'system', subject: grant.id, data: { expiresAt: grant.expiresAt.toISOString() } });
+  });
+  failpoint('expire:after-commit');
+}
+
+export async function revokeJob(context: EngineContext, job: Job, worker: number): Promise<void> {
+  const prepared = await transact(context, async (unit) => {
+    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
+    if (!grant || grant.status !== 'revoking') {
+      await completeJob(unit.tx, job, worker);
+      return null;
+    }
+    // Reference counting: another live grant of the same access keeps it; only the last one to
+    // end removes it at the target.
+    const others = await liveGrantsForKey(unit.tx, grant.accessKey, grant.id);
+    const cover = others.find((other) => other.status === 'active' || other.status === 'provisioning');
+    if (cover) {
+      await updateGrant(unit.tx, completeRevoke(grant, unit.now), { coveredBy: cover.id });
+      await completeJob(unit.tx, job, worker);
+      await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, coveredBy: cover.id, targetCall: false } });
+      return null;
+    }
+    const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
+    const attemptId = await recordAttempt(unit, grant, 'revoke', worker);
+    return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
+  });
+  if (!prepared) return;
+  const { grant, resolved, attemptId, spec } = prepared;
+
+  failpoint('revoke:before-call');
+  let error: string | null = null;
+  try {
+    await callConnector(context, `revoke of ${grant.id}`, (signal) => resolved.connector.revoke(spec, grant.handle, signal));
+  } catch (caught) {
+    error = message(caught);
+  }
+  failpoint('revoke:after-call');
+
+  await transact(context, async (unit) => {
+    await finishAttempt(unit, attemptId, error);
+    const current = await getGrant(unit.tx, grant.id, { forUpdate: true });
+    if (!current || current.status !== 'revoking') {
+      await completeJob(unit.tx, job, worker);
+      return;
+    }
+    if (error === null) {
+      const done = completeRevoke(current, unit.now);
+      await updateGrant(unit.tx, done, { lastError: null });
+      await completeJob(unit.tx, job, worker);
+      await unit.audit({ action: `grant.${done.status}`, actor: 'system', subject: grant.id, data: { reason: current.endReason, targetCall: true } });
+      return;
+    }
+    // Never given up: retried with capped backoff until it works or an admin force-closes it.
+    const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
+    const delay = backoffMs(current.revokeAttempts, revokeBackoffMinMs, revokeBackoffMaxMs);
+    await updateGrant(unit.tx, current, { lastError: error });
+    await retryJob(unit.tx, job, worker, delay, error);
+    await unit.audit({ action: 'grant.revoke_failed', actor: 'system', subject: grant.id, data: { attempt: current.revokeAttempts, error, retryInMs: delay, severity: 'high' } });
+    context.logger.warn({ grant: grant.id, attempt: current.revokeAttempts, retryInMs: delay, error }, 'revoke failed; will retry');
+  });
+  failpoint('revoke:after-commit');
+}

@@ -1,0 +1,197 @@
+import { evaluatePolicy } from '../domain/policy/index.js';
+import { isLapseError, LapseError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import { applyReview, type Review } from '../domain/review.js';
+import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
+import { extendGrant as extendGrantState } from '../domain/grant.js';
+import {
+  cancelJob,
+  getGrant,
+  getRequest,
+  insertRequest,
+  insertReview,
+  listReviews,
+  scheduleJob,
+  updateGrant,
+  updateRequest,
+} from '../store/index.js';
+import { openGrant, rejectIfInputProblem } from './approvals.js';
+import { auditRefusal, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
+
+export interface SubmitResult {
+  readonly request: AccessRequest;
+}
+
+/** A principal asks for an entitlement: the policy decides, and the decision is recorded. */
+export async function submitRequest(context: EngineContext, raw: SubmitInput): Promise<SubmitResult> {
+  const input = parseInput(submitInput, raw, 'request');
+  resolveEntitlement(context, input.target, input.entitlement);
+  const config = context.config();
+  try {
+    return await transact(context, async (unit) => {
+      const decision = evaluatePolicy(config.policies, {
+        principal: input.principal,
+        target: input.target,
+        entitlement: input.entitlement,
+        durationMs: input.durationMs,
+        reason: input.reason,
+        ticket: input.ticket,
+        kind: 'access',
+        client: input.client,
+        risk: input.risk,
+        now: unit.now,
+      });
+      rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);
+      let request = decideRequest(
+        {
+          id: newId('request'),
+          kind: 'access',
+          principal: input.principal,
+          target: input.target,
+          entitlement: input.entitlement,
+          reason: input.reason,
+          ticket: input.ticket ?? null,
+          grantId: null,
+        },
+        decision,
+        unit.now,
+      );
+      await insertRequest(unit.tx, request, { ...input.client, mfaAt: input.client.mfaAt?.toISOString() });
+      await unit.audit({
+        action: `request.${request.status}`,
+        actor: request.principal.id,
+        subject: request.id,
+        data: {
+          entitlement: `${request.target}/${request.entitlement}`,
+          durationMs: request.durationMs,
+          policy: decision.policy,
+          policyVersion: decision.policyVersion,
+          reasons: decision.reasons,
+          ...(decision.denial ? { denial: decision.denial.code } : {}),
+          ...(request.status === 'pending' ? { stages: request.stages.map((s) => s.name) } : {}),
+        },
+      });
+      if (request.status === 'approved') request = await openGrant(context, unit, request);
+      if (request.status === 'pending' && request.pendingUntil) {
+        await scheduleJob(unit.tx, 'request_timeout', request.id, { at: request.pendingUntil });
+      }
+      return { request };
+    });
+  } catch (error) {
+    if (isLapseError(error, 'validation_failed') || isLapseError(error, 'mfa_step_up_required')) {
+      await auditRefusal(context, {
+        action: 'request.rejected',
+        actor: input.principal.id,
+        data: { entitlement: `${input.target}/${input.entitlement}`, code: error.code, message: error.message },
+      });
+    }
+    throw error;
+  }
+}
+
+/** An approver approves or denies; the pure review rules decide what that does. */
+export async function reviewRequest(context: EngineContext, raw: ReviewInput): Promise<{ request: AccessRequest; effect: string }> {
+  const input = parseInput(reviewInput, raw, 'review');
+  try {
+    return await transact(context, async (unit) => {
+      const request = await requireRequest(unit, input.requestId);
+      const previous = await listReviews(unit.tx, request.id);
+      const review: Review = {
+        id: newId('review'),
+        requestId: request.id,
+        reviewer: input.reviewer,
+        decision: input.decision,
+        comment: input.comment,
+        stage: request.currentStage,
+        at: unit.now,
+      };
+      const outcome = applyReview(request, previous, review);
+      await insertReview(unit.tx, review);
+      let next = outcome.request;
+      await updateRequest(unit.tx, next);
+      await unit.audit({
+        action: `review.${input.decision}`,
+        actor: input.reviewer.id,
+        subject: request.id,
+        data: { stage: request.stages[review.stage]?.name ?? null, effect: outcome.effect, comment: input.comment },
+      });
+      if (outcome.effect === 'approved' || outcome.effect === 'denied') {
+        await cancelJob(unit.tx, 'request_timeout', request.id);
+        await unit.audit({ action: `request.${outcome.effect}`, actor: input.reviewer.id, subject: request.id, data: { by: 'review' } });
+      }
+      if (outcome.effect === 'approved') next = await settleApproved(context, unit, next);
+      return { request: next, effect: outcome.effect };
+    });
+  } catch (error) {
+    if (isLapseError(error, 'self_approval') || isLapseError(error, 'not_an_approver')) {
+      await auditRefusal(context, {
+        action: 'review.refused',
+        actor: input.reviewer.id,
+        subject: input.requestId,
+        data: { code: error.code, message: error.message },
+      });
+    }
+    throw error;
+  }
+}
+
+/**
+ * What an approval does: an access request opens a grant; an extension request moves the grant's
+ * expiry (if the grant is still active: an extension approved after the grant ended changes nothing).
+ */
+export async function settleApproved(context: EngineContext, unit: UnitOfWork, request: AccessRequest): Promise<AccessRequest> {
+  if (request.kind !== 'extension') return openGrant(context, unit, request);
+  const grant = request.grantId ? await getGrant(unit.tx, request.grantId, { forUpdate: true }) : undefined;
+  if (!grant || grant.status !== 'active') {
+    await unit.audit({ action: 'grant.extension_lapsed', actor: 'system', subject: request.grantId ?? request.id, data: { request: request.id } });
+    return request;
+  }
+  const extended = extendGrantState(grant, request.durationMs);
+  await updateGrant(unit.tx, extended);
+  await scheduleJob(unit.tx, 'expire', grant.id, { at: extended.expiresAt! });
+  unit.wake();
+  await unit.audit({
+    action: 'grant.extended',
+    actor: request.principal.id,
+    subject: grant.id,
+    data: { request: request.id, byMs: request.durationMs, expiresAt: extended.expiresAt!.toISOString() },
+  });
+  return request;
+}
+
+/** The requester withdraws a pending request. */
+export async function cancelPendingRequest(context: EngineContext, raw: CancelInput): Promise<AccessRequest> {
+  const input = parseInput(cancelInput, raw, 'cancel');
+  return transact(context, async (unit) => {
+    const request = await requireRequest(unit, input.requestId, input.by.id);
+    const cancelled = cancelRequest(request, input.by.id, unit.now);
+    await updateRequest(unit.tx, cancelled);
+    await cancelJob(unit.tx, 'request_timeout', request.id);
+    await unit.audit({ action: 'request.cancelled', actor: input.by.id, subject: request.id });
+    return cancelled;
+  });
+}
+
+/** Job handler: a pending request nobody decided in time closes. */
+export async function timeOutPendingRequest(context: EngineContext, requestId: string): Promise<void> {
+  await transact(context, async (unit) => {
+    const request = await getRequest(unit.tx, requestId, { forUpdate: true });
+    if (!request || request.status !== 'pending') return;
+    const closed = timeOutRequest(request, unit.now);
+    await updateRequest(unit.tx, closed);
+    await unit.audit({ action: 'request.timed_out', actor: 'system', subject: request.id });
+  });
+}
+
+/**
+ * Loads a request for change. With `visibleTo`, only the requester may see it: to anyone else a
+ * request they may not act on does not exist.
+ */
+async function requireRequest(unit: UnitOfWork, id: string, visibleTo?: string): Promise<AccessRequest> {
+  const request = await getRequest(unit.tx, id, { forUpdate: true });
+  if (!request || (visibleTo !== undefined && request.principal.id !== visibleTo)) {
+    throw new LapseError('not_found', `there is no request ${id}`, { where: id });
+  }
+  return request;
+}

@@ -1,0 +1,158 @@
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import { claimDueJobs, msUntilNextJob, registerWorker, retryJob, type Job, type JobKind, type Store, type WorkerLease } from '../store/index.js';
+import { backoffMs } from './provisioning.js';
+
+export type JobHandler = (job: Job, worker: number) => Promise<void>;
+
+export interface SchedulerOptions {
+  readonly store: Store;
+  readonly handlers: Record<JobKind, JobHandler>;
+  readonly logger: Logger;
+  readonly pollIntervalMs: () => number;
+  /** Jobs claimed per round trip; a burst of expiries is worked through in batches this size. */
+  readonly batchSize?: number;
+  /** Jobs run at once (connector calls overlap; PGlite still serialises the database work). */
+  readonly concurrency?: number;
+  /** How long a claim lasts if its worker is alive but stuck. */
+  readonly leaseMs?: number;
+}
+
+/**
+ * The durable scheduler. It keeps no per-grant timers: the jobs table is the only truth, and the
+ * one in-memory timer is "wake at the earliest due row". On start it catches up on everything
+ * overdue at once. Several schedulers on one PostgreSQL share work through SKIP LOCKED claims and
+ * hear each other's new work through LISTEN/NOTIFY.
+ */
+export class Scheduler {
+  private lease: WorkerLease | null = null;
+  private listener: pg.Client | null = null;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private wake: (() => void) | null = null;
+  private poked = false;
+  private lastRound = 0;
+
+  constructor(private readonly options: SchedulerOptions) {}
+
+  /** The worker's liveness key (null before start). */
+  get workerKey(): number | null {
+    return this.lease?.key ?? null;
+  }
+
+  /** When the scheduler last completed a round; /readyz uses it to tell a stuck scheduler. */
+  get lastRoundAt(): number {
+    return this.lastRound;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.lease = await registerWorker(this.options.store);
+    this.running = true;
+    this.listener = await this.options.store.connect();
+    if (this.listener) {
+      this.listener.on('notification', () => this.poke());
+      await this.listener.query('LISTEN lapse_jobs');
+    }
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    if (!this.running) return;
+    this.running = false;
+    this.poke();
+    await this.loop;
+    await this.listener?.end().catch(() => {});
+    this.listener = null;
+    await this.lease?.release();
+    this.lease = null;
+  }
+
+  /** There may be work due now. */
+  poke(): void {
+    this.poked = true;
+    this.wake?.();
+  }
+
+  /** Runs every due job until none is left (tests and the CLI use it directly). */
+  async drain(): Promise<number> {
+    let total = 0;
+    for (;;) {
+      const ran = await this.round();
+      total += ran;
+      if (ran === 0) return total;
+    }
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        const ran = await this.round();
+        this.lastRound = Date.now();
+        if (ran > 0) continue;
+        await this.sleep(await this.nextWait());
+      } catch (error) {
+        this.options.logger.error({ err: error }, 'scheduler round failed; retrying');
+        await this.sleep(1000);
+      }
+    }
+  }
+
+  private async nextWait(): Promise<number> {
+    const poll = this.options.pollIntervalMs();
+    const next = await msUntilNextJob(this.options.store.db);
+    return next === null ? poll : Math.min(poll, next);
+  }
+
+  private sleep(ms: number): Promise<void> {
+    if (this.poked || !this.running) {
+      this.poked = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, ms);
+      const self = this;
+      function done() {
+        clearTimeout(timer);
+        self.wake = null;
+        self.poked = false;
+        resolve();
+      }
+      this.wake = done;
+    });
+  }
+
+  /** Claims one batch of due jobs and runs it; returns how many ran. */
+  private async round(): Promise<number> {
+    const worker = this.lease?.key;
+    if (worker === undefined) throw new Error('scheduler not started');
+    const batch = this.options.batchSize ?? 100;
+    const leaseMs = this.options.leaseMs ?? 120_000;
+    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs);
+    if (jobs.length === 0) return 0;
+    const concurrency = this.options.concurrency ?? (this.options.store.kind === 'pglite' ? 4 : 8);
+    let next = 0;
+    const lanes = Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
+      while (next < jobs.length) {
+        const job = jobs[next++]!;
+        await this.runJob(job, worker);
+      }
+    });
+    await Promise.all(lanes);
+    return jobs.length;
+  }
+
+  private async runJob(job: Job, worker: number): Promise<void> {
+    try {
+      await this.options.handlers[job.kind](job, worker);
+    } catch (error) {
+      // A handler that throws (database hiccup, target removed from config) is retried with backoff;
+      // its job row stays, so nothing is forgotten.
+      const delay = backoffMs(job.attempts, 1_000, 60_000);
+      this.options.logger.error({ err: error, job: job.id, kind: job.kind, subject: job.subjectId, retryInMs: delay }, 'job failed');
+      await retryJob(this.options.store.db, job, worker, delay, error instanceof Error ? error.message : String(error)).catch((retryError: unknown) => {
+        this.options.logger.error({ err: retryError, job: job.id }, 'could not reschedule job; its lease will expire');
+      });
+    }
+  }
+}
