@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { appendAuditEvent } from '../audit/index.js';
@@ -14,6 +15,8 @@ export interface EngineContext {
   readonly logger: Logger;
   /** Tells the local scheduler there may be work due now (other replicas hear it via NOTIFY). */
   readonly poke: () => void;
+  /** Emits 'change' with each audit entry once its transaction committed (live updates, tests). */
+  readonly events: EventEmitter;
 }
 
 export interface AuditEntry {
@@ -39,12 +42,17 @@ export interface UnitOfWork {
  */
 export async function transact<T>(context: EngineContext, work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
   let wake = false;
+  let committed: AuditEntry[] = [];
   const result = await context.store.db.transaction().execute(async (tx) => {
     const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
+    committed = [];
     const unit: UnitOfWork = {
       tx,
       now: new Date(rows[0]!.now),
-      audit: (entry) => appendAuditEvent(tx, entry).then(() => undefined),
+      audit: async (entry) => {
+        await appendAuditEvent(tx, entry);
+        committed.push(entry);
+      },
       wake: () => {
         wake = true;
       },
@@ -54,6 +62,7 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
     return value;
   });
   if (wake) context.poke();
+  for (const entry of committed) context.events.emit('change', entry);
   return result;
 }
 

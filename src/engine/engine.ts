@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import { pino, type Logger } from 'pino';
 import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
@@ -30,6 +31,8 @@ export interface EngineStats {
  */
 export class Engine {
   readonly scheduler: Scheduler;
+  /** 'change' events (an AuditEntry) after each committed state change, for live views. */
+  readonly events = new EventEmitter();
   private current: EffectiveConfig;
   private readonly context: EngineContext;
 
@@ -42,7 +45,9 @@ export class Engine {
       connectors: options.connectors,
       logger,
       poke: () => this.scheduler.poke(),
+      events: this.events,
     };
+    this.events.setMaxListeners(0);
     const context = this.context;
     this.scheduler = new Scheduler({
       store: options.store,

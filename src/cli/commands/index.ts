@@ -1,9 +1,14 @@
 import type { Command } from 'commander';
+import { registerDemoCommand } from './demo.js';
+import { registerMigrateCommand } from './migrate.js';
+import { registerServeCommand } from './serve.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
  * this list is the only place that knows them all.
  */
 export function registerCommands(program: Command): void {
-  void program;
+  registerServeCommand(program);
+  registerMigrateCommand(program);
+  registerDemoCommand(program);
 }

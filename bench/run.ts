@@ -1,0 +1,66 @@
+/**
+ * `npm run bench`: every scenario on the embedded database (PGlite) and on the PostgreSQL server,
+ * one JSON line each: scenario, backend, count, p50_ms, p99_ms, max_ms, per_s (+ extras).
+ * BENCH_QUICK=1 runs smaller counts; BENCH_BACKENDS=pglite limits the backends.
+ */
+import { rmSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { openStore, type Store } from '../src/store/index.js';
+import { benchAuditAppend, benchAuditVerify } from '../src/audit/index.js';
+import { benchPolicyDecision } from './policy.js';
+import { benchBurstRevocation, benchEngine, benchIsolatedRevocation, benchRequestToActive, benchWorkflowThroughput } from './lifecycle.js';
+import { emitResult } from './stats.js';
+
+const quick = process.env.BENCH_QUICK === '1';
+const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
+const adminUrl = process.env.LAPSE_BENCH_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+async function withStore(backend: string, run: (store: Store) => Promise<void>): Promise<void> {
+  if (backend === 'pglite') {
+    const dir = mkdtempSync(join(tmpdir(), 'lapse-bench-'));
+    const store = await openStore({ dataDir: join(dir, 'data') });
+    try {
+      await run(store);
+    } finally {
+      await store.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+    return;
+  }
+  const name = `lapse_bench_${process.pid}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${name}"`);
+  await admin.query(`CREATE DATABASE "${name}"`);
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const store = await openStore({ databaseUrl: url.toString() });
+  try {
+    await run(store);
+  } finally {
+    await store.close();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+emitResult(benchPolicyDecision(quick ? 20_000 : 200_000));
+
+for (const backend of backends) {
+  await withStore(backend, async (store) => {
+    const engine = benchEngine(store);
+    await engine.start();
+    try {
+      emitResult(await benchRequestToActive(engine, backend, quick ? 50 : 300));
+      emitResult(await benchWorkflowThroughput(engine, backend, quick ? 200 : 1_000, 8));
+      emitResult(await benchIsolatedRevocation(engine, backend, quick ? 50 : 200));
+      emitResult(await benchBurstRevocation(engine, backend, quick ? 1_000 : 10_000));
+    } finally {
+      await engine.stop();
+    }
+    emitResult({ ...(await benchAuditAppend(store, quick ? 2_000 : 10_000)), backend });
+    emitResult({ ...(await benchAuditVerify(store)), backend });
+  });
+}
