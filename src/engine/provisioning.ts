@@ -4,6 +4,7 @@ import { activateGrant, beginRevoke, completeRevoke } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
   completeJob,
+  convertJob,
   getGrant,
   liveGrantsForKey,
   retryJob,
@@ -160,27 +161,57 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
   failpoint('provision:after-commit');
 }
 
-/** An active grant reached its expiry: start the revoke (a job of its own, so it survives crashes). */
+interface PreparedRevoke {
+  readonly grant: StoredGrant;
+  readonly resolved: ResolvedEntitlement;
+  readonly attemptId: string;
+  readonly spec: GrantSpec;
+}
+
+/**
+ * Step 1 of a revoke, inside the caller's transaction, for a grant already `revoking`: either the
+ * access is still covered by another grant (done, no target call) or the attempt is recorded.
+ */
+async function prepareRevoke(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, job: Job, worker: number): Promise<PreparedRevoke | null> {
+  // Reference counting: another live grant of the same access keeps it; only the last one to
+  // end removes it at the target.
+  const others = await liveGrantsForKey(unit.tx, grant.accessKey, grant.id);
+  const cover = others.find((other) => other.status === 'active' || other.status === 'provisioning');
+  if (cover) {
+    await updateGrant(unit.tx, completeRevoke(grant, unit.now), { coveredBy: cover.id });
+    await completeJob(unit.tx, job, worker);
+    await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, coveredBy: cover.id, targetCall: false } });
+    return null;
+  }
+  const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
+  const attemptId = await recordAttempt(unit, grant, 'revoke', worker);
+  return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
+}
+
+/**
+ * An active grant reached its expiry. The same transaction starts the revoke and turns the job
+ * into the grant's revoke job, so a crash from here on resumes as a revoke.
+ */
 export async function expireJob(context: EngineContext, job: Job, worker: number): Promise<void> {
-  await transact(context, async (unit) => {
+  const prepared = await transact(context, async (unit) => {
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
     if (!grant || grant.status !== 'active' || grant.expiresAt === null) {
       await completeJob(unit.tx, job, worker);
-      return;
+      return null;
     }
     if (grant.expiresAt.getTime() > unit.now.getTime()) {
       // Extended since this job was due: wait for the new expiry.
       await scheduleJob(unit.tx, 'expire', grant.id, { at: grant.expiresAt });
-      return;
+      return null;
     }
-    const ending = beginRevoke(grant, 'expired', 'system', unit.now);
+    const ending = { ...grant, ...beginRevoke(grant, 'expired', 'system', unit.now) };
     await updateGrant(unit.tx, ending);
-    await completeJob(unit.tx, job, worker);
-    await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
-    unit.wake();
+    await convertJob(unit.tx, job, 'revoke');
     await unit.audit({ action: 'grant.expired', actor: 'system', subject: grant.id, data: { expiresAt: grant.expiresAt.toISOString() } });
+    return prepareRevoke(context, unit, ending, { ...job, kind: 'revoke' }, worker);
   });
   failpoint('expire:after-commit');
+  if (prepared) await finishRevoke(context, prepared, { ...job, kind: 'revoke' }, worker);
 }
 
 export async function revokeJob(context: EngineContext, job: Job, worker: number): Promise<void> {
@@ -190,23 +221,14 @@ export async function revokeJob(context: EngineContext, job: Job, worker: number
       await completeJob(unit.tx, job, worker);
       return null;
     }
-    // Reference counting: another live grant of the same access keeps it; only the last one to
-    // end removes it at the target.
-    const others = await liveGrantsForKey(unit.tx, grant.accessKey, grant.id);
-    const cover = others.find((other) => other.status === 'active' || other.status === 'provisioning');
-    if (cover) {
-      await updateGrant(unit.tx, completeRevoke(grant, unit.now), { coveredBy: cover.id });
-      await completeJob(unit.tx, job, worker);
-      await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, coveredBy: cover.id, targetCall: false } });
-      return null;
-    }
-    const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
-    const attemptId = await recordAttempt(unit, grant, 'revoke', worker);
-    return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
+    return prepareRevoke(context, unit, grant, job, worker);
   });
-  if (!prepared) return;
-  const { grant, resolved, attemptId, spec } = prepared;
+  if (prepared) await finishRevoke(context, prepared, job, worker);
+}
 
+/** Steps 2 and 3 of a revoke: the target call, then its outcome. */
+async function finishRevoke(context: EngineContext, prepared: PreparedRevoke, job: Job, worker: number): Promise<void> {
+  const { grant, resolved, attemptId, spec } = prepared;
   failpoint('revoke:before-call');
   let error: string | null = null;
   try {

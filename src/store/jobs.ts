@@ -78,6 +78,11 @@ export async function completeJob(tx: Executor, job: Job, worker: number): Promi
   await tx.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', worker).execute();
 }
 
+/** Turns a claimed job into another kind for the same subject, keeping the claim (expire -> revoke). */
+export async function convertJob(tx: Executor, job: Job, kind: JobKind): Promise<void> {
+  await tx.updateTable('jobs').set({ kind }).where('id', '=', job.id).execute();
+}
+
 /** Not done: try again after `delayMs` (from the database's now), keeping the attempt count. */
 export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: number, error: string): Promise<void> {
   await tx
