@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
 import { newId } from '../domain/ids.js';
 import type { Database } from '../store/index.js';
-import { canonicalJson } from './canonical-json.js';
+import { canonicalJson } from '../domain/canonical-json.js';
 
 /** What a caller records; the chain adds seq, id and the database time. */
 export interface AuditEntry {

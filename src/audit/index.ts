@@ -1,5 +1,5 @@
 export { appendAuditEvent, appendAuditEvents, chainHash, GENESIS_HASH, type AuditEntry, type AuditEvent } from './chain.js';
-export { canonicalJson } from './canonical-json.js';
+export { canonicalJson } from '../domain/canonical-json.js';
 export { AuditCheckpointer, writeCheckpoint } from './checkpoints.js';
 export { loadOrCreateSigningKey, readPublicKey, keyIdOf, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';
 export { verifyAuditChain, type VerifyProblem, type VerifyResult } from './verify.js';

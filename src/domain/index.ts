@@ -6,3 +6,4 @@ export * from './request.js';
 export * from './review.js';
 export * from './grant.js';
 export * from './policy/types.js';
+export * from './canonical-json.js';

@@ -103,17 +103,18 @@ describeEachStore('lifecycle engine', ({ store }) => {
   });
 
   it('keeps access that another active grant still covers', async () => {
-    const one = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'first' });
-    const two = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'second' });
+    const overlap = { ...alice, id: 'alice-overlap' };
+    const one = await t.engine.submit({ principal: overlap, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'first' });
+    const two = await t.engine.submit({ principal: overlap, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'second' });
     const g1 = await waitFor(() => grantOf(one.request.id), (g) => g?.status === 'active');
     const g2 = await waitFor(() => grantOf(two.request.id), (g) => g?.status === 'active');
-    await t.engine.release({ grantId: g1!.id, by: alice });
+    await t.engine.release({ grantId: g1!.id, by: overlap });
     const released = await waitFor(() => getGrant(store().db, g1!.id), (g) => g?.status === 'revoked');
     expect(released!.coveredBy).toBe(g2!.id);
-    expect(t.noop.hasAccess('prod-db', 'readonly', 'alice')).toBe(true);
-    await t.engine.release({ grantId: g2!.id, by: alice });
+    expect(t.noop.hasAccess('prod-db', 'readonly', overlap.id)).toBe(true);
+    await t.engine.release({ grantId: g2!.id, by: overlap });
     await waitFor(() => getGrant(store().db, g2!.id), (g) => g?.status === 'revoked');
-    expect(t.noop.hasAccess('prod-db', 'readonly', 'alice')).toBe(false);
+    expect(t.noop.hasAccess('prod-db', 'readonly', overlap.id)).toBe(false);
     expect(t.noop.calls.filter((c) => c.op === 'revoke' && (c.grantId === g1!.id || c.grantId === g2!.id)).length).toBe(1);
   });
 

@@ -27,7 +27,7 @@ export function registerServeCommand(program: Command): void {
         const stopWatching = watchConfig(location.configPath, {
           onReload: (config) => void engine.reloadConfig(config).catch((error: unknown) => engine.configRejected(error)),
           onError: (error) => void engine.configRejected(error),
-        });
+        }, { initialVersion: engine.config.version });
         await new Promise<void>((resolve) => {
           const shutdown = (signal: string) => {
             logger.info({ signal }, 'shutting down');

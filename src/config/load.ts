@@ -1,0 +1,193 @@
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import type { z } from 'zod';
+import { canonicalJson } from '../domain/canonical-json.js';
+import { LapseError } from '../domain/errors.js';
+import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, type PolicyDefinition } from '../domain/policy/index.js';
+import { configSchema, type ParsedConfig } from './schema.js';
+import { resolveReference, resolveSettings, type SecretContext } from './secrets.js';
+import type { EffectiveConfig, TargetConfig } from './types.js';
+
+const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
+const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'scheduler'];
+
+export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<EffectiveConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new LapseError('config_invalid', `cannot read ${path}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`, {
+      where: path,
+      hint: 'Pass the config with --config or LAPSE_CONFIG; `examples/lapse.yaml` is a starting point.',
+    });
+  }
+  return parseConfig(text, resolve(path), env);
+}
+
+/** Parses, validates, resolves and compiles a lapse.yaml. Throws one error listing every problem. */
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): EffectiveConfig {
+  const fail = (problems: string[]): never => {
+    throw new LapseError('config_invalid', `${source} is not valid: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, {
+      where: source,
+      problems,
+      hint: 'Fix each problem listed; docs/configuration.md describes every key.',
+    });
+  };
+  if (text.length > MAX_CONFIG_BYTES) fail([`${source}: the file is larger than 4 MiB`]);
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    fail(doc.errors.map((e) => `${source}:${e.linePos?.[0]?.line ?? '?'}:${e.linePos?.[0]?.col ?? '?'}: YAML syntax: ${e.message.split('\n')[0]}`));
+  }
+  const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  const parsed = configSchema.safeParse(raw ?? {});
+  if (!parsed.success) fail(parsed.error.issues.map((issue) => describeIssue(issue, doc, lines, source)));
+  const config = parsed.data as ParsedConfig;
+
+  const problems: string[] = [];
+  const secrets: SecretContext = { env, baseDir: dirname(source), problems };
+  const targets = new Map<string, TargetConfig>();
+  for (const [name, target] of Object.entries(config.targets)) {
+    const entitlements = new Map(
+      Object.entries(target.entitlements).map(([ename, e]) => [
+        ename,
+        { name: ename, target: name, description: e.description, settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>, labels: e.labels },
+      ]),
+    );
+    targets.set(name, { name, connector: target.connector, description: target.description, settings: resolveSettings(target.settings, `targets.${name}.settings`, secrets) as Record<string, unknown>, labels: target.labels, entitlements });
+  }
+  const entitlementIds = [...targets.values()].flatMap((t) => [...t.entitlements.keys()].map((e) => ({ target: t.name, name: e })));
+  const checkPatterns = (patterns: readonly string[], where: string) => {
+    patterns.forEach((pattern, i) => {
+      if (!entitlementIds.some((e) => matchesEntitlementPattern(pattern, e.target, e.name))) {
+        problems.push(`${where}[${i}]: "${pattern}" matches no configured entitlement; check the target and entitlement names`);
+      }
+    });
+  };
+  const seen = new Set<string>();
+  config.policies.forEach((policy, i) => {
+    if (seen.has(policy.name)) problems.push(`policies[${i}].name: "${policy.name}" is used by an earlier policy; names must be unique`);
+    seen.add(policy.name);
+    checkPatterns(policy.entitlements, `policies[${i}] (${policy.name}).entitlements`);
+    if (!isKnownTimezone(policy.timezone)) problems.push(`policies[${i}] (${policy.name}).timezone: "${policy.timezone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`);
+  });
+  checkPatterns(config.breakGlass.entitlements, 'breakGlass.entitlements');
+  if (config.scheduler.revokeBackoff.min > config.scheduler.revokeBackoff.max) problems.push('scheduler.revokeBackoff: min must not exceed max');
+  const signingKeyPem = config.audit.signingKey === undefined ? undefined : resolveReference(config.audit.signingKey, 'audit.signingKey', secrets);
+  if (config.audit.signingKey !== undefined && !config.audit.signingKey.startsWith('${')) {
+    problems.push('audit.signingKey: give the key as a reference (${file:path} or ${env:NAME}), not inline');
+  }
+  if (problems.length > 0) fail(problems.map((p) => `${source}: ${p}`));
+
+  const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
+  const definitions: PolicyDefinition[] = config.policies.map((p) => ({
+    name: p.name,
+    description: p.description,
+    subjects: p.subjects,
+    entitlements: p.entitlements,
+    timezone: p.timezone,
+    duration: { defaultMs: p.duration.default, maxMs: p.duration.max },
+    extension: { maxCount: p.extension.maxCount, maxTotalMs: p.extension.maxTotal, requireApproval: p.extension.requireApproval },
+    require: { justificationMinLength: p.require.justification?.minLength ?? 0, ticketPattern: p.require.ticket?.pattern, mfaMaxAgeMs: p.require.mfa?.maxAge },
+    conditions: p.conditions,
+    autoApprove: p.autoApprove,
+    autoApproveIf: p.autoApproveIf,
+    approval: { pendingTimeoutMs: p.approval.pendingTimeout, stages: p.approval.stages },
+  }));
+  let policies;
+  try {
+    policies = compilePolicies(definitions, version);
+  } catch (error) {
+    if (error instanceof LapseError) fail([`${source}: ${error.details.where ?? ''}: ${error.message}. ${error.details.hint ?? ''}`.trim()]);
+    throw error;
+  }
+  return {
+    version,
+    source,
+    targets,
+    policies,
+    breakGlass: { enabled: config.breakGlass.enabled, subjects: config.breakGlass.subjects, entitlements: config.breakGlass.entitlements, maxDurationMs: config.breakGlass.maxDuration, minReasonLength: config.breakGlass.minReasonLength },
+    roles: config.roles,
+    audit: { signingKeyPem: signingKeyPem || undefined, checkpointEvery: config.audit.checkpointEvery, checkpointIntervalMs: config.audit.checkpointInterval },
+    scheduler: {
+      pollIntervalMs: config.scheduler.pollInterval,
+      connectorTimeoutMs: config.scheduler.connectorTimeout,
+      provisionAttempts: config.scheduler.provisionAttempts,
+      revokeBackoffMinMs: config.scheduler.revokeBackoff.min,
+      revokeBackoffMaxMs: config.scheduler.revokeBackoff.max,
+    },
+  };
+}
+
+/** "file:line:col: a.b.c: what is wrong" for one zod issue, located in the YAML source. */
+function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounter, source: string): string {
+  const path = issue.path.map((p) => String(p));
+  let message = issue.message;
+  let at = path;
+  if (issue.code === 'unrecognized_keys') {
+    const keys = issue.keys;
+    const known = knownKeys(path);
+    message = keys.map((k) => `unknown key "${k}"${suggest(k, known)}`).join('; ');
+    at = [...path, keys[0]!];
+  } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
+    message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
+  }
+  const position = locate(doc, at, lines, issue.code === 'unrecognized_keys');
+  const dotted = path.length > 0 ? path.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') : '(top level)';
+  return `${source}:${position}: ${dotted}: ${message}`;
+}
+
+function locate(doc: Document, path: string[], lines: LineCounter, keyNode: boolean): string {
+  for (let depth = path.length; depth >= 0; depth--) {
+    const parentPath = path.slice(0, Math.max(0, depth - 1));
+    const parent = depth > 0 ? doc.getIn(parentPath, true) : doc.contents;
+    if (depth > 0 && isMap(parent)) {
+      const pair = parent.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === path[depth - 1]);
+      const node = keyNode && depth === path.length ? pair?.key : (pair?.value ?? pair?.key);
+      const range = (node as { range?: [number, number, number] } | undefined)?.range;
+      if (range) return format(lines.linePos(range[0]));
+    } else {
+      const node = depth > 0 ? doc.getIn(path.slice(0, depth), true) : doc.contents;
+      const range = (node as { range?: [number, number, number] } | undefined)?.range;
+      if (range) return format(lines.linePos(range[0]));
+    }
+  }
+  return '1:1';
+}
+
+function format(pos: { line: number; col: number }): string {
+  return `${pos.line}:${pos.col}`;
+}
+
+function knownKeys(path: string[]): string[] {
+  return path.length === 0 ? TOP_LEVEL_KEYS : [];
+}
+
+function suggest(key: string, known: string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const candidate of known) {
+    const d = distance(key.toLowerCase(), candidate.toLowerCase());
+    if (d < bestDistance) {
+      best = candidate;
+      bestDistance = d;
+    }
+  }
+  return best ? ` (did you mean "${best}"?)` : '';
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = current;
+    }
+  }
+  return row[b.length]!;
+}

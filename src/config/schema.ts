@@ -1,0 +1,137 @@
+import { z } from 'zod';
+import { parseDuration } from '../domain/duration.js';
+
+/**
+ * The lapse.yaml schema. Every value is bounded (a bare z.string() would accept 40 MB) and every
+ * object is strict, so a typo is an error rather than a silently ignored setting.
+ */
+const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
+const name = (what: string) => z.string().max(63).regex(NAME, `${what} names use lower-case letters, digits, "_", "." and "-" (max 63 characters)`);
+const text = (max: number) => z.string().max(max);
+const principalName = z.string().min(1).max(256);
+
+export const duration = z
+  .string()
+  .max(32)
+  .transform((value, ctx) => {
+    try {
+      return parseDuration(value);
+    } catch {
+      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration: write e.g. 30m, 1h, 1h30m, 7d` });
+      return z.NEVER;
+    }
+  });
+
+const subjectSet = z
+  .object({
+    users: z.array(principalName).max(1000).default([]),
+    groups: z.array(principalName).max(1000).default([]),
+  })
+  .strict()
+  .prefault({});
+
+/** Connector settings: free-form for the connector to validate, but bounded in size and depth. */
+const settingValue: z.ZodType<unknown> = z.lazy(() =>
+  z.union([text(8192), z.number(), z.boolean(), z.null(), z.array(settingValue).max(256), z.record(z.string().max(128), settingValue)]),
+);
+const settings = z.record(z.string().max(128), settingValue).default({});
+const labels = z.record(z.string().max(63), text(256)).default({});
+
+const entitlement = z
+  .object({ description: text(1000).default(''), settings, labels })
+  .strict()
+  .prefault({});
+
+const target = z
+  .object({
+    connector: name('connector'),
+    description: text(1000).default(''),
+    settings,
+    labels,
+    entitlements: z.record(name('entitlement'), z.preprocess((e) => e ?? {}, entitlement)).refine((e) => Object.keys(e).length > 0, 'a target needs at least one entitlement'),
+  })
+  .strict();
+
+const entitlementPattern = z
+  .string()
+  .max(130)
+  .regex(/^(\*|(\*|[a-z0-9][a-z0-9_.-]*)\/(\*|[a-z0-9][a-z0-9_.-]*))$/, 'write target/entitlement, target/*, */entitlement or *');
+
+const stage = z
+  .object({
+    name: name('stage'),
+    approvers: subjectSet,
+    quorum: z.number().int().min(1).max(20).default(1),
+  })
+  .strict()
+  .refine((s) => s.approvers.users.length + s.approvers.groups.length > 0, { message: 'a stage must name at least one approver user or group', path: ['approvers'] });
+
+const policy = z
+  .object({
+    name: name('policy'),
+    description: text(1000).default(''),
+    subjects: subjectSet,
+    entitlements: z.array(entitlementPattern).min(1).max(500),
+    timezone: text(64).default('UTC'),
+    duration: z.object({ default: duration.prefault('1h'), max: duration.prefault('8h') }).strict().prefault({}),
+    extension: z
+      .object({ maxCount: z.number().int().min(0).max(100).default(0), maxTotal: duration.prefault('24h'), requireApproval: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    require: z
+      .object({
+        justification: z.object({ minLength: z.number().int().min(0).max(2000) }).strict().optional(),
+        ticket: z.object({ pattern: text(500) }).strict().optional(),
+        mfa: z.object({ maxAge: duration }).strict().optional(),
+      })
+      .strict()
+      .prefault({}),
+    conditions: text(2000).optional(),
+    autoApprove: z.boolean().default(false),
+    autoApproveIf: text(2000).optional(),
+    approval: z
+      .object({ pendingTimeout: duration.prefault('24h'), stages: z.array(stage).max(10).default([]) })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .refine((p) => p.duration.default <= p.duration.max, { message: 'duration.default must not exceed duration.max', path: ['duration', 'default'] });
+
+export const configSchema = z
+  .object({
+    version: z.literal(1, { message: 'version must be 1' }),
+    identity: z.object({}).strict().prefault({}),
+    roles: z.object({ admins: subjectSet, auditors: subjectSet }).strict().prefault({}),
+    targets: z.record(name('target'), target).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
+    policies: z.array(policy).max(1000).default([]),
+    breakGlass: z
+      .object({
+        enabled: z.boolean().default(false),
+        subjects: subjectSet,
+        entitlements: z.array(entitlementPattern).max(500).default([]),
+        maxDuration: duration.prefault('1h'),
+        minReasonLength: z.number().int().min(1).max(2000).default(20),
+      })
+      .strict()
+      .prefault({}),
+    audit: z
+      .object({
+        signingKey: text(16384).optional(),
+        checkpointEvery: z.number().int().min(1).max(1_000_000).default(1000),
+        checkpointInterval: duration.prefault('1m'),
+      })
+      .strict()
+      .prefault({}),
+    scheduler: z
+      .object({
+        pollInterval: duration.prefault('1s'),
+        connectorTimeout: duration.prefault('10s'),
+        provisionAttempts: z.number().int().min(1).max(100).default(5),
+        revokeBackoff: z.object({ min: duration.prefault('1s'), max: duration.prefault('60s') }).strict().prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
+export type ParsedConfig = z.output<typeof configSchema>;

@@ -1,0 +1,56 @@
+import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import type { PolicyInput } from './types.js';
+
+/**
+ * The CEL context a policy expression sees (documented in docs/policies.md). Integers are bigint
+ * because CEL ints are 64-bit; a JS number would be a CEL double and `time.hour >= 8` would not
+ * type-check.
+ */
+export function celContext(input: PolicyInput, durationMs: number, timezone: string): Record<string, unknown> {
+  const local = localTime(input.now, timezone);
+  const mfaAgeSeconds = input.client.mfaAt ? Math.max(0, Math.floor((input.now.getTime() - input.client.mfaAt.getTime()) / 1000)) : -1;
+  return {
+    principal: { id: input.principal.id, kind: input.principal.kind, groups: [...input.principal.groups] },
+    entitlement: { name: input.entitlement, target: input.target, id: `${input.target}/${input.entitlement}` },
+    target: { name: input.target },
+    request: {
+      kind: input.kind,
+      duration: durationFromMs(durationMs),
+      reason: input.reason,
+      ticket: input.ticket ?? '',
+      breakGlass: false,
+    },
+    time: { now: timestampFromDate(input.now), ...local },
+    client: { ip: input.client.ip ?? '', userAgent: input.client.userAgent ?? '', mfaAgeSeconds: BigInt(mfaAgeSeconds) },
+    risk: { score: BigInt(Math.trunc(input.risk.score)) },
+  };
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+const WEEKDAYS: Record<string, bigint> = { Sun: 0n, Mon: 1n, Tue: 2n, Wed: 3n, Thu: 4n, Fri: 5n, Sat: 6n };
+
+function localTime(now: Date, timezone: string): { hour: bigint; minute: bigint; weekday: bigint; date: string } {
+  let formatter = formatters.get(timezone);
+  if (!formatter) {
+    formatter = new Intl.DateTimeFormat('en-US', { timeZone: timezone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', weekday: 'short' });
+    formatters.set(timezone, formatter);
+  }
+  const parts: Record<string, string> = {};
+  for (const part of formatter.formatToParts(now)) parts[part.type] = part.value;
+  return {
+    hour: BigInt(Number(parts.hour)),
+    minute: BigInt(Number(parts.minute)),
+    weekday: WEEKDAYS[parts.weekday ?? 'Sun'] ?? 0n,
+    date: `${parts.year}-${parts.month}-${parts.day}`,
+  };
+}
+
+/** Whether a time zone name is known to this runtime (checked at config load). */
+export function isKnownTimezone(timezone: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: timezone });
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,51 @@
+import { formatDuration } from '../duration.js';
+import { inSubjectSet, type Principal, type SubjectSet } from '../principal.js';
+import type { PolicySet } from './compile.js';
+import { matchesEntitlementPattern } from './definition.js';
+
+export interface EntitlementTerms {
+  readonly entitlement: string;
+  readonly policy: string;
+  readonly subjects: SubjectSet;
+  readonly defaultDuration: string;
+  readonly maxDuration: string;
+  readonly approval: string;
+  readonly requirements: readonly string[];
+  readonly conditions: string | null;
+}
+
+/**
+ * Who may get what, on what terms: every (entitlement, policy) pair, in evaluation order. With a
+ * principal, only the pairs whose subjects include it (conditions are shown, not evaluated).
+ */
+export function explainPolicies(set: PolicySet, entitlements: readonly { target: string; name: string }[], principal?: Pick<Principal, 'id' | 'groups'>): EntitlementTerms[] {
+  const out: EntitlementTerms[] = [];
+  for (const { target, name } of entitlements) {
+    for (const { definition: def } of set.policies) {
+      if (!def.entitlements.some((p) => matchesEntitlementPattern(p, target, name))) continue;
+      if (principal && !inSubjectSet(principal, def.subjects)) continue;
+      const requirements = [
+        ...(def.require.justificationMinLength > 0 ? [`reason of at least ${def.require.justificationMinLength} characters`] : []),
+        ...(def.require.ticketPattern ? [`ticket matching ${def.require.ticketPattern}`] : []),
+        ...(def.require.mfaMaxAgeMs !== undefined ? [`MFA within ${formatDuration(def.require.mfaMaxAgeMs)}`] : []),
+      ];
+      const stages = def.approval.stages.map((s) => `${s.quorum} of ${s.name} (${[...s.approvers.users.map((u) => `user ${u}`), ...s.approvers.groups.map((g) => `group ${g}`)].join(', ')})`).join(', then ');
+      const approval = def.autoApprove
+        ? 'auto-approved'
+        : def.autoApproveIf
+          ? `auto-approved if ${def.autoApproveIf}${stages ? `, else ${stages}` : ''}`
+          : stages || 'none (denied)';
+      out.push({
+        entitlement: `${target}/${name}`,
+        policy: def.name,
+        subjects: def.subjects,
+        defaultDuration: formatDuration(def.duration.defaultMs),
+        maxDuration: formatDuration(def.duration.maxMs),
+        approval,
+        requirements,
+        conditions: def.conditions ?? null,
+      });
+    }
+  }
+  return out;
+}
