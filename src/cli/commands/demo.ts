@@ -66,11 +66,12 @@ async function autoApproved(engine: Engine): Promise<void> {
 }
 
 async function approvalFlow(engine: Engine): Promise<void> {
-  say('\n2. alice asks for prod-db/admin; it needs sre-leads, then security.');
-  const { request } = await engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'rotate the replication slot after failover', ticket: 'OPS-1234' });
+  say('\n2. alice (not on call today) asks for prod-db/admin; it needs sre-leads, then security.');
+  const offDuty = { ...alice, groups: ['sre'] };
+  const { request } = await engine.submit({ principal: offDuty, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'rotate the replication slot after failover', ticket: 'OPS-1234' });
   say(`   ${request.id}: ${request.status}, stages: ${request.stages.map((s) => s.name).join(' -> ')}`);
   try {
-    await engine.review({ requestId: request.id, reviewer: alice, decision: 'approve' });
+    await engine.review({ requestId: request.id, reviewer: offDuty, decision: 'approve' });
   } catch (error) {
     say(`   alice approving her own request: refused (${(error as Error).message})`);
   }
@@ -81,7 +82,7 @@ async function approvalFlow(engine: Engine): Promise<void> {
   const grantId = (await getRequest(engine.store.db, request.id))!.grantId!;
   await until(engine, grantId, 'active');
   say(`   ${grantId}: active`);
-  await engine.release({ grantId, by: alice, reason: 'done early' });
+  await engine.release({ grantId, by: offDuty, reason: 'done early' });
   const released = await until(engine, grantId, 'revoked');
   say(`   alice releases early: ${released.status} (${released.endReason})`);
 }

@@ -1,7 +1,9 @@
 import type { Command } from 'commander';
 import { registerAuditCommands } from './audit.js';
+import { registerConfigCommands } from './config.js';
 import { registerDemoCommand } from './demo.js';
 import { registerMigrateCommand } from './migrate.js';
+import { registerPolicyCommands } from './policy.js';
 import { registerServeCommand } from './serve.js';
 
 /**
@@ -13,4 +15,6 @@ export function registerCommands(program: Command): void {
   registerMigrateCommand(program);
   registerDemoCommand(program);
   registerAuditCommands(program);
+  registerConfigCommands(program);
+  registerPolicyCommands(program);
 }

@@ -1,0 +1,34 @@
+import type { Command } from 'commander';
+import { loadConfigFile } from '../../config/index.js';
+import { builtInConnectors } from '../../connectors/index.js';
+import { LapseError } from '../../domain/errors.js';
+import { resolveLocation } from '../context.js';
+import { action, emit, type GlobalOptions } from '../output.js';
+
+export function registerConfigCommands(program: Command): void {
+  const config = program.command('config').description('the lapse.yaml configuration');
+  config
+    .command('validate [file]')
+    .description('check a config offline: schema, secret references, policies, connector settings')
+    .option('-c, --config <file>', 'config file (same as the argument)')
+    .action(
+      action(async (file: string | undefined, options: { config?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { configPath } = resolveLocation({ config: file ?? options.config });
+        const loaded = await loadConfigFile(configPath);
+        const connectors = builtInConnectors();
+        const problems: string[] = [];
+        for (const target of loaded.targets.values()) {
+          const connector = connectors.get(target.connector);
+          if (!connector) problems.push(`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${connectors.types().join(', ')})`);
+          else problems.push(...connector.validateSettings(target));
+        }
+        if (problems.length > 0) {
+          throw new LapseError('config_invalid', `${configPath} is not valid: ${problems.length} problem(s)`, { where: configPath, problems: problems.map((p) => `${configPath}: ${p}`) });
+        }
+        const entitlements = [...loaded.targets.values()].reduce((n, t) => n + t.entitlements.size, 0);
+        const summary = { valid: true, file: configPath, version: loaded.version, targets: loaded.targets.size, entitlements, policies: loaded.policies.policies.length, breakGlass: loaded.breakGlass.enabled };
+        emit(globals, summary, () => `${configPath} is valid: ${summary.targets} targets, ${entitlements} entitlements, ${summary.policies} policies, break-glass ${summary.breakGlass ? 'on' : 'off'} (version ${loaded.version.slice(0, 12)})`);
+      }),
+    );
+}
