@@ -131,10 +131,12 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounte
     const known = knownKeys(path);
     message = keys.map((k) => `unknown key "${k}"${suggest(k, known)}`).join('; ');
     at = [...path, keys[0]!];
+  } else if (issue.code === 'invalid_key') {
+    message = `"${path.at(-1)}" is not a valid name: ${issue.issues[0]?.message ?? issue.message}`;
   } else if (issue.code === 'invalid_type' && /received undefined/.test(issue.message)) {
     message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
   }
-  const position = locate(doc, at, lines, issue.code === 'unrecognized_keys');
+  const position = locate(doc, at, lines, issue.code === 'unrecognized_keys' || issue.code === 'invalid_key');
   const dotted = path.length > 0 ? path.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') : '(top level)';
   return `${source}:${position}: ${dotted}: ${message}`;
 }
