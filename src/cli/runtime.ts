@@ -1,4 +1,5 @@
 import { pino, type Logger } from 'pino';
+import { AuditCheckpointer, loadOrCreateSigningKey } from '../audit/index.js';
 import { loadConfigFile } from '../config/index.js';
 import { builtInConnectors } from '../connectors/index.js';
 import { Engine } from '../engine/index.js';
@@ -6,21 +7,32 @@ import { openStoreAt, type RuntimeLocation } from './context.js';
 
 export interface Runtime {
   readonly engine: Engine;
+  /** Signs audit checkpoints while the process runs (started by the caller). */
+  readonly checkpointer: AuditCheckpointer;
   close(): Promise<void>;
 }
 
 /**
- * Opens everything a long-running command needs: config, database (migrated), connectors and the
- * engine. The engine's scheduler is started by the caller when it wants timers to run.
+ * Opens everything a long-running command needs: config, database (migrated), connectors, the
+ * engine and the audit checkpointer. The caller starts the engine and checkpointer when it wants
+ * timers to run.
  */
 export async function openRuntime(location: RuntimeLocation, logger: Logger = pino({ level: 'silent' })): Promise<Runtime> {
   const config = await loadConfigFile(location.configPath);
+  const key = loadOrCreateSigningKey({ pem: config.audit.signingKeyPem, dataDir: location.dataDir });
   const store = await openStoreAt(location);
   const engine = new Engine({ store, config, connectors: builtInConnectors(), logger });
+  const checkpointer = new AuditCheckpointer(store.db, key, {
+    every: config.audit.checkpointEvery,
+    intervalMs: config.audit.checkpointIntervalMs,
+    onError: (error) => logger.error({ err: error }, 'audit checkpoint failed'),
+  });
   return {
     engine,
+    checkpointer,
     close: async () => {
       await engine.stop();
+      await checkpointer.stop();
       await store.close();
     },
   };

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
 import type { Engine } from '../../engine/index.js';
 import { getGrant, getRequest, type StoredGrant } from '../../store/index.js';
-import { loadOrCreateSigningKey, verifyAuditChain, writeCheckpoint } from '../../audit/index.js';
+import { loadOrCreateSigningKey, verifyAuditChain } from '../../audit/index.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action } from '../output.js';
 import { openRuntime } from '../runtime.js';
@@ -28,8 +28,8 @@ export function registerDemoCommand(program: Command): void {
           say(`Lapse demo: config ${location.configPath} (version ${engine.config.version.slice(0, 12)}), ${engine.store.kind} database in ${location.dataDir}`);
           await autoApproved(engine);
           await approvalFlow(engine);
+          await runtime.checkpointer.stop(); // writes a final checkpoint
           const key = loadOrCreateSigningKey({ pem: engine.config.audit.signingKeyPem, dataDir: location.dataDir });
-          await writeCheckpoint(engine.store.db, key);
           const result = await verifyAuditChain(engine.store.db, { publicKeys: [key.publicKey] });
           say(`\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`);
           return result.ok ? 0 : 1;

@@ -19,6 +19,7 @@ export function registerServeCommand(program: Command): void {
         const runtime = await openRuntime(location, logger);
         const { engine } = runtime;
         await engine.start();
+        runtime.checkpointer.start();
         const stats = await engine.stats();
         logger.info(
           { config: location.configPath, version: engine.config.version, database: engine.store.kind, dataDir: location.dataDir, jobs: stats.jobs },

@@ -1,0 +1,72 @@
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+
+/** The `lapse` command as a user runs it: real process, real exit codes, text and JSON. */
+const dir = mkdtempSync(join(tmpdir(), 'lapse-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function lapse(...args: string[]) {
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+describe('lapse CLI', () => {
+  it('validates the example config', () => {
+    const run = lapse('config', 'validate', 'examples/lapse.yaml');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/is valid: 2 targets, 4 entitlements, 2 policies/);
+  });
+
+  it('reports an invalid config with file, line and path, exit 1, and as JSON', () => {
+    const path = join(dir, 'bad.yaml');
+    writeFileSync(path, 'version: 1\ntargets:\n  db:\n    connector: noop\n    entitlements: { ro: {} }\n    colour: blue\n');
+    const run = lapse('config', 'validate', path);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toContain(`${path}:6:5: targets.db: unknown key "colour"`);
+    const json = lapse('--json', 'config', 'validate', path);
+    expect(JSON.parse(json.stderr).error).toMatchObject({ code: 'config_invalid' });
+  });
+
+  it('refuses a connector it does not know', () => {
+    const path = join(dir, 'unknown.yaml');
+    writeFileSync(path, 'version: 1\ntargets:\n  db:\n    connector: oracle\n    entitlements: { ro: {} }\n');
+    const run = lapse('config', 'validate', path);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toMatch(/unknown connector "oracle"/);
+  });
+
+  it('runs policy cases and shows a readable diff for a failing one', () => {
+    expect(lapse('policy', 'test', 'examples/policy-tests.yaml', '--config', 'examples/lapse.yaml').code).toBe(0);
+    const cases = join(dir, 'cases.yaml');
+    writeFileSync(cases, 'cases:\n  - name: wrong on purpose\n    principal: { id: alice, groups: [sre] }\n    request: { entitlement: prod-db/readonly, duration: 1h, reason: "INC-1 looking" }\n    expect: { outcome: pending }\n');
+    const run = lapse('policy', 'test', cases, '--config', 'examples/lapse.yaml');
+    expect(run.code).toBe(1);
+    expect(run.stdout).toContain('FAIL  wrong on purpose');
+    expect(run.stdout).toMatch(/outcome:\n {4}- expected "pending"\n {4}\+ actual {3}"approved"/);
+    expect(run.stdout).toContain('0 passed, 1 failed');
+  });
+
+  it('explains what a principal may get', () => {
+    const run = lapse('--json', 'policy', 'explain', '--config', 'examples/lapse.yaml', '--principal', 'alice', '--groups', 'sre');
+    expect(run.code).toBe(0);
+    const { terms } = JSON.parse(run.stdout) as { terms: { entitlement: string }[] };
+    expect(terms.map((t) => t.entitlement)).toEqual(['prod-db/readonly', 'prod-db/admin', 'bastion/login', 'bastion/root']);
+  });
+
+  it('migrates a new embedded database and verifies its (empty) audit chain', () => {
+    const dataDir = join(dir, 'data');
+    expect(lapse('migrate', '--data-dir', dataDir).stdout).toMatch(/applied 1 migration/);
+    const verify = lapse('audit', 'verify', '--data-dir', dataDir);
+    expect(verify.code).toBe(0);
+    expect(verify.stdout).toMatch(/audit chain OK: 0 events/);
+  });
+
+  it('exits 2 on a usage error', () => {
+    const run = lapse('request-everything');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/unknown command/);
+  });
+});
