@@ -1,3 +1,4 @@
+import { sql } from 'kysely';
 import { describe, expect, it } from 'vitest';
 import { NoopConnector } from '../src/connectors/index.js';
 import { openStore } from '../src/store/index.js';
@@ -44,12 +45,14 @@ describeEachStore('catching up after downtime', ({ store }) => {
     const first = await startEngine(store());
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const { request } = await first.engine.submit({ principal: { ...alice, id: `down-${i}` }, target: 'prod-db', entitlement: 'readonly', durationMs: 300, reason: 'downtime' });
+      const { request } = await first.engine.submit({ principal: { ...alice, id: `down-${i}` }, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'downtime' });
       ids.push(request.grantId!);
     }
     await waitFor(() => store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute(), (rows) => rows.every((r) => r.status === 'active'));
     await first.stop();
-    await new Promise((resolve) => setTimeout(resolve, 600)); // everything expires while nobody runs
+    // An hour passes while nobody runs: move the expiries (and their timers) into the past.
+    await sql`UPDATE grants SET expires_at = now() - interval '1 hour' WHERE id = ANY(${ids})`.execute(store().db);
+    await sql`UPDATE jobs SET due_at = now() - interval '1 hour' WHERE subject_id = ANY(${ids})`.execute(store().db);
     const overdue = await store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute();
     expect(overdue.every((r) => r.status === 'active')).toBe(true);
 
