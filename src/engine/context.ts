@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { appendAuditEvent } from '../audit/index.js';
+import { appendAuditEvents } from '../audit/index.js';
 import type { EffectiveConfig, EntitlementConfig, TargetConfig } from '../config/types.js';
 import type { Connector, ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
@@ -30,7 +30,7 @@ export interface UnitOfWork {
   readonly tx: Transaction<Database>;
   /** The database's clock at the start of this transaction: one "now" for the whole change. */
   readonly now: Date;
-  /** Appends an audit event in this transaction: it commits with the state change or not at all. */
+  /** Records an audit event in this transaction: it commits with the state change or not at all. */
   audit(entry: AuditEntry): Promise<void>;
   /** Wakes schedulers after commit (here and, through NOTIFY, on other replicas). */
   wake(): void;
@@ -50,7 +50,6 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
       tx,
       now: new Date(rows[0]!.now),
       audit: async (entry) => {
-        await appendAuditEvent(tx, entry);
         committed.push(entry);
       },
       wake: () => {
@@ -58,6 +57,9 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
       },
     };
     const value = await work(unit);
+    // NB. Appended last, in one batch: the audit head row is locked from here to commit, and every
+    // writer in every replica queues on it, so it is held for as short a time as possible.
+    await appendAuditEvents(tx, committed);
     if (wake && context.store.kind === 'postgres') await sql`SELECT pg_notify('lapse_jobs', '')`.execute(tx);
     return value;
   });

@@ -6,7 +6,8 @@ import { LapseError } from '../domain/errors.js';
 import { countJobs, countOverdueRevocations, type Store } from '../store/index.js';
 import { transact, type EngineContext } from './context.js';
 import { breakGlass, checkAccess, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
-import { expireJob, provisionJob, revokeJob } from './provisioning.js';
+import { provisionJob } from './provisioning.js';
+import { revokeJobs } from './revocation.js';
 import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
 import { Scheduler } from './scheduler.js';
 
@@ -55,10 +56,9 @@ export class Engine {
       pollIntervalMs: () => this.current.scheduler.pollIntervalMs,
       handlers: {
         provision: (job, worker) => provisionJob(context, job, worker),
-        expire: (job, worker) => expireJob(context, job, worker),
-        revoke: (job, worker) => revokeJob(context, job, worker),
         request_timeout: (job) => timeOutPendingRequest(context, job.subjectId),
       },
+      batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       ...options.scheduler,
     });
   }

@@ -1,10 +1,9 @@
 import type { GrantSpec } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import { activateGrant, beginRevoke, completeRevoke } from '../domain/grant.js';
+import { activateGrant, beginRevoke } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
   completeJob,
-  convertJob,
   getGrant,
   liveGrantsForKey,
   retryJob,
@@ -27,7 +26,7 @@ import { failpoint } from './failpoints.js';
 /** Extra room in the target-side backstop for the gap between provisioning and activation. */
 const BACKSTOP_SLACK_MS = 60_000;
 
-function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: Date): GrantSpec {
+export function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: Date): GrantSpec {
   const expiresAt = grant.expiresAt?.getTime() ?? now.getTime() + grant.durationMs + BACKSTOP_SLACK_MS;
   return {
     grantId: grant.id,
@@ -40,7 +39,7 @@ function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: Date): 
 }
 
 /** Runs a connector call with a deadline; a call that ignores its AbortSignal is still cut off. */
-async function callConnector<T>(context: EngineContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
+export async function callConnector<T>(context: EngineContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const timeoutMs = context.config().scheduler.connectorTimeoutMs;
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
@@ -58,7 +57,7 @@ async function callConnector<T>(context: EngineContext, what: string, call: (sig
   }
 }
 
-function message(error: unknown): string {
+export function errorMessage(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, 2000);
 }
 
@@ -109,7 +108,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
   try {
     handle = { ...(await callConnector(context, `provision of ${grant.id}`, (signal) => resolved.connector.provision(spec, signal))).handle };
   } catch (caught) {
-    error = message(caught);
+    error = errorMessage(caught);
   }
   failpoint('provision:after-call');
 
@@ -159,106 +158,4 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
     await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: false, retryInMs: delay } });
   });
   failpoint('provision:after-commit');
-}
-
-interface PreparedRevoke {
-  readonly grant: StoredGrant;
-  readonly resolved: ResolvedEntitlement;
-  readonly attemptId: string;
-  readonly spec: GrantSpec;
-}
-
-/**
- * Step 1 of a revoke, inside the caller's transaction, for a grant already `revoking`: either the
- * access is still covered by another grant (done, no target call) or the attempt is recorded.
- */
-async function prepareRevoke(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, job: Job, worker: number): Promise<PreparedRevoke | null> {
-  // Reference counting: another live grant of the same access keeps it; only the last one to
-  // end removes it at the target.
-  const others = await liveGrantsForKey(unit.tx, grant.accessKey, grant.id);
-  const cover = others.find((other) => other.status === 'active' || other.status === 'provisioning');
-  if (cover) {
-    await updateGrant(unit.tx, completeRevoke(grant, unit.now), { coveredBy: cover.id });
-    await completeJob(unit.tx, job, worker);
-    await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, coveredBy: cover.id, targetCall: false } });
-    return null;
-  }
-  const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
-  const attemptId = await recordAttempt(unit, grant, 'revoke', worker);
-  return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
-}
-
-/**
- * An active grant reached its expiry. The same transaction starts the revoke and turns the job
- * into the grant's revoke job, so a crash from here on resumes as a revoke.
- */
-export async function expireJob(context: EngineContext, job: Job, worker: number): Promise<void> {
-  const prepared = await transact(context, async (unit) => {
-    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
-    if (!grant || grant.status !== 'active' || grant.expiresAt === null) {
-      await completeJob(unit.tx, job, worker);
-      return null;
-    }
-    if (grant.expiresAt.getTime() > unit.now.getTime()) {
-      // Extended since this job was due: wait for the new expiry.
-      await scheduleJob(unit.tx, 'expire', grant.id, { at: grant.expiresAt });
-      return null;
-    }
-    const ending = { ...grant, ...beginRevoke(grant, 'expired', 'system', unit.now) };
-    await updateGrant(unit.tx, ending);
-    await convertJob(unit.tx, job, 'revoke');
-    await unit.audit({ action: 'grant.expired', actor: 'system', subject: grant.id, data: { expiresAt: grant.expiresAt.toISOString() } });
-    return prepareRevoke(context, unit, ending, { ...job, kind: 'revoke' }, worker);
-  });
-  failpoint('expire:after-commit');
-  if (prepared) await finishRevoke(context, prepared, { ...job, kind: 'revoke' }, worker);
-}
-
-export async function revokeJob(context: EngineContext, job: Job, worker: number): Promise<void> {
-  const prepared = await transact(context, async (unit) => {
-    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
-    if (!grant || grant.status !== 'revoking') {
-      await completeJob(unit.tx, job, worker);
-      return null;
-    }
-    return prepareRevoke(context, unit, grant, job, worker);
-  });
-  if (prepared) await finishRevoke(context, prepared, job, worker);
-}
-
-/** Steps 2 and 3 of a revoke: the target call, then its outcome. */
-async function finishRevoke(context: EngineContext, prepared: PreparedRevoke, job: Job, worker: number): Promise<void> {
-  const { grant, resolved, attemptId, spec } = prepared;
-  failpoint('revoke:before-call');
-  let error: string | null = null;
-  try {
-    await callConnector(context, `revoke of ${grant.id}`, (signal) => resolved.connector.revoke(spec, grant.handle, signal));
-  } catch (caught) {
-    error = message(caught);
-  }
-  failpoint('revoke:after-call');
-
-  await transact(context, async (unit) => {
-    await finishAttempt(unit, attemptId, error);
-    const current = await getGrant(unit.tx, grant.id, { forUpdate: true });
-    if (!current || current.status !== 'revoking') {
-      await completeJob(unit.tx, job, worker);
-      return;
-    }
-    if (error === null) {
-      const done = completeRevoke(current, unit.now);
-      await updateGrant(unit.tx, done, { lastError: null });
-      await completeJob(unit.tx, job, worker);
-      await unit.audit({ action: `grant.${done.status}`, actor: 'system', subject: grant.id, data: { reason: current.endReason, targetCall: true } });
-      return;
-    }
-    // Never given up: retried with capped backoff until it works or an admin force-closes it.
-    const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
-    const delay = backoffMs(current.revokeAttempts, revokeBackoffMinMs, revokeBackoffMaxMs);
-    await updateGrant(unit.tx, current, { lastError: error });
-    await retryJob(unit.tx, job, worker, delay, error);
-    await unit.audit({ action: 'grant.revoke_failed', actor: 'system', subject: grant.id, data: { attempt: current.revokeAttempts, error, retryInMs: delay, severity: 'high' } });
-    context.logger.warn({ grant: grant.id, attempt: current.revokeAttempts, retryInMs: delay, error }, 'revoke failed; will retry');
-  });
-  failpoint('revoke:after-commit');
 }

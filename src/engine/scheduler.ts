@@ -4,10 +4,16 @@ import { claimDueJobs, msUntilNextJob, registerWorker, retryJob, type Job, type 
 import { backoffMs } from './provisioning.js';
 
 export type JobHandler = (job: Job, worker: number) => Promise<void>;
+/** Handles many due jobs at once (expiry bursts); claimed jobs of its kinds go to it together. */
+export interface BatchHandler {
+  readonly kinds: readonly JobKind[];
+  readonly run: (jobs: Job[], worker: number) => Promise<void>;
+}
 
 export interface SchedulerOptions {
   readonly store: Store;
-  readonly handlers: Record<JobKind, JobHandler>;
+  readonly handlers: Partial<Record<JobKind, JobHandler>>;
+  readonly batch?: BatchHandler;
   readonly logger: Logger;
   readonly pollIntervalMs: () => number;
   /** Jobs claimed per round trip; a burst of expiries is worked through in batches this size. */
@@ -129,29 +135,49 @@ export class Scheduler {
     const leaseMs = this.options.leaseMs ?? 120_000;
     const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs);
     if (jobs.length === 0) return 0;
+    const batched = this.options.batch;
+    const together = batched ? jobs.filter((job) => batched.kinds.includes(job.kind)) : [];
+    const single = jobs.filter((job) => !together.includes(job));
     const concurrency = this.options.concurrency ?? (this.options.store.kind === 'pglite' ? 4 : 8);
     let next = 0;
-    const lanes = Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
-      while (next < jobs.length) {
-        const job = jobs[next++]!;
+    const lanes = Array.from({ length: Math.min(concurrency, single.length) }, async () => {
+      while (next < single.length) {
+        const job = single[next++]!;
         await this.runJob(job, worker);
       }
     });
-    await Promise.all(lanes);
+    await Promise.all([...lanes, ...(batched && together.length > 0 ? [this.runBatch(batched, together, worker)] : [])]);
     return jobs.length;
+  }
+
+  private async runBatch(handler: BatchHandler, jobs: Job[], worker: number): Promise<void> {
+    try {
+      await handler.run(jobs, worker);
+    } catch (error) {
+      this.options.logger.error({ err: error, jobs: jobs.length }, 'job batch failed');
+      for (const job of jobs) await this.retry(job, worker, error);
+    }
   }
 
   private async runJob(job: Job, worker: number): Promise<void> {
     try {
-      await this.options.handlers[job.kind](job, worker);
+      const handler = this.options.handlers[job.kind];
+      if (!handler) throw new Error(`no handler for ${job.kind} jobs`);
+      await handler(job, worker);
     } catch (error) {
-      // A handler that throws (database hiccup, target removed from config) is retried with backoff;
-      // its job row stays, so nothing is forgotten.
-      const delay = backoffMs(job.attempts, 1_000, 60_000);
-      this.options.logger.error({ err: error, job: job.id, kind: job.kind, subject: job.subjectId, retryInMs: delay }, 'job failed');
-      await retryJob(this.options.store.db, job, worker, delay, error instanceof Error ? error.message : String(error)).catch((retryError: unknown) => {
-        this.options.logger.error({ err: retryError, job: job.id }, 'could not reschedule job; its lease will expire');
-      });
+      this.options.logger.error({ err: error, job: job.id, kind: job.kind, subject: job.subjectId }, 'job failed');
+      await this.retry(job, worker, error);
     }
+  }
+
+  /**
+   * A handler that throws (database hiccup, target removed from config) is retried with backoff;
+   * its job row stays, so nothing is forgotten. A job the handler already completed is unaffected.
+   */
+  private async retry(job: Job, worker: number, error: unknown): Promise<void> {
+    const delay = backoffMs(job.attempts, 1_000, 60_000);
+    await retryJob(this.options.store.db, job, worker, delay, error instanceof Error ? error.message : String(error)).catch((retryError: unknown) => {
+      this.options.logger.error({ err: retryError, job: job.id }, 'could not reschedule job; its lease will expire');
+    });
   }
 }

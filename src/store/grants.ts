@@ -160,3 +160,44 @@ export async function countOverdueRevocations(tx: Executor, graceMs: number): Pr
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** Several grants, locked for change in id order (a fixed order keeps concurrent batches from deadlocking). */
+export async function getGrantsForUpdate(tx: Executor, ids: readonly string[]): Promise<Map<string, StoredGrant>> {
+  if (ids.length === 0) return new Map();
+  const rows = await tx.selectFrom('grants').selectAll().where('id', 'in', [...ids]).orderBy('id').forUpdate().execute();
+  return new Map(rows.map((row) => [row.id, toGrant(row)]));
+}
+
+/** Every grant not yet ended that gives one of these accesses, locked (see liveGrantsForKey). */
+export async function liveGrantsForKeys(tx: Executor, accessKeys: readonly string[]): Promise<StoredGrant[]> {
+  if (accessKeys.length === 0) return [];
+  const rows = await tx
+    .selectFrom('grants')
+    .selectAll()
+    .where('access_key', 'in', [...new Set(accessKeys)])
+    .where('status', 'in', ['provisioning', 'active', 'revoking'])
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+  return rows.map(toGrant);
+}
+
+/** Writes the state of many grants after checked domain transitions, in one statement. */
+export async function updateGrantStates(tx: Executor, grants: readonly Grant[], changes: { coveredBy?: ReadonlyMap<string, string>; clearError?: boolean; revokeAttempt?: boolean } = {}): Promise<void> {
+  if (grants.length === 0) return;
+  const column = <T>(pick: (g: Grant) => T) => grants.map(pick);
+  await sql`
+    UPDATE grants AS g SET
+      status = v.status,
+      end_reason = v.end_reason,
+      ended_by = v.ended_by,
+      ended_at = v.ended_at,
+      covered_by = COALESCE(v.covered_by, g.covered_by),
+      last_error = CASE WHEN ${changes.clearError ?? false} THEN NULL ELSE g.last_error END,
+      revoke_attempts = g.revoke_attempts + CASE WHEN ${changes.revokeAttempt ?? false} THEN 1 ELSE 0 END
+    FROM unnest(${column((g) => g.id)}::text[], ${column((g) => g.status)}::text[], ${column((g) => g.endReason)}::text[],
+                ${column((g) => g.endedBy)}::text[], ${column((g) => g.endedAt?.toISOString() ?? null)}::timestamptz[],
+                ${column((g) => changes.coveredBy?.get(g.id) ?? null)}::text[])
+      AS v(id, status, end_reason, ended_by, ended_at, covered_by)
+    WHERE g.id = v.id`.execute(tx);
+}

@@ -78,11 +78,6 @@ export async function completeJob(tx: Executor, job: Job, worker: number): Promi
   await tx.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', worker).execute();
 }
 
-/** Turns a claimed job into another kind for the same subject, keeping the claim (expire -> revoke). */
-export async function convertJob(tx: Executor, job: Job, kind: JobKind): Promise<void> {
-  await tx.updateTable('jobs').set({ kind }).where('id', '=', job.id).execute();
-}
-
 /** Not done: try again after `delayMs` (from the database's now), keeping the attempt count. */
 export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: number, error: string): Promise<void> {
   await tx
@@ -115,4 +110,16 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
   const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
+}
+
+/** Completes many claimed jobs at once (see completeJob). */
+export async function completeJobs(tx: Executor, jobs: readonly Job[], worker: number): Promise<void> {
+  if (jobs.length === 0) return;
+  await tx.deleteFrom('jobs').where('id', 'in', jobs.map((j) => j.id)).where('locked_by', '=', worker).execute();
+}
+
+/** Turns many claimed jobs into another kind, keeping the claims (see convertJob). */
+export async function convertJobs(tx: Executor, jobs: readonly Job[], kind: JobKind): Promise<void> {
+  if (jobs.length === 0) return;
+  await tx.updateTable('jobs').set({ kind }).where('id', 'in', jobs.map((j) => j.id)).execute();
 }
