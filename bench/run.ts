@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openStore, type Store } from '../src/store/index.js';
-import { benchAuditAppend, benchAuditVerify } from '../src/audit/index.js';
+import { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from '../src/audit/index.js';
 import { benchPolicyDecision } from './policy.js';
 import { benchBurstRevocation, benchEngine, benchIsolatedRevocation, benchRequestToActive, benchWorkflowThroughput } from './lifecycle.js';
 import { emitResult } from './stats.js';
@@ -61,6 +61,7 @@ for (const backend of backends) {
       await engine.stop();
     }
     emitResult({ ...(await benchAuditAppend(store, quick ? 2_000 : 10_000)), backend });
+    emitResult({ ...(await benchAuditAppendBatched(store, quick ? 20_000 : 100_000, 100)), backend });
     emitResult({ ...(await benchAuditVerify(store)), backend });
   });
 }

@@ -3,4 +3,4 @@ export { canonicalJson } from '../domain/canonical-json.js';
 export { AuditCheckpointer, writeCheckpoint } from './checkpoints.js';
 export { loadOrCreateSigningKey, readPublicKey, keyIdOf, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';
 export { verifyAuditChain, type VerifyProblem, type VerifyResult } from './verify.js';
-export { benchAuditAppend, benchAuditVerify } from './bench.js';
+export { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from './bench.js';
