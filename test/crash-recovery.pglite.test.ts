@@ -1,0 +1,4 @@
+import { crashRecoverySuite } from './support/crash-suite.js';
+
+// One file per backend so the two run in parallel.
+crashRecoverySuite('pglite');
