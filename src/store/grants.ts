@@ -38,6 +38,20 @@ function toGrant(row: Selectable<GrantsTable>): StoredGrant {
   };
 }
 
+/** The lifecycle columns of a grant, written the same way on insert and on every transition. */
+function stateColumns(grant: Grant) {
+  return {
+    status: grant.status,
+    duration_ms: grant.durationMs,
+    activated_at: grant.activatedAt,
+    expires_at: grant.expiresAt,
+    end_reason: grant.endReason,
+    ended_by: grant.endedBy,
+    ended_at: grant.endedAt,
+    extensions: grant.extensions,
+  };
+}
+
 export async function insertGrant(tx: Executor, grant: Grant, accessKey: string, createdAt: Date): Promise<void> {
   await tx
     .insertInto('grants')
@@ -48,15 +62,8 @@ export async function insertGrant(tx: Executor, grant: Grant, accessKey: string,
       target: grant.target,
       entitlement: grant.entitlement,
       access_key: accessKey,
-      status: grant.status,
-      duration_ms: grant.durationMs,
       break_glass: grant.breakGlass,
-      activated_at: grant.activatedAt,
-      expires_at: grant.expiresAt,
-      end_reason: grant.endReason,
-      ended_by: grant.endedBy,
-      ended_at: grant.endedAt,
-      extensions: grant.extensions,
+      ...stateColumns(grant),
       handle: null,
       provision_attempts: 0,
       revoke_attempts: 0,
@@ -87,14 +94,7 @@ export async function updateGrant(tx: Executor, grant: Grant, changes: GrantChan
   await tx
     .updateTable('grants')
     .set({
-      status: grant.status,
-      duration_ms: grant.durationMs,
-      activated_at: grant.activatedAt,
-      expires_at: grant.expiresAt,
-      end_reason: grant.endReason,
-      ended_by: grant.endedBy,
-      ended_at: grant.endedAt,
-      extensions: grant.extensions,
+      ...stateColumns(grant),
       ...(changes.handle !== undefined ? { handle: changes.handle === null ? null : JSON.stringify(changes.handle) } : {}),
       ...(changes.lastError !== undefined ? { last_error: changes.lastError } : {}),
       ...(changes.coveredBy !== undefined ? { covered_by: changes.coveredBy } : {}),
