@@ -1,28 +1,41 @@
 import type { Command } from 'commander';
 import { pino } from 'pino';
+import { buildApiServer } from '../../api/index.js';
 import { watchConfig } from '../../config/index.js';
+import { LapseError } from '../../domain/errors.js';
+import { PACKAGE_VERSION } from '../version.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action } from '../output.js';
 import { openRuntime } from '../runtime.js';
 
 /**
- * `lapse serve`: runs the lifecycle engine: the durable scheduler (provision, expiry, revoke
- * retries, timeouts) and config reload on SIGHUP or file change. The HTTP API joins it next.
+ * `lapse serve`: runs the lifecycle engine (the durable scheduler: provision, expiry, revoke
+ * retries, timeouts), config reload on SIGHUP or file change, and the HTTP server (so far the
+ * operations endpoints /healthz, /readyz, /metrics and /api/openapi.json).
  */
 export function registerServeCommand(program: Command): void {
   addLocationOptions(program.command('serve'))
-    .description('run Lapse: the scheduler that provisions and revokes on time, with config reload')
+    .description('run Lapse: the scheduler that provisions and revokes on time, config reload, and the HTTP server')
+    .option('-p, --port <port>', 'HTTP port (env LAPSE_PORT, default 8080)')
+    .option('--host <address>', 'address to listen on (env LAPSE_HOST, default 127.0.0.1)')
     .action(
-      action(async (options: { config?: string; dataDir?: string }) => {
+      action(async (options: { config?: string; dataDir?: string; port?: string; host?: string }) => {
+        const port = Number(options.port ?? process.env.LAPSE_PORT ?? 8080);
+        if (!Number.isInteger(port) || port < 0 || port > 65535) {
+          throw new LapseError('validation_failed', `port "${options.port ?? process.env.LAPSE_PORT}" is not a TCP port`, { where: '--port', hint: 'Use a number from 0 to 65535.' });
+        }
+        const host = options.host ?? process.env.LAPSE_HOST ?? '127.0.0.1';
         const logger = pino({ name: 'lapse', level: process.env.LAPSE_LOG_LEVEL ?? 'info' });
         const location = resolveLocation(options);
         const runtime = await openRuntime(location, logger);
         const { engine } = runtime;
         await engine.start();
         runtime.checkpointer.start();
+        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION });
+        const address = await server.listen({ port, host });
         const stats = await engine.stats();
         logger.info(
-          { config: location.configPath, version: engine.config.version, database: engine.store.kind, dataDir: location.dataDir, jobs: stats.jobs },
+          { address, config: location.configPath, version: engine.config.version, database: engine.store.kind, dataDir: location.dataDir, jobs: stats.jobs },
           'lapse is running',
         );
         const stopWatching = watchConfig(location.configPath, {
@@ -38,6 +51,7 @@ export function registerServeCommand(program: Command): void {
           process.once('SIGINT', () => shutdown('SIGINT'));
         });
         stopWatching();
+        await server.close();
         await runtime.close();
       }),
     );

@@ -1,0 +1,1 @@
+export { buildApiServer, type ApiServer, type ApiServerOptions } from './server.js';

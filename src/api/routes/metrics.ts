@@ -1,0 +1,47 @@
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { z } from 'zod';
+import type { Engine } from '../../engine/index.js';
+
+/**
+ * Prometheus metrics. `lapse_revocations_overdue` is the one to alert on: grants whose access
+ * should be gone but is not confirmed gone.
+ */
+export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'lapse_process_' });
+  new Gauge({
+    name: 'lapse_revocations_overdue',
+    help: 'Grants whose access should have been removed more than a second ago but is not confirmed removed',
+    registers: [registry],
+    async collect() {
+      this.set((await engine.stats()).overdueRevocations);
+    },
+  });
+  new Gauge({
+    name: 'lapse_jobs',
+    help: 'Durable timers waiting, by kind',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      const { jobs } = await engine.stats();
+      for (const [kind, count] of Object.entries(jobs)) this.set({ kind }, count);
+    },
+  });
+  new Gauge({
+    name: 'lapse_scheduler_last_round_age_seconds',
+    help: 'Seconds since the scheduler last completed a round',
+    registers: [registry],
+    collect() {
+      this.set((Date.now() - engine.scheduler.lastRoundAt) / 1000);
+    },
+  });
+
+  return async (app) => {
+    app.get(
+      '/metrics',
+      { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: z.string() } } },
+      async (_request, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()),
+    );
+  };
+}
