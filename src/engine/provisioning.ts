@@ -61,10 +61,10 @@ export function errorMessage(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).slice(0, 2000);
 }
 
-async function recordAttempt(unit: UnitOfWork, grant: StoredGrant, operation: 'provision' | 'revoke', worker: number): Promise<string> {
+async function recordProvisionAttempt(unit: UnitOfWork, grant: StoredGrant, worker: number): Promise<string> {
   const id = newId('attempt');
-  await unit.tx.insertInto('connector_attempts').values({ id, grant_id: grant.id, operation, worker, started_at: unit.now, finished_at: null, outcome: null, error: null }).execute();
-  await updateGrant(unit.tx, grant, operation === 'provision' ? { provisionAttempt: true } : { revokeAttempt: true });
+  await unit.tx.insertInto('connector_attempts').values({ id, grant_id: grant.id, operation: 'provision', worker, started_at: unit.now, finished_at: null, outcome: null, error: null }).execute();
+  await updateGrant(unit.tx, grant, { provisionAttempt: true });
   return id;
 }
 
@@ -96,7 +96,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       return null;
     }
     const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
-    const attemptId = await recordAttempt(unit, grant, 'provision', worker);
+    const attemptId = await recordProvisionAttempt(unit, grant, worker);
     return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
   });
   if (!prepared) return;

@@ -84,9 +84,7 @@ export async function getGrant(tx: Executor, id: string, options: { forUpdate?: 
 export interface GrantChanges {
   readonly handle?: Record<string, unknown> | null;
   readonly lastError?: string | null;
-  readonly coveredBy?: string | null;
   readonly provisionAttempt?: true;
-  readonly revokeAttempt?: true;
 }
 
 /** Writes the state of a grant after a checked domain transition, plus bookkeeping changes. */
@@ -97,16 +95,10 @@ export async function updateGrant(tx: Executor, grant: Grant, changes: GrantChan
       ...stateColumns(grant),
       ...(changes.handle !== undefined ? { handle: changes.handle === null ? null : JSON.stringify(changes.handle) } : {}),
       ...(changes.lastError !== undefined ? { last_error: changes.lastError } : {}),
-      ...(changes.coveredBy !== undefined ? { covered_by: changes.coveredBy } : {}),
       ...(changes.provisionAttempt ? { provision_attempts: sql<number>`provision_attempts + 1` } : {}),
-      ...(changes.revokeAttempt ? { revoke_attempts: sql<number>`revoke_attempts + 1` } : {}),
     })
     .where('id', '=', grant.id)
     .execute();
-}
-
-export async function recordGrantError(tx: Executor, id: string, error: string): Promise<void> {
-  await tx.updateTable('grants').set({ last_error: error.slice(0, 2000) }).where('id', '=', id).execute();
 }
 
 /**
@@ -140,23 +132,16 @@ export async function listGrants(tx: Executor, filter: GrantFilter = {}): Promis
   return rows.map(toGrant);
 }
 
-/** Grants whose access should be gone by now but is not confirmed gone: the overdue-revocation metric. */
+/**
+ * Grants whose access should be gone by now but is not confirmed gone: active past their expiry,
+ * or revoking for longer than the grace period. The overdue-revocation metric.
+ */
 export async function countOverdueRevocations(tx: Executor, graceMs: number): Promise<number> {
+  const cutoff = sql<Date>`now() - ${`${graceMs} milliseconds`}::interval`;
   const row = await tx
     .selectFrom('grants')
     .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where((eb) =>
-      eb.or([
-        eb('status', '=', 'revoking'),
-        eb.and([eb('status', '=', 'active'), eb('expires_at', '<', sql<Date>`now() - ${`${graceMs} milliseconds`}::interval`)]),
-      ]),
-    )
-    .where((eb) =>
-      eb.or([
-        eb('status', '=', 'active'),
-        eb('ended_at', '<', sql<Date>`now() - ${`${graceMs} milliseconds`}::interval`),
-      ]),
-    )
+    .where((eb) => eb.or([eb.and([eb('status', '=', 'active'), eb('expires_at', '<', cutoff)]), eb.and([eb('status', '=', 'revoking'), eb('ended_at', '<', cutoff)])]))
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
