@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,14 @@ describe('lapse CLI', () => {
     const verify = lapse('audit', 'verify', '--data-dir', dataDir);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/audit chain OK: 0 events/);
+  });
+
+  it('refuses to verify a database that does not exist, and creates nothing', () => {
+    const missing = join(dir, 'nowhere');
+    const run = lapse('audit', 'verify', '--data-dir', missing);
+    expect(run.code).toBe(3);
+    expect(run.stderr).toMatch(/there is no Lapse database in/);
+    expect(existsSync(missing)).toBe(false);
   });
 
   it('exits 2 on a usage error', () => {

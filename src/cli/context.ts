@@ -1,5 +1,7 @@
+import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
+import { LapseError } from '../domain/errors.js';
 import { openStore, type Store } from '../store/index.js';
 
 /** Where a command finds its database and config: flags first, then environment, then defaults. */
@@ -23,11 +25,24 @@ export function resolveLocation(options: { config?: string; dataDir?: string }, 
   };
 }
 
-/** Opens the database the location names: PostgreSQL when DATABASE_URL is set, else <data-dir>/data. */
-export function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean } = {}): Promise<Store> {
+/**
+ * Opens the database the location names: PostgreSQL when DATABASE_URL is set, else <data-dir>/data.
+ * With `mustExist`, an embedded database that is not there is an error instead of being created
+ * (read-only commands such as `audit verify` must not conjure an empty, "valid" log).
+ */
+export function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean; mustExist?: boolean } = {}): Promise<Store> {
+  const dataDir = join(location.dataDir, 'data');
+  if (options.mustExist && !location.databaseUrl && !existsSync(join(dataDir, 'pgdata'))) {
+    return Promise.reject(
+      new LapseError('not_found', `there is no Lapse database in ${location.dataDir}`, {
+        where: dataDir,
+        hint: 'Point --data-dir (or LAPSE_DATA_DIR) at the directory `lapse serve` uses, or set DATABASE_URL.',
+      }),
+    );
+  }
   return openStore({
     databaseUrl: location.databaseUrl,
-    dataDir: join(location.dataDir, 'data'),
+    dataDir,
     ...(options.migrate !== undefined ? { migrate: options.migrate } : {}),
   });
 }

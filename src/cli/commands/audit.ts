@@ -17,7 +17,7 @@ export function registerAuditCommands(program: Command): void {
         const location = resolveLocation(options);
         const keyPath = options.publicKey ?? join(location.dataDir, PUBLIC_KEY_FILE);
         const publicKeys = existsSync(keyPath) ? [readPublicKey(keyPath)] : [];
-        const store = await openStoreAt(location);
+        const store = await openStoreAt(location, { mustExist: true });
         try {
           const result = await verifyAuditChain(store.db, { publicKeys });
           emit(globals, result, () => {

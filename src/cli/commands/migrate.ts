@@ -11,7 +11,7 @@ export function registerMigrateCommand(program: Command): void {
       action(async (options: { config?: string; dataDir?: string; status?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         const location = resolveLocation(options);
-        const store = await openStoreAt(location, { migrate: false });
+        const store = await openStoreAt(location, { migrate: false, mustExist: options.status === true });
         try {
           if (options.status) {
             const pending = await pendingMigrations(store.db);
