@@ -58,10 +58,21 @@ describe('lapse CLI', () => {
 
   it('migrates a new embedded database and verifies its (empty) audit chain', () => {
     const dataDir = join(dir, 'data');
-    expect(lapse('migrate', '--data-dir', dataDir).stdout).toMatch(/applied 1 migration/);
+    expect(lapse('migrate', '--data-dir', dataDir).stdout).toMatch(/applied 2 migration/);
     const verify = lapse('audit', 'verify', '--data-dir', dataDir);
     expect(verify.code).toBe(0);
     expect(verify.stdout).toMatch(/audit chain OK: 0 events/);
+  });
+
+  it('creates a user and a token shown once, and refuses bad scopes and unknown users', () => {
+    const dataDir = join(dir, 'admin');
+    expect(lapse('admin', 'user', 'create', 'alice', '--group', 'sre', '--group', 'oncall', '--data-dir', dataDir).stdout).toMatch(/created user alice \(usr_[0-9a-z]+\) in sre, oncall/);
+    expect(lapse('admin', 'user', 'create', 'alice', '--data-dir', dataDir).code).toBe(4);
+    const issued = lapse('--json', 'admin', 'token', 'create', '--user', 'alice', '--scope', 'read', '--expires', '30d', '--data-dir', dataDir);
+    expect(issued.code).toBe(0);
+    expect(JSON.parse(issued.stdout)).toMatchObject({ id: expect.stringMatching(/^tok_/), token: expect.stringMatching(/^lapse_[A-Za-z0-9_-]{43}$/) });
+    expect(lapse('admin', 'token', 'create', '--user', 'alice', '--scope', 'root', '--data-dir', dataDir).code).toBe(2);
+    expect(lapse('admin', 'token', 'create', '--user', 'nobody', '--scope', 'read', '--data-dir', dataDir).code).toBe(3);
   });
 
   it('refuses to verify a database that does not exist, and creates nothing', () => {

@@ -4,6 +4,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { accessRoutes } from './routes/access.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 
@@ -34,12 +35,17 @@ export async function buildApiServer(options: ApiServerOptions) {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Lapse API', description: 'Just-in-time privileged access broker', version: options.version },
-      tags: [{ name: 'operations', description: 'Health, readiness and metrics' }],
+      tags: [
+        { name: 'operations', description: 'Health, readiness and metrics' },
+        { name: 'access', description: 'What access principals hold' },
+      ],
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `lapse admin token create`' } } },
     },
     transform: jsonSchemaTransform,
   });
   await app.register(healthRoutes(options.engine));
   await app.register(metricsRoutes(options.engine));
+  await app.register(accessRoutes(options.engine));
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   await app.ready();
   return app;

@@ -28,6 +28,7 @@ export const ERROR_CODES = {
   mfa_step_up_required: { http: 401, exit: EXIT.forbidden, title: 'Step-up authentication required' },
   self_approval: { http: 403, exit: EXIT.forbidden, title: 'Requesters cannot review their own request' },
   not_an_approver: { http: 403, exit: EXIT.forbidden, title: 'Not an approver for this stage' },
+  unauthenticated: { http: 401, exit: EXIT.forbidden, title: 'Authentication required' },
   forbidden: { http: 403, exit: EXIT.forbidden, title: 'Not allowed' },
   not_found: { http: 404, exit: EXIT.notFound, title: 'Not found' },
   invalid_transition: { http: 409, exit: EXIT.conflict, title: 'Not possible in the current state' },

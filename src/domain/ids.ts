@@ -13,6 +13,8 @@ export const ID_PREFIXES = {
   attempt: 'att',
   event: 'evt',
   finding: 'fnd',
+  user: 'usr',
+  token: 'tok',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -4,7 +4,7 @@ import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { countJobs, countOverdueRevocations, type Store } from '../store/index.js';
-import { transact, type EngineContext } from './context.js';
+import { transact, type AuditEntry, type EngineContext } from './context.js';
 import { breakGlass, checkAccess, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
 import { provisionJob } from './provisioning.js';
 import { revokeJobs } from './revocation.js';
@@ -110,6 +110,11 @@ export class Engine {
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);
   reviewBreakGlass = (input: Parameters<typeof reviewBreakGlass>[1]) => reviewBreakGlass(this.context, input);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
+
+  /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */
+  async recordSecurityEvent(entry: AuditEntry): Promise<void> {
+    await transact(this.context, (unit) => unit.audit(entry));
+  }
 
   async stats(): Promise<EngineStats> {
     const db = this.context.store.db;

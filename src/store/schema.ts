@@ -13,6 +13,30 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
+  users: UsersTable;
+  api_tokens: ApiTokensTable;
+}
+
+export interface UsersTable {
+  id: string;
+  name: string;
+  kind: 'user' | 'service';
+  groups: JSONColumnType<string[]>;
+  password_hash: string | null;
+  created_at: Timestamp;
+  disabled_at: Timestamp | null;
+}
+
+export interface ApiTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  secret_hash: string;
+  scopes: JSONColumnType<string[]>;
+  created_at: Timestamp;
+  expires_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 import { registerConfigCommands } from './config.js';
 import { registerDemoCommand } from './demo.js';
@@ -17,4 +18,5 @@ export function registerCommands(program: Command): void {
   registerAuditCommands(program);
   registerConfigCommands(program);
   registerPolicyCommands(program);
+  registerAdminCommands(program);
 }

@@ -1,5 +1,6 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_core.js';
+import * as m0002 from './0002_principals.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -8,6 +9,7 @@ import * as m0001 from './0001_core.js';
  */
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
+  '0002_principals': m0002,
 };
 
 export const migrationProvider: MigrationProvider = {

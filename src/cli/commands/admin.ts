@@ -1,0 +1,77 @@
+import type { Command } from 'commander';
+import { sql } from 'kysely';
+import { appendAuditEvents } from '../../audit/index.js';
+import { createUser, findUserByName, issueApiToken } from '../../auth/index.js';
+import { parseDuration } from '../../domain/duration.js';
+import { LapseError } from '../../domain/errors.js';
+import type { Store } from '../../store/index.js';
+import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
+import { action, emit, type GlobalOptions } from '../output.js';
+
+/**
+ * Offline administration straight on the database, for bootstrap and automation (the server
+ * need not run). Every change is audited with actor `cli:<os user>`.
+ */
+async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>): Promise<T> {
+  const actor = `cli:${process.env.USER ?? 'unknown'}`;
+  return store.db.transaction().execute(async (tx) => {
+    const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
+    const { value, audit } = await work(tx, new Date(rows[0]!.now));
+    await appendAuditEvents(tx, [{ ...audit, actor }]);
+    return value;
+  });
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+export function registerAdminCommands(program: Command): void {
+  const admin = program.command('admin').description('offline administration on the database (users, tokens)');
+  const user = admin.command('user').description('local users and service identities');
+  addLocationOptions(user.command('create <name>'))
+    .description('create a local user (or --service identity)')
+    .option('-g, --group <group>', 'a group (repeatable)', collect, [])
+    .option('--service', 'a service identity rather than a person')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const created = await inTransaction(store, async (tx, now) => {
+            const value = await createUser(tx, { name, groups: options.group, kind: options.service ? 'service' : 'user' }, now);
+            return { value, audit: { action: 'user.created', subject: value.id, data: { name: value.name, kind: value.kind, groups: value.groups } } };
+          });
+          emit(globals, created, () => `created ${created.kind} ${created.name} (${created.id})${created.groups.length ? ` in ${created.groups.join(', ')}` : ''}`);
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  const token = admin.command('token').description('API tokens for the CLI and automation');
+  addLocationOptions(token.command('create'))
+    .description('create an API token; it is printed once and stored only as a hash')
+    .requiredOption('-u, --user <name>', 'the user the token acts as')
+    .requiredOption('-s, --scope <scope>', 'read, request, approve or admin (repeatable)', collect, [])
+    .option('--expires <duration>', 'lifetime, e.g. 30d (default 90d; "never" for none)', '90d')
+    .option('--name <name>', 'what the token is for', 'cli')
+    .action(
+      action(async (options: { config?: string; dataDir?: string; user: string; scope: string[]; expires: string; name: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const expiresInMs = options.expires === 'never' ? null : parseDuration(options.expires, '--expires');
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const issued = await inTransaction(store, async (tx, now) => {
+            const owner = await findUserByName(tx, options.user);
+            if (!owner) throw new LapseError('not_found', `there is no user ${options.user}`, { where: '--user', hint: 'Create it with `lapse admin user create`.' });
+            const value = await issueApiToken(tx, { userId: owner.id, name: options.name, scopes: options.scope, expiresInMs }, now);
+            return { value, audit: { action: 'token.created', subject: value.id, data: { user: owner.name, scopes: options.scope, expiresAt: value.expiresAt?.toISOString() ?? null } } };
+          });
+          emit(globals, { id: issued.id, token: issued.token, expiresAt: issued.expiresAt?.toISOString() ?? null }, () =>
+            [`${issued.token}`, '', `token ${issued.id} for ${options.user}, scopes ${options.scope.join(', ')}, ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}.`, 'This is the only time it is shown; store it now.'].join('\n'),
+          );
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+}
