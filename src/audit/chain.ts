@@ -1,14 +1,16 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { sql, type Kysely } from 'kysely';
+import { canonicalJson } from '../domain/canonical-json.js';
+import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Database } from '../store/index.js';
-import { canonicalJson } from '../domain/canonical-json.js';
 
 /** What a caller records; the chain adds seq, id and the database time. */
 export interface AuditEntry {
   readonly action: string;
   readonly actor: string;
   readonly subject?: string | undefined;
+  /** Ids, names, decisions and reasons. Never credentials: see refuseSecrets. */
   readonly data?: Record<string, unknown> | undefined;
 }
 
@@ -24,13 +26,25 @@ export interface AuditEvent {
   readonly data?: Record<string, unknown>;
 }
 
+export interface AppendedEvent {
+  readonly seq: number;
+  readonly id: string;
+  readonly hash: string;
+}
+
 export const GENESIS_HASH = '0'.repeat(64);
 /** Bounded so one bad caller cannot bloat the log: an event is a record, not a document. */
 export const MAX_EVENT_BYTES = 64 * 1024;
+/** Rows per INSERT: 5 parameters each stays far below PostgreSQL's 65,535-parameter limit. */
+const ROWS_PER_STATEMENT = 1_000;
 const SECRET_KEY = /password|passwd|secret|token|credential|private_?key/i;
+/** `tokenId`, `credential_ids`: a reference to a secret is not the secret. */
+const REFERENCE_KEY = /(?:Ids?|_ids?)$/;
 
 export function chainHash(prevHash: string, payload: string): string {
-  return createHash('sha256').update(prevHash).update('\n').update(payload).digest('hex');
+  // NB. crypto.hash (one call, no Hash object) is twice as fast as createHash().update().digest(),
+  // and verification is bound by this line.
+  return hash('sha256', `${prevHash}\n${payload}`, 'hex');
 }
 
 /**
@@ -40,25 +54,38 @@ export function chainHash(prevHash: string, payload: string): string {
 function refuseSecrets(value: unknown, path: string): void {
   if (value === null || typeof value !== 'object') return;
   for (const [key, inner] of Object.entries(value)) {
-    if (SECRET_KEY.test(key)) throw new Error(`audit data must not contain secrets: key "${path}.${key}"`);
+    if (SECRET_KEY.test(key) && !REFERENCE_KEY.test(key)) {
+      throw new Error(`audit data must not contain secrets: key "${path}.${key}" (record the id of a secret, never its value)`);
+    }
     refuseSecrets(inner, `${path}.${key}`);
   }
 }
 
+interface Row {
+  readonly seq: number;
+  readonly id: string;
+  readonly payload: string;
+  readonly prev_hash: string;
+  readonly hash: string;
+}
+
 /**
  * Appends events to the hash chain inside the caller's transaction, so they commit with the state
- * change they describe or not at all. Locking the head row serialises appenders across processes.
+ * change they describe or not at all. Locking the head row serialises appenders across processes
+ * (replicas sharing one PostgreSQL extend one chain); the lock is held until the caller commits.
  */
-export async function appendAuditEvents(tx: Kysely<Database>, entries: readonly AuditEntry[]): Promise<{ seq: number; id: string; hash: string }[]> {
+export async function appendAuditEvents(tx: Kysely<Database>, entries: readonly AuditEntry[]): Promise<AppendedEvent[]> {
   if (entries.length === 0) return [];
+  // Checked before the lock: a refused event must not make other writers wait.
+  for (const entry of entries) refuseSecrets(entry.data, 'data');
   const { rows } = await sql<{ seq: string; hash: string; now: Date }>`SELECT seq, hash, now() AS now FROM audit_head WHERE id = 1 FOR UPDATE`.execute(tx);
   const head = rows[0];
-  if (!head) throw new Error('audit_head row is missing: the database was not migrated or was tampered with');
+  if (!head) throw new Error('audit_head row is missing: the database was not migrated, or was tampered with');
   let seq = Number(head.seq);
   let prev = head.hash;
+  // now() is the transaction's start, the same instant the caller's state change records.
   const at = new Date(head.now).toISOString();
-  const records = entries.map((entry) => {
-    refuseSecrets(entry.data, 'data');
+  const records: Row[] = entries.map((entry) => {
     seq += 1;
     const event: AuditEvent = {
       v: 1,
@@ -71,25 +98,34 @@ export async function appendAuditEvents(tx: Kysely<Database>, entries: readonly 
       ...(entry.data !== undefined ? { data: entry.data } : {}),
     };
     const payload = canonicalJson(event);
-    if (Buffer.byteLength(payload) > MAX_EVENT_BYTES) throw new Error(`audit event ${entry.action} is larger than ${MAX_EVENT_BYTES} bytes`);
-    const hash = chainHash(prev, payload);
-    const record = { seq, id: event.id, payload, prev_hash: prev, hash };
-    prev = hash;
+    if (Buffer.byteLength(payload) > MAX_EVENT_BYTES) {
+      throw new LapseError('validation_failed', `the audit event ${entry.action} is ${Buffer.byteLength(payload)} bytes, more than the ${MAX_EVENT_BYTES} allowed`, {
+        where: entry.subject ?? entry.action,
+        hint: 'Shorten the free text (reason, comment) or record ids instead of whole documents.',
+      });
+    }
+    const record = { seq, id: event.id, payload, prev_hash: prev, hash: chainHash(prev, payload) };
+    prev = record.hash;
     return record;
   });
-  // One round trip for the rows and the new head: the head lock is held until commit, so every
-  // statement saved here is time other writers do not wait.
+  for (let start = 0; start + ROWS_PER_STATEMENT < records.length; start += ROWS_PER_STATEMENT) {
+    await sql`INSERT INTO audit_events (seq, id, payload, prev_hash, hash) VALUES ${values(records.slice(start, start + ROWS_PER_STATEMENT))}`.execute(tx);
+  }
+  // The last rows and the new head in one round trip: the head lock is held until commit, so every
+  // statement saved here is time other writers do not wait. Plain VALUES, not unnest(arrays):
+  // measured 25-45% faster for the common one-event transaction.
+  const last = records.slice(Math.floor((records.length - 1) / ROWS_PER_STATEMENT) * ROWS_PER_STATEMENT);
   await sql`
-    WITH inserted AS (
-      INSERT INTO audit_events (seq, id, payload, prev_hash, hash)
-      SELECT * FROM unnest(${records.map((r) => r.seq)}::bigint[], ${records.map((r) => r.id)}::text[], ${records.map((r) => r.payload)}::text[],
-                           ${records.map((r) => r.prev_hash)}::text[], ${records.map((r) => r.hash)}::text[])
-      RETURNING 1)
+    WITH inserted AS (INSERT INTO audit_events (seq, id, payload, prev_hash, hash) VALUES ${values(last)} RETURNING 1)
     UPDATE audit_head SET seq = ${seq}, hash = ${prev} WHERE id = 1`.execute(tx);
   return records.map((r) => ({ seq: r.seq, id: r.id, hash: r.hash }));
 }
 
-export async function appendAuditEvent(tx: Kysely<Database>, entry: AuditEntry): Promise<{ seq: number; id: string; hash: string }> {
+function values(rows: readonly Row[]) {
+  return sql.join(rows.map((r) => sql`(${r.seq}, ${r.id}, ${r.payload}, ${r.prev_hash}, ${r.hash})`));
+}
+
+export async function appendAuditEvent(tx: Kysely<Database>, entry: AuditEntry): Promise<AppendedEvent> {
   const [appended] = await appendAuditEvents(tx, [entry]);
   return appended!;
 }

@@ -1,4 +1,4 @@
-export { appendAuditEvent, appendAuditEvents, chainHash, GENESIS_HASH, type AuditEntry, type AuditEvent } from './chain.js';
+export { appendAuditEvent, appendAuditEvents, chainHash, GENESIS_HASH, MAX_EVENT_BYTES, type AppendedEvent, type AuditEntry, type AuditEvent } from './chain.js';
 export { canonicalJson } from '../domain/canonical-json.js';
 export { AuditCheckpointer, writeCheckpoint } from './checkpoints.js';
 export { loadOrCreateSigningKey, readPublicKey, keyIdOf, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';
