@@ -12,69 +12,86 @@ export function verifyCheckpointSignature(publicKey: KeyObject, seq: number, has
   try {
     return verify(null, checkpointMessage(seq, hash), publicKey, Buffer.from(signature, 'base64'));
   } catch {
+    // A key of the wrong type or a malformed signature is simply not a valid signature.
     return false;
   }
 }
 
 /** Signs the current head unless it was signed already. Returns the checkpointed seq, or null. */
 export async function writeCheckpoint(db: Kysely<Database>, key: SigningKey): Promise<number | null> {
-  return db.transaction().execute(async (tx) => {
-    // Lock the head so the checkpoint names a committed, consistent (seq, hash).
-    const { rows } = await sql<{ seq: string; hash: string }>`SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE`.execute(tx);
-    const seq = Number(rows[0]!.seq);
-    if (seq === 0) return null;
-    const hash = rows[0]!.hash;
-    const existing = await tx.selectFrom('audit_checkpoints').select('seq').where('seq', '=', String(seq)).executeTakeFirst();
-    if (existing) return null;
-    const signature = sign(null, checkpointMessage(seq, hash), key.privateKey).toString('base64');
-    await tx.insertInto('audit_checkpoints').values({ seq, hash, created_at: sql<Date>`now()`, key_id: key.keyId, signature }).execute();
-    return seq;
-  });
+  // NB. No lock: the head row always holds a committed, matching (seq, hash) pair, and locking it
+  // would stall every appender for the length of this commit.
+  const { rows } = await sql<{ seq: string; hash: string; signed: string | null }>`
+    SELECT seq, hash, (SELECT max(seq) FROM audit_checkpoints) AS signed FROM audit_head WHERE id = 1`.execute(db);
+  const head = rows[0];
+  if (!head) throw new Error('audit_head row is missing: the database was not migrated, or was tampered with');
+  const seq = Number(head.seq);
+  if (seq === 0 || seq <= Number(head.signed ?? 0)) return null;
+  const signature = sign(null, checkpointMessage(seq, head.hash), key.privateKey).toString('base64');
+  // Replicas race to sign the same head; the first one wins and the others change nothing.
+  const inserted = await db
+    .insertInto('audit_checkpoints')
+    .values({ seq, hash: head.hash, created_at: sql<Date>`now()`, key_id: key.keyId, signature })
+    .onConflict((conflict) => conflict.column('seq').doNothing())
+    .executeTakeFirst();
+  return inserted.numInsertedOrUpdatedRows === 0n ? null : seq;
+}
+
+export interface CheckpointerOptions {
+  /** Sign after this many new events… */
+  readonly every: number;
+  /** …or once this long has passed with at least one new event. */
+  readonly intervalMs: number;
+  readonly onError: (error: unknown) => void;
 }
 
 /**
  * Writes a checkpoint after `every` new events or every `intervalMs`, whichever comes first, from
- * one timer; stop() clears it and writes a last checkpoint.
+ * one polling timer (events may be appended by other replicas, so the count is read from the
+ * database, not counted here). stop() clears the timer, waits for a running tick and writes a
+ * last checkpoint, so nothing of it outlives the process's store.
  */
 export class AuditCheckpointer {
   private timer: NodeJS.Timeout | null = null;
   private lastAt = Date.now();
-  private busy = false;
+  private running: Promise<void> | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly key: SigningKey,
-    private readonly options: { every: number; intervalMs: number; onError: (error: unknown) => void },
+    private readonly options: CheckpointerOptions,
   ) {}
 
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => void this.tick(), Math.min(1_000, this.options.intervalMs));
+    this.lastAt = Date.now();
+    this.timer = setInterval(() => this.tick(), Math.max(10, Math.min(1_000, this.options.intervalMs)));
     this.timer.unref();
   }
 
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
+    await this.running;
     await writeCheckpoint(this.db, this.key).catch(this.options.onError);
   }
 
-  private async tick(): Promise<void> {
-    if (this.busy) return;
-    this.busy = true;
-    try {
-      const { rows } = await sql<{ head: string; last: string | null }>`
-        SELECT (SELECT seq FROM audit_head WHERE id = 1) AS head, (SELECT max(seq) FROM audit_checkpoints) AS last`.execute(this.db);
-      const pending = Number(rows[0]!.head) - Number(rows[0]!.last ?? 0);
-      const due = pending >= this.options.every || (pending > 0 && Date.now() - this.lastAt >= this.options.intervalMs);
-      if (due) {
-        await writeCheckpoint(this.db, this.key);
-        this.lastAt = Date.now();
-      }
-    } catch (error) {
-      this.options.onError(error);
-    } finally {
-      this.busy = false;
+  private tick(): void {
+    if (this.running) return;
+    this.running = this.checkpointIfDue()
+      .catch(this.options.onError)
+      .finally(() => {
+        this.running = null;
+      });
+  }
+
+  private async checkpointIfDue(): Promise<void> {
+    const { rows } = await sql<{ head: string; signed: string | null }>`
+      SELECT (SELECT seq FROM audit_head WHERE id = 1) AS head, (SELECT max(seq) FROM audit_checkpoints) AS signed`.execute(this.db);
+    const pending = Number(rows[0]!.head) - Number(rows[0]!.signed ?? 0);
+    if (pending >= this.options.every || (pending > 0 && Date.now() - this.lastAt >= this.options.intervalMs)) {
+      await writeCheckpoint(this.db, this.key);
+      this.lastAt = Date.now();
     }
   }
 }

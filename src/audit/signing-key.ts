@@ -1,6 +1,7 @@
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { LapseError } from '../domain/errors.js';
 
 export interface SigningKey {
   readonly privateKey: KeyObject;
@@ -21,23 +22,11 @@ export function keyIdOf(publicKey: KeyObject): string {
  * generated once into the data directory (0600) with its public half beside it for verifiers.
  */
 export function loadOrCreateSigningKey(options: { pem?: string | undefined; dataDir: string }): SigningKey {
-  let privateKey: KeyObject;
-  if (options.pem) {
-    privateKey = createPrivateKey(options.pem);
-  } else {
-    const path = join(options.dataDir, PRIVATE_KEY_FILE);
-    if (existsSync(path)) {
-      privateKey = createPrivateKey(readFileSync(path, 'utf8'));
-    } else {
-      mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
-      privateKey = generateKeyPairSync('ed25519').privateKey;
-      writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
-    }
-  }
-  if (privateKey.asymmetricKeyType !== 'ed25519') throw new Error(`the audit signing key must be Ed25519, not ${privateKey.asymmetricKeyType}`);
+  const privateKey = options.pem ? parsePrivateKey(options.pem, 'audit.signingKey') : loadOrGenerate(options.dataDir);
   const publicKey = createPublicKey(privateKey);
   const publicPath = join(options.dataDir, PUBLIC_KEY_FILE);
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }) as string;
+  // Kept in step with the private key, so `lapse audit verify` finds the current public key.
   if (!existsSync(publicPath) || readFileSync(publicPath, 'utf8') !== publicPem) {
     mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
     writeFileSync(publicPath, publicPem, { mode: 0o644 });
@@ -45,6 +34,67 @@ export function loadOrCreateSigningKey(options: { pem?: string | undefined; data
   return { privateKey, publicKey, keyId: keyIdOf(publicKey) };
 }
 
+function loadOrGenerate(dataDir: string): KeyObject {
+  const path = join(dataDir, PRIVATE_KEY_FILE);
+  if (!existsSync(path)) {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    try {
+      // 'wx': never overwrite a key that already signed checkpoints.
+      writeFileSync(path, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600, flag: 'wx' });
+    } catch (error) {
+      // Another process sharing the data directory generated it first: use that one.
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
+  // NB. Like OpenSSH, refuse a private key others can read rather than sign with a key that may
+  // have leaked. Windows has no such mode bits.
+  if (process.platform !== 'win32' && (statSync(path).mode & 0o077) !== 0) {
+    throw new LapseError('config_invalid', 'the audit signing key is readable by other users', {
+      where: path,
+      hint: `Run \`chmod 600 ${path}\`, and replace the key if it may have been copied.`,
+    });
+  }
+  return parsePrivateKey(readFileSync(path, 'utf8'), path);
+}
+
+function parsePrivateKey(pem: string, where: string): KeyObject {
+  let key: KeyObject;
+  try {
+    key = createPrivateKey(pem);
+  } catch (error) {
+    throw new LapseError('config_invalid', `the audit signing key is not a readable private key: ${(error as Error).message}`, {
+      where,
+      hint: 'Give a PKCS#8 PEM Ed25519 key, e.g. from `openssl genpkey -algorithm ed25519`.',
+    });
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new LapseError('config_invalid', `the audit signing key must be Ed25519, not ${key.asymmetricKeyType}`, {
+      where,
+      hint: 'Generate one with `openssl genpkey -algorithm ed25519`.',
+    });
+  }
+  return key;
+}
+
+/** A verifier's public key (PEM, SPKI), e.g. the audit-signing-key.pub.pem `lapse serve` writes. */
 export function readPublicKey(path: string): KeyObject {
-  return createPublicKey(readFileSync(path, 'utf8'));
+  let pem: string;
+  try {
+    pem = readFileSync(path, 'utf8');
+  } catch (error) {
+    throw new LapseError('not_found', `cannot read the audit public key: ${(error as Error).message}`, {
+      where: path,
+      hint: `Pass --public-key with the checkpoint public key (${PUBLIC_KEY_FILE} in the server's data directory).`,
+    });
+  }
+  let key: KeyObject;
+  try {
+    key = createPublicKey(pem);
+  } catch (error) {
+    throw new LapseError('validation_failed', `not a PEM public key: ${(error as Error).message}`, { where: path });
+  }
+  if (key.asymmetricKeyType !== 'ed25519') {
+    throw new LapseError('validation_failed', `the audit public key must be Ed25519, not ${key.asymmetricKeyType}`, { where: path });
+  }
+  return key;
 }
