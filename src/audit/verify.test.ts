@@ -167,6 +167,9 @@ describeEachStore('audit verify', ({ store }) => {
     expect(await verify()).toMatchObject({ ok: true, events: last, lastSeq: last });
     await sql`DELETE FROM audit_events WHERE seq = ${PAGE_ROWS + 30}`.execute(db());
     expect(await kinds()).toEqual([`gap@${PAGE_ROWS + 31}`, `chain_break@${PAGE_ROWS + 31}`]);
+    // A whole page's worth missing: the pages requested ahead on the dense guess are all wrong.
+    await sql`DELETE FROM audit_events WHERE seq BETWEEN ${PAGE_ROWS + 100} AND ${PAGE_ROWS * 2 - 100}`.execute(db());
+    expect(await kinds()).toEqual([`gap@${PAGE_ROWS + 31}`, `chain_break@${PAGE_ROWS + 31}`, `gap@${PAGE_ROWS * 2 - 99}`, `chain_break@${PAGE_ROWS * 2 - 99}`]);
   });
 
   it('raises no false alarm while events are being appended', async () => {
