@@ -83,8 +83,9 @@ export async function readEventPages(db: Kysely<Database>, upTo: number, visit: 
           visit(seq, line.slice(space + 1, space + 65), line.slice(space + 66, space + 130), line.slice(space + 131));
         }
       } else {
-        // A payload with a raw newline (canonical JSON never has one) or a hash of the wrong
-        // length would make the lines lie about the rows: read this page row by row instead.
+        // A payload with a raw newline (canonical JSON never has one), a hash of the wrong length
+        // or a NULL (constraints dropped) would make the lines lie about the rows: read this page
+        // row by row instead.
         await visitRows(db, from, page.rows, upTo, visit);
       }
     }
@@ -111,7 +112,7 @@ async function fetchPage(db: Kysely<Database>, after: number, limit: number): Pr
 
 async function visitRows(db: Kysely<Database>, after: number, limit: number, upTo: number, visit: EventVisitor): Promise<void> {
   const { rows } = await sql<{ seq: string; prev_hash: string; hash: string; payload: string }>`
-    SELECT seq, prev_hash, hash, ${clampedPayload} AS payload
+    SELECT seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash, coalesce(${clampedPayload}, '') AS payload
     FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}`.execute(db);
   for (const row of rows) {
     if (Number(row.seq) > upTo) break;

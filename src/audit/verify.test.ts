@@ -161,6 +161,17 @@ describeEachStore('audit verify', ({ store }) => {
     expect(await kinds()).toEqual(['chain_break@5', 'edited@9', 'seq_mismatch@9', 'chain_break@10', 'chain_break@14', 'edited@14']);
   });
 
+  it('reports, not crashes on, a NULL where the constraints were dropped', async () => {
+    await sql`ALTER TABLE audit_events ALTER COLUMN payload DROP NOT NULL`.execute(db());
+    try {
+      await sql`UPDATE audit_events SET payload = NULL WHERE seq = 6`.execute(db());
+      expect(await kinds()).toEqual(['edited@6', 'seq_mismatch@6']);
+    } finally {
+      await sql`DELETE FROM audit_events WHERE payload IS NULL`.execute(db());
+      await sql`ALTER TABLE audit_events ALTER COLUMN payload SET NOT NULL`.execute(db());
+    }
+  });
+
   it('streams a log longer than one page, and finds a problem on a later page', async () => {
     await append(PAGE_ROWS * 2);
     const last = 25 + PAGE_ROWS * 2;
