@@ -5,16 +5,16 @@ import { MAX_EVENT_BYTES } from './chain.js';
 export type EventVisitor = (seq: number, prevHash: string, hash: string, payload: string) => void;
 
 /**
- * Rows per page. Small enough that the pages in flight, even of events all at the size limit, stay
- * strings V8 can hold (4 x 1,000 x 64 KiB = 256 MiB; a typical page is ~300 KB); large enough that
- * the round trip is noise next to the hashing.
+ * Rows per page. Large enough that a query's fixed cost is noise (it is large on PGlite), small
+ * enough that even a page of events all at the size limit is a string V8 can hold (2,500 x 64 KiB
+ * = 160 MiB; a typical page is under 1 MB).
  */
-export const PAGE_ROWS = 1_000;
+export const PAGE_ROWS = 2_500;
 /**
  * Pages requested ahead. On PostgreSQL each runs on its own connection while this process hashes
- * the current one: measured 290k -> 450k+ events/s. PGlite, one session, just queues them.
+ * the current one (measured ~300k -> ~430k events/s); PGlite, one session, just queues them.
  */
-const PAGES_IN_FLIGHT = 4;
+const PAGES_IN_FLIGHT = 3;
 
 interface Page {
   readonly text: string | null;
