@@ -4,3 +4,4 @@ export { AuditCheckpointer, checkpointMessage, writeCheckpoint, type Checkpointe
 export { loadOrCreateSigningKey, readPublicKey, keyIdOf, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';
 export { verifyAuditChain, type ProblemKind, type VerifyProblem, type VerifyResult } from './verify.js';
 export { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from './bench.js';
+export { queryAuditEvents, type AuditFilter } from './query.js';

@@ -3,6 +3,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
+import { resolveAuthConfig } from './auth.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, type PolicyDefinition } from '../domain/policy/index.js';
@@ -11,7 +12,7 @@ import { resolveReference, resolveSettings, type SecretContext } from './secrets
 import type { EffectiveConfig, TargetConfig } from './types.js';
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
-const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'scheduler'];
+const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'secrets', 'scheduler', 'reconcile', 'auth'];
 
 export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<EffectiveConfig> {
   let text: string;
@@ -79,6 +80,20 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   if (config.audit.signingKey !== undefined && !config.audit.signingKey.startsWith('${')) {
     problems.push('audit.signingKey: give the key as a reference (${file:path} or ${env:NAME}), not inline');
   }
+  const secretKeys = [config.secrets.encryptionKey, ...config.secrets.previousEncryptionKeys];
+  secretKeys.forEach((value, i) => {
+    if (value !== undefined && !value.startsWith('${')) {
+      problems.push(`secrets.${i === 0 ? 'encryptionKey' : `previousEncryptionKeys[${i - 1}]`}: give the key as a reference (\${file:path} or \${env:NAME}), not inline`);
+    }
+  });
+  const encryptionKey = config.secrets.encryptionKey === undefined ? undefined : resolveReference(config.secrets.encryptionKey, 'secrets.encryptionKey', secrets);
+  const previousEncryptionKeys = config.secrets.previousEncryptionKeys.map((value, i) => resolveReference(value, `secrets.previousEncryptionKeys[${i}]`, secrets));
+  [encryptionKey, ...previousEncryptionKeys].forEach((value, i) => {
+    if (!value) return;
+    const where = i === 0 ? 'secrets.encryptionKey' : `secrets.previousEncryptionKeys[${i - 1}]`;
+    if (Buffer.from(value.trim(), 'base64').length !== 32) problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
+  });
+  const auth = resolveAuthConfig(config.auth, secrets);
   if (problems.length > 0) fail(problems.map((p) => `${source}: ${p}`));
 
   const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
@@ -94,7 +109,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     conditions: p.conditions,
     autoApprove: p.autoApprove,
     autoApproveIf: p.autoApproveIf,
-    approval: { pendingTimeoutMs: p.approval.pendingTimeout, stages: p.approval.stages },
+    approval: {
+      pendingTimeoutMs: p.approval.pendingTimeout,
+      stages: p.approval.stages.map((s) => ({ name: s.name, approvers: s.approvers, quorum: s.quorum, ...(s.mfa ? { mfaMaxAgeMs: s.mfa.maxAge } : {}) })),
+    },
   }));
   let policies;
   try {
@@ -110,13 +128,24 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     policies,
     breakGlass: { enabled: config.breakGlass.enabled, subjects: config.breakGlass.subjects, entitlements: config.breakGlass.entitlements, maxDurationMs: config.breakGlass.maxDuration, minReasonLength: config.breakGlass.minReasonLength },
     roles: config.roles,
+    auth,
     audit: { signingKeyPem: signingKeyPem || undefined, checkpointEvery: config.audit.checkpointEvery, checkpointIntervalMs: config.audit.checkpointInterval },
+    secrets: { encryptionKey: encryptionKey || undefined, previousEncryptionKeys },
     scheduler: {
       pollIntervalMs: config.scheduler.pollInterval,
       connectorTimeoutMs: config.scheduler.connectorTimeout,
       provisionAttempts: config.scheduler.provisionAttempts,
       revokeBackoffMinMs: config.scheduler.revokeBackoff.min,
       revokeBackoffMaxMs: config.scheduler.revokeBackoff.max,
+    },
+    reconcile: {
+      intervalMs: config.reconcile.interval,
+      targets: new Map(
+        Object.entries(config.targets).map(([name, t]) => [
+          name,
+          { enabled: t.reconcile.enabled ?? config.reconcile.enabled, remediate: t.reconcile.remediate, intervalMs: t.reconcile.interval ?? config.reconcile.interval },
+        ]),
+      ),
     },
   };
 }

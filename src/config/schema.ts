@@ -42,12 +42,19 @@ const entitlement = z
   .strict()
   .prefault({});
 
+/** Per target: overrides of the global reconciliation settings, and whether drift is removed. */
+const targetReconcile = z
+  .object({ enabled: z.boolean().optional(), remediate: z.boolean().default(false), interval: duration.optional() })
+  .strict()
+  .prefault({});
+
 const target = z
   .object({
     connector: name('connector'),
     description: text(1000).default(''),
     settings,
     labels,
+    reconcile: targetReconcile,
     entitlements: z.record(name('entitlement'), z.preprocess((e) => e ?? {}, entitlement)).refine((e) => Object.keys(e).length > 0, 'a target needs at least one entitlement'),
   })
   .strict();
@@ -62,6 +69,7 @@ const stage = z
     name: name('stage'),
     approvers: subjectSet,
     quorum: z.number().int().min(1).max(20).default(1),
+    mfa: z.object({ maxAge: duration }).strict().optional(),
   })
   .strict()
   .refine((s) => s.approvers.users.length + s.approvers.groups.length > 0, { message: 'a stage must name at least one approver user or group', path: ['approvers'] });
@@ -97,11 +105,39 @@ const policy = z
   .strict()
   .refine((p) => p.duration.default <= p.duration.max, { message: 'duration.default must not exceed duration.max', path: ['duration', 'default'] });
 
+/** Sign-in: the server's external URL, OIDC single sign-on, local accounts, sessions, login limits. */
+const auth = z
+  .object({
+    publicUrl: z.url({ protocol: /^https?$/, message: 'write the URL people use to reach Lapse, e.g. https://lapse.example.com' }).max(2048).optional(),
+    oidc: z
+      .object({
+        issuer: z.url({ protocol: /^https?$/ }).max(2048),
+        clientId: z.string().min(1).max(256),
+        clientSecret: text(1024).optional(),
+        scopes: z.array(z.string().min(1).max(64).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).min(1).max(20).default(['openid', 'profile', 'email'])
+          .refine((s) => s.includes('openid'), 'scopes must include "openid"'),
+        groupsClaim: z.string().min(1).max(128).default('groups'),
+        usernameClaim: z.string().min(1).max(128).default('preferred_username'),
+        allowInsecureHttp: z.boolean().default(false),
+      })
+      .strict()
+      .optional(),
+    local: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+    sessions: z.object({ idleTimeout: duration.prefault('30m'), absoluteTimeout: duration.prefault('12h') }).strict().prefault({}),
+    loginLimits: z
+      .object({ perAccountPerHour: z.number().int().min(1).max(10_000).default(100), perIpPerMinute: z.number().int().min(1).max(100_000).default(30) })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
+
 export const configSchema = z
   .object({
     version: z.literal(1, { message: 'version must be 1' }),
     identity: z.object({}).strict().prefault({}),
     roles: z.object({ admins: subjectSet, auditors: subjectSet }).strict().prefault({}),
+    auth,
     targets: z.record(name('target'), target).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
     policies: z.array(policy).max(1000).default([]),
     breakGlass: z
@@ -120,6 +156,17 @@ export const configSchema = z
         checkpointEvery: z.number().int().min(1).max(1_000_000).default(1000),
         checkpointInterval: duration.prefault('1m'),
       })
+      .strict()
+      .prefault({}),
+    secrets: z
+      .object({
+        encryptionKey: text(1024).optional(),
+        previousEncryptionKeys: z.array(text(1024)).max(10).default([]),
+      })
+      .strict()
+      .prefault({}),
+    reconcile: z
+      .object({ enabled: z.boolean().default(true), interval: duration.prefault('15m') })
       .strict()
       .prefault({}),
     scheduler: z

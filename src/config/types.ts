@@ -14,8 +14,33 @@ export interface EffectiveConfig {
   readonly policies: PolicySet;
   readonly breakGlass: BreakGlassConfig;
   readonly roles: { readonly admins: SubjectSet; readonly auditors: SubjectSet };
+  readonly auth: AuthConfig;
   readonly audit: AuditConfig;
+  readonly secrets: SecretsConfig;
   readonly scheduler: SchedulerConfig;
+  readonly reconcile: ReconcileConfig;
+}
+
+/** Sign-in settings (docs/authentication.md). */
+export interface AuthConfig {
+  /** The URL people and the IdP use to reach Lapse; undefined means "the address the request came in on". */
+  readonly publicUrl: string | undefined;
+  readonly oidc: OidcConfig | undefined;
+  readonly local: { readonly enabled: boolean };
+  readonly sessions: { readonly idleTimeoutMs: number; readonly absoluteTimeoutMs: number };
+  readonly loginLimits: { readonly perAccountPerHour: number; readonly perIpPerMinute: number };
+}
+
+export interface OidcConfig {
+  readonly issuer: string;
+  readonly clientId: string;
+  /** Resolved from a secret reference; undefined for a public client. Never log it. */
+  readonly clientSecret: string | undefined;
+  readonly scopes: readonly string[];
+  readonly groupsClaim: string;
+  readonly usernameClaim: string;
+  /** Plain-http issuer allowed (loopback only, for tests and local trials); warned about at start. */
+  readonly allowInsecureHttp: boolean;
 }
 
 export interface TargetConfig {
@@ -56,6 +81,13 @@ export interface AuditConfig {
   readonly checkpointIntervalMs: number;
 }
 
+export interface SecretsConfig {
+  /** 32 random bytes (base64) sealing held secrets; undefined means "generate into the data dir". */
+  readonly encryptionKey: string | undefined;
+  /** Keys from before a rotation, still used to open what they sealed. */
+  readonly previousEncryptionKeys: readonly string[];
+}
+
 export interface SchedulerConfig {
   /** Longest wait between polls when nothing is due (wake-ups come earlier via notifications). */
   readonly pollIntervalMs: number;
@@ -66,4 +98,19 @@ export interface SchedulerConfig {
   /** Revoke retry backoff bounds; revokes are retried forever. */
   readonly revokeBackoffMinMs: number;
   readonly revokeBackoffMaxMs: number;
+}
+
+export interface ReconcileConfig {
+  /** How often a target is reconciled unless it says otherwise. */
+  readonly intervalMs: number;
+  /** The settings in force for each target, global defaults already applied. */
+  readonly targets: ReadonlyMap<string, TargetReconcileConfig>;
+}
+
+export interface TargetReconcileConfig {
+  /** Whether the scheduler reconciles this target (`lapse reconcile` can still run it by hand). */
+  readonly enabled: boolean;
+  /** Remove standing access no live grant covers (only within the target's configured entitlements). */
+  readonly remediate: boolean;
+  readonly intervalMs: number;
 }

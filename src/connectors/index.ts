@@ -1,9 +1,21 @@
 export * from './types.js';
 export { NoopConnector, type NoopCall, type NoopBehaviour } from './noop/noop-connector.js';
+export { SshConnector } from './ssh/ssh-connector.js';
+export { PostgresConnector, type PostgresConnectorOptions } from './postgres/postgres-connector.js';
+export { MysqlConnector, type MysqlConnectorOptions } from './mysql/mysql-connector.js';
+export { RedisConnector } from './redis/index.js';
+export { RabbitMqConnector } from './rabbitmq/index.js';
+export { WebhookConnector, verifyWebhookSignature } from './webhook/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
+import { SshConnector } from './ssh/ssh-connector.js';
+import { PostgresConnector } from './postgres/postgres-connector.js';
+import { MysqlConnector } from './mysql/mysql-connector.js';
+import { RedisConnector } from './redis/index.js';
+import { RabbitMqConnector } from './rabbitmq/index.js';
+import { WebhookConnector } from './webhook/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
 export function builtInConnectors(): ConnectorRegistry {
-  return connectorRegistry([new NoopConnector()]);
+  return connectorRegistry([new NoopConnector(), new SshConnector(), new PostgresConnector(), new MysqlConnector(), new RedisConnector(), new RabbitMqConnector(), new WebhookConnector()]);
 }

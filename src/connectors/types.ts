@@ -15,6 +15,13 @@ export interface Connector {
    */
   validateSettings(target: TargetConfig): string[];
 
+  /**
+   * Checks the values a requester supplies for an entitlement (e.g. `sshPublicKey`) before the
+   * request is stored; returns problems as "parameters.<name>: what is wrong" strings. Connectors
+   * that take no parameters omit it, and then any parameter is refused.
+   */
+  validateParameters?(target: TargetConfig, entitlement: EntitlementConfig, parameters: Readonly<Record<string, string>>): string[];
+
   /** Checks connectivity and the privileges Lapse needs at the target; throws a LapseError saying which is missing. */
   checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void>;
 
@@ -27,11 +34,26 @@ export interface Connector {
 
   provision(grant: GrantSpec, signal: AbortSignal): Promise<ProvisionResult>;
 
+  /**
+   * The grant was extended: move any expiry the target enforces itself (a role's VALID UNTIL, a
+   * certificate's valid-before) to `grant.notAfter`, so access stays continuous. May return fresh
+   * credentials (a certificate cannot be changed, only reissued) for the holder to fetch once.
+   * Idempotent. Connectors with no target-side expiry omit it.
+   */
+  extend?(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<Pick<ProvisionResult, 'credentials'> | void>;
+
   /** Removes the access and ends live sessions where the target allows it. Succeeds if already gone. */
   revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
 
   /** What access exists at the target now, for reconciliation. */
   listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]>;
+
+  /**
+   * Removes access found by `listAccess` that no live grant covers (reconciliation with
+   * `remediate: true`). Only ever called with an entry `listAccess` returned for the same target;
+   * succeeds if it is already gone.
+   */
+  removeAccess(target: TargetConfig, access: CurrentAccess, signal: AbortSignal): Promise<void>;
 }
 
 export interface GrantSpec {
@@ -45,6 +67,11 @@ export interface GrantSpec {
    * validity) use it as a backstop behind Lapse's revoke.
    */
   readonly notAfter: Date;
+  /**
+   * Values the requester supplied with the request (e.g. `sshPublicKey`), already accepted by
+   * `validateParameters`. Empty for most entitlements.
+   */
+  readonly parameters: Readonly<Record<string, string>>;
 }
 
 /** Whatever the connector needs to find the access again (user name, binding name…). No secrets. */
@@ -52,9 +79,19 @@ export type AccessHandle = Readonly<Record<string, unknown>>;
 
 export interface ProvisionResult {
   readonly handle: AccessHandle;
+  /**
+   * Secrets for the requester (an ephemeral account's password, a signed certificate…). Lapse
+   * encrypts them at rest, hands them out once to the grant's principal, then erases them; never
+   * log them and never put them in the handle. A repeated provision (after a crash) must issue
+   * fresh ones, since the first may have been lost.
+   */
+  readonly credentials?: Readonly<Record<string, string>>;
 }
 
 export interface CurrentAccess {
+  /** The account or identity at the target (role name, user name, certificate serial…). */
+  readonly account: string;
+  /** The Lapse principal, when the target tells it; otherwise the account name. */
   readonly principalId: string;
   readonly entitlement: string;
   /** The grant this access belongs to, when the target records it (labels, comments, names). */

@@ -24,6 +24,8 @@ export interface Grant {
   /** Granted duration, including approved extensions. */
   readonly durationMs: number;
   readonly breakGlass: boolean;
+  /** The request's parameters, passed to the connector on every call. */
+  readonly parameters: Readonly<Record<string, string>>;
   readonly activatedAt: Date | null;
   readonly expiresAt: Date | null;
   readonly endReason: EndReason | null;

@@ -15,6 +15,9 @@ export const ID_PREFIXES = {
   finding: 'fnd',
   user: 'usr',
   token: 'tok',
+  totp: 'otp',
+  passkey: 'pky',
+  session: 'ses',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -24,7 +24,7 @@ const stageArb: fc.Arbitrary<ApprovalStage> = fc.record({
 
 function pending(stages: ApprovalStage[], requester: Principal): AccessRequest {
   return decideRequest(
-    { id: 'req_1', kind: 'access', principal: requester, target: 't', entitlement: 'e', reason: 'r', ticket: null, grantId: null },
+    { id: 'req_1', kind: 'access', principal: requester, target: 't', entitlement: 'e', reason: 'r', ticket: null, parameters: {}, grantId: null },
     { outcome: 'pending', policy: 'p', policyVersion: 'v', reasons: [], stages, durationMs: 1000, pendingTimeoutMs: 1000 },
     new Date(0),
   );
@@ -90,7 +90,7 @@ describe('grant state machine (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.array(grantEventArb, { maxLength: 20 }), (durationMs, events) => {
         let grant: Grant = {
-          id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs, breakGlass: false,
+          id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs, breakGlass: false, parameters: {},
           activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0,
         };
         let granted = durationMs;
@@ -124,7 +124,7 @@ describe('grant state machine (property)', () => {
 
   it('denies access at expiresAt + 0', () => {
     const active = activateGrant(
-      { id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs: 1000, breakGlass: false, activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0 },
+      { id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs: 1000, breakGlass: false, parameters: {}, activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0 },
       new Date(5000),
     );
     expect(grantCovers(active, new Date(5999))).toBe(true);

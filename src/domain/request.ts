@@ -21,6 +21,8 @@ export interface AccessRequest {
   readonly durationMs: number;
   readonly reason: string;
   readonly ticket: string | null;
+  /** Values the connector needs from the requester (e.g. `sshPublicKey`); not secrets. */
+  readonly parameters: Readonly<Record<string, string>>;
   readonly status: RequestStatus;
   readonly policy: string | null;
   readonly policyVersion: string;
@@ -48,6 +50,7 @@ export interface NewRequest {
   readonly entitlement: string;
   readonly reason: string;
   readonly ticket: string | null;
+  readonly parameters: Readonly<Record<string, string>>;
   readonly grantId: string | null;
 }
 

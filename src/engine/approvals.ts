@@ -22,6 +22,7 @@ export async function openGrant(context: EngineContext, unit: UnitOfWork, reques
     status: 'provisioning',
     durationMs: request.durationMs,
     breakGlass: request.kind === 'break_glass',
+    parameters: request.parameters,
     activatedAt: null,
     expiresAt: null,
     endReason: null,
@@ -36,6 +37,7 @@ export async function openGrant(context: EngineContext, unit: UnitOfWork, reques
     entitlement,
     durationMs: grant.durationMs,
     notAfter: new Date(unit.now.getTime() + grant.durationMs),
+    parameters: grant.parameters,
   });
   await insertGrant(unit.tx, grant, accessKey, unit.now);
   const withGrant = { ...request, grantId: grant.id };

@@ -1,3 +1,4 @@
+import type { Sealer } from '../secrets/index.js';
 import type { EventEmitter } from 'node:events';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -17,6 +18,8 @@ export interface EngineContext {
   readonly poke: () => void;
   /** Emits 'change' with each audit entry once its transaction committed (live updates, tests). */
   readonly events: EventEmitter;
+  /** Seals credentials held for their principal until fetched. */
+  readonly sealer: Sealer;
 }
 
 export interface AuditEntry {
@@ -60,7 +63,11 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
     // NB. Appended last, in one batch: the audit head row is locked from here to commit, and every
     // writer in every replica queues on it, so it is held for as short a time as possible.
     await appendAuditEvents(tx, committed);
-    if (wake && context.store.kind === 'postgres') await sql`SELECT pg_notify('lapse_jobs', '')`.execute(tx);
+    if (context.store.kind === 'postgres') {
+      if (wake) await sql`SELECT pg_notify('lapse_jobs', '')`.execute(tx);
+      // Live views in every replica (SSE) hear of request and grant changes at commit.
+      for (const payload of changePayloads(committed)) await sql`SELECT pg_notify(${CHANGES_CHANNEL}, ${payload})`.execute(tx);
+    }
     return value;
   });
   if (wake) context.poke();
@@ -97,4 +104,49 @@ export function resolveEntitlement(context: EngineContext, targetName: string, e
     });
   }
   return { target, entitlement, connector };
+}
+
+/** Refuses parameters the entitlement's connector does not accept, before anything is stored. */
+export function checkParameters(resolved: ResolvedEntitlement, parameters: Readonly<Record<string, string>>): void {
+  const { target, entitlement, connector } = resolved;
+  const names = Object.keys(parameters);
+  const problems = connector.validateParameters
+    ? connector.validateParameters(target, entitlement, parameters)
+    : names.map((key) => `parameters.${key}: ${target.name}/${entitlement.name} takes no parameters`);
+  if (problems.length === 0) return;
+  throw new LapseError('validation_failed', `invalid parameters for ${target.name}/${entitlement.name}: ${problems[0]}`, {
+    where: 'parameters',
+    problems,
+    hint: `See docs/connectors/${connector.type}.md for the parameters ${connector.type} entitlements take; nothing was changed.`,
+  });
+}
+
+/** The NOTIFY channel carrying request and grant changes to every replica's live views. */
+export const CHANGES_CHANNEL = 'lapse_changes';
+
+/** A change to a request or grant, as live views see it: what changed, how, and when it committed. */
+export interface Change {
+  readonly subject: string;
+  readonly action: string;
+}
+
+/** Changes as NOTIFY payloads: JSON arrays kept well below PostgreSQL's 8,000-byte payload limit. */
+export function changePayloads(entries: readonly AuditEntry[]): string[] {
+  const payloads: string[] = [];
+  let batch: Change[] = [];
+  let size = 2;
+  for (const entry of entries) {
+    if (!entry.subject || !/^(req|grt)_/.test(entry.subject)) continue;
+    const change: Change = { subject: entry.subject, action: entry.action };
+    const length = JSON.stringify(change).length + 1;
+    if (size + length > 7_000 && batch.length > 0) {
+      payloads.push(JSON.stringify(batch));
+      batch = [];
+      size = 2;
+    }
+    batch.push(change);
+    size += length;
+  }
+  if (batch.length > 0) payloads.push(JSON.stringify(batch));
+  return payloads;
 }

@@ -104,6 +104,10 @@ describeEachStore('lifecycle engine', ({ store }) => {
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, active!.expiresAt!.getTime() - Date.now()) + 300));
     expect((await getGrant(store().db, active!.id))!.status).toBe('active');
     expect(t.noop.calls.filter((c) => c.grantId === active!.id && c.op === 'revoke')).toEqual([]);
+    // The target was told the new expiry (its own backstop, e.g. VALID UNTIL, moves too).
+    const told = t.noop.calls.filter((c) => c.grantId === active!.id && c.op === 'extend');
+    expect(told.map((c) => new Date(c.notAfter!).getTime())).toEqual([extended!.expiresAt!.getTime()]);
+    expect(await actions(active!.id)).toContain('grant.target_extended');
     await expect(t.engine.extend({ grantId: active!.id, by: bob, durationMs: 1000, reason: 'x' })).rejects.toSatisfy((e) => isLapseError(e, 'not_found'));
   });
 

@@ -1,12 +1,16 @@
 import { EventEmitter } from 'node:events';
+import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import { countJobs, countOverdueRevocations, type Store } from '../store/index.js';
+import { createSealer, type Sealer } from '../secrets/index.js';
+import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, type FindingFilter, type Store } from '../store/index.js';
+import { ChangeFeed } from './changes.js';
 import { transact, type AuditEntry, type EngineContext } from './context.js';
-import { breakGlass, checkAccess, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
-import { provisionJob } from './provisioning.js';
+import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
+import { extendJob, provisionJob } from './provisioning.js';
+import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
 import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
 import { Scheduler } from './scheduler.js';
@@ -16,6 +20,11 @@ export interface EngineOptions {
   readonly config: EffectiveConfig;
   readonly connectors: ConnectorRegistry;
   readonly logger?: Logger;
+  /**
+   * Seals credentials until their holder fetches them. The runtime passes one keyed from config or
+   * the data dir; without it a key lives only as long as this process (tests, benchmarks).
+   */
+  readonly sealer?: Sealer;
   /** Tuning for tests and benchmarks; defaults suit production. */
   readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number };
 }
@@ -34,6 +43,8 @@ export class Engine {
   readonly scheduler: Scheduler;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
+  /** Request and grant changes from every replica, for live views (SSE). */
+  readonly changes: ChangeFeed;
   private current: EffectiveConfig;
   private readonly context: EngineContext;
 
@@ -47,8 +58,10 @@ export class Engine {
       logger,
       poke: () => this.scheduler.poke(),
       events: this.events,
+      sealer: options.sealer ?? createSealer(randomBytes(32)),
     };
     this.events.setMaxListeners(0);
+    this.changes = new ChangeFeed(options.store, this.events, logger);
     const context = this.context;
     this.scheduler = new Scheduler({
       store: options.store,
@@ -57,6 +70,8 @@ export class Engine {
       handlers: {
         provision: (job, worker) => provisionJob(context, job, worker),
         request_timeout: (job) => timeOutPendingRequest(context, job.subjectId),
+        reconcile: (job, worker) => reconcileJob(context, job, worker),
+        extend: (job, worker) => extendJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       ...options.scheduler,
@@ -67,6 +82,16 @@ export class Engine {
     return this.current;
   }
 
+  /** Seals secrets held for a while (credentials, MFA seeds); see src/secrets/sealer.ts. */
+  get sealer(): Sealer {
+    return this.context.sealer;
+  }
+
+  /** The connectors this engine knows (routes that serve connector artefacts, like an SSH KRL). */
+  get connectors(): ConnectorRegistry {
+    return this.context.connectors;
+  }
+
   get store(): Store {
     return this.context.store;
   }
@@ -75,10 +100,12 @@ export class Engine {
   async start(): Promise<void> {
     this.validateConnectors(this.current);
     await this.recordConfigVersion(this.current, 'config.loaded');
+    await scheduleReconciliation(this.context);
     await this.scheduler.start();
   }
 
   async stop(): Promise<void> {
+    await this.changes.stop();
     await this.scheduler.stop();
   }
 
@@ -88,6 +115,7 @@ export class Engine {
     const previous = this.current.version;
     this.current = next;
     await this.recordConfigVersion(next, 'config.reloaded', previous);
+    await scheduleReconciliation(this.context);
     this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
   }
 
@@ -109,7 +137,14 @@ export class Engine {
   forceClose = (input: Parameters<typeof forceCloseGrant>[1]) => forceCloseGrant(this.context, input);
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);
   reviewBreakGlass = (input: Parameters<typeof reviewBreakGlass>[1]) => reviewBreakGlass(this.context, input);
+  fetchCredentials = (input: Parameters<typeof fetchCredentials>[1]) => fetchCredentials(this.context, input);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
+  /** Reconciles one target, or all, now; see docs/reconciliation.md. */
+  reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);
+  listFindings = (filter: FindingFilter = {}) => listFindings(this.context.store.db, filter);
+  listReconcileRuns = (filter: { target?: string; limit?: number } = {}) => listReconcileRuns(this.context.store.db, filter);
+  /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
+  openFindings = () => countOpenFindings(this.context.store.db);
 
   /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */
   async recordSecurityEvent(entry: AuditEntry): Promise<void> {

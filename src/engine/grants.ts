@@ -12,22 +12,26 @@ import {
   insertRequest,
   markBreakGlassReviewed,
   scheduleJob,
+  takeCredentials,
   updateGrant,
   type StoredGrant,
 } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './approvals.js';
-import { auditRefusal, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import {
   breakGlassInput,
   breakGlassReviewInput,
   endGrantInput,
   extendInput,
+  fetchCredentialsInput,
   parseInput,
   type BreakGlassInput,
   type BreakGlassReviewInput,
   type EndGrantInput,
   type ExtendInput,
+  type FetchCredentialsInput,
 } from './inputs.js';
+import { credentialsContext } from './provisioning.js';
 import { settleApproved } from './requests.js';
 
 function isAdmin(context: EngineContext, who: Principal): boolean {
@@ -123,7 +127,7 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
     });
     rejectIfInputProblem(decision, grant.id);
     let request = decideRequest(
-      { id: newId('request'), kind: 'extension', principal: input.by, target: grant.target, entitlement: grant.entitlement, reason: input.reason, ticket: input.ticket ?? null, grantId: grant.id },
+      { id: newId('request'), kind: 'extension', principal: input.by, target: grant.target, entitlement: grant.entitlement, reason: input.reason, ticket: input.ticket ?? null, parameters: grant.parameters, grantId: grant.id },
       decision,
       unit.now,
     );
@@ -146,7 +150,7 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
  */
 export async function breakGlass(context: EngineContext, raw: BreakGlassInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassInput, raw, 'break-glass');
-  resolveEntitlement(context, input.target, input.entitlement);
+  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
   const settings = context.config().breakGlass;
   const refuse = async (message: string, hint: string): Promise<never> => {
     await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { entitlement: `${input.target}/${input.entitlement}`, message } });
@@ -165,7 +169,7 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
   }
   return transact(context, async (unit) => {
     let request = decideRequest(
-      { id: newId('request'), kind: 'break_glass', principal: input.principal, target: input.target, entitlement: input.entitlement, reason: input.reason, ticket: null, grantId: null },
+      { id: newId('request'), kind: 'break_glass', principal: input.principal, target: input.target, entitlement: input.entitlement, reason: input.reason, ticket: null, parameters: input.parameters, grantId: null },
       { outcome: 'approved', policy: null, policyVersion: context.config().version, reasons: ['break-glass'], stages: [], durationMs: input.durationMs, pendingTimeoutMs: 0 },
       unit.now,
     );
@@ -218,4 +222,32 @@ export async function checkAccess(context: EngineContext, principalId: string, t
     .orderBy('expires_at', 'desc')
     .executeTakeFirst();
   return row ? { allowed: true, grantId: row.id, expiresAt: new Date(row.expires_at!) } : { allowed: false, grantId: null, expiresAt: null };
+}
+
+/**
+ * The grant's principal fetches the credentials its connector issued (an ephemeral account's
+ * password, a certificate). Handed out once: the sealed copy is deleted in the same transaction,
+ * so a second fetch, by anyone, finds nothing.
+ */
+export async function fetchCredentials(context: EngineContext, raw: FetchCredentialsInput): Promise<Record<string, string>> {
+  const input = parseInput(fetchCredentialsInput, raw, 'credentials');
+  return transact(context, async (unit) => {
+    const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
+    if (grant.status !== 'active') {
+      throw new LapseError('invalid_transition', `grant ${grant.id} is ${grant.status}; credentials are handed out only while it is active`, {
+        where: grant.id,
+        ...(grant.status === 'provisioning' ? { hint: 'Wait until the grant is active, then fetch them.' } : {}),
+      });
+    }
+    const held = await takeCredentials(unit.tx, grant.id);
+    if (!held) {
+      throw new LapseError('gone', `there are no credentials waiting for grant ${grant.id}`, {
+        where: grant.id,
+        hint: 'Credentials are handed out once and then erased; if they were lost, release the grant and request access again.',
+      });
+    }
+    const credentials = JSON.parse(context.sealer.open(held.sealed, credentialsContext(grant.id))) as Record<string, string>;
+    await unit.audit({ action: 'grant.credentials_fetched', actor: input.by.id, subject: grant.id, data: { entitlement: `${grant.target}/${grant.entitlement}`, fields: Object.keys(credentials).sort() } });
+    return credentials;
+  });
 }

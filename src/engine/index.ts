@@ -3,3 +3,5 @@ export type { AccessCheck } from './grants.js';
 export * from './inputs.js';
 export { FAILPOINTS, type Failpoint } from './failpoints.js';
 export { backoffMs } from './provisioning.js';
+export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
+export type { Change } from './context.js';

@@ -19,7 +19,7 @@ export const principalInput = z
   .object({
     id: printable(256).min(1),
     kind: z.enum(['user', 'service']).default('user'),
-    groups: z.array(printable(256).min(1)).max(500).default([]),
+    groups: z.array(printable(256).min(1)).max(500).readonly().default([]),
   })
   .strict();
 
@@ -35,6 +35,12 @@ export const clientInput = z
 const durationMs = z.number().int().positive().max(MAX_DURATION_MS);
 const reason = z.string().max(2000);
 const comment = z.string().max(2000).default('');
+/** Connector parameters (an SSH public key…): a few short named values, not secrets. */
+const parameters = z
+  .record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/, 'parameter names are letters, digits and "_"'), printable(8192))
+  .refine((value) => Object.keys(value).length <= 16, 'at most 16 parameters')
+  .default({});
+
 const id = z.string().min(5).max(64).regex(/^[a-z]{3}_[0-9a-z]+$/, 'is not a Lapse id');
 
 export const submitInput = z
@@ -45,13 +51,14 @@ export const submitInput = z
     durationMs: durationMs.optional(),
     reason,
     ticket: printable(200).optional(),
+    parameters,
     client: clientInput,
     risk: z.object({ score: z.number().int().min(0).max(100) }).strict().default({ score: 0 }),
   })
   .strict();
 
 export const reviewInput = z
-  .object({ requestId: id, reviewer: principalInput, decision: z.enum(['approve', 'deny']), comment })
+  .object({ requestId: id, reviewer: principalInput, decision: z.enum(['approve', 'deny']), comment, client: clientInput })
   .strict();
 
 export const cancelInput = z.object({ requestId: id, by: principalInput }).strict();
@@ -63,11 +70,14 @@ export const extendInput = z
 export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: z.string().max(2000).default('') }).strict();
 
 export const breakGlassInput = z
-  .object({ principal: principalInput, target: name, entitlement: name, durationMs, reason, client: clientInput })
+  .object({ principal: principalInput, target: name, entitlement: name, durationMs, reason, parameters, client: clientInput })
   .strict();
 
 export const breakGlassReviewInput = z.object({ requestId: id, reviewer: principalInput, comment }).strict();
 
+export const fetchCredentialsInput = z.object({ grantId: id, by: principalInput }).strict();
+
+export type FetchCredentialsInput = z.input<typeof fetchCredentialsInput>;
 export type SubmitInput = z.input<typeof submitInput>;
 export type ReviewInput = z.input<typeof reviewInput>;
 export type CancelInput = z.input<typeof cancelInput>;

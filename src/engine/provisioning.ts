@@ -1,11 +1,12 @@
 import type { GrantSpec } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import { activateGrant, beginRevoke } from '../domain/grant.js';
+import { activateGrant, beginRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
   completeJob,
   getGrant,
   liveGrantsForKey,
+  putCredentials,
   retryJob,
   scheduleJob,
   updateGrant,
@@ -35,6 +36,7 @@ export function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: 
     entitlement: resolved.entitlement,
     durationMs: grant.durationMs,
     notAfter: new Date(expiresAt),
+    parameters: grant.parameters,
   };
 }
 
@@ -81,6 +83,16 @@ export function backoffMs(attempt: number, minMs: number, maxMs: number, random:
 /** How long a provision waits for an in-flight revoke of the same access before looking again. */
 const WAIT_FOR_REVOKE_MS = 200;
 
+/** Seals what the connector issued for the principal, bound to the grant, until fetched once. */
+async function holdCredentials(context: EngineContext, unit: UnitOfWork, grant: StoredGrant | Grant, credentials: Readonly<Record<string, string>>): Promise<void> {
+  const sealed = context.sealer.seal(JSON.stringify(credentials), credentialsContext(grant.id));
+  await putCredentials(unit.tx, { grantId: grant.id, principalId: grant.principalId, keyId: context.sealer.keyId, sealed, createdAt: unit.now });
+}
+
+export function credentialsContext(grantId: string): string {
+  return `grant-credentials:${grantId}`;
+}
+
 export async function provisionJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
@@ -105,8 +117,11 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
   failpoint('provision:before-call');
   let error: string | null = null;
   let handle: Record<string, unknown> | null = null;
+  let credentials: Readonly<Record<string, string>> | undefined;
   try {
-    handle = { ...(await callConnector(context, `provision of ${grant.id}`, (signal) => resolved.connector.provision(spec, signal))).handle };
+    const result = await callConnector(context, `provision of ${grant.id}`, (signal) => resolved.connector.provision(spec, signal));
+    handle = { ...result.handle };
+    credentials = result.credentials;
   } catch (caught) {
     error = errorMessage(caught);
   }
@@ -125,6 +140,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       }
       const active = activateGrant(current, unit.now);
       await updateGrant(unit.tx, active, { handle, lastError: null });
+      if (credentials) await holdCredentials(context, unit, active, credentials);
       await completeJob(unit.tx, job, worker);
       await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
       unit.wake();
@@ -132,7 +148,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
         action: 'grant.activated',
         actor: 'system',
         subject: grant.id,
-        data: { request: grant.requestId, entitlement: `${grant.target}/${grant.entitlement}`, principal: grant.principalId, expiresAt: active.expiresAt!.toISOString(), breakGlass: grant.breakGlass },
+        data: { request: grant.requestId, entitlement: `${grant.target}/${grant.entitlement}`, principal: grant.principalId, expiresAt: active.expiresAt!.toISOString(), breakGlass: grant.breakGlass, fetchOnce: credentials !== undefined },
       });
       return;
     }
@@ -158,4 +174,52 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
     await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: false, retryInMs: delay } });
   });
   failpoint('provision:after-commit');
+}
+
+/**
+ * After an extension: tells the target to move its own expiry (see Connector.extend). Same three
+ * steps as provisioning; retried with backoff while the grant is active, since a target that keeps
+ * its old expiry would cut the holder off early (audited either way).
+ */
+export async function extendJob(context: EngineContext, job: Job, worker: number): Promise<void> {
+  const prepared = await transact(context, async (unit) => {
+    const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
+    const resolved = grant?.status === 'active' ? tryResolve(context, grant) : undefined;
+    if (!grant || !resolved?.connector.extend) {
+      await completeJob(unit.tx, job, worker);
+      return null;
+    }
+    return { grant, resolved, spec: specFor(grant, resolved, unit.now) };
+  });
+  if (!prepared) return;
+  const { grant, resolved, spec } = prepared;
+  let error: string | null = null;
+  let credentials: Readonly<Record<string, string>> | undefined;
+  try {
+    const result = await callConnector(context, `extension of ${grant.id}`, (signal) => resolved.connector.extend!(spec, grant.handle, signal));
+    credentials = result?.credentials;
+  } catch (caught) {
+    error = errorMessage(caught);
+  }
+  await transact(context, async (unit) => {
+    const current = await getGrant(unit.tx, grant.id, { forUpdate: true });
+    if (error === null || !current || current.status !== 'active') {
+      if (error === null && current?.status === 'active' && credentials) await holdCredentials(context, unit, current, credentials);
+      await completeJob(unit.tx, job, worker);
+      if (error === null) await unit.audit({ action: 'grant.target_extended', actor: 'system', subject: grant.id, data: { notAfter: spec.notAfter.toISOString(), fetchOnce: credentials !== undefined } });
+      return;
+    }
+    const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
+    const delay = backoffMs(job.attempts, revokeBackoffMinMs, revokeBackoffMaxMs);
+    await retryJob(unit.tx, job, worker, delay, error);
+    await unit.audit({ action: 'grant.target_extend_failed', actor: 'system', subject: grant.id, data: { error, retryInMs: delay, severity: 'high' } });
+  });
+}
+
+function tryResolve(context: EngineContext, grant: StoredGrant): ResolvedEntitlement | undefined {
+  try {
+    return resolveEntitlement(context, grant.target, grant.entitlement);
+  } catch {
+    return undefined;
+  }
 }

@@ -1,6 +1,7 @@
 import { evaluatePolicy } from '../domain/policy/index.js';
 import { isLapseError, LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
+import { formatDuration } from '../domain/duration.js';
 import { applyReview, type Review } from '../domain/review.js';
 import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
 import { extendGrant as extendGrantState } from '../domain/grant.js';
@@ -16,7 +17,7 @@ import {
   updateRequest,
 } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './approvals.js';
-import { auditRefusal, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 
 export interface SubmitResult {
@@ -26,7 +27,7 @@ export interface SubmitResult {
 /** A principal asks for an entitlement: the policy decides, and the decision is recorded. */
 export async function submitRequest(context: EngineContext, raw: SubmitInput): Promise<SubmitResult> {
   const input = parseInput(submitInput, raw, 'request');
-  resolveEntitlement(context, input.target, input.entitlement);
+  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
   const config = context.config();
   try {
     return await transact(context, async (unit) => {
@@ -52,6 +53,7 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
           entitlement: input.entitlement,
           reason: input.reason,
           ticket: input.ticket ?? null,
+          parameters: input.parameters,
           grantId: null,
         },
         decision,
@@ -97,6 +99,7 @@ export async function reviewRequest(context: EngineContext, raw: ReviewInput): P
     return await transact(context, async (unit) => {
       const request = await requireRequest(unit, input.requestId);
       const previous = await listReviews(unit.tx, request.id);
+      requireFreshMfa(request, input.client.mfaAt, unit.now);
       const review: Review = {
         id: newId('review'),
         requestId: request.id,
@@ -136,6 +139,18 @@ export async function reviewRequest(context: EngineContext, raw: ReviewInput): P
   }
 }
 
+/** A stage may ask its approvers for a recent second factor (`approval.stages[].mfa.maxAge`). */
+function requireFreshMfa(request: AccessRequest, mfaAt: Date | undefined, now: Date): void {
+  const maxAge = request.stages[request.currentStage]?.mfaMaxAgeMs;
+  if (maxAge === undefined || request.status !== 'pending') return;
+  const age = mfaAt ? now.getTime() - mfaAt.getTime() : Number.POSITIVE_INFINITY;
+  if (age <= maxAge) return;
+  throw new LapseError('mfa_step_up_required', `approving at stage ${request.stages[request.currentStage]!.name} needs MFA within the last ${formatDuration(maxAge)}`, {
+    where: request.id,
+    hint: 'Complete MFA again (step-up), then repeat the review.',
+  });
+}
+
 /**
  * What an approval does: an access request opens a grant; an extension request moves the grant's
  * expiry (if the grant is still active: an extension approved after the grant ended changes nothing).
@@ -150,6 +165,9 @@ export async function settleApproved(context: EngineContext, unit: UnitOfWork, r
   const extended = extendGrantState(grant, request.durationMs);
   await updateGrant(unit.tx, extended);
   await scheduleJob(unit.tx, 'expire', grant.id, { at: extended.expiresAt! });
+  // The target's own expiry, if it keeps one, moves too (outside this transaction, retried).
+  const connector = context.connectors.get(context.config().targets.get(grant.target)?.connector ?? '');
+  if (connector?.extend) await scheduleJob(unit.tx, 'extend', grant.id, { delayMs: 0 });
   unit.wake();
   await unit.audit({
     action: 'grant.extended',

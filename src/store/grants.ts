@@ -1,6 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { EndReason, Grant } from '../domain/grant.js';
 import type { Executor } from './requests.js';
+import { eraseCredentials } from './credentials.js';
 import type { GrantsTable } from './schema.js';
 
 export interface StoredGrant extends Grant {
@@ -23,6 +24,7 @@ function toGrant(row: Selectable<GrantsTable>): StoredGrant {
     status: row.status,
     durationMs: Number(row.duration_ms),
     breakGlass: row.break_glass,
+    parameters: row.parameters,
     activatedAt: date(row.activated_at),
     expiresAt: date(row.expires_at),
     endReason: row.end_reason as EndReason | null,
@@ -63,6 +65,7 @@ export async function insertGrant(tx: Executor, grant: Grant, accessKey: string,
       entitlement: grant.entitlement,
       access_key: accessKey,
       break_glass: grant.breakGlass,
+      parameters: JSON.stringify(grant.parameters),
       ...stateColumns(grant),
       handle: null,
       provision_attempts: 0,
@@ -99,6 +102,7 @@ export async function updateGrant(tx: Executor, grant: Grant, changes: GrantChan
     })
     .where('id', '=', grant.id)
     .execute();
+  if (grant.status !== 'provisioning' && grant.status !== 'active') await eraseCredentials(tx, [grant.id]);
 }
 
 /**
@@ -121,14 +125,20 @@ export async function liveGrantsForKey(tx: Executor, accessKey: string, exceptId
 export interface GrantFilter {
   readonly principalId?: string;
   readonly statuses?: readonly Grant['status'][];
+  readonly target?: string;
+  /** Continues a previous page: ids are time-ordered, so "older than this id" is stable under inserts. */
+  readonly beforeId?: string;
   readonly limit?: number;
 }
 
+/** Newest first (by id, which is time-ordered). */
 export async function listGrants(tx: Executor, filter: GrantFilter = {}): Promise<StoredGrant[]> {
   let query = tx.selectFrom('grants').selectAll();
   if (filter.principalId) query = query.where('principal_id', '=', filter.principalId);
   if (filter.statuses && filter.statuses.length > 0) query = query.where('status', 'in', [...filter.statuses]);
-  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 10_000)).execute();
+  if (filter.target) query = query.where('target', '=', filter.target);
+  if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
+  const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 10_000)).execute();
   return rows.map(toGrant);
 }
 
@@ -185,4 +195,5 @@ export async function updateGrantStates(tx: Executor, grants: readonly Grant[], 
                 ${column((g) => changes.coveredBy?.get(g.id) ?? null)}::text[])
       AS v(id, status, end_reason, ended_by, ended_at, covered_by)
     WHERE g.id = v.id`.execute(tx);
+  await eraseCredentials(tx, grants.filter((g) => g.status !== 'provisioning' && g.status !== 'active').map((g) => g.id));
 }

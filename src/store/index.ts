@@ -5,3 +5,6 @@ export * from './requests.js';
 export * from './grants.js';
 export * from './jobs.js';
 export * from './workers.js';
+export * from './credentials.js';
+export * from './reconciliation.js';
+export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';

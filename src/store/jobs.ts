@@ -78,6 +78,37 @@ export async function completeJob(tx: Executor, job: Job, worker: number): Promi
   await tx.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', worker).execute();
 }
 
+/**
+ * Done for now, due again after `delayMs` (a recurring job such as a target's reconciliation): the
+ * claim is released and the attempt count starts over.
+ */
+export async function rescheduleJob(tx: Executor, job: Job, worker: number, delayMs: number): Promise<void> {
+  await tx
+    .updateTable('jobs')
+    .set({ due_at: sql<Date>`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`, locked_by: null, locked_until: null, attempts: 0, last_error: null })
+    .where('id', '=', job.id)
+    .where('locked_by', '=', worker)
+    .execute();
+}
+
+/**
+ * Makes sure a recurring job exists, due within `delayMs`: creates it, or brings an existing one
+ * forward (never later) when nobody holds it. Replicas starting together create one row.
+ */
+export async function ensureJob(tx: Executor, kind: JobKind, subjectId: string, delayMs: number): Promise<void> {
+  const due = sql<Date>`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`;
+  await tx
+    .insertInto('jobs')
+    .values({ id: newId('job'), kind, subject_id: subjectId, due_at: due, last_error: null, locked_by: null, locked_until: null, created_at: sql<Date>`now()` })
+    .onConflict((oc) =>
+      oc
+        .columns(['kind', 'subject_id'])
+        .doUpdateSet({ due_at: sql<Date>`LEAST(jobs.due_at, excluded.due_at)` })
+        .where('jobs.locked_by', 'is', null),
+    )
+    .execute();
+}
+
 /** Not done: try again after `delayMs` (from the database's now), keeping the attempt count. */
 export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: number, error: string): Promise<void> {
   await tx
@@ -107,7 +138,7 @@ export async function msUntilNextJob(db: Executor): Promise<number | null> {
 
 export async function countJobs(db: Executor): Promise<Record<JobKind, number>> {
   const rows = await db.selectFrom('jobs').select(['kind', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('kind').execute();
-  const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0 };
+  const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0, reconcile: 0, extend: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
 }

@@ -22,6 +22,7 @@ function toRequest(row: Selectable<RequestsTable>): AccessRequest {
     durationMs: Number(row.duration_ms),
     reason: row.reason,
     ticket: row.ticket,
+    parameters: row.parameters,
     status: row.status,
     policy: row.policy,
     policyVersion: row.policy_version,
@@ -48,6 +49,7 @@ export async function insertRequest(tx: Executor, request: AccessRequest, client
       duration_ms: request.durationMs,
       reason: request.reason,
       ticket: request.ticket,
+      parameters: JSON.stringify(request.parameters),
       status: request.status,
       policy: request.policy,
       policy_version: request.policyVersion,
@@ -115,6 +117,15 @@ function toReview(row: Selectable<ReviewsTable>): Review {
   };
 }
 
+/** The reviews of many requests in one query (an approvals inbox), by request id. */
+export async function listReviewsOf(tx: Executor, requestIds: readonly string[]): Promise<Map<string, Review[]>> {
+  const byRequest = new Map<string, Review[]>(requestIds.map((id) => [id, []]));
+  if (requestIds.length === 0) return byRequest;
+  const rows = await tx.selectFrom('reviews').selectAll().where('request_id', 'in', [...requestIds]).orderBy('created_at').orderBy('id').execute();
+  for (const row of rows) byRequest.get(row.request_id)?.push(toReview(row));
+  return byRequest;
+}
+
 export async function listReviews(tx: Executor, requestId: string): Promise<Review[]> {
   const rows = await tx.selectFrom('reviews').selectAll().where('request_id', '=', requestId).orderBy('created_at').orderBy('id').execute();
   return rows.map(toReview);
@@ -139,13 +150,21 @@ export async function insertReview(tx: Executor, review: Review): Promise<void> 
 export interface RequestFilter {
   readonly principalId?: string;
   readonly status?: AccessRequest['status'];
+  readonly target?: string;
+  readonly kind?: AccessRequest['kind'];
+  /** Continues a previous page: ids are time-ordered, so "older than this id" is stable under inserts. */
+  readonly beforeId?: string;
   readonly limit?: number;
 }
 
+/** Newest first (by id, which is time-ordered). */
 export async function listRequests(tx: Executor, filter: RequestFilter = {}): Promise<AccessRequest[]> {
   let query = tx.selectFrom('requests').selectAll();
   if (filter.principalId) query = query.where('principal_id', '=', filter.principalId);
   if (filter.status) query = query.where('status', '=', filter.status);
-  const rows = await query.orderBy('created_at', 'desc').orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+  if (filter.target) query = query.where('target', '=', filter.target);
+  if (filter.kind) query = query.where('kind', '=', filter.kind);
+  if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
+  const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
   return rows.map(toRequest);
 }

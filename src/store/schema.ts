@@ -15,6 +15,39 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
+  sessions: SessionsTable;
+  login_failures: LoginFailuresTable;
+  oidc_flows: OidcFlowsTable;
+  cli_login_codes: CliLoginCodesTable;
+  setup_tokens: SetupTokensTable;
+  grant_credentials: GrantCredentialsTable;
+  findings: FindingsTable;
+  reconcile_runs: ReconcileRunsTable;
+  mfa_totp: MfaTotpTable;
+  webauthn_credentials: WebauthnCredentialsTable;
+  mfa_challenges: MfaChallengesTable;
+  mfa_failures: MfaFailuresTable;
+  idempotency_keys: IdempotencyKeysTable;
+}
+
+export interface IdempotencyKeysTable {
+  principal_id: string;
+  key: string;
+  /** sha256 of method, route and body: the same key with another request is refused. */
+  fingerprint: string;
+  /** Null while the first request with this key is still running. */
+  status: number | null;
+  body: string | null;
+  created_at: Timestamp;
+}
+
+export interface GrantCredentialsTable {
+  grant_id: string;
+  principal_id: string;
+  key_id: string;
+  /** AES-256-GCM sealed JSON (see src/secrets/sealer.ts), bound to the grant id. */
+  sealed: string;
+  created_at: Timestamp;
 }
 
 export interface UsersTable {
@@ -25,6 +58,65 @@ export interface UsersTable {
   password_hash: string | null;
   created_at: Timestamp;
   disabled_at: Timestamp | null;
+  /** Where the user comes from: created here, or signed in through OIDC. */
+  source: Generated<'local' | 'oidc'>;
+  /** OIDC users: `<issuer>#<sub>`, their stable identity at the IdP. */
+  external_id: string | null;
+}
+
+/** Browser sessions; the cookie carries a 256-bit secret, the row only its SHA-256. */
+export interface SessionsTable {
+  id: string;
+  secret_hash: string;
+  user_id: string;
+  method: 'password' | 'oidc' | 'setup';
+  created_at: Timestamp;
+  last_seen_at: Timestamp;
+  /** The absolute limit; the idle limit is judged from last_seen_at and the config in force. */
+  expires_at: Timestamp;
+  /** When a second factor was last verified in this session (step-up), or null. */
+  mfa_at: Timestamp | null;
+  ended_at: Timestamp | null;
+  ip: string | null;
+  user_agent: string | null;
+}
+
+/** One failed sign-in; counted per account and per IP over sliding windows. */
+export interface LoginFailuresTable {
+  account: string;
+  ip: string;
+  at: Timestamp;
+}
+
+/** An OIDC sign-in in flight (state, nonce, PKCE verifier), keyed by the hash of a browser cookie. */
+export interface OidcFlowsTable {
+  id_hash: string;
+  state: string;
+  nonce: string;
+  code_verifier: string;
+  return_to: string;
+  cli: JSONColumnType<{ port: number; state: string; codeChallenge: string }> | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+/** One-time codes handed to `lapse login`'s loopback listener, exchanged with the PKCE verifier. */
+export interface CliLoginCodesTable {
+  code_hash: string;
+  user_id: string;
+  code_challenge: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+}
+
+/** First-start setup tokens: single use, 24 hours. */
+export interface SetupTokensTable {
+  secret_hash: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: Timestamp | null;
+  used_by: string | null;
 }
 
 export interface ApiTokensTable {
@@ -53,6 +145,7 @@ export interface RequestsTable {
   duration_ms: BigIntColumn;
   reason: string;
   ticket: string | null;
+  parameters: JSONColumnType<Record<string, string>>;
   status: 'pending' | 'approved' | 'denied' | 'cancelled' | 'timed_out';
   policy: string | null;
   policy_version: string;
@@ -91,6 +184,7 @@ export interface GrantsTable {
   status: 'provisioning' | 'active' | 'revoking' | 'revoked' | 'failed';
   duration_ms: BigIntColumn;
   break_glass: boolean;
+  parameters: JSONColumnType<Record<string, string>>;
   activated_at: Timestamp | null;
   expires_at: Timestamp | null;
   end_reason: string | null;
@@ -107,7 +201,7 @@ export interface GrantsTable {
   created_at: Timestamp;
 }
 
-export type JobKind = 'provision' | 'expire' | 'revoke' | 'request_timeout';
+export type JobKind = 'provision' | 'expire' | 'revoke' | 'request_timeout' | 'reconcile' | 'extend';
 
 export interface JobsTable {
   id: string;
@@ -160,4 +254,83 @@ export interface AuditCheckpointsTable {
   created_at: Timestamp;
   key_id: string;
   signature: string;
+}
+
+/** Drift reconciliation found at a target: access Lapse did not grant, or granted access that is gone. */
+export interface FindingsTable {
+  id: string;
+  target: string;
+  entitlement: string;
+  account: string;
+  principal_id: string;
+  kind: 'standing' | 'missing';
+  /** Missing access: the grant whose access is absent. */
+  grant_id: string | null;
+  status: 'open' | 'resolved' | 'remediated';
+  first_seen_at: Timestamp;
+  last_seen_at: Timestamp;
+  resolved_at: Timestamp | null;
+  remediated_at: Timestamp | null;
+  detail: JSONColumnType<Record<string, unknown>>;
+}
+
+/** One reconciliation of one target: when, what it saw, what it changed, or why it failed. */
+export interface ReconcileRunsTable {
+  id: Generated<string>;
+  target: string;
+  trigger: 'schedule' | 'manual';
+  started_at: Timestamp;
+  finished_at: Timestamp | null;
+  listed: Generated<number>;
+  standing: Generated<number>;
+  missing: Generated<number>;
+  opened: Generated<number>;
+  resolved: Generated<number>;
+  remediated: Generated<number>;
+  error: string | null;
+}
+
+/** A user's authenticator-app (TOTP) factor; the secret is sealed (src/secrets), bound to the user id. */
+export interface MfaTotpTable {
+  id: string;
+  user_id: string;
+  secret_sealed: string;
+  status: 'pending' | 'active';
+  /** The last accepted 30-second time-step: codes at or before it are replays. */
+  last_step: BigIntColumn | null;
+  created_at: Timestamp;
+  confirmed_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+}
+
+/** A registered WebAuthn passkey: public key and signature counter only. */
+export interface WebauthnCredentialsTable {
+  id: string;
+  user_id: string;
+  /** The authenticator's credential id (base64url). */
+  credential_id: string;
+  name: string;
+  public_key: Uint8Array;
+  counter: BigIntColumn;
+  transports: JSONColumnType<string[]>;
+  device_type: string;
+  backed_up: boolean;
+  created_at: Timestamp;
+  last_used_at: Timestamp | null;
+}
+
+/** A WebAuthn challenge the server issued: used at most once, before `expires_at`. */
+export interface MfaChallengesTable {
+  challenge: string;
+  user_id: string;
+  purpose: 'registration' | 'authentication';
+  created_at: Timestamp;
+  expires_at: Timestamp;
+}
+
+export interface MfaFailuresTable {
+  id: Generated<string>;
+  user_id: string;
+  factor: string;
+  at: Timestamp;
 }

@@ -23,6 +23,7 @@ function sampleRequest(principalId = 'alice') {
       entitlement: 'readonly',
       reason: 'investigating INC-1',
       ticket: null,
+      parameters: {},
       grantId: null,
     },
     {

@@ -28,6 +28,7 @@ function grant(overrides: Partial<GrantSpec> = {}): GrantSpec {
     entitlement: { name: 'readonly', target: 'prod-db', description: '', settings: {}, labels: {} },
     durationMs: 60_000,
     notAfter: new Date(Date.now() + 60_000),
+    parameters: {},
     ...overrides,
   };
 }
@@ -37,6 +38,11 @@ connectorConformance({
   connector: () => connector,
   grant,
   hasAccess: async (g) => connector.hasAccess(g.target.name, g.entitlement.name, g.principalId),
+  createUnmanaged: async (g) => {
+    const principalId = `outsider-${g.grantId}`;
+    connector.addUnmanaged(g.target, g.entitlement.name, principalId);
+    return principalId;
+  },
 });
 
 describe('noop connector', () => {
@@ -61,7 +67,7 @@ describe('noop connector', () => {
     await new NoopConnector().provision(g, AbortSignal.timeout(1000));
     const restarted = new NoopConnector();
     expect(await restarted.listAccess(logged, AbortSignal.timeout(1000))).toEqual([
-      { principalId: g.principalId, entitlement: 'readonly', grantId: g.grantId },
+      { account: g.principalId, principalId: g.principalId, entitlement: 'readonly', grantId: g.grantId },
     ]);
     await restarted.revoke(g, null, AbortSignal.timeout(1000));
     expect(restarted.calls.at(-1)?.effect).toBe('removed');

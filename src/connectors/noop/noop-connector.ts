@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { LapseError } from '../../domain/errors.js';
 import type { TargetConfig } from '../../config/types.js';
@@ -13,7 +14,9 @@ import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult
  * a separate process did).
  */
 export interface NoopCall {
-  readonly op: 'provision' | 'revoke' | 'list' | 'check';
+  readonly op: 'provision' | 'revoke' | 'list' | 'check' | 'extend';
+  /** For extend: the new expiry the target was told. */
+  readonly notAfter?: string;
   readonly target: string;
   readonly grantId?: string;
   readonly principalId?: string;
@@ -86,7 +89,18 @@ export class NoopConnector implements Connector {
     // NB. Recorded before answering, like a real target that commits and then loses the reply.
     holders.set(key, { grantId: grant.grantId, principalId: grant.principalId, entitlement: grant.entitlement.name });
     this.record(grant.target, { op: 'provision', ...this.describe(grant), effect, at: Date.now() });
+    // NB. `issueCredentials: true` makes it behave like an ephemeral-account connector: a fresh
+    // secret on every provision, for the requester to fetch once.
+    if (grant.entitlement.settings.issueCredentials === true) {
+      return { handle: { key }, credentials: { username: `noop_${grant.grantId}`, password: randomBytes(18).toString('base64url') } };
+    }
     return { handle: { key } };
+  }
+
+  /** Records the new expiry, like a target with its own backstop would take it. */
+  async extend(grant: GrantSpec, _handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
+    await this.pause(grant.target, signal);
+    this.record(grant.target, { op: 'extend', ...this.describe(grant), notAfter: grant.notAfter.toISOString(), at: Date.now() });
   }
 
   async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
@@ -102,7 +116,20 @@ export class NoopConnector implements Connector {
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     await this.pause(target, signal);
     this.record(target, { op: 'list', target: target.name, at: Date.now() });
-    return [...this.holders(target.name, target).values()].map((a) => ({ principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId }));
+    return [...this.holders(target.name, target).values()].map((a) => ({ account: a.principalId, principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId || null }));
+  }
+
+  async removeAccess(target: TargetConfig, access: CurrentAccess, signal: AbortSignal): Promise<void> {
+    await this.pause(target, signal);
+    const key = `${target.name}/${access.entitlement}/${access.principalId}`;
+    const effect = this.holders(target.name, target).delete(key) ? 'removed' : 'already_absent';
+    this.record(target, { op: 'revoke', target: target.name, grantId: access.grantId ?? 'unmanaged', principalId: access.principalId, entitlement: access.entitlement, effect, at: Date.now() });
+  }
+
+  /** Gives access behind Lapse's back, as someone with direct target access would (for reconciliation tests). */
+  addUnmanaged(target: TargetConfig, entitlement: string, principalId: string): void {
+    const access = { grantId: '', principalId, entitlement };
+    this.holders(target.name, target).set(`${target.name}/${entitlement}/${principalId}`, access);
   }
 
   /** Whether the target currently gives `principalId` the entitlement (for tests). */

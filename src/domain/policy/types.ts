@@ -28,6 +28,8 @@ export interface ApprovalStage {
   readonly approvers: SubjectSet;
   /** Distinct eligible approvers needed; the requester never counts. */
   readonly quorum: number;
+  /** Approvers of this stage must have completed MFA this recently (step-up), when set. */
+  readonly mfaMaxAgeMs?: number;
 }
 
 export type DenialCode =

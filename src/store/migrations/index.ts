@@ -1,6 +1,12 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m0001 from './0001_core.js';
 import * as m0002 from './0002_principals.js';
+import * as m0003 from './0003_parameters_credentials.js';
+import * as m0004 from './0004_reconciliation.js';
+import * as m0005 from './0005_sessions.js';
+import * as m0006 from './0006_mfa.js';
+import * as m0007 from './0007_api.js';
+import * as m0008 from './0008_extend_jobs.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -10,6 +16,12 @@ import * as m0002 from './0002_principals.js';
 const migrations: Record<string, Migration> = {
   '0001_core': m0001,
   '0002_principals': m0002,
+  '0003_parameters_credentials': m0003,
+  '0004_reconciliation': m0004,
+  '0005_sessions': m0005,
+  '0006_mfa': m0006,
+  '0007_api': m0007,
+  '0008_extend_jobs': m0008,
 };
 
 export const migrationProvider: MigrationProvider = {
