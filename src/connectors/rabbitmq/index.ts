@@ -1,0 +1,1 @@
+export { RabbitMqConnector } from './rabbitmq-connector.js';
