@@ -1,25 +1,91 @@
 import type { FastifyRequest } from 'fastify';
-import { authenticateToken, type TokenIdentity, type TokenScope } from '../auth/index.js';
+import { authenticateToken, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
+import { sameSecret } from '../auth/secrets.js';
 import { LapseError } from '../domain/errors.js';
+import type { Principal } from '../domain/principal.js';
 import type { Engine } from '../engine/index.js';
+import { rememberCaller, stepUpFromHeader } from './step-up.js';
+
+/** Who is calling, how, and what they may do. */
+export interface Caller {
+  readonly principal: Principal;
+  readonly scopes: readonly TokenScope[];
+  readonly via: 'token' | 'session';
+  readonly tokenId?: string;
+  readonly sessionId?: string;
+  /** When a second factor was last verified for this caller (sessions), or null. */
+  readonly mfaAt: Date | null;
+}
+
+const UNSAFE_METHODS = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function routeOf(request: FastifyRequest): string {
+  return request.routeOptions.url ?? request.url.split('?')[0] ?? '';
+}
 
 /**
- * Who is calling, from `Authorization: Bearer <token>`, with the scope the route needs. Every
- * refusal is audited; the response never says which part of a token was wrong.
+ * Who is calling: `Authorization: Bearer <API token>`, or else the session cookie. With a cookie,
+ * unsafe methods need the session's CSRF token in `X-CSRF-Token` (a page on another site can make
+ * the browser send the cookie, but cannot read the token). Every refusal is audited; the response
+ * never says which part of a credential was wrong.
  */
-export async function authenticate(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<TokenIdentity> {
-  const header = request.headers.authorization;
-  const token = header?.startsWith('Bearer ') ? header.slice(7).trim() : undefined;
-  const identity = token ? await authenticateToken(engine.store.db, token) : null;
-  if (!identity) {
-    await engine.recordSecurityEvent({ action: 'auth.refused', actor: 'anonymous', data: { route: request.routeOptions.url ?? request.url.split('?')[0], reason: token ? 'invalid token' : 'no token', ip: request.ip } });
-    throw new LapseError('unauthenticated', token ? 'the token is not valid (unknown, expired or revoked)' : 'this endpoint needs an API token', {
-      hint: 'Send `Authorization: Bearer <token>`; create one with `lapse admin token create`.',
+export async function authenticate(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
+  const caller = await identify(engine, request);
+  if (!caller.scopes.includes(scope) && !caller.scopes.includes('admin')) {
+    await engine.recordSecurityEvent({
+      action: 'auth.refused',
+      actor: caller.principal.id,
+      data: { route: routeOf(request), reason: `missing scope ${scope}`, via: caller.tokenId ?? caller.sessionId },
+    });
+    throw new LapseError('forbidden', caller.via === 'token' ? `this token lacks the "${scope}" scope` : `signing in does not give the "${scope}" scope to ${caller.principal.id}`, {
+      hint: caller.via === 'token' ? `Create a token with --scope ${scope}.` : 'Admin rights come from roles.admins in the config.',
     });
   }
-  if (!identity.scopes.includes(scope) && !identity.scopes.includes('admin')) {
-    await engine.recordSecurityEvent({ action: 'auth.refused', actor: identity.principal.id, data: { route: request.routeOptions.url ?? '', reason: `missing scope ${scope}`, via: identity.tokenId } });
-    throw new LapseError('forbidden', `this token lacks the "${scope}" scope`, { hint: `Create a token with --scope ${scope}.` });
+  // A one-request step-up (`X-Lapse-MFA: totp <code>`, for API tokens): see step-up.ts.
+  const stepped = await stepUpFromHeader(engine, request, caller);
+  rememberCaller(request, stepped);
+  return stepped;
+}
+
+async function identify(engine: Engine, request: FastifyRequest): Promise<Caller> {
+  const refuse = async (reason: string, actor = 'anonymous', extra: Record<string, unknown> = {}): Promise<never> => {
+    await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
+    if (reason === 'csrf') {
+      throw new LapseError('forbidden', 'this request needs the CSRF token of your session', {
+        where: 'X-CSRF-Token',
+        hint: 'Send the csrfToken from sign-in (or GET /api/v1/auth/session) in the X-CSRF-Token header.',
+      });
+    }
+    throw new LapseError('unauthenticated', reason === 'no credentials' ? 'this endpoint needs you to sign in or an API token' : 'your credentials are not valid (unknown, expired, revoked or signed out)', {
+      hint: 'Sign in again (`lapse login`), or send `Authorization: Bearer <token>`.',
+    });
+  };
+
+  const header = request.headers.authorization;
+  if (header !== undefined) {
+    const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
+    const identity = token ? await authenticateToken(engine.store.db, token) : null;
+    if (!identity) return refuse('invalid token');
+    return { principal: identity.principal, scopes: identity.scopes, via: 'token', tokenId: identity.tokenId, mfaAt: null };
   }
-  return identity;
+
+  const auth = engine.config.auth;
+  const cookie = request.cookies?.[sessionCookieName(auth)];
+  if (!cookie) return refuse('no credentials');
+  const session = await findSession(engine.store.db, cookie, auth.sessions);
+  if (!session) return refuse('invalid session');
+  if (UNSAFE_METHODS.has(request.method)) {
+    const presented = request.headers['x-csrf-token'];
+    if (typeof presented !== 'string' || !sameSecret(presented, session.csrfToken)) {
+      return refuse('csrf', session.principal.id, { via: session.id });
+    }
+  }
+  await touchSession(engine.store.db, session, auth.sessions);
+  return {
+    principal: session.principal,
+    scopes: sessionScopes(session.principal, engine.config.roles),
+    via: 'session',
+    sessionId: session.id,
+    mfaAt: session.mfaAt,
+  };
 }

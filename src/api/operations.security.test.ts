@@ -40,7 +40,18 @@ describeEachStore('operations endpoints', ({ store }) => {
     const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
     const doc = res.json() as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/metrics']));
+    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/metrics', '/api/v1/requests', '/api/v1/grants/{id}/credentials', '/api/v1/events']));
+    // Every operation documents its responses (generated from the zod schemas that validate them).
+    for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, { responses?: object }>>)) {
+      for (const [method, operation] of Object.entries(operations)) expect(operation.responses, `${method} ${path}`).toBeDefined();
+    }
+  });
+
+  it('serves a browsable page over the OpenAPI document, without third-party scripts', async () => {
+    const page = await app.inject({ method: 'GET', url: '/api/docs/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-type']).toMatch(/text\/html/);
+    expect(page.body).not.toMatch(/https?:\/\/(?!127\.0\.0\.1)[a-z0-9.-]+\/[^"']*\.js/);
   });
 
   it('answers unknown routes and methods with a problem document, not a stack trace', async () => {

@@ -3,6 +3,17 @@ import { hasZodFastifySchemaValidationErrors, isResponseSerializationError } fro
 import { z } from 'zod';
 import { ERROR_CODES, isLapseError, type ErrorCode } from '../domain/errors.js';
 
+/** With `mfa_step_up_required`: how the client completes the step-up (docs/authentication.md). */
+export const stepUpGuidanceSchema = z.object({
+  factors: z.array(z.enum(['totp', 'webauthn'])).max(2).describe('The second factors the caller has enrolled'),
+  endpoint: z.string().max(200).describe('POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions)'),
+  passkeyOptions: z.string().max(200).describe('POST here for passkey assertion options'),
+  header: z.string().max(200).describe('For API tokens: repeat the request with this header'),
+  enroll: z.string().max(200).optional().describe('Present when the caller has no factor: where to enroll one'),
+});
+
+export type StepUpGuidance = z.infer<typeof stepUpGuidanceSchema>;
+
 /** RFC 9457 problem details, with Lapse's stable error code. Every error response has this shape. */
 export const problemSchema = z.object({
   type: z.string().max(200),
@@ -14,6 +25,7 @@ export const problemSchema = z.object({
   where: z.string().max(2000).optional(),
   hint: z.string().max(2000).optional(),
   problems: z.array(z.string().max(2000)).max(100).optional(),
+  stepUp: stepUpGuidanceSchema.optional(),
 });
 
 export type Problem = z.infer<typeof problemSchema>;
@@ -35,10 +47,12 @@ export function sendProblem(reply: FastifyReply, body: Problem): FastifyReply {
 export function errorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
   if (isLapseError(error)) {
     const { where, hint, problems } = error.details;
+    const stepUp = stepUpGuidanceSchema.safeParse(error.details.stepUp);
     return sendProblem(reply, problem(error.code, error.message, request, {
       ...(typeof where === 'string' ? { where } : {}),
       ...(typeof hint === 'string' ? { hint } : {}),
       ...(Array.isArray(problems) ? { problems: problems.map(String) } : {}),
+      ...(stepUp.success ? { stepUp: stepUp.data } : {}),
     }));
   }
   if (hasZodFastifySchemaValidationErrors(error)) {

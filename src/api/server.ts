@@ -1,12 +1,26 @@
+import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
-import Fastify, { LogController } from 'fastify';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import Fastify, { LogController, type FastifyError } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
+import { findingRoutes } from './routes/findings.js';
+import { auditRoutes } from './routes/audit.js';
+import { auditVerifyRoutes } from './routes/audit-verify.js';
+import { configRoutes } from './routes/config.js';
+import { eventRoutes } from './routes/events.js';
+import { grantRoutes } from './routes/grants.js';
+import { requestRoutes } from './routes/requests.js';
+import { sshRoutes } from './routes/ssh.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { mfaRoutes } from './routes/mfa.js';
+import { portalRoutes } from './routes/portal.js';
+import { signInRoutes } from './routes/sign-in.js';
 
 export interface ApiServerOptions {
   readonly engine: Engine;
@@ -28,8 +42,10 @@ export async function buildApiServer(options: ApiServerOptions) {
   }).withTypeProvider<ZodTypeProvider>();
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
-  app.setErrorHandler(errorHandler);
+  // A step-up refusal gets the caller's factors and the ways to complete it (src/api/step-up.ts).
+  app.setErrorHandler(async (error, request, reply) => errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply));
   app.setNotFoundHandler(notFoundHandler);
+  await app.register(fastifyCookie);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -38,15 +54,38 @@ export async function buildApiServer(options: ApiServerOptions) {
       tags: [
         { name: 'operations', description: 'Health, readiness and metrics' },
         { name: 'access', description: 'What access principals hold' },
+        { name: 'reconciliation', description: 'Drift between targets and grants: findings, running a reconciliation' },
+        { name: 'requests', description: 'The catalogue, requests for access, reviews and break-glass' },
+        { name: 'grants', description: 'Access held now: extend, release, revoke, credentials' },
+        { name: 'events', description: 'Live updates (Server-Sent Events)' },
+        { name: 'audit', description: 'Audit search and export' },
+        { name: 'config', description: 'The configuration in force (read-only)' },
+        { name: 'ssh', description: 'What sshd hosts fetch for ssh targets: the CA key and the revocation list' },
+        { name: 'mfa', description: 'Second factors (authenticator app, passkeys) and step-up' },
+        { name: 'auth', description: 'Sign-in, sessions, sign-out and API tokens' },
       ],
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `lapse admin token create`' } } },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `lapse admin token create`' }, session: { type: 'apiKey', in: 'cookie', name: 'lapse_session', description: 'The session cookie from sign-in (__Host-lapse_session over https); unsafe methods also need X-CSRF-Token' } } },
     },
     transform: jsonSchemaTransform,
   });
   await app.register(healthRoutes(options.engine));
   await app.register(metricsRoutes(options.engine));
   await app.register(accessRoutes(options.engine));
+  await app.register(findingRoutes(options.engine));
+  await app.register(requestRoutes(options.engine));
+  await app.register(grantRoutes(options.engine));
+  await app.register(eventRoutes(options.engine));
+  await app.register(auditRoutes(options.engine));
+  await app.register(auditVerifyRoutes(options.engine));
+  await app.register(configRoutes(options.engine));
+  await app.register(sshRoutes(options.engine));
+  await app.register(mfaRoutes(options.engine));
+  await app.register(signInRoutes(options.engine));
   app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  // A browsable page over the same document, served from the package (no CDN).
+  await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
+  // The portal (web/dist) at `/`, with index.html for its client routes.
+  await app.register(portalRoutes(options.engine));
   await app.ready();
   return app;
 }

@@ -29,6 +29,15 @@ export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
     },
   });
   new Gauge({
+    name: 'lapse_findings_open',
+    help: 'Open reconciliation findings, by kind: standing (access no grant covers) or missing (granted access that is gone)',
+    labelNames: ['kind'],
+    registers: [registry],
+    async collect() {
+      for (const [kind, count] of Object.entries(await engine.openFindings())) this.set({ kind }, count);
+    },
+  });
+  new Gauge({
     name: 'lapse_scheduler_last_round_age_seconds',
     help: 'Seconds since the scheduler last completed a round',
     registers: [registry],

@@ -1,0 +1,60 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { verifyAuditChain, type VerifyResult } from '../../audit/index.js';
+import type { Engine } from '../../engine/index.js';
+import { readsEverything, refuseRole } from '../access-rules.js';
+import { authenticate } from '../authenticate.js';
+import { problemSchema } from '../problem.js';
+
+const verifyResult = z.object({
+  ok: z.boolean(),
+  events: z.number().int(),
+  lastSeq: z.number().int(),
+  checkpoints: z.number().int(),
+  lastCheckpoint: z.object({ seq: z.number().int(), at: z.string(), keyId: z.string() }).nullable(),
+  problems: z.array(z.object({ seq: z.number().int(), kind: z.string(), message: z.string() })),
+  problemsOmitted: z.number().int(),
+  checkpointKeyKnown: z.boolean().describe('Whether the server knows the checkpoint public key (audit.signingKey); without it checkpoints are reported as unverified'),
+});
+
+/** The checkpoint public key, when the config names the signing key. */
+function checkpointKeys(engine: Engine): KeyObject[] {
+  const pem = engine.config.audit.signingKeyPem;
+  return pem ? [createPublicKey(pem)] : [];
+}
+
+/**
+ * `POST /api/v1/audit/verify`: the portal's "verify chain" button, the same check as `lapse
+ * audit verify` (admins and auditors). Callers arriving while a verification runs share its
+ * result, so pressing the button repeatedly cannot stack full scans of the log.
+ */
+export function auditVerifyRoutes(engine: Engine): FastifyPluginAsyncZod {
+  let running: Promise<VerifyResult> | null = null;
+  return async (app) => {
+    app.post(
+      '/api/v1/audit/verify',
+      {
+        schema: {
+          tags: ['audit'],
+          summary: 'Recompute the audit hash chain and check its signed checkpoints (admins and auditors)',
+          security: [{ bearer: [] }, { session: [] }],
+          response: { 200: verifyResult, 401: problemSchema, 403: problemSchema },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        if (!readsEverything(engine.config, caller.principal)) {
+          await refuseRole(engine, caller.principal, '/api/v1/audit/verify', 'only admins and auditors may verify the audit log', 'Ask an auditor; roles come from roles.auditors in the config.');
+        }
+        const publicKeys = checkpointKeys(engine);
+        running ??= verifyAuditChain(engine.store.db, { publicKeys }).finally(() => {
+          running = null;
+        });
+        const result = await running;
+        await engine.recordSecurityEvent({ action: 'audit.verified', actor: caller.principal.id, data: { ok: result.ok, events: result.events, problems: result.problems.length + result.problemsOmitted } });
+        return { ...result, problems: [...result.problems], checkpointKeyKnown: publicKeys.length > 0 };
+      },
+    );
+  };
+}

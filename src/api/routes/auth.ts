@@ -1,0 +1,113 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { sql } from 'kysely';
+import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
+import { LapseError } from '../../domain/errors.js';
+import type { Engine } from '../../engine/index.js';
+import { authenticate, type Caller } from '../authenticate.js';
+import { problemSchema } from '../problem.js';
+import { clearSessionCookie } from '../session-cookie.js';
+import { startSession } from '../sign-in.js';
+
+const userView = z.object({ name: z.string(), kind: z.enum(['user', 'service']), groups: z.array(z.string()) });
+const loginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
+const loginResponse = z.object({ user: userView, csrfToken: z.string(), expiresAt: z.iso.datetime() });
+const sessionView = z.object({
+  principal: z.object({ id: z.string(), kind: z.enum(['user', 'service']), groups: z.array(z.string()) }),
+  roles: z.array(z.string()),
+  scopes: z.array(z.enum(TOKEN_SCOPES)),
+  via: z.enum(['token', 'session']),
+  mfaAt: z.iso.datetime().nullable(),
+  csrfToken: z.string().nullable(),
+});
+const logoutResponse = z.object({ ended: z.enum(['session', 'token']), logoutUrl: z.string().nullable() });
+const logoutAllBody = z.object({ revokeTokens: z.boolean().default(false) }).strict().prefault({});
+const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevoked: z.number().int() });
+const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
+
+async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
+  const row = await engine.store.db.selectFrom('users').select('id').where('name', '=', caller.principal.id).executeTakeFirst();
+  if (!row) throw new LapseError('unauthenticated', 'your account no longer exists');
+  return row.id;
+}
+
+/**
+ * Sign-in with a local password, who am I, and sign-out (this session or token, or everywhere).
+ * `idpLogoutUrl` gives the IdP's logout URL, when it has one, so signing out of Lapse can end the SSO session too.
+ */
+export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyRequest) => Promise<string | null>): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.post(
+      '/api/v1/auth/login',
+      { schema: { tags: ['auth'], summary: 'Sign in with a local user name and password (sets the session cookie)', body: loginBody, response: { 200: loginResponse, ...errors } } },
+      async (request, reply) => {
+        const auth = engine.config.auth;
+        if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Sign in with single sign-on: /auth/oidc/login.' });
+        const user = await checkLocalPassword(engine.store.db, { ...request.body, ip: request.ip }, auth.loginLimits);
+        const session = await startSession(engine, request, reply, user, 'password');
+        return { user: { name: user.name, kind: user.kind, groups: [...user.groups] }, csrfToken: session.csrfToken, expiresAt: session.expiresAt.toISOString() };
+      },
+    );
+
+    app.get(
+      '/api/v1/auth/session',
+      { schema: { tags: ['auth'], summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token', security: [{ bearer: [] }, { session: [] }], response: { 200: sessionView, ...errors } } },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        let csrfToken: string | null = null;
+        if (caller.via === 'session') csrfToken = csrfTokenFor(request.cookies[sessionCookieName(engine.config.auth)] ?? '');
+        return {
+          principal: { id: caller.principal.id, kind: caller.principal.kind, groups: [...caller.principal.groups] },
+          roles: roleNames(caller.principal, engine.config.roles),
+          scopes: [...caller.scopes],
+          via: caller.via,
+          mfaAt: caller.mfaAt?.toISOString() ?? null,
+          csrfToken,
+        };
+      },
+    );
+
+    app.post(
+      '/api/v1/auth/logout',
+      { schema: { tags: ['auth'], summary: 'Sign out: ends this session (cookie) or revokes this token (bearer)', security: [{ bearer: [] }, { session: [] }], response: { 200: logoutResponse, ...errors } } },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'read');
+        if (caller.via === 'token') {
+          await auditedChange(engine.store.db, async (tx, _now, audit) => {
+            await revokeApiToken(tx, caller.tokenId!);
+            audit({ action: 'token.revoked', actor: caller.principal.id, subject: caller.tokenId!, data: { reason: 'logout' } });
+          });
+          return { ended: 'token' as const, logoutUrl: null };
+        }
+        await auditedChange(engine.store.db, async (tx, _now, audit) => {
+          await endSession(tx, caller.sessionId!);
+          audit({ action: 'auth.logout', actor: caller.principal.id, subject: caller.sessionId! });
+        });
+        clearSessionCookie(reply, engine.config.auth);
+        return { ended: 'session' as const, logoutUrl: await idpLogoutUrl(request) };
+      },
+    );
+
+    app.post(
+      '/api/v1/auth/logout-all',
+      { schema: { tags: ['auth'], summary: 'Sign out everywhere: every session of mine (and with revokeTokens, every token)', security: [{ bearer: [] }, { session: [] }], body: logoutAllBody, response: { 200: logoutAllResponse, ...errors } } },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'read');
+        const userId = await userIdOf(engine, caller);
+        const result = await auditedChange(engine.store.db, async (tx, _now, audit) => {
+          const sessionsEnded = await endAllSessions(tx, userId);
+          let tokensRevoked = 0;
+          if (request.body.revokeTokens) {
+            const revoked = await tx.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+            tokensRevoked = Number(revoked.numUpdatedRows);
+          }
+          audit({ action: 'auth.logout_all', actor: caller.principal.id, subject: userId, data: { sessionsEnded, apiAccessRevoked: tokensRevoked } }); // NB. audit data keys may not mention tokens
+          return { sessionsEnded, tokensRevoked };
+        });
+        if (caller.via === 'session') clearSessionCookie(reply, engine.config.auth);
+        return result;
+      },
+    );
+  };
+}

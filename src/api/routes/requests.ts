@@ -1,0 +1,303 @@
+import type { FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { queryAuditEvents } from '../../audit/index.js';
+import { parseDuration } from '../../domain/duration.js';
+import { matchesEntitlementPattern } from '../../domain/policy/index.js';
+import { inSubjectSet } from '../../domain/principal.js';
+import { canReview } from '../../domain/review.js';
+import type { Engine } from '../../engine/index.js';
+import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf } from '../../store/index.js';
+import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
+import { authenticate, type Caller } from '../authenticate.js';
+import { idempotent } from '../idempotency.js';
+import { problemSchema } from '../problem.js';
+import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
+
+const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
+const id = (prefix: string) => z.string().max(64).regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
+const durationText = z.string().min(2).max(20).describe('A duration such as 30m, 1h, 1h30m');
+const parameters = z.record(z.string().max(63), z.string().max(8192)).optional();
+const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
+
+const catalogueItem = z.object({
+  target: z.string(),
+  entitlement: z.string(),
+  description: z.string(),
+  connector: z.string(),
+  policy: z.string(),
+  autoApprove: z.boolean(),
+  autoApproveIf: z.string().nullable(),
+  defaultDurationMs: z.number().int(),
+  maxDurationMs: z.number().int(),
+  requires: z.object({ justificationMinLength: z.number().int(), ticketPattern: z.string().nullable(), mfaMaxAgeMs: z.number().int().nullable() }),
+  conditions: z.string().nullable(),
+  stages: z.array(z.object({ name: z.string(), quorum: z.number().int(), approvers: z.object({ users: z.array(z.string()), groups: z.array(z.string()) }) })),
+});
+
+const submitBody = z
+  .object({ target: name, entitlement: name, duration: durationText.optional(), reason: z.string().max(2000), ticket: z.string().max(200).optional(), parameters })
+  .strict();
+const reviewBody = z.object({ decision: z.enum(['approve', 'deny']), comment: z.string().max(2000).optional() }).strict();
+const breakGlassBody = z.object({ target: name, entitlement: name, duration: durationText, reason: z.string().max(2000), parameters }).strict();
+const listQuery = z
+  .object({
+    scope: z.enum(['mine', 'review', 'all']).default('mine'),
+    status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']).optional(),
+    target: name.optional(),
+    ...pageQuery,
+  })
+  .strict();
+const requestDetail = z.object({
+  request: requestView,
+  reviews: z.array(reviewView),
+  grant: grantView.nullable(),
+  timeline: z.array(auditEventView),
+});
+
+/** What the engine wants to know about the caller's client for a decision (MFA freshness, where from). */
+export function clientOf(request: FastifyRequest, caller: Caller) {
+  const userAgent = request.headers['user-agent']?.slice(0, 512);
+  return { ip: request.ip.slice(0, 64), ...(userAgent ? { userAgent } : {}), ...(caller.mfaAt ? { mfaAt: caller.mfaAt } : {}) };
+}
+
+/** Loads a request the caller may see; anything else is "not found". */
+async function visibleRequest(engine: Engine, caller: Caller, requestId: string, route: string) {
+  const request = await getRequest(engine.store.db, requestId);
+  if (!request || !canSeeRequest(engine.config, caller.principal, request)) return refuseUnseen(engine, caller.principal, 'request', requestId, request !== undefined, route);
+  return request;
+}
+
+/**
+ * The catalogue, requests, reviews and break-glass: how people ask for access and decide on it.
+ */
+export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
+  return async (app) => {
+    app.get(
+      '/api/v1/catalogue',
+      { schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const config = engine.config;
+        const items: z.infer<typeof catalogueItem>[] = [];
+        for (const target of config.targets.values()) {
+          for (const entitlement of target.entitlements.values()) {
+            // First match wins in evaluation, so the first policy naming the caller sets the terms.
+            const policy = config.policies.policies
+              .map((p) => p.definition)
+              .find((d) => inSubjectSet(caller.principal, d.subjects) && d.entitlements.some((p) => matchesEntitlementPattern(p, target.name, entitlement.name)));
+            if (!policy) continue;
+            items.push({
+              target: target.name,
+              entitlement: entitlement.name,
+              description: entitlement.description,
+              connector: target.connector,
+              policy: policy.name,
+              autoApprove: policy.autoApprove,
+              autoApproveIf: policy.autoApproveIf ?? null,
+              defaultDurationMs: policy.duration.defaultMs,
+              maxDurationMs: policy.duration.maxMs,
+              requires: { justificationMinLength: policy.require.justificationMinLength, ticketPattern: policy.require.ticketPattern ?? null, mfaMaxAgeMs: policy.require.mfaMaxAgeMs ?? null },
+              conditions: policy.conditions ?? null,
+              stages: policy.approval.stages.map((s) => ({ name: s.name, quorum: s.quorum, approvers: { users: [...s.approvers.users], groups: [...s.approvers.groups] } })),
+            });
+          }
+        }
+        return { items };
+      },
+    );
+
+    app.post(
+      '/api/v1/requests',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'Ask for an entitlement',
+          description: 'The policy decides at once: approved (provisioning starts), pending (approvers are asked) or denied. Accepts Idempotency-Key.',
+          security: [{ bearer: [] }],
+          body: submitBody,
+          response: { 201: z.object({ request: requestView }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'request');
+        const body = request.body;
+        return idempotent(engine, request, reply, caller, 201, async () => {
+          const { request: created } = await engine.submit({
+            principal: caller.principal,
+            target: body.target,
+            entitlement: body.entitlement,
+            ...(body.duration ? { durationMs: parseDuration(body.duration, 'duration') } : {}),
+            reason: body.reason,
+            ...(body.ticket ? { ticket: body.ticket } : {}),
+            parameters: body.parameters ?? {},
+            client: clientOf(request, caller),
+          });
+          return { request: toRequestView(created) };
+        });
+      },
+    );
+
+    app.get(
+      '/api/v1/requests',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'List requests: mine, those I may review now, or all (admins, auditors)',
+          security: [{ bearer: [] }],
+          querystring: listQuery,
+          response: { 200: pageOf(requestView), ...errors },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const { scope, status, target, limit, cursor } = request.query;
+        const beforeId = decodeCursor(cursor);
+        const db = engine.store.db;
+        if (scope === 'all' && !readsEverything(engine.config, caller.principal)) {
+          await refuseRole(engine, caller.principal, '/api/v1/requests?scope=all', 'only admins and auditors may list every request', 'Use scope=mine or scope=review.');
+        }
+        let items;
+        if (scope === 'review') {
+          // Pending requests are few; canReview applies the full rule (current stage, not self, once).
+          const pending = (await listRequests(db, { status: 'pending', ...(target ? { target } : {}), ...(beforeId ? { beforeId } : {}), limit: 1000 })).filter(
+            (candidate) => candidate.principal.id !== caller.principal.id && isApproverOf(candidate, caller.principal),
+          );
+          const reviews = await listReviewsOf(db, pending.map((candidate) => candidate.id));
+          items = pending.filter((candidate) => canReview(candidate, reviews.get(candidate.id) ?? [], caller.principal)).slice(0, limit + 1);
+        } else {
+          items = await listRequests(db, {
+            ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
+            ...(status ? { status } : {}),
+            ...(target ? { target } : {}),
+            ...(beforeId ? { beforeId } : {}),
+            limit: limit + 1,
+          });
+        }
+        const page = items.slice(0, limit);
+        return { items: page.map(toRequestView), nextCursor: items.length > limit ? encodeCursor(page.at(-1)!.id) : null };
+      },
+    );
+
+    app.get(
+      '/api/v1/requests/:id',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'A request with its reviews, grant and timeline',
+          security: [{ bearer: [] }],
+          params: z.object({ id: id('req') }),
+          response: { 200: requestDetail, ...errors },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const db = engine.store.db;
+        const grant = found.grantId ? await getGrant(db, found.grantId) : undefined;
+        const reviews = await listReviews(db, found.id);
+        const subjects = [found.id, ...(grant ? [grant.id] : [])];
+        const timeline = await queryAuditEvents(db, { subjects, ascending: true, limit: 500 });
+        return {
+          request: toRequestView(found),
+          reviews: reviews.map(toReviewView),
+          grant: grant ? toGrantView(grant, await hasCredentials(db, grant.id)) : null,
+          timeline: timeline.map(toAuditEventView),
+        };
+      },
+    );
+
+    app.post(
+      '/api/v1/requests/:id/cancel',
+      {
+        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: id('req') }), response: { 200: z.object({ request: requestView }), ...errors } },
+      },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'request');
+        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        return idempotent(engine, request, reply, caller, 200, async () => ({
+          request: toRequestView(await engine.cancel({ requestId: request.params.id, by: caller.principal })),
+        }));
+      },
+    );
+
+    app.post(
+      '/api/v1/requests/:id/reviews',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'Approve or deny a request (approvers of its current stage; never your own)',
+          security: [{ bearer: [] }],
+          params: z.object({ id: id('req') }),
+          body: reviewBody,
+          response: { 200: z.object({ request: requestView, effect: z.string() }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'approve');
+        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        return idempotent(engine, request, reply, caller, 200, async () => {
+          const outcome = await engine.review({
+            requestId: request.params.id,
+            reviewer: caller.principal,
+            decision: request.body.decision,
+            comment: request.body.comment ?? '',
+            client: clientOf(request, caller),
+          });
+          return { request: toRequestView(outcome.request), effect: outcome.effect };
+        });
+      },
+    );
+
+    app.post(
+      '/api/v1/break-glass',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'Emergency access without approval (configured subjects and entitlements only; reviewed afterwards)',
+          security: [{ bearer: [] }],
+          body: breakGlassBody,
+          response: { 201: z.object({ request: requestView }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'request');
+        const body = request.body;
+        return idempotent(engine, request, reply, caller, 201, async () => {
+          const created = await engine.breakGlass({
+            principal: caller.principal,
+            target: body.target,
+            entitlement: body.entitlement,
+            durationMs: parseDuration(body.duration, 'duration'),
+            reason: body.reason,
+            parameters: body.parameters ?? {},
+            client: clientOf(request, caller),
+          });
+          return { request: toRequestView(created) };
+        });
+      },
+    );
+
+    app.post(
+      '/api/v1/break-glass/:id/review',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
+          security: [{ bearer: [] }],
+          params: z.object({ id: id('req') }),
+          body: z.object({ comment: z.string().max(2000).optional() }).strict(),
+          response: { 200: z.object({ request: requestView }), ...errors },
+        },
+      },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'approve');
+        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        return idempotent(engine, request, reply, caller, 200, async () => {
+          await engine.reviewBreakGlass({ requestId: request.params.id, reviewer: caller.principal, comment: request.body.comment ?? '' });
+          return { request: toRequestView((await getRequest(engine.store.db, request.params.id))!) };
+        });
+      },
+    );
+  };
+}

@@ -1,0 +1,66 @@
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { auditedChange, PASSWORD_MAX_LENGTH } from '../../auth/index.js';
+import { completeSetup, firstAdminRule, needsFirstAdmin } from '../../auth/setup.js';
+import { isLapseError, LapseError } from '../../domain/errors.js';
+import type { Engine } from '../../engine/index.js';
+import { escapeHtml, hiddenFields, sendPage } from '../pages.js';
+import { problemSchema } from '../problem.js';
+import { assertSameOriginForm } from '../public-url.js';
+import { startSession } from '../sign-in.js';
+
+const setupBody = z.object({ token: z.string().min(1).max(128), username: z.string().min(1).max(128), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
+const setupResponse = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }), csrfToken: z.string() });
+
+/** First start: the one-time link `lapse serve` prints creates the first admin (JSON API and a minimal page). */
+export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
+  return async (app) => {
+    const setUp = async (request: FastifyRequest, reply: FastifyReply, input: z.output<typeof setupBody>) => {
+      try {
+        const user = await auditedChange(engine.store.db, async (tx, now, audit) => {
+          const created = await completeSetup(tx, engine.config, input, now);
+          audit({ action: 'setup.completed', actor: created.name, subject: created.id, data: { name: created.name, groups: created.groups, ip: request.ip } });
+          return created;
+        });
+        return { user, session: await startSession(engine, request, reply, user, 'setup') };
+      } catch (error) {
+        await engine.recordSecurityEvent({ action: 'setup.refused', actor: 'anonymous', data: { ip: request.ip, reason: isLapseError(error) ? error.code : 'error' } });
+        throw error;
+      }
+    };
+
+    app.post(
+      '/api/v1/setup',
+      { schema: { tags: ['auth'], summary: 'First start: create the first admin with the one-time setup token', body: setupBody, response: { 201: setupResponse, 400: problemSchema, 401: problemSchema, 409: problemSchema } } },
+      async (request, reply) => {
+        const { user, session } = await setUp(request, reply, request.body);
+        return reply.code(201).send({ user: { name: user.name, groups: [...user.groups] }, csrfToken: session.csrfToken });
+      },
+    );
+
+    app.get('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: z.string().max(128).optional() }).strict() } }, async (request, reply) => {
+      if (!(await needsFirstAdmin(engine.store.db, engine.config))) return sendPage(reply, 404, 'Already set up', '<p>Lapse already has an admin. <a href="/auth/login">Sign in</a>.</p>');
+      return sendPage(
+        reply,
+        200,
+        'Set up Lapse',
+        `<p>Create the first admin. ${escapeHtml(firstAdminRule(engine.config))}</p><form method="post" action="/setup">${hiddenFields({ token: request.query.token ?? '' })}
+<label for="username">User name</label><input id="username" name="username" required maxlength="128" autocomplete="username">
+<label for="password">Password (at least 12 characters)</label><input id="password" name="password" type="password" required minlength="12" maxlength="${PASSWORD_MAX_LENGTH}" autocomplete="new-password">
+<button type="submit">Create admin</button></form>`,
+      );
+    });
+
+    app.post('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup form post (HTML)', body: setupBody } }, async (request, reply) => {
+      assertSameOriginForm(request);
+      try {
+        const { user } = await setUp(request, reply, request.body);
+        return sendPage(reply, 201, 'Lapse is set up', `<p>${escapeHtml(user.name)} is the first admin and is signed in. Sign in to the CLI with <code>lapse login</code>.</p>`);
+      } catch (error) {
+        if (error instanceof LapseError) return sendPage(reply, error.httpStatus, 'Setup failed', `<p class="error">${escapeHtml(error.message)}</p><p>${escapeHtml(String(error.details.hint ?? ''))}</p>`);
+        throw error;
+      }
+    });
+  };
+}

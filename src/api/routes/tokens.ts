@@ -1,0 +1,159 @@
+import { sql } from 'kysely';
+import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import { z } from 'zod';
+import { auditedChange, issueApiToken, revokeApiToken, sessionScopes, TOKEN_SCOPES, type TokenScope } from '../../auth/index.js';
+import { redeemCliLoginCode } from '../../auth/cli-login.js';
+import { userNameSchema } from '../../auth/principals.js';
+import { parseDuration } from '../../domain/duration.js';
+import { isLapseError, LapseError } from '../../domain/errors.js';
+import { inSubjectSet } from '../../domain/principal.js';
+import type { Engine } from '../../engine/index.js';
+import { authenticate } from '../authenticate.js';
+import { problemSchema } from '../problem.js';
+
+/** Tokens from `lapse login` last 30 days; sign in again after that. */
+const CLI_TOKEN_LIFETIME_MS = 30 * 86_400_000;
+
+const tokenView = z.object({
+  id: z.string(),
+  user: z.string(),
+  name: z.string(),
+  scopes: z.array(z.enum(TOKEN_SCOPES)),
+  createdAt: z.iso.datetime(),
+  expiresAt: z.iso.datetime().nullable(),
+  lastUsedAt: z.iso.datetime().nullable(),
+  status: z.enum(['active', 'expired', 'revoked']),
+});
+const issuedView = z.object({ id: z.string(), user: z.string(), token: z.string(), name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)), expiresAt: z.iso.datetime().nullable() });
+const listQuery = z.object({ user: userNameSchema.optional() }).strict();
+const createBody = z
+  .object({
+    name: z.string().trim().min(1).max(100),
+    scopes: z.array(z.enum(TOKEN_SCOPES)).min(1).max(4),
+    expiresIn: z.string().max(32).default('90d').describe('a duration such as 30d, or "never"'),
+    user: userNameSchema.optional().describe('admins only: issue for another user or a service identity'),
+  })
+  .strict();
+const cliTokenBody = z.object({ code: z.string().min(1).max(128), codeVerifier: z.string().min(43).max(128), name: z.string().trim().min(1).max(100).default('lapse login') }).strict();
+const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
+
+const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+/**
+ * API tokens for the CLI and automation: list mine (with last use), create (shown once; never more
+ * than the caller may do), revoke (mine, or any for admins); and the exchange that turns a
+ * `lapse login` browser sign-in into a token.
+ */
+export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
+  return async (app) => {
+    const db = engine.store.db;
+    const userByName = (name: string) => db.selectFrom('users').select(['id', 'name', 'kind', 'groups', 'disabled_at']).where('name', '=', name).executeTakeFirst();
+
+    app.get(
+      '/api/v1/tokens',
+      { schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const name = request.query.user ?? caller.principal.id;
+        if (name !== caller.principal.id && !caller.scopes.includes('admin')) {
+          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: 'not admin', user: name } });
+          throw new LapseError('not_found', `there is no user ${name}`);
+        }
+        const rows = await db
+          .selectFrom('api_tokens as t')
+          .innerJoin('users as u', 'u.id', 't.user_id')
+          .select(['t.id', 't.name', 't.scopes', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
+          .where('u.name', '=', name)
+          .orderBy('t.created_at', 'desc')
+          .limit(500)
+          .execute();
+        return {
+          tokens: rows.map((t) => ({
+            id: t.id,
+            user: t.user,
+            name: t.name,
+            scopes: t.scopes as TokenScope[],
+            createdAt: iso(t.created_at)!,
+            expiresAt: iso(t.expires_at),
+            lastUsedAt: iso(t.last_used_at),
+            status: t.revoked_at ? ('revoked' as const) : t.expired ? ('expired' as const) : ('active' as const),
+          })),
+        };
+      },
+    );
+
+    app.post(
+      '/api/v1/tokens',
+      { schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
+      async (request, reply) => {
+        const caller = await authenticate(engine, request, 'read');
+        const body = request.body;
+        const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
+        if (missing.length > 0) {
+          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: `scopes beyond the caller's: ${missing.join(', ')}` } });
+          throw new LapseError('forbidden', `you cannot give a token scopes you do not have: ${missing.join(', ')}`, { where: 'scopes', hint: `Your scopes: ${caller.scopes.join(', ')}.` });
+        }
+        const ownerName = body.user ?? caller.principal.id;
+        if (ownerName !== caller.principal.id && !caller.scopes.includes('admin')) {
+          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: 'not admin', user: ownerName } });
+          throw new LapseError('forbidden', 'only admins may create tokens for others', { where: 'user' });
+        }
+        const owner = await userByName(ownerName);
+        if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
+        // NB. A token for someone else cannot exceed what that principal could do when signed in.
+        if (ownerName !== caller.principal.id && body.scopes.includes('admin') && !inSubjectSet({ id: owner.name, groups: owner.groups }, engine.config.roles.admins)) {
+          throw new LapseError('forbidden', `${ownerName} is not an admin, so their token cannot have the admin scope`, { where: 'scopes' });
+        }
+        const expiresInMs = body.expiresIn === 'never' ? null : parseDuration(body.expiresIn, 'expiresIn');
+        const issued = await auditedChange(db, async (tx, now, audit) => {
+          const value = await issueApiToken(tx, { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs }, now);
+          audit({ action: 'token.created', actor: caller.principal.id, subject: value.id, data: { user: owner.name, scopes: body.scopes, expiresAt: value.expiresAt?.toISOString() ?? null } });
+          return value;
+        });
+        return reply.code(201).send({ id: issued.id, user: owner.name, token: issued.token, name: body.name, scopes: body.scopes, expiresAt: iso(issued.expiresAt) });
+      },
+    );
+
+    app.delete(
+      '/api/v1/tokens/:id',
+      { schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: z.string().max(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const token = await db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', request.params.id).executeTakeFirst();
+        if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
+          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', tokenId: request.params.id.slice(0, 64) } });
+          throw new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`);
+        }
+        const revoked = await auditedChange(db, async (tx, _now, audit) => {
+          const changed = await revokeApiToken(tx, token.id);
+          if (changed) audit({ action: 'token.revoked', actor: caller.principal.id, subject: token.id, data: { user: token.name } });
+          return changed;
+        });
+        return { revoked };
+      },
+    );
+
+    app.post(
+      '/api/v1/auth/cli/token',
+      { schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
+      async (request, reply) => {
+        try {
+          // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
+          const userId = await redeemCliLoginCode(db, request.body);
+          const issued = await auditedChange(db, async (tx, now, audit) => {
+            const user = await tx.selectFrom('users').select(['id', 'name', 'kind', 'groups']).where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
+            if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
+            const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
+            const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS }, now);
+            audit({ action: 'token.created', actor: user.name, subject: value.id, data: { user: user.name, scopes, via: 'lapse login', expiresAt: value.expiresAt?.toISOString() ?? null } });
+            return { ...value, user: user.name, scopes };
+          });
+          return reply.code(201).send({ id: issued.id, user: issued.user, token: issued.token, name: request.body.name, scopes: issued.scopes, expiresAt: iso(issued.expiresAt) });
+        } catch (error) {
+          if (isLapseError(error, 'unauthenticated')) await engine.recordSecurityEvent({ action: 'auth.refused', actor: 'anonymous', data: { route: '/api/v1/auth/cli/token', reason: 'cli code', ip: request.ip } });
+          throw error;
+        }
+      },
+    );
+  };
+}

@@ -1,0 +1,58 @@
+import { z } from 'zod';
+import { LapseError } from '../domain/errors.js';
+import { newId } from '../domain/ids.js';
+import type { Executor } from '../store/index.js';
+import type { SignInUser } from './local-login.js';
+import { userNameSchema } from './principals.js';
+
+/** Group names from an IdP: kept as the IdP spells them (config matches them exactly), but bounded. */
+const idpGroups = z.array(z.string().min(1).max(256)).max(500);
+
+/** The groups claim as a list: IdPs send an array, some a single string, some nothing. */
+export function groupsFromClaim(value: unknown): string[] {
+  const list = typeof value === 'string' ? [value] : Array.isArray(value) ? value.filter((g): g is string => typeof g === 'string') : [];
+  const parsed = idpGroups.safeParse([...new Set(list)]);
+  if (!parsed.success) {
+    throw new LapseError('validation_failed', 'the identity provider sent more than 500 groups, or a group name over 256 characters', {
+      where: 'groups claim',
+      hint: 'Limit the groups the IdP puts in the token to the ones Lapse policies use.',
+    });
+  }
+  return parsed.data;
+}
+
+/**
+ * The Lapse user for an OIDC identity, created on first sign-in and refreshed on every one (name
+ * and groups follow the IdP). Identity is `<issuer>#<sub>`; a name already held by a local user or
+ * by another IdP identity is refused rather than merged, so an IdP account can never take over a
+ * local admin by choosing its name.
+ */
+export async function upsertOidcUser(tx: Executor, input: { issuer: string; subject: string; username: string; groups: readonly string[] }, now: Date): Promise<SignInUser & { created: boolean }> {
+  const externalId = `${input.issuer}#${input.subject}`.slice(0, 2048);
+  const name = userNameSchema.safeParse(input.username.trim().toLowerCase());
+  if (!name.success) {
+    throw new LapseError('validation_failed', `the identity provider's user name "${input.username.slice(0, 60)}" is not usable in Lapse: ${name.error.issues[0]?.message}`, {
+      where: 'username claim',
+      hint: 'Point auth.oidc.usernameClaim at a claim with simple names (preferred_username or email).',
+    });
+  }
+  const existing = await tx.selectFrom('users').selectAll().where('external_id', '=', externalId).executeTakeFirst();
+  const holder = await tx.selectFrom('users').select(['id', 'external_id']).where('name', '=', name.data).executeTakeFirst();
+  if (holder && holder.external_id !== externalId) {
+    throw new LapseError('conflict', `the name ${name.data} already belongs to another Lapse user`, {
+      where: 'username claim',
+      hint: 'An admin must rename or remove the other user (a local account cannot be taken over by single sign-on).',
+    });
+  }
+  if (existing) {
+    if (existing.disabled_at !== null) throw new LapseError('unauthenticated', 'this account is disabled in Lapse', { hint: 'Ask an admin.' });
+    await tx.updateTable('users').set({ name: name.data, groups: JSON.stringify(input.groups) }).where('id', '=', existing.id).execute();
+    return { id: existing.id, name: name.data, kind: existing.kind, groups: input.groups, created: false };
+  }
+  const id = newId('user', now.getTime());
+  await tx
+    .insertInto('users')
+    .values({ id, name: name.data, kind: 'user', groups: JSON.stringify(input.groups), password_hash: null, created_at: now, disabled_at: null, source: 'oidc', external_id: externalId })
+    .execute();
+  return { id, name: name.data, kind: 'user', groups: input.groups, created: true };
+}

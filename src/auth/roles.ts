@@ -1,0 +1,25 @@
+import type { AuthConfig } from '../config/types.js';
+import { inSubjectSet, type Principal, type SubjectSet } from '../domain/principal.js';
+import type { TokenScope } from './tokens.js';
+
+/**
+ * What a signed-in person may do through a session: everyone may read, request and approve (what
+ * they may actually request or approve is up to the policies); admin only for `roles.admins`.
+ */
+export function sessionScopes(principal: Principal, roles: { readonly admins: SubjectSet }): TokenScope[] {
+  return inSubjectSet(principal, roles.admins) ? ['read', 'request', 'approve', 'admin'] : ['read', 'request', 'approve'];
+}
+
+/** The role names a principal holds, for whoami views. */
+export function roleNames(principal: Principal, roles: { readonly admins: SubjectSet; readonly auditors: SubjectSet }): string[] {
+  return [...(inSubjectSet(principal, roles.admins) ? ['admin'] : []), ...(inSubjectSet(principal, roles.auditors) ? ['auditor'] : [])];
+}
+
+/** Cookies are Secure (and `__Host-` prefixed, so no subdomain can set them) when Lapse is served over https. */
+export function sessionCookieName(auth: Pick<AuthConfig, 'publicUrl'>): string {
+  return isHttps(auth) ? '__Host-lapse_session' : 'lapse_session';
+}
+
+export function isHttps(auth: Pick<AuthConfig, 'publicUrl'>): boolean {
+  return auth.publicUrl?.startsWith('https://') ?? false;
+}
