@@ -1,6 +1,7 @@
 import { pino, type Logger } from 'pino';
 import { AuditCheckpointer, loadOrCreateSigningKey } from '../audit/index.js';
 import { loadConfigFile } from '../config/index.js';
+import { loadOrCreateSealer } from '../secrets/index.js';
 import { builtInConnectors } from '../connectors/index.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAt, type RuntimeLocation } from './context.js';
@@ -21,7 +22,8 @@ export async function openRuntime(location: RuntimeLocation, logger: Logger = pi
   const config = await loadConfigFile(location.configPath);
   const key = loadOrCreateSigningKey({ pem: config.audit.signingKeyPem, dataDir: location.dataDir });
   const store = await openStoreAt(location);
-  const engine = new Engine({ store, config, connectors: builtInConnectors(), logger });
+  const sealer = loadOrCreateSealer({ key: config.secrets.encryptionKey, previousKeys: config.secrets.previousEncryptionKeys, dataDir: location.dataDir });
+  const engine = new Engine({ store, config, connectors: builtInConnectors(), logger, sealer });
   const checkpointer = new AuditCheckpointer(store.db, key, {
     every: config.audit.checkpointEvery,
     intervalMs: config.audit.checkpointIntervalMs,

@@ -1,12 +1,13 @@
 import type { Command } from 'commander';
 import { sql } from 'kysely';
 import { appendAuditEvents } from '../../audit/index.js';
-import { createUser, findUserByName, issueApiToken } from '../../auth/index.js';
+import { checkPasswordPolicy, createUser, findUserByName, issueApiToken, setPassword } from '../../auth/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Store } from '../../store/index.js';
 import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
+import { readSecretFromStdin } from '../stdin.js';
 
 /**
  * Offline administration straight on the database, for bootstrap and automation (the server
@@ -31,16 +32,47 @@ export function registerAdminCommands(program: Command): void {
     .description('create a local user (or --service identity)')
     .option('-g, --group <group>', 'a group (repeatable)', collect, [])
     .option('--service', 'a service identity rather than a person')
+    .option('--password-stdin', 'read a password from standard input (12 to 1024 characters) so the user can sign in')
     .action(
-      action(async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean }, command: Command) => {
+      action(async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean; passwordStdin?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        if (options.passwordStdin && options.service) throw new LapseError('validation_failed', 'service identities sign in with API tokens, not passwords', { where: '--password-stdin' });
+        const password = options.passwordStdin ? await readSecretFromStdin('password') : undefined;
+        if (password !== undefined) checkPasswordPolicy(password, '--password-stdin');
         const store = await openStoreAt(resolveLocation(options));
         try {
           const created = await inTransaction(store, async (tx, now) => {
             const value = await createUser(tx, { name, groups: options.group, kind: options.service ? 'service' : 'user' }, now);
-            return { value, audit: { action: 'user.created', subject: value.id, data: { name: value.name, kind: value.kind, groups: value.groups } } };
+            if (password !== undefined) await setPassword(tx, value.id, password);
+            return { value, audit: { action: 'user.created', subject: value.id, data: { name: value.name, kind: value.kind, groups: value.groups, canSignIn: password !== undefined } } }; // NB. audit keys may not mention passwords
           });
-          emit(globals, created, () => `created ${created.kind} ${created.name} (${created.id})${created.groups.length ? ` in ${created.groups.join(', ')}` : ''}`);
+          emit(globals, { ...created, hasPassword: password !== undefined }, () => `created ${created.kind} ${created.name} (${created.id})${created.groups.length ? ` in ${created.groups.join(', ')}` : ''}${password !== undefined ? ', with a password' : ''}`);
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  addLocationOptions(user.command('set-password <name>'))
+    .description("set or replace a local user's password (read from standard input); signs them out everywhere")
+    .requiredOption('--password-stdin', 'read the password from standard input (12 to 1024 characters)')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const password = await readSecretFromStdin('password');
+        checkPasswordPolicy(password, '--password-stdin');
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const changed = await inTransaction(store, async (tx) => {
+            const owner = await tx.selectFrom('users').select(['id', 'name', 'kind', 'source']).where('name', '=', name).executeTakeFirst();
+            if (!owner) throw new LapseError('not_found', `there is no user ${name}`, { where: name, hint: 'Create it with `lapse admin user create`.' });
+            if (owner.source !== 'local' || owner.kind !== 'user') {
+              throw new LapseError('validation_failed', `${name} is ${owner.source === 'oidc' ? 'an OIDC user (their password lives at the identity provider)' : 'a service identity (it uses API tokens)'}`, { where: name });
+            }
+            await setPassword(tx, owner.id, password);
+            return { value: owner, audit: { action: 'user.password_set', subject: owner.id, data: { name: owner.name } } };
+          });
+          emit(globals, { id: changed.id, name: changed.name, passwordSet: true }, () => `password set for ${changed.name}; their sessions were ended`);
         } finally {
           await store.close();
         }

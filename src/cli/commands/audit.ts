@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { PUBLIC_KEY_FILE, readPublicKey, verifyAuditChain, type VerifyResult } from '../../audit/index.js';
 import { EXIT } from '../../domain/errors.js';
+import { addAuditQuery } from './client-audit.js';
 import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 
@@ -12,7 +13,8 @@ const LISTED_PROBLEMS = 20;
 const collect = (value: string, previous: string[]) => [...previous, value];
 
 export function registerAuditCommands(program: Command): void {
-  const audit = program.command('audit').description('the tamper-evident audit log');
+  // `lapse audit [filters]` asks the server; `lapse audit verify` reads the database itself.
+  const audit = addAuditQuery(program.command('audit').description('query the audit log on the server (admins, auditors), or verify its chain offline'));
   addLocationOptions(audit.command('verify'))
     .description('recompute the hash chain and check every signed checkpoint (exit 0 intact, 1 broken)')
     .option('--public-key <file>', `checkpoint public key (PEM), repeat for rotated keys; default <data-dir>/${PUBLIC_KEY_FILE}`, collect, [])

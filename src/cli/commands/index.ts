@@ -1,10 +1,15 @@
 import type { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
+import { registerRequestCommands } from './client-request.js';
+import { registerReviewCommands } from './client-review.js';
+import { registerStatusCommands } from './client-status.js';
 import { registerConfigCommands } from './config.js';
 import { registerDemoCommand } from './demo.js';
+import { registerLoginCommands } from './login.js';
 import { registerMigrateCommand } from './migrate.js';
 import { registerPolicyCommands } from './policy.js';
+import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 
 /**
@@ -18,5 +23,11 @@ export function registerCommands(program: Command): void {
   registerAuditCommands(program);
   registerConfigCommands(program);
   registerPolicyCommands(program);
+  registerReconcileCommand(program);
   registerAdminCommands(program);
+  registerLoginCommands(program);
+  // The client: talk to a running server over its API.
+  registerRequestCommands(program);
+  registerStatusCommands(program);
+  registerReviewCommands(program);
 }

@@ -6,6 +6,7 @@ import { LapseError } from '../../domain/errors.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action } from '../output.js';
+import { announceFirstStart } from '../first-start.js';
 import { openRuntime } from '../runtime.js';
 
 /**
@@ -33,6 +34,7 @@ export function registerServeCommand(program: Command): void {
         runtime.checkpointer.start();
         const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION });
         const address = await server.listen({ port, host });
+        await announceFirstStart(engine, engine.config.auth.publicUrl ?? address, logger);
         const stats = await engine.stats();
         logger.info(
           { address, config: location.configPath, version: engine.config.version, database: engine.store.kind, dataDir: location.dataDir, jobs: stats.jobs },
