@@ -1,0 +1,55 @@
+import { Tabs, Title, Stack } from '@mantine/core';
+import { useNavigate, useParams } from 'react-router';
+import { useSession } from '../api/session';
+import { ActiveGrantsPanel, BreakGlassPanel, RevocationsPanel } from './admin/Grants';
+import { AuditPanel } from './admin/Audit';
+import { ConfigPanel, FindingsPanel } from './admin/Config';
+
+const TABS = [
+  { value: 'grants', label: 'Active grants' },
+  { value: 'break-glass', label: 'Break-glass' },
+  { value: 'revocations', label: 'Revocations' },
+  { value: 'findings', label: 'Findings' },
+  { value: 'config', label: 'Targets and policies' },
+  { value: 'audit', label: 'Audit' },
+];
+
+/** Admins and auditors: everything active, what needs attention, the config in force, the audit log. */
+export function AdminPage() {
+  const { '*': tab = '' } = useParams();
+  const navigate = useNavigate();
+  const { isAdmin } = useSession();
+  const current = TABS.some((t) => t.value === tab) ? tab : 'grants';
+  return (
+    <Stack>
+      <Title order={2}>Admin</Title>
+      <Tabs value={current} onChange={(value) => navigate(`/admin/${value ?? 'grants'}`)} keepMounted={false}>
+        <Tabs.List style={{ overflowX: 'auto', flexWrap: 'nowrap' }}>
+          {TABS.map((t) => (
+            <Tabs.Tab key={t.value} value={t.value}>
+              {t.label}
+            </Tabs.Tab>
+          ))}
+        </Tabs.List>
+        <Tabs.Panel value="grants" pt="md">
+          <ActiveGrantsPanel canRevoke={isAdmin} />
+        </Tabs.Panel>
+        <Tabs.Panel value="break-glass" pt="md">
+          <BreakGlassPanel canReview={isAdmin} />
+        </Tabs.Panel>
+        <Tabs.Panel value="revocations" pt="md">
+          <RevocationsPanel />
+        </Tabs.Panel>
+        <Tabs.Panel value="findings" pt="md">
+          <FindingsPanel />
+        </Tabs.Panel>
+        <Tabs.Panel value="config" pt="md">
+          <ConfigPanel />
+        </Tabs.Panel>
+        <Tabs.Panel value="audit" pt="md">
+          <AuditPanel />
+        </Tabs.Panel>
+      </Tabs>
+    </Stack>
+  );
+}
