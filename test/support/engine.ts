@@ -22,6 +22,7 @@ targets:
     entitlements:
       readonly: { description: read only }
       admin: { description: full control }
+      ephemeral: { description: a throw-away account, settings: { issueCredentials: true } }
   flaky:
     connector: noop
     entitlements:
@@ -29,7 +30,7 @@ targets:
 policies:
   - name: sre-readonly
     subjects: { groups: [sre] }
-    entitlements: ["prod-db/readonly", "flaky/readonly"]
+    entitlements: ["prod-db/readonly", "prod-db/ephemeral", "flaky/readonly"]
     duration: { default: 1h, max: 8h }
     extension: { maxCount: 2, maxTotal: 12h, requireApproval: false }
     autoApprove: true
