@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,8 @@ function lapse(...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-describe('lapse CLI', () => {
+// NB. Each run starts tsx and, for some, the embedded database: seconds each on a loaded 2-core machine.
+describe('lapse CLI', { timeout: 120_000 }, () => {
   it('validates the example config', () => {
     const run = lapse('config', 'validate', 'examples/lapse.yaml');
     expect(run.code).toBe(0);
@@ -88,5 +89,11 @@ describe('lapse CLI', () => {
     const run = lapse('request-everything');
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/unknown command/);
+  });
+
+  it('prints its version', () => {
+    const run = lapse('--version');
+    expect(run.code).toBe(0);
+    expect(run.stdout.trim()).toBe(JSON.parse(readFileSync('package.json', 'utf8')).version);
   });
 });

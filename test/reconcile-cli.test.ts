@@ -25,7 +25,8 @@ function lapse(...args: string[]) {
   return { code: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-describe('lapse reconcile', () => {
+// NB. Each run starts tsx and the embedded database: seconds each on a loaded 2-core machine.
+describe('lapse reconcile', { timeout: 120_000 }, () => {
   it('reports standing access with exit 1, removes it with --remediate, then exits 0', () => {
     appendFileSync(callLog, `${JSON.stringify({ op: 'provision', target: 'db', grantId: 'grt_made_by_hand', principalId: 'dave', entitlement: 'ro', at: Date.now() })}\n`);
 

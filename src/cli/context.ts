@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { LapseError } from '../domain/errors.js';
-import { openStore, type Store } from '../store/index.js';
+import type { Store } from '../store/index.js';
 
 /** Where a command finds its database and config: flags first, then environment, then defaults. */
 export interface RuntimeLocation {
@@ -30,16 +30,16 @@ export function resolveLocation(options: { config?: string; dataDir?: string }, 
  * With `mustExist`, an embedded database that is not there is an error instead of being created
  * (read-only commands such as `audit verify` must not conjure an empty, "valid" log).
  */
-export function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean; mustExist?: boolean } = {}): Promise<Store> {
+export async function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean; mustExist?: boolean } = {}): Promise<Store> {
   const dataDir = join(location.dataDir, 'data');
   if (options.mustExist && !location.databaseUrl && !existsSync(join(dataDir, 'pgdata'))) {
-    return Promise.reject(
-      new LapseError('not_found', `there is no Lapse database in ${location.dataDir}`, {
-        where: dataDir,
-        hint: 'Point --data-dir (or LAPSE_DATA_DIR) at the directory `lapse serve` uses, or set DATABASE_URL.',
-      }),
-    );
+    throw new LapseError('not_found', `there is no Lapse database in ${location.dataDir}`, {
+      where: dataDir,
+      hint: 'Point --data-dir (or LAPSE_DATA_DIR) at the directory `lapse serve` uses, or set DATABASE_URL.',
+    });
   }
+  // Loaded here, not at the top: client commands never open a database and start faster without it.
+  const { openStore } = await import('../store/index.js');
   return openStore({
     databaseUrl: location.databaseUrl,
     dataDir,

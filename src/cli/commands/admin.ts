@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { sql } from 'kysely';
-import { appendAuditEvents } from '../../audit/index.js';
-import { checkPasswordPolicy, createUser, findUserByName, issueApiToken, setPassword } from '../../auth/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Store } from '../../store/index.js';
@@ -18,12 +16,15 @@ async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date)
   return store.db.transaction().execute(async (tx) => {
     const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
     const { value, audit } = await work(tx, new Date(rows[0]!.now));
+    const { appendAuditEvents } = await import('../../audit/index.js');
     await appendAuditEvents(tx, [{ ...audit, actor }]);
     return value;
   });
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
+// Loaded on use: the `lapse` client commands start faster without the database and auth code.
+const loadAuth = () => import('../../auth/index.js');
 
 export function registerAdminCommands(program: Command): void {
   const admin = program.command('admin').description('offline administration on the database (users, tokens)');
@@ -37,6 +38,7 @@ export function registerAdminCommands(program: Command): void {
       action(async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean; passwordStdin?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         if (options.passwordStdin && options.service) throw new LapseError('validation_failed', 'service identities sign in with API tokens, not passwords', { where: '--password-stdin' });
+        const { checkPasswordPolicy, createUser, setPassword } = await loadAuth();
         const password = options.passwordStdin ? await readSecretFromStdin('password') : undefined;
         if (password !== undefined) checkPasswordPolicy(password, '--password-stdin');
         const store = await openStoreAt(resolveLocation(options));
@@ -59,6 +61,7 @@ export function registerAdminCommands(program: Command): void {
     .action(
       action(async (name: string, options: { config?: string; dataDir?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        const { checkPasswordPolicy, setPassword } = await loadAuth();
         const password = await readSecretFromStdin('password');
         checkPasswordPolicy(password, '--password-stdin');
         const store = await openStoreAt(resolveLocation(options));
@@ -90,6 +93,7 @@ export function registerAdminCommands(program: Command): void {
       action(async (options: { config?: string; dataDir?: string; user: string; scope: string[]; expires: string; name: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         const expiresInMs = options.expires === 'never' ? null : parseDuration(options.expires, '--expires');
+        const { findUserByName, issueApiToken } = await loadAuth();
         const store = await openStoreAt(resolveLocation(options));
         try {
           const issued = await inTransaction(store, async (tx, now) => {

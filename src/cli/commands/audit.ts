@@ -1,7 +1,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { PUBLIC_KEY_FILE, readPublicKey, verifyAuditChain, type VerifyResult } from '../../audit/index.js';
+import type { VerifyResult } from '../../audit/index.js';
+import { PUBLIC_KEY_FILE } from '../../audit/signing-key.js';
 import { EXIT } from '../../domain/errors.js';
 import { addAuditQuery } from './client-audit.js';
 import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
@@ -21,6 +22,7 @@ export function registerAuditCommands(program: Command): void {
     .action(
       action(async (options: { config?: string; dataDir?: string; publicKey: string[] }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        const { readPublicKey, verifyAuditChain } = await import('../../audit/index.js');
         const location = resolveLocation(options);
         // NB. A key named on the command line must exist; only the default may be absent (a log
         // with no checkpoint yet), and then every checkpoint found is reported as unverified.

@@ -1,6 +1,4 @@
 import type { Command } from 'commander';
-import { loadConfigFile } from '../../config/index.js';
-import { builtInConnectors } from '../../connectors/index.js';
 import { LapseError } from '../../domain/errors.js';
 import { resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
@@ -14,6 +12,7 @@ export function registerConfigCommands(program: Command): void {
     .action(
       action(async (file: string | undefined, options: { config?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        const [{ loadConfigFile }, { builtInConnectors }] = await Promise.all([import('../../config/index.js'), import('../../connectors/index.js')]);
         const { configPath } = resolveLocation({ config: file ?? options.config });
         const loaded = await loadConfigFile(configPath);
         const connectors = builtInConnectors();

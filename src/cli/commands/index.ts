@@ -14,7 +14,9 @@ import { registerServeCommand } from './serve.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
- * this list is the only place that knows them all.
+ * this list is the only place that knows them all. Registering must stay cheap: a command loads
+ * the database, config, server and auth code inside its action (`await import`), so the client
+ * commands (`lapse ls`, `lapse request`...) start without them.
  */
 export function registerCommands(program: Command): void {
   registerServeCommand(program);

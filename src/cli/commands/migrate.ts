@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { migrateToLatest, pendingMigrations } from '../../store/index.js';
 import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 
@@ -10,6 +9,7 @@ export function registerMigrateCommand(program: Command): void {
     .action(
       action(async (options: { config?: string; dataDir?: string; status?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        const { migrateToLatest, pendingMigrations } = await import('../../store/index.js');
         const location = resolveLocation(options);
         const store = await openStoreAt(location, { migrate: false, mustExist: options.status === true });
         try {

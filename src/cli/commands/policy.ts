@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { loadConfigFile, parsePolicyCases, runPolicyCases } from '../../config/index.js';
-import { explainPolicies } from '../../domain/policy/index.js';
 import { EXIT, LapseError } from '../../domain/errors.js';
 import { resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
@@ -20,6 +18,7 @@ export function registerPolicyCommands(program: Command): void {
         const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
           throw new LapseError('validation_failed', `cannot read ${path}: ${error.code ?? error.message}`, { where: path, hint: 'Pass the cases file as the argument.' });
         });
+        const { loadConfigFile, parsePolicyCases, runPolicyCases } = await import('../../config/index.js');
         const config = await loadConfigFile(configPath);
         const results = runPolicyCases(config, parsePolicyCases(text, path));
         const failed = results.filter((r) => !r.passed);
@@ -50,6 +49,7 @@ export function registerPolicyCommands(program: Command): void {
     .action(
       action(async (options: { config?: string; principal?: string; groups: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
+        const [{ loadConfigFile }, { explainPolicies }] = await Promise.all([import('../../config/index.js'), import('../../domain/policy/index.js')]);
         const config = await loadConfigFile(resolveLocation(options).configPath);
         const entitlements = [...config.targets.values()].flatMap((t) => [...t.entitlements.keys()].map((name) => ({ target: t.name, name })));
         const principal = options.principal ? { id: options.principal, groups: options.groups.split(',').map((g) => g.trim()).filter(Boolean) } : undefined;

@@ -4,7 +4,6 @@ import type { ReconcileReport } from '../../engine/index.js';
 import type { Finding } from '../../store/index.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
-import { openRuntime } from '../runtime.js';
 
 const TARGET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
@@ -24,6 +23,7 @@ export function registerReconcileCommand(program: Command): void {
         if (targetName !== undefined && !TARGET_NAME.test(targetName)) {
           throw new LapseError('validation_failed', `"${targetName.slice(0, 80)}" is not a target name`, { where: 'target', hint: 'Target names are lower-case letters, digits, "_", "." and "-".' });
         }
+        const { openRuntime } = await import('../runtime.js');
         const runtime = await openRuntime(resolveLocation(options));
         try {
           const reports = await runtime.engine.reconcile(targetName, { actor: `cli:${process.env.USER ?? 'unknown'}`, ...(options.remediate ? { remediate: true } : {}) });

@@ -1,13 +1,8 @@
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { buildApiServer } from '../../api/index.js';
-import { watchConfig } from '../../config/index.js';
 import { LapseError } from '../../domain/errors.js';
 import { PACKAGE_VERSION } from '../version.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action } from '../output.js';
-import { announceFirstStart } from '../first-start.js';
-import { openRuntime } from '../runtime.js';
 
 /**
  * `lapse serve`: runs the lifecycle engine (the durable scheduler: provision, expiry, revoke
@@ -26,6 +21,13 @@ export function registerServeCommand(program: Command): void {
           throw new LapseError('validation_failed', `port "${options.port ?? process.env.LAPSE_PORT}" is not a TCP port`, { where: '--port', hint: 'Use a number from 0 to 65535.' });
         }
         const host = options.host ?? process.env.LAPSE_HOST ?? '127.0.0.1';
+        const [{ pino }, { buildApiServer }, { watchConfig }, { announceFirstStart }, { openRuntime }] = await Promise.all([
+          import('pino'),
+          import('../../api/index.js'),
+          import('../../config/index.js'),
+          import('../first-start.js'),
+          import('../runtime.js'),
+        ]);
         const logger = pino({ name: 'lapse', level: process.env.LAPSE_LOG_LEVEL ?? 'info' });
         const location = resolveLocation(options);
         const runtime = await openRuntime(location, logger);
