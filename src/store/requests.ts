@@ -168,3 +168,65 @@ export async function listRequests(tx: Executor, filter: RequestFilter = {}): Pr
   const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
   return rows.map(toRequest);
 }
+
+/** What an approver sees of a requester's past: counts over a window and the latest few requests. */
+export interface RequesterHistory {
+  readonly counts: Readonly<Record<AccessRequest['status'], number>> & { readonly breakGlass: number; readonly revokedByAdmin: number };
+  readonly recent: readonly {
+    readonly kind: AccessRequest['kind'];
+    readonly target: string;
+    readonly entitlement: string;
+    readonly status: AccessRequest['status'];
+    readonly durationMs: number;
+    readonly createdAt: Date;
+    readonly grantEndReason: string | null;
+  }[];
+}
+
+/**
+ * A requester's requests since `since` (excluding `excludeId`, the one under review): counts by
+ * outcome, break-glass uses, grants an admin revoked, and the `limit` most recent. Two indexed
+ * queries on (principal_id, created_at).
+ */
+export async function requesterHistory(tx: Executor, principalId: string, options: { since: Date; excludeId: string; limit: number }): Promise<RequesterHistory> {
+  const base = tx
+    .selectFrom('requests')
+    .leftJoin('grants', 'grants.id', 'requests.grant_id')
+    .where('requests.principal_id', '=', principalId)
+    .where('requests.created_at', '>=', options.since)
+    .where('requests.id', '<>', options.excludeId);
+  const [grouped, recent] = await Promise.all([
+    base
+      .select((eb) => [
+        'requests.status as status',
+        eb.fn.countAll<string>().as('n'),
+        eb.fn.count<string>(eb.case().when('requests.kind', '=', 'break_glass').then(1).end()).as('break_glass'),
+        eb.fn.count<string>(eb.case().when('grants.end_reason', '=', 'revoked').then(1).end()).as('revoked'),
+      ])
+      .groupBy('requests.status')
+      .execute(),
+    base
+      .select(['requests.kind', 'requests.target', 'requests.entitlement', 'requests.status', 'requests.duration_ms', 'requests.created_at', 'grants.end_reason'])
+      .orderBy('requests.created_at', 'desc')
+      .limit(options.limit)
+      .execute(),
+  ]);
+  const counts = { pending: 0, approved: 0, denied: 0, cancelled: 0, timed_out: 0, breakGlass: 0, revokedByAdmin: 0 };
+  for (const row of grouped) {
+    counts[row.status] = Number(row.n);
+    counts.breakGlass += Number(row.break_glass);
+    counts.revokedByAdmin += Number(row.revoked);
+  }
+  return {
+    counts,
+    recent: recent.map((row) => ({
+      kind: row.kind,
+      target: row.target,
+      entitlement: row.entitlement,
+      status: row.status,
+      durationMs: Number(row.duration_ms),
+      createdAt: new Date(row.created_at),
+      grantEndReason: row.end_reason,
+    })),
+  };
+}

@@ -97,6 +97,8 @@ describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 
     const card = bob.getByTestId(`review-${requestId}`);
     await card.waitFor();
     expect(await card.textContent()).toContain('alice wants prod-db/admin');
+    // The requester's recent history is on the card (this is alice's first request in this run).
+    await card.getByText('no other requests from alice in the last 90 days').waitFor();
     await screenshot(bob, 'approvals');
     await card.getByLabel('Comment').fill('ok for the incident');
     await card.getByRole('button', { name: 'Approve' }).click();

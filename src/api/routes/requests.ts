@@ -3,11 +3,12 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
+import { LapseError } from '../../domain/errors.js';
 import { matchesEntitlementPattern } from '../../domain/policy/index.js';
 import { inSubjectSet } from '../../domain/principal.js';
 import { canReview } from '../../domain/review.js';
 import type { Engine } from '../../engine/index.js';
-import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf } from '../../store/index.js';
+import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf, requesterHistory } from '../../store/index.js';
 import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
 import { authenticate, type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
@@ -48,6 +49,37 @@ const listQuery = z
     ...pageQuery,
   })
   .strict();
+const historyQuery = z
+  .object({
+    since: durationText.default('90d').describe('How far back, e.g. 30d (at most 365d; default 90d)'),
+    limit: z.coerce.number().int().min(1).max(50).default(10).describe('How many recent requests to list (default 10)'),
+  })
+  .strict();
+const MAX_HISTORY_MS = 365 * 24 * 3_600_000;
+const requesterHistoryView = z.object({
+  principalId: z.string(),
+  since: z.string().describe('ISO-8601 time: the start of the window'),
+  counts: z.object({
+    pending: z.number().int(),
+    approved: z.number().int(),
+    denied: z.number().int(),
+    cancelled: z.number().int(),
+    timed_out: z.number().int(),
+    breakGlass: z.number().int().describe('Break-glass requests among them'),
+    revokedByAdmin: z.number().int().describe('Grants an admin ended early (revoke)'),
+  }),
+  recent: z.array(
+    z.object({
+      kind: z.enum(['access', 'extension', 'break_glass']),
+      target: z.string(),
+      entitlement: z.string(),
+      status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']),
+      durationMs: z.number().int(),
+      createdAt: z.string(),
+      grantEndReason: z.string().nullable().describe('How the grant ended: expired, released, revoked...; null while active or without a grant'),
+    }),
+  ),
+});
 const requestDetail = z.object({
   request: requestView,
   reviews: z.array(reviewView),
@@ -203,6 +235,35 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           reviews: reviews.map(toReviewView),
           grant: grant ? toGrantView(grant, await hasCredentials(db, grant.id)) : null,
           timeline: timeline.map(toAuditEventView),
+        };
+      },
+    );
+
+    app.get(
+      '/api/v1/requests/:id/requester-history',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: "The requester's other requests: counts by outcome and the latest few (for the people deciding)",
+          description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets of the other requests are not included.',
+          security: [{ bearer: [] }],
+          params: z.object({ id: id('req') }),
+          querystring: historyQuery,
+          response: { 200: requesterHistoryView, ...errors },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const windowMs = parseDuration(request.query.since, 'since');
+        if (windowMs > MAX_HISTORY_MS) throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, { where: 'since', hint: 'Use at most 365d.' });
+        const since = new Date(Date.now() - windowMs);
+        const history = await requesterHistory(engine.store.db, found.principal.id, { since, excludeId: found.id, limit: request.query.limit });
+        return {
+          principalId: found.principal.id,
+          since: since.toISOString(),
+          counts: history.counts,
+          recent: history.recent.map((r) => ({ ...r, createdAt: r.createdAt.toISOString() })),
         };
       },
     );

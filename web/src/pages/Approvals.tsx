@@ -4,6 +4,7 @@ import { useState } from 'react';
 import { Link } from 'react-router';
 import { api, unwrap, type AccessRequest } from '../api/client';
 import { ProblemAlert } from '../components/ProblemAlert';
+import { RequesterHistory } from '../components/RequesterHistory';
 import { useStepUp } from '../components/StepUp';
 import { formatDuration, When } from '../time';
 
@@ -74,6 +75,7 @@ export function ReviewCard({ request }: { request: AccessRequest }) {
           {request.reason}
         </Text>
         {request.ticket && <Text size="sm">Ticket: {request.ticket}</Text>}
+        <RequesterHistory requestId={request.id} principalId={request.principal.id} />
         <Text size="sm" c="dimmed">
           Asked <When at={request.createdAt} />
           {request.pendingUntil && (
