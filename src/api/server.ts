@@ -16,6 +16,7 @@ import { eventRoutes } from './routes/events.js';
 import { grantRoutes } from './routes/grants.js';
 import { requestRoutes } from './routes/requests.js';
 import { sshRoutes } from './routes/ssh.js';
+import { statsRoutes } from './routes/stats.js';
 import { healthRoutes } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { mfaRoutes } from './routes/mfa.js';
@@ -37,6 +38,9 @@ export async function buildApiServer(options: ApiServerOptions) {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
     bodyLimit: 1024 * 1024,
+    // Behind a reverse proxy, the client address (login limits, audit, policy `client.ip`) comes
+    // from X-Forwarded-For, believed only from the proxies named in auth.trustedProxies.
+    ...(options.engine.config.auth.trustedProxies.length > 0 ? { trustProxy: [...options.engine.config.auth.trustedProxies] } : {}),
     // Never log requests by default: URLs and headers can carry tokens.
     logController: new LogController({ disableRequestLogging: true }),
   }).withTypeProvider<ZodTypeProvider>();
@@ -58,6 +62,7 @@ export async function buildApiServer(options: ApiServerOptions) {
         { name: 'requests', description: 'The catalogue, requests for access, reviews and break-glass' },
         { name: 'grants', description: 'Access held now: extend, release, revoke, credentials' },
         { name: 'events', description: 'Live updates (Server-Sent Events)' },
+        { name: 'stats', description: 'Figures over a window of time, for the dashboard' },
         { name: 'audit', description: 'Audit search and export' },
         { name: 'config', description: 'The configuration in force (read-only)' },
         { name: 'ssh', description: 'What sshd hosts fetch for ssh targets: the CA key and the revocation list' },
@@ -74,6 +79,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(findingRoutes(options.engine));
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));
+  await app.register(statsRoutes(options.engine));
   await app.register(eventRoutes(options.engine));
   await app.register(auditRoutes(options.engine));
   await app.register(auditVerifyRoutes(options.engine));

@@ -24,7 +24,15 @@ describe('config: auth', () => {
       local: { enabled: true },
       sessions: { idleTimeoutMs: 30 * 60_000, absoluteTimeoutMs: 12 * 3_600_000 },
       loginLimits: { perAccountPerHour: 100, perIpPerMinute: 30 },
+      trustedProxies: [],
     });
+  });
+
+  it('takes trusted proxies as addresses or CIDR ranges, and refuses anything else, saying which', () => {
+    expect(parseConfig(withAuth('trustedProxies: [10.0.0.0/8, 192.168.1.7, "::1", "fd00::/8"]'), 'lapse.yaml', {}).auth.trustedProxies).toEqual(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
+    for (const bad of ['10.0.0.0/33', 'proxy.example.com', '10.0.0.1/8/2', '"::1/129"', '10.0.0/8', '"*"']) {
+      expect(problemsOf(withAuth(`trustedProxies: [${bad}]`)).join('\n'), bad).toMatch(/auth\.trustedProxies\[0\]: write an IP address or a CIDR range/);
+    }
   });
 
   it('reads OIDC settings with the client secret from a reference and the documented defaults', () => {

@@ -38,5 +38,6 @@ export function resolveAuthConfig(auth: ParsedConfig['auth'], secrets: SecretCon
     local: { enabled: auth.local.enabled },
     sessions: { idleTimeoutMs: auth.sessions.idleTimeout, absoluteTimeoutMs: auth.sessions.absoluteTimeout },
     loginLimits: auth.loginLimits,
+    trustedProxies: auth.trustedProxies,
   };
 }

@@ -1,5 +1,15 @@
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
+
+/** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
+function isAddressOrCidr(value: string): boolean {
+  const [address = '', prefix, ...rest] = value.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
 
 /**
  * The lapse.yaml schema. Every value is bounded (a bare z.string() would accept 40 MB) and every
@@ -123,6 +133,7 @@ const auth = z
       .strict()
       .optional(),
     local: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
+    trustedProxies: z.array(z.string().min(2).max(50).refine(isAddressOrCidr, 'write an IP address or a CIDR range, e.g. 10.0.0.0/8 or ::1')).max(50).default([]),
     sessions: z.object({ idleTimeout: duration.prefault('30m'), absoluteTimeout: duration.prefault('12h') }).strict().prefault({}),
     loginLimits: z
       .object({ perAccountPerHour: z.number().int().min(1).max(10_000).default(100), perIpPerMinute: z.number().int().min(1).max(100_000).default(30) })

@@ -29,6 +29,11 @@ export interface AuthConfig {
   readonly local: { readonly enabled: boolean };
   readonly sessions: { readonly idleTimeoutMs: number; readonly absoluteTimeoutMs: number };
   readonly loginLimits: { readonly perAccountPerHour: number; readonly perIpPerMinute: number };
+  /**
+   * Reverse proxies whose X-Forwarded-For Lapse believes (addresses or CIDR ranges). Empty: the
+   * client address is the connection's. Read when the server starts.
+   */
+  readonly trustedProxies: readonly string[];
 }
 
 export interface OidcConfig {

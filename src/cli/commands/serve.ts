@@ -43,7 +43,11 @@ export function registerServeCommand(program: Command): void {
           'lapse is running',
         );
         const stopWatching = watchConfig(location.configPath, {
-          onReload: (config) => void engine.reloadConfig(config).catch((error: unknown) => engine.configRejected(error)),
+          onReload: (config) => {
+            // NB. The HTTP server reads auth.trustedProxies when it is built; say so rather than pretend.
+            if (config.auth.trustedProxies.join() !== engine.config.auth.trustedProxies.join()) logger.warn('auth.trustedProxies changed: it takes effect when lapse serve restarts');
+            void engine.reloadConfig(config).catch((error: unknown) => engine.configRejected(error));
+          },
           onError: (error) => void engine.configRejected(error),
         }, { initialVersion: engine.config.version });
         await new Promise<void>((resolve) => {
