@@ -161,6 +161,9 @@ describeEachStore('lifecycle engine', ({ store }) => {
     await expect(t.engine.reviewBreakGlass({ requestId: request.id, reviewer: bob })).rejects.toSatisfy((e) => isLapseError(e, 'forbidden'));
     await t.engine.reviewBreakGlass({ requestId: request.id, reviewer: root, comment: 'justified' });
     expect(await actions(request.id)).toContain('break_glass.reviewed');
+    // Reviewed once: a second review is refused and changes nothing.
+    await expect(t.engine.reviewBreakGlass({ requestId: request.id, reviewer: root, comment: 'again' })).rejects.toThrow(/already reviewed by root/);
+    expect((await actions(request.id)).filter((a) => a === 'break_glass.reviewed')).toHaveLength(1);
   });
 
   it('lets only admins revoke and force-close', async () => {

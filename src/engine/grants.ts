@@ -198,6 +198,10 @@ export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassRe
     if (request.principal.id === input.reviewer.id) {
       throw new LapseError('self_approval', 'nobody reviews their own break-glass use', { where: request.id });
     }
+    const done = await unit.tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', request.id).executeTakeFirstOrThrow();
+    if (done.reviewed_at !== null) {
+      throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewed_by ?? 'someone'} at ${new Date(done.reviewed_at).toISOString()}`, { where: request.id, hint: 'Its review is in the audit log (break_glass.reviewed).' });
+    }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
     await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { comment: input.comment } });
   });

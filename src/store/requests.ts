@@ -152,6 +152,8 @@ export interface RequestFilter {
   readonly status?: AccessRequest['status'];
   readonly target?: string;
   readonly kind?: AccessRequest['kind'];
+  /** Break-glass requests not yet reviewed after the fact (true), or already reviewed (false). */
+  readonly awaitingReview?: boolean;
   /** Continues a previous page: ids are time-ordered, so "older than this id" is stable under inserts. */
   readonly beforeId?: string;
   readonly limit?: number;
@@ -164,6 +166,7 @@ export async function listRequests(tx: Executor, filter: RequestFilter = {}): Pr
   if (filter.status) query = query.where('status', '=', filter.status);
   if (filter.target) query = query.where('target', '=', filter.target);
   if (filter.kind) query = query.where('kind', '=', filter.kind);
+  if (filter.awaitingReview !== undefined) query = query.where('kind', '=', 'break_glass').where('reviewed_at', filter.awaitingReview ? 'is' : 'is not', null);
   if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
   const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
   return rows.map(toRequest);

@@ -101,6 +101,21 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     expect((await api.call('alice', { method: 'GET', url: '/api/v1/requests?cursor=bm9wZQ' })).statusCode).toBe(400);
   });
 
+  it('lists break-glass uses awaiting their after-the-fact review, and reviews each once', async () => {
+    const used = (await api.call('alice', { method: 'POST', url: '/api/v1/break-glass', payload: { target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'the primary is down, failing over now' } })).json().request;
+    const awaiting = async () => (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=true' })).json().items.map((r: { id: string }) => r.id);
+    expect(await awaiting()).toContain(used.id);
+    const kinds = (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&kind=break_glass' })).json().items.map((r: { kind: string }) => r.kind);
+    expect(new Set(kinds)).toEqual(new Set(['break_glass']));
+    expect((await api.call('root', { method: 'POST', url: `/api/v1/break-glass/${used.id}/review`, payload: { comment: 'justified: INC-77' } })).statusCode).toBe(200);
+    expect(await awaiting()).not.toContain(used.id);
+    expect((await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=false' })).json().items.map((r: { id: string }) => r.id)).toContain(used.id);
+    const again = await api.call('auditor', { method: 'POST', url: `/api/v1/break-glass/${used.id}/review`, payload: {} });
+    expect(again.statusCode).toBe(409);
+    expect(again.json()).toMatchObject({ code: 'conflict', detail: expect.stringMatching(/already reviewed by root/) });
+    expect((await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=yes' })).statusCode).toBe(400);
+  });
+
   it('streams changes the caller may see as Server-Sent Events', async () => {
     await api.app.listen({ port: 0, host: '127.0.0.1' });
     const address = api.app.server.address() as { port: number };

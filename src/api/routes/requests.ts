@@ -46,6 +46,12 @@ const listQuery = z
     scope: z.enum(['mine', 'review', 'all']).default('mine'),
     status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']).optional(),
     target: name.optional(),
+    kind: z.enum(['access', 'extension', 'break_glass']).optional(),
+    awaitingReview: z
+      .enum(['true', 'false'])
+      .transform((value) => value === 'true')
+      .optional()
+      .describe('true: break-glass requests not yet reviewed after the fact; false: those reviewed'),
     ...pageQuery,
   })
   .strict();
@@ -183,7 +189,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request) => {
         const caller = await authenticate(engine, request, 'read');
-        const { scope, status, target, limit, cursor } = request.query;
+        const { scope, status, target, kind, awaitingReview, limit, cursor } = request.query;
         const beforeId = decodeCursor(cursor);
         const db = engine.store.db;
         if (scope === 'all' && !readsEverything(engine.config, caller.principal)) {
@@ -192,7 +198,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         let items;
         if (scope === 'review') {
           // Pending requests are few; canReview applies the full rule (current stage, not self, once).
-          const pending = (await listRequests(db, { status: 'pending', ...(target ? { target } : {}), ...(beforeId ? { beforeId } : {}), limit: 1000 })).filter(
+          const pending = (await listRequests(db, { status: 'pending', ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: 1000 })).filter(
             (candidate) => candidate.principal.id !== caller.principal.id && isApproverOf(candidate, caller.principal),
           );
           const reviews = await listReviewsOf(db, pending.map((candidate) => candidate.id));
@@ -202,6 +208,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
             ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
             ...(status ? { status } : {}),
             ...(target ? { target } : {}),
+            ...(kind ? { kind } : {}),
+            ...(awaitingReview !== undefined ? { awaitingReview } : {}),
             ...(beforeId ? { beforeId } : {}),
             limit: limit + 1,
           });

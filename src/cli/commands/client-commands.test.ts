@@ -292,6 +292,20 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
     expect(json<{ request: Req }>(run).request).toMatchObject({ kind: 'break_glass', status: 'approved' });
     const refused = await as('mallory', 'break-glass', 'prod-db/readonly', '--for', '30m', '--reason', 'I would like to look at production please', '--yes');
     expect(refused.code).not.toBe(0);
+
+    // The after-the-fact review: listed for admins and auditors until someone else reviews it, once.
+    const id = json<{ request: Req }>(run).request.id;
+    const [listed, mine, own] = await Promise.all([as('auditor', '--json', 'ls', '--break-glass'), as('alice', 'ls', '--break-glass'), as('alice', 'review-break-glass', id)]);
+    expect(json<{ requests: Req[] }>(listed).requests.map((r) => r.id)).toContain(id);
+    expect(mine.code).toBe(6);
+    expect(own.code).toBe(6);
+    const reviewed = await as('root', 'review-break-glass', id, '--comment', 'justified: INC-77');
+    expect(reviewed.code, reviewed.stderr).toBe(0);
+    expect(reviewed.stdout).toMatch(/^break-glass use reviewed: /);
+    const [again, after] = await Promise.all([as('root', '--json', 'review-break-glass', id), as('auditor', '--json', 'ls', '--break-glass')]);
+    expect(again.code).toBe(4);
+    expect(errorOf(again).message).toMatch(/already reviewed by root/);
+    expect(json<{ requests: Req[] }>(after).requests.map((r) => r.id)).not.toContain(id);
   });
 
   it('audit: admins and auditors query and export; others are refused', async () => {

@@ -41,6 +41,20 @@ export function registerReviewCommands(program: Command): void {
   registerReview(program, 'approve', "approve a pending request (its current stage); you cannot approve your own");
   registerReview(program, 'deny', 'deny a pending request');
 
+  addClientOptions(program.command('review-break-glass <request-id>'))
+    .description('record the after-the-fact review of a break-glass use (admins and auditors; not your own; once)')
+    .option('--comment <text>', `what you found (at most ${MAX_COMMENT_LENGTH} characters)`)
+    .action(
+      action(async (ref: string, _options: unknown, command: Command) => {
+        const flags = command.optsWithGlobals<ReviewFlags>();
+        const id = idOf('request', ref, '<request-id>');
+        const comment = text(flags.comment, '--comment', MAX_COMMENT_LENGTH, false);
+        const client = clientFor(flags);
+        const { request } = await client.post(`/api/v1/break-glass/${id}/review`, requestAnswer, { body: comment ? { comment } : {} });
+        show(flags, { request }, () => `break-glass use reviewed: ${describeRequest(request)}`);
+      }),
+    );
+
   addClientOptions(program.command('cancel <request-id>'))
     .description('withdraw your own pending request')
     .action(

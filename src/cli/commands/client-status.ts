@@ -42,6 +42,7 @@ function describeDetail(detail: RequestDetail): string {
 
 interface ListFlags extends ClientFlags {
   toApprove?: boolean;
+  breakGlass?: boolean;
   all?: boolean;
   status?: string;
   limit?: string;
@@ -84,6 +85,7 @@ export function registerStatusCommands(program: Command): void {
   addClientOptions(program.command('ls'))
     .description('list your requests and active grants (or --to-approve: requests waiting for you)')
     .option('--to-approve', 'pending requests you may approve or deny now')
+    .option('--break-glass', 'break-glass uses awaiting their after-the-fact review (admins and auditors; review with `lapse review-break-glass`)')
     .option('--all', "everyone's requests and grants (admins and auditors)")
     .option('--status <status>', `only this status: ${[...REQUEST_STATUSES, ...GRANT_STATUSES].join(', ')}`)
     .option('--limit <n>', 'at most this many of each (1-200, default 50)')
@@ -91,10 +93,16 @@ export function registerStatusCommands(program: Command): void {
       action(async (_options: unknown, command: Command) => {
         const flags = command.optsWithGlobals<ListFlags>();
         if (flags.toApprove && flags.all) throw new LapseError('validation_failed', '--to-approve and --all do not go together', { where: '--to-approve' });
+        if (flags.breakGlass && (flags.toApprove || flags.status)) throw new LapseError('validation_failed', '--break-glass lists break-glass uses awaiting review; it takes no --to-approve or --status', { where: '--break-glass' });
         const status = oneOf(flags.status, [...REQUEST_STATUSES, ...GRANT_STATUSES], '--status');
         const pageSize = limit(flags.limit) ?? 50;
         const isGrantStatus = status !== undefined && (GRANT_STATUSES as readonly string[]).includes(status);
         const client = clientFor(flags);
+        if (flags.breakGlass) {
+          const page = await client.get('/api/v1/requests', requestPage, { query: { scope: 'all', awaitingReview: 'true', limit: pageSize } });
+          show(flags, { requests: page.items, nextCursor: page.nextCursor }, () => section('break-glass awaiting review', page.items.map(requestLine), Boolean(page.nextCursor)).join('\n'));
+          return;
+        }
         const scope = flags.toApprove ? 'review' : flags.all ? 'all' : 'mine';
         if (flags.toApprove && isGrantStatus) throw new LapseError('validation_failed', `--to-approve lists requests; "${status}" is a grant status`, { where: '--status' });
 

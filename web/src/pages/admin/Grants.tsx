@@ -104,14 +104,12 @@ function RevokeDialog({ grant, onClose }: { grant: Grant | null; onClose: () => 
   );
 }
 
-/** Break-glass requests without a `break_glass.reviewed` audit event yet. */
+/** Break-glass uses not yet reviewed after the fact, oldest last (a page of 200). */
 export function BreakGlassPanel({ canReview }: { canReview: boolean }) {
   const queryClient = useQueryClient();
-  const requests = useQuery({ queryKey: ['requests', 'all', 'approved'], queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'all', status: 'approved', limit: 200 } } })) });
-  const reviewed = useQuery({ queryKey: ['requests', 'break-glass-reviews'], queryFn: () => unwrap(api.GET('/api/v1/audit', { params: { query: { action: 'break_glass.reviewed', limit: 200 } } })) });
+  const requests = useQuery({ queryKey: ['requests', 'all', 'awaiting-review'], queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'all', awaitingReview: 'true', limit: 200 } } })) });
   const [error, setError] = useState<unknown>(null);
-  const done = new Set((reviewed.data?.items ?? []).map((e) => e.subject));
-  const waiting = (requests.data?.items ?? []).filter((r) => r.kind === 'break_glass' && !done.has(r.id));
+  const waiting = requests.data?.items ?? [];
   const review = async (id: string) => {
     setError(null);
     try {
@@ -123,9 +121,9 @@ export function BreakGlassPanel({ canReview }: { canReview: boolean }) {
   };
   return (
     <Stack>
-      {(requests.isPending || reviewed.isPending) && <Loader aria-label="Loading break-glass events" />}
-      <ProblemAlert error={requests.error ?? reviewed.error ?? error} />
-      {requests.data && reviewed.data && waiting.length === 0 && <Text c="dimmed">No break-glass access awaits review.</Text>}
+      {requests.isPending && <Loader aria-label="Loading break-glass events" />}
+      <ProblemAlert error={requests.error ?? error} />
+      {requests.data && waiting.length === 0 && <Text c="dimmed">No break-glass access awaits review.</Text>}
       {waiting.map((r) => (
         <Group key={r.id} justify="space-between" wrap="wrap" data-testid={`break-glass-${r.id}`}>
           <Stack gap={0}>
