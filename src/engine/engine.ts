@@ -152,9 +152,14 @@ export class Engine {
   }
 
   async stats(): Promise<EngineStats> {
-    const db = this.context.store.db;
-    return { overdueRevocations: await countOverdueRevocations(db, 1_000), jobs: await countJobs(db) };
+    return { overdueRevocations: await this.overdueRevocations(), jobs: await countJobs(this.context.store.db) };
   }
+
+  /**
+   * Grants whose access should be gone but is not confirmed gone: active more than a second past
+   * expiry, or revoking for more than a second. The `lapse_revocations_overdue` metric and the dashboard.
+   */
+  overdueRevocations = () => countOverdueRevocations(this.context.store.db, 1_000);
 
   private validateConnectors(config: EffectiveConfig): void {
     const problems: string[] = [];

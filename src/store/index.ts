@@ -7,4 +7,5 @@ export * from './jobs.js';
 export * from './workers.js';
 export * from './credentials.js';
 export * from './reconciliation.js';
+export * from './statistics.js';
 export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';

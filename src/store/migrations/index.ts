@@ -7,6 +7,7 @@ import * as m0005 from './0005_sessions.js';
 import * as m0006 from './0006_mfa.js';
 import * as m0007 from './0007_api.js';
 import * as m0008 from './0008_extend_jobs.js';
+import * as m0009 from './0009_statistics.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -22,6 +23,7 @@ const migrations: Record<string, Migration> = {
   '0006_mfa': m0006,
   '0007_api': m0007,
   '0008_extend_jobs': m0008,
+  '0009_statistics': m0009,
 };
 
 export const migrationProvider: MigrationProvider = {
