@@ -176,6 +176,7 @@ export async function listRequests(tx: Executor, filter: RequestFilter = {}): Pr
 export interface RequesterHistory {
   readonly counts: Readonly<Record<AccessRequest['status'], number>> & { readonly breakGlass: number; readonly revokedByAdmin: number };
   readonly recent: readonly {
+    readonly id: string;
     readonly kind: AccessRequest['kind'];
     readonly target: string;
     readonly entitlement: string;
@@ -187,17 +188,15 @@ export interface RequesterHistory {
 }
 
 /**
- * A requester's requests since `since` (excluding `excludeId`, the one under review): counts by
- * outcome, break-glass uses, grants an admin revoked, and the `limit` most recent. Two indexed
- * queries on (principal_id, created_at).
+ * A requester's requests since `since`: counts by outcome, break-glass uses, grants an admin
+ * revoked, and the `limit` most recent. Two indexed queries on (principal_id, created_at).
  */
-export async function requesterHistory(tx: Executor, principalId: string, options: { since: Date; excludeId: string; limit: number }): Promise<RequesterHistory> {
+export async function requesterHistory(tx: Executor, principalId: string, options: { since: Date; limit: number }): Promise<RequesterHistory> {
   const base = tx
     .selectFrom('requests')
     .leftJoin('grants', 'grants.id', 'requests.grant_id')
     .where('requests.principal_id', '=', principalId)
-    .where('requests.created_at', '>=', options.since)
-    .where('requests.id', '<>', options.excludeId);
+    .where('requests.created_at', '>=', options.since);
   const [grouped, recent] = await Promise.all([
     base
       .select((eb) => [
@@ -209,7 +208,7 @@ export async function requesterHistory(tx: Executor, principalId: string, option
       .groupBy('requests.status')
       .execute(),
     base
-      .select(['requests.kind', 'requests.target', 'requests.entitlement', 'requests.status', 'requests.duration_ms', 'requests.created_at', 'grants.end_reason'])
+      .select(['requests.id', 'requests.kind', 'requests.target', 'requests.entitlement', 'requests.status', 'requests.duration_ms', 'requests.created_at', 'grants.end_reason'])
       .orderBy('requests.created_at', 'desc')
       .limit(options.limit)
       .execute(),
@@ -223,6 +222,7 @@ export async function requesterHistory(tx: Executor, principalId: string, option
   return {
     counts,
     recent: recent.map((row) => ({
+      id: row.id,
       kind: row.kind,
       target: row.target,
       entitlement: row.entitlement,

@@ -76,6 +76,7 @@ const requesterHistoryView = z.object({
   }),
   recent: z.array(
     z.object({
+      id: z.string(),
       kind: z.enum(['access', 'extension', 'break_glass']),
       target: z.string(),
       entitlement: z.string(),
@@ -252,8 +253,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       {
         schema: {
           tags: ['requests'],
-          summary: "The requester's other requests: counts by outcome and the latest few (for the people deciding)",
-          description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets of the other requests are not included.',
+          summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
+          description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.',
           security: [{ bearer: [] }],
           params: z.object({ id: id('req') }),
           querystring: historyQuery,
@@ -266,7 +267,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         const windowMs = parseDuration(request.query.since, 'since');
         if (windowMs > MAX_HISTORY_MS) throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, { where: 'since', hint: 'Use at most 365d.' });
         const since = new Date(Date.now() - windowMs);
-        const history = await requesterHistory(engine.store.db, found.principal.id, { since, excludeId: found.id, limit: request.query.limit });
+        const history = await requesterHistory(engine.store.db, found.principal.id, { since, limit: request.query.limit });
         return {
           principalId: found.principal.id,
           since: since.toISOString(),

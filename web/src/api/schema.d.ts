@@ -1881,8 +1881,8 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The requester's other requests: counts by outcome and the latest few (for the people deciding)
-         * @description Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets of the other requests are not included.
+         * The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)
+         * @description Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.
          */
         get: {
             parameters: {
@@ -1922,6 +1922,7 @@ export interface paths {
                                 revokedByAdmin: number;
                             };
                             recent: {
+                                id: string;
                                 /** @enum {string} */
                                 kind: "access" | "extension" | "break_glass";
                                 target: string;

@@ -9,11 +9,13 @@ const LATEST = 3;
 /**
  * One or two lines on a review card: how the requester's other requests went over the last 90
  * days, and the latest few. At least one line tall while loading, so cards barely move when it arrives.
+ * NB. The summary is the same for every request of one requester (this one included), so it is
+ * fetched once per requester, through whichever of their requests asks first.
  */
 export function RequesterHistory({ requestId, principalId }: { requestId: string; principalId: string }) {
   const history = useQuery({
-    queryKey: ['requests', requestId, 'requester-history'],
-    queryFn: () => unwrap(api.GET('/api/v1/requests/{id}/requester-history', { params: { path: { id: requestId }, query: { since: WINDOW, limit: LATEST } } })),
+    queryKey: ['requests', 'requester-history', principalId],
+    queryFn: () => unwrap(api.GET('/api/v1/requests/{id}/requester-history', { params: { path: { id: requestId }, query: { since: WINDOW, limit: LATEST + 1 } } })),
     staleTime: 60_000,
   });
   if (history.isPending) {
@@ -30,7 +32,9 @@ export function RequesterHistory({ requestId, principalId }: { requestId: string
       </Text>
     );
   }
-  const { counts, recent } = history.data;
+  // This request is pending and counted; the card is about the others.
+  const counts = { ...history.data.counts, pending: Math.max(0, history.data.counts.pending - 1) };
+  const recent = history.data.recent.filter((r) => r.id !== requestId).slice(0, LATEST);
   const total = counts.pending + counts.approved + counts.denied + counts.cancelled + counts.timed_out;
   const parts = (
     [
