@@ -281,9 +281,21 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
     expect(pendingOnly.requests.every((r) => r.status === 'denied')).toBe(true);
     const text = await as('alice', 'ls', '--limit', '2');
     expect(text.stdout).toMatch(/^requests:\n {2}req_\S+ {2}alice/);
-    expect(text.stdout).toMatch(/… more \(raise --limit\)/);
+    expect(text.stdout).toMatch(/… more \(raise --limit, or narrow with --status and page with --cursor\)/);
     const everyone = await as('root', '--json', 'ls', '--all');
     expect(everyone.code, everyone.stderr).toBe(0);
+
+    // Paging one list: each page continues where the last ended, newest first, without repeats.
+    const all = json<{ requests: Req[] }>(await as('alice', '--json', 'ls', '--status', 'approved', '--limit', '200')).requests.map((r) => r.id);
+    const first = await as('alice', 'ls', '--status', 'approved', '--limit', '2');
+    const cursor = /… more: repeat with --cursor (\S+)/.exec(first.stdout)?.[1];
+    expect(cursor, first.stdout).toBeDefined();
+    const second = json<{ requests: Req[]; nextCursor: { requests: string | null } }>(await as('alice', '--json', 'ls', '--status', 'approved', '--limit', '2', '--cursor', cursor!));
+    expect(second.requests.map((r) => r.id)).toEqual(all.slice(2, 4));
+    const [both, bad] = await Promise.all([as('alice', 'ls', '--cursor', cursor!), as('alice', 'ls', '--status', 'approved', '--cursor', 'not a cursor!')]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--cursor pages one list/);
+    expect(bad.code).toBe(2);
   });
 
   it('break-glass with --yes is granted at once and marked', async () => {

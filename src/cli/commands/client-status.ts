@@ -46,7 +46,10 @@ interface ListFlags extends ClientFlags {
   all?: boolean;
   status?: string;
   limit?: string;
+  cursor?: string;
 }
+
+const CURSOR = /^[A-Za-z0-9_-]{1,100}$/;
 
 function requestLine(request: LapseRequest): string {
   const extra = request.status === 'pending' && request.pendingUntil ? `  times out ${relative(request.pendingUntil)}` : '';
@@ -58,9 +61,11 @@ function grantLine(grant: LapseGrant): string {
   return `${grant.id}  ${grant.principalId.padEnd(12)} ${`${grant.target}/${grant.entitlement}`.padEnd(28)} ${grant.status}${grant.breakGlass ? ' (break-glass)' : ''}${left}${grant.credentialsWaiting ? '  credentials waiting' : ''}`;
 }
 
-function section(title: string, lines: string[], more: boolean): string[] {
+/** A titled list; `next` is the cursor of the next page (shown as the flag to pass), `true` when there is more but no single cursor to give. */
+function section(title: string, lines: string[], next: string | boolean | null | undefined): string[] {
   if (lines.length === 0) return [`${title}: none`];
-  return [`${title}:`, ...lines.map((line) => `  ${line}`), ...(more ? ['  … more (raise --limit)'] : [])];
+  const more = typeof next === 'string' ? [`  … more: repeat with --cursor ${next}`] : next ? ['  … more (raise --limit, or narrow with --status and page with --cursor)'] : [];
+  return [`${title}:`, ...lines.map((line) => `  ${line}`), ...more];
 }
 
 export function registerStatusCommands(program: Command): void {
@@ -89,6 +94,7 @@ export function registerStatusCommands(program: Command): void {
     .option('--all', "everyone's requests and grants (admins and auditors)")
     .option('--status <status>', `only this status: ${[...REQUEST_STATUSES, ...GRANT_STATUSES].join(', ')}`)
     .option('--limit <n>', 'at most this many of each (1-200, default 50)')
+    .option('--cursor <cursor>', 'the next page of a list (from the previous page; only when one list is shown: --to-approve, --break-glass or --status)')
     .action(
       action(async (_options: unknown, command: Command) => {
         const flags = command.optsWithGlobals<ListFlags>();
@@ -97,23 +103,29 @@ export function registerStatusCommands(program: Command): void {
         const status = oneOf(flags.status, [...REQUEST_STATUSES, ...GRANT_STATUSES], '--status');
         const pageSize = limit(flags.limit) ?? 50;
         const isGrantStatus = status !== undefined && (GRANT_STATUSES as readonly string[]).includes(status);
+        if (flags.cursor !== undefined && !CURSOR.test(flags.cursor)) throw new LapseError('validation_failed', '--cursor is not one lapse printed', { where: '--cursor', hint: 'Pass the cursor of the previous page unchanged.' });
+        if (flags.cursor !== undefined && !flags.breakGlass && !flags.toApprove && status === undefined) {
+          throw new LapseError('validation_failed', '--cursor pages one list: add --to-approve, --break-glass or --status', { where: '--cursor', hint: 'Without them, ls shows requests and grants together.' });
+        }
+        const cursor = flags.cursor;
         const client = clientFor(flags);
         if (flags.breakGlass) {
-          const page = await client.get('/api/v1/requests', requestPage, { query: { scope: 'all', awaitingReview: 'true', limit: pageSize } });
-          show(flags, { requests: page.items, nextCursor: page.nextCursor }, () => section('break-glass awaiting review', page.items.map(requestLine), Boolean(page.nextCursor)).join('\n'));
+          const page = await client.get('/api/v1/requests', requestPage, { query: { scope: 'all', awaitingReview: 'true', limit: pageSize, cursor } });
+          show(flags, { requests: page.items, nextCursor: page.nextCursor }, () => section('break-glass awaiting review', page.items.map(requestLine), page.nextCursor).join('\n'));
           return;
         }
         const scope = flags.toApprove ? 'review' : flags.all ? 'all' : 'mine';
         if (flags.toApprove && isGrantStatus) throw new LapseError('validation_failed', `--to-approve lists requests; "${status}" is a grant status`, { where: '--status' });
 
-        const requests = isGrantStatus ? null : await client.get('/api/v1/requests', requestPage, { query: { scope, status, limit: pageSize } });
+        // One list at a time when paging (checked above): the cursor belongs to the list shown.
+        const requests = isGrantStatus ? null : await client.get('/api/v1/requests', requestPage, { query: { scope, status, limit: pageSize, cursor } });
         // Grants: the active ones by default (what you hold now), or those of the status asked for.
-        const grants = flags.toApprove || (status !== undefined && !isGrantStatus) ? null : await client.get('/api/v1/grants', grantPage, { query: { scope: scope === 'all' ? 'all' : 'mine', status: status ?? 'provisioning,active', limit: pageSize } });
+        const grants = flags.toApprove || (status !== undefined && !isGrantStatus) ? null : await client.get('/api/v1/grants', grantPage, { query: { scope: scope === 'all' ? 'all' : 'mine', status: status ?? 'provisioning,active', limit: pageSize, cursor } });
         const data = { requests: requests?.items ?? null, grants: grants?.items ?? null, nextCursor: { requests: requests?.nextCursor ?? null, grants: grants?.nextCursor ?? null } };
         show(flags, data, () =>
           [
-            ...(requests ? section(flags.toApprove ? 'waiting for your review' : 'requests', requests.items.map(requestLine), Boolean(requests.nextCursor)) : []),
-            ...(grants ? section(status ? `${status} grants` : 'active grants', grants.items.map(grantLine), Boolean(grants.nextCursor)) : []),
+            ...(requests ? section(flags.toApprove ? 'waiting for your review' : 'requests', requests.items.map(requestLine), grants ? Boolean(requests.nextCursor) : requests.nextCursor) : []),
+            ...(grants ? section(status ? `${status} grants` : 'active grants', grants.items.map(grantLine), requests ? Boolean(grants.nextCursor) : grants.nextCursor) : []),
           ].join('\n'),
         );
       }),
