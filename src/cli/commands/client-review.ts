@@ -19,16 +19,21 @@ interface GrantFlags extends ClientFlags {
 
 const MAX_COMMENT_LENGTH = 2000;
 
+/** A decision's request id, optional comment and client, checked before anything is sent. */
+function reviewOf(ref: string, command: Command) {
+  const flags = command.optsWithGlobals<ReviewFlags>();
+  const id = idOf('request', ref, '<request-id>');
+  const comment = text(flags.comment, '--comment', MAX_COMMENT_LENGTH, false);
+  return { flags, id, comment, client: clientFor(flags) };
+}
+
 function registerReview(program: Command, verb: 'approve' | 'deny', description: string): void {
   addStepUpOption(addClientOptions(program.command(`${verb} <request-id>`)))
     .description(description)
     .option('--comment <text>', `a note for the requester and the audit log (at most ${MAX_COMMENT_LENGTH} characters)`)
     .action(
       action(async (ref: string, _options: unknown, command: Command) => {
-        const flags = command.optsWithGlobals<ReviewFlags>();
-        const id = idOf('request', ref, '<request-id>');
-        const comment = text(flags.comment, '--comment', MAX_COMMENT_LENGTH, false);
-        const client = clientFor(flags);
+        const { flags, id, comment, client } = reviewOf(ref, command);
         const answer = await client.post(`/api/v1/requests/${id}/reviews`, reviewAnswer, { body: { decision: verb, ...(comment ? { comment } : {}) } });
         // An approval of one stage of several leaves the request pending: say so rather than "approved".
         const done = verb === 'deny' ? 'denied' : answer.request.status === 'pending' ? 'approval recorded' : 'approved';
@@ -46,10 +51,7 @@ export function registerReviewCommands(program: Command): void {
     .option('--comment <text>', `what you found (at most ${MAX_COMMENT_LENGTH} characters)`)
     .action(
       action(async (ref: string, _options: unknown, command: Command) => {
-        const flags = command.optsWithGlobals<ReviewFlags>();
-        const id = idOf('request', ref, '<request-id>');
-        const comment = text(flags.comment, '--comment', MAX_COMMENT_LENGTH, false);
-        const client = clientFor(flags);
+        const { flags, id, comment, client } = reviewOf(ref, command);
         const { request } = await client.post(`/api/v1/break-glass/${id}/review`, requestAnswer, { body: comment ? { comment } : {} });
         show(flags, { request }, () => `break-glass use reviewed: ${describeRequest(request)}`);
       }),
