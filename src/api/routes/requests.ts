@@ -46,7 +46,7 @@ const listQuery = z
     scope: z.enum(['mine', 'review', 'all']).default('mine'),
     status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']).optional(),
     target: name.optional(),
-    kind: z.enum(['access', 'extension', 'break_glass']).optional(),
+    kind: requestView.shape.kind.optional(),
     awaitingReview: z
       .enum(['true', 'false'])
       .transform((value) => value === 'true')
@@ -77,10 +77,10 @@ const requesterHistoryView = z.object({
   recent: z.array(
     z.object({
       id: z.string(),
-      kind: z.enum(['access', 'extension', 'break_glass']),
+      kind: requestView.shape.kind,
       target: z.string(),
       entitlement: z.string(),
-      status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']),
+      status: requestView.shape.status,
       durationMs: z.number().int(),
       createdAt: z.string(),
       grantEndReason: z.string().nullable().describe('How the grant ended: expired, released, revoked...; null while active or without a grant'),
