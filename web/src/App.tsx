@@ -10,15 +10,17 @@ import { MyAccessPage } from './pages/MyAccess';
 import { RequestDetailPage } from './pages/RequestDetail';
 import { SignInPage } from './pages/SignIn';
 
-// Admin views and the charts load on first use: most people never open them.
+// Admin views, the charts and the security settings load on first use: most visits never open them.
 const AdminPage = lazy(() => import('./pages/Admin').then((m) => ({ default: m.AdminPage })));
 const DashboardPage = lazy(() => import('./pages/Dashboard').then((m) => ({ default: m.DashboardPage })));
+const SecurityPage = lazy(() => import('./pages/Security').then((m) => ({ default: m.SecurityPage })));
 
 const NAV = [
   { to: '/', label: 'Request access' },
   { to: '/access', label: 'My access' },
   { to: '/approvals', label: 'Approvals' },
   { to: '/dashboard', label: 'Dashboard' },
+  { to: '/security', label: 'Security' },
 ];
 
 export function App() {
@@ -75,6 +77,7 @@ export function App() {
           <Route path="/approvals" element={<ApprovalsPage />} />
           <Route path="/requests/:id" element={<RequestDetailPage />} />
           <Route path="/dashboard" element={<DashboardPage />} />
+          <Route path="/security" element={<SecurityPage />} />
           <Route path="/admin/*" element={readsEverything ? <AdminPage /> : <Navigate to="/" replace />} />
           <Route path="*" element={<Text>There is no page here.</Text>} />
         </Routes>
