@@ -14,6 +14,8 @@ import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcil
 import { revokeJobs } from './revocation.js';
 import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
 import { Scheduler } from './scheduler.js';
+import { checkTargets, type TargetCheck } from './target-checks.js';
+import { Telemetry, timedConnectors } from './telemetry.js';
 
 export interface EngineOptions {
   readonly store: Store;
@@ -45,8 +47,12 @@ export class Engine {
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
   readonly changes: ChangeFeed;
+  /** Connector call timings and scheduler lag as they happen, for /metrics. */
+  readonly telemetry = new Telemetry();
   private current: EffectiveConfig;
   private readonly context: EngineContext;
+  /** The latest target check of each target, with the config version it was made under. */
+  private readonly checks = new Map<string, TargetCheck & { readonly version: string }>();
 
   constructor(options: EngineOptions) {
     this.current = options.config;
@@ -54,7 +60,7 @@ export class Engine {
     this.context = {
       store: options.store,
       config: () => this.current,
-      connectors: options.connectors,
+      connectors: timedConnectors(options.connectors, this.telemetry),
       logger,
       poke: () => this.scheduler.poke(),
       events: this.events,
@@ -74,6 +80,7 @@ export class Engine {
         extend: (job, worker) => extendJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
+      onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
       ...options.scheduler,
     });
   }
@@ -145,6 +152,33 @@ export class Engine {
   listReconcileRuns = (filter: { target?: string; limit?: number } = {}) => listReconcileRuns(this.context.store.db, filter);
   /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
   openFindings = () => countOpenFindings(this.context.store.db);
+
+  /**
+   * Runs the target checks (one target or all) with the connectors' own privilege checks, logs each
+   * failure with what is missing, and keeps the results for /readyz and the admin portal. Never
+   * throws for a failing target (only for an unknown name): Lapse keeps serving the others.
+   */
+  async checkTargets(target?: string): Promise<TargetCheck[]> {
+    const config = this.current;
+    const results = await checkTargets(config, this.context.connectors, { target });
+    for (const result of results) {
+      this.checks.set(result.target, { ...result, version: config.version });
+      if (result.ok) this.context.logger.info({ target: result.target, connector: result.connector, ms: result.durationMs }, 'target check passed');
+      else this.context.logger.warn({ target: result.target, connector: result.connector, code: result.code, problem: result.problem }, 'target check failed');
+    }
+    return results;
+  }
+
+  /**
+   * The latest check of every target in the config in force; null for a target not checked since
+   * it was (re)configured.
+   */
+  targetChecks(): { target: string; connector: string; check: TargetCheck | null }[] {
+    return [...this.current.targets.values()].map((target) => {
+      const check = this.checks.get(target.name);
+      return { target: target.name, connector: target.connector, check: check?.version === this.current.version ? check : null };
+    });
+  }
 
   /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */
   async recordSecurityEvent(entry: AuditEntry): Promise<void> {

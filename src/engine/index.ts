@@ -5,3 +5,5 @@ export { FAILPOINTS, type Failpoint } from './failpoints.js';
 export { backoffMs } from './provisioning.js';
 export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
 export type { Change } from './context.js';
+export { checkTargets, type TargetCheck, type TargetCheckOptions } from './target-checks.js';
+export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, Telemetry, TelemetryObserver } from './telemetry.js';

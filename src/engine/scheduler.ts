@@ -22,6 +22,8 @@ export interface SchedulerOptions {
   readonly concurrency?: number;
   /** How long a claim lasts if its worker is alive but stuck. */
   readonly leaseMs?: number;
+  /** Told of each claimed batch (the scheduler-lag metric). */
+  readonly onClaimed?: (jobs: readonly Job[]) => void;
 }
 
 /**
@@ -135,6 +137,7 @@ export class Scheduler {
     const leaseMs = this.options.leaseMs ?? 120_000;
     const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs);
     if (jobs.length === 0) return 0;
+    this.options.onClaimed?.(jobs);
     const batched = this.options.batch;
     const together = batched ? jobs.filter((job) => batched.kinds.includes(job.kind)) : [];
     const single = jobs.filter((job) => !together.includes(job));

@@ -2,11 +2,20 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { explainPolicies } from '../../domain/policy/index.js';
 import type { Engine } from '../../engine/index.js';
-import { readsEverything, refuseRole } from '../access-rules.js';
+import { isAdmin, readsEverything, refuseRole } from '../access-rules.js';
 import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 
 const subjectSet = z.object({ users: z.array(z.string()), groups: z.array(z.string()) });
+const targetCheckView = z
+  .object({
+    status: z.enum(['ok', 'failed', 'pending']).describe('pending: not checked since start or the last reload'),
+    problem: z.string().nullable().describe('What is missing or wrong (e.g. the privilege Lapse\'s account lacks), with how to fix it'),
+    code: z.string().nullable(),
+    checkedAt: z.string().nullable(),
+    durationMs: z.number().int().nullable(),
+  })
+  .describe('The latest target check: can Lapse reach the target with the privileges it needs (run at start, on reload, and on demand)');
 const configView = z.object({
   version: z.string().describe('sha256 of the config in force (the "policy version" each decision records)'),
   source: z.string(),
@@ -17,6 +26,7 @@ const configView = z.object({
       description: z.string(),
       labels: z.record(z.string(), z.string()),
       settingKeys: z.array(z.string()).describe('Names only: values can hold resolved secrets and are never shown'),
+      check: targetCheckView,
       entitlements: z.array(z.object({ name: z.string(), description: z.string(), labels: z.record(z.string(), z.string()) })),
     }),
   ),
@@ -36,9 +46,41 @@ const configView = z.object({
   breakGlass: z.object({ enabled: z.boolean(), subjects: subjectSet, entitlements: z.array(z.string()), maxDurationMs: z.number().int() }),
 });
 
+type TargetCheckRow = ReturnType<Engine['targetChecks']>[number];
+
+function checkView(row: TargetCheckRow | undefined): z.infer<typeof targetCheckView> {
+  const check = row?.check ?? null;
+  if (check === null) return { status: 'pending', problem: null, code: null, checkedAt: null, durationMs: null };
+  return { status: check.ok ? 'ok' : 'failed', problem: check.problem, code: check.code, checkedAt: check.checkedAt.toISOString(), durationMs: check.durationMs };
+}
+
 /** A read-only view of the configuration in force, without secrets (admins and auditors). */
 export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
+    app.post(
+      '/api/v1/config/targets/check',
+      {
+        schema: {
+          tags: ['config'],
+          summary: 'Run the target checks now (admins): each target\'s connectivity and the privileges Lapse needs there',
+          security: [{ bearer: [] }],
+          body: z.object({ target: z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/).optional() }).strict().optional(),
+          response: { 200: z.object({ targets: z.array(z.object({ name: z.string(), connector: z.string(), check: targetCheckView })) }), 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'admin');
+        if (!isAdmin(engine.config, caller.principal)) {
+          await refuseRole(engine, caller.principal, '/api/v1/config/targets/check', 'only admins may run the target checks', 'The results of the last checks are in GET /api/v1/config.');
+        }
+        const target = request.body?.target;
+        const results = await engine.checkTargets(target);
+        await engine.recordSecurityEvent({ action: 'target.checked', actor: caller.principal.id, data: { target: target ?? '*', failed: results.filter((r) => !r.ok).map((r) => r.target) } });
+        const rows = engine.targetChecks().filter((row) => target === undefined || row.target === target);
+        return { targets: rows.map((row) => ({ name: row.target, connector: row.connector, check: checkView(row) })) };
+      },
+    );
+
     app.get(
       '/api/v1/config',
       {
@@ -56,6 +98,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
           await refuseRole(engine, caller.principal, '/api/v1/config', 'only admins and auditors may read the configuration', 'GET /api/v1/catalogue shows what you may request.');
         }
         const targets = [...config.targets.values()];
+        const checks = new Map(engine.targetChecks().map((row) => [row.target, row]));
         const copy = (set: { users: readonly string[]; groups: readonly string[] }) => ({ users: [...set.users], groups: [...set.groups] });
         return {
           version: config.version,
@@ -66,6 +109,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
             description: t.description,
             labels: { ...t.labels },
             settingKeys: Object.keys(t.settings).sort(),
+            check: checkView(checks.get(t.name)),
             entitlements: [...t.entitlements.values()].map((e) => ({ name: e.name, description: e.description, labels: { ...e.labels } })),
           })),
           policies: explainPolicies(config.policies, targets.flatMap((t) => [...t.entitlements.keys()].map((name) => ({ target: t.name, name })))).map((p) => ({

@@ -12,11 +12,14 @@ const readySchema = z.object({
     migrations: z.enum(['ok', 'pending', 'unknown']),
     scheduler: z.enum(['ok', 'stalled']),
   }),
+  targets: z
+    .record(z.string(), z.enum(['ok', 'failed', 'pending']))
+    .describe('The latest target check of each target (pending: not checked since start or reload). Informational: a failing target does not make the server unready; the reason is in the log, `lapse target check` and the admin portal.'),
 });
 
 /**
  * Liveness and readiness for load balancers and orchestrators. Unauthenticated by design; they
- * reveal only up/down states.
+ * reveal only up/down states (and target names with their check state).
  */
 export function healthRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
@@ -34,7 +37,9 @@ export function healthRoutes(engine: Engine): FastifyPluginAsyncZod {
         const stallMs = Math.max(10_000, 3 * engine.config.scheduler.pollIntervalMs);
         const scheduler = Date.now() - engine.scheduler.lastRoundAt < stallMs ? ('ok' as const) : ('stalled' as const);
         const ready = database === 'ok' && migrations === 'ok' && scheduler === 'ok';
-        return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, migrations, scheduler } });
+        // NB. States only, never the reason: a failure message can name hosts and accounts.
+        const targets = Object.fromEntries(engine.targetChecks().map((t) => [t.target, t.check === null ? ('pending' as const) : t.check.ok ? ('ok' as const) : ('failed' as const)]));
+        return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, migrations, scheduler }, targets });
       },
     );
   };

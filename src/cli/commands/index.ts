@@ -11,6 +11,7 @@ import { registerMigrateCommand } from './migrate.js';
 import { registerPolicyCommands } from './policy.js';
 import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
+import { registerTargetCommands } from './target.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -26,6 +27,7 @@ export function registerCommands(program: Command): void {
   registerConfigCommands(program);
   registerPolicyCommands(program);
   registerReconcileCommand(program);
+  registerTargetCommands(program);
   registerAdminCommands(program);
   registerLoginCommands(program);
   // The client: talk to a running server over its API.

@@ -50,7 +50,7 @@ export function findingJson(finding: Finding) {
  * Names come from the target (role names, user names): shown with control characters escaped, so
  * a hostile name cannot rewrite the operator's terminal.
  */
-function shown(text: string): string {
+export function shown(text: string): string {
   // eslint-disable-next-line no-control-regex -- the point is to find control characters
   return text.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }

@@ -33,6 +33,10 @@ export function registerServeCommand(program: Command): void {
         const runtime = await openRuntime(location, logger);
         const { engine } = runtime;
         await engine.start();
+        // NB. Not awaited: a slow or unreachable target must not hold up the start. Results go to
+        // the log, /readyz and the admin portal; an ssh target's CA key (and .pub) is written here.
+        const checkTargets = () => void engine.checkTargets().catch((error: unknown) => logger.error({ err: error }, 'target checks could not run'));
+        checkTargets();
         runtime.checkpointer.start();
         const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION });
         const address = await server.listen({ port, host });
@@ -46,7 +50,7 @@ export function registerServeCommand(program: Command): void {
           onReload: (config) => {
             // NB. The HTTP server reads auth.trustedProxies when it is built; say so rather than pretend.
             if (config.auth.trustedProxies.join() !== engine.config.auth.trustedProxies.join()) logger.warn('auth.trustedProxies changed: it takes effect when lapse serve restarts');
-            void engine.reloadConfig(config).catch((error: unknown) => engine.configRejected(error));
+            void engine.reloadConfig(config).then(checkTargets, (error: unknown) => engine.configRejected(error));
           },
           onError: (error) => void engine.configRejected(error),
         }, { initialVersion: engine.config.version });

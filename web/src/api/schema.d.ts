@@ -77,6 +77,10 @@ export interface paths {
                                 /** @enum {string} */
                                 scheduler: "ok" | "stalled";
                             };
+                            /** @description The latest target check of each target (pending: not checked since start or reload). Informational: a failing target does not make the server unready; the reason is in the log, `lapse target check` and the admin portal. */
+                            targets: {
+                                [key: string]: "ok" | "failed" | "pending";
+                            };
                         };
                     };
                 };
@@ -96,6 +100,10 @@ export interface paths {
                                 migrations: "ok" | "pending" | "unknown";
                                 /** @enum {string} */
                                 scheduler: "ok" | "stalled";
+                            };
+                            /** @description The latest target check of each target (pending: not checked since start or reload). Informational: a failing target does not make the server unready; the reason is in the log, `lapse target check` and the admin portal. */
+                            targets: {
+                                [key: string]: "ok" | "failed" | "pending";
                             };
                         };
                     };
@@ -5449,6 +5457,190 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/config/targets/check": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run the target checks now (admins): each target's connectivity and the privileges Lapse needs there */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        target?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            targets: {
+                                name: string;
+                                connector: string;
+                                /** @description The latest target check: can Lapse reach the target with the privileges it needs (run at start, on reload, and on demand) */
+                                check: {
+                                    /**
+                                     * @description pending: not checked since start or the last reload
+                                     * @enum {string}
+                                     */
+                                    status: "ok" | "failed" | "pending";
+                                    /** @description What is missing or wrong (e.g. the privilege Lapse's account lacks), with how to fix it */
+                                    problem: string | null;
+                                    code: string | null;
+                                    checkedAt: string | null;
+                                    durationMs: number | null;
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/config": {
         parameters: {
             query?: never;
@@ -5485,6 +5677,19 @@ export interface paths {
                                 };
                                 /** @description Names only: values can hold resolved secrets and are never shown */
                                 settingKeys: string[];
+                                /** @description The latest target check: can Lapse reach the target with the privileges it needs (run at start, on reload, and on demand) */
+                                check: {
+                                    /**
+                                     * @description pending: not checked since start or the last reload
+                                     * @enum {string}
+                                     */
+                                    status: "ok" | "failed" | "pending";
+                                    /** @description What is missing or wrong (e.g. the privilege Lapse's account lacks), with how to fix it */
+                                    problem: string | null;
+                                    code: string | null;
+                                    checkedAt: string | null;
+                                    durationMs: number | null;
+                                };
                                 entitlements: {
                                     name: string;
                                     description: string;

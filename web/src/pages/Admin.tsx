@@ -44,7 +44,7 @@ export function AdminPage() {
           <FindingsPanel />
         </Tabs.Panel>
         <Tabs.Panel value="config" pt="md">
-          <ConfigPanel />
+          <ConfigPanel canCheck={isAdmin} />
         </Tabs.Panel>
         <Tabs.Panel value="audit" pt="md">
           <AuditPanel />

@@ -1,5 +1,5 @@
-import { Badge, Code, Group, Loader, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
-import { useQuery } from '@tanstack/react-query';
+import { Badge, Button, Code, Group, Loader, ScrollArea, Stack, Table, Text, Title } from '@mantine/core';
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query';
 import { api, unwrap } from '../../api/client';
 import { ProblemAlert } from '../../components/ProblemAlert';
 import { Status } from '../../components/Status';
@@ -7,9 +7,37 @@ import { When } from '../../time';
 
 const who = (s: { users: string[]; groups: string[] }) => [...s.groups.map((g) => `group ${g}`), ...s.users].join(', ') || 'nobody';
 
+const CHECK_COLOURS = { ok: 'green', failed: 'red', pending: 'gray' } as const;
+
+/** The latest target check: can Lapse reach the target with the privileges it needs; if not, what is missing. */
+function TargetCheck({ name, check }: { name: string; check: { status: 'ok' | 'failed' | 'pending'; problem: string | null; checkedAt: string | null } }) {
+  return (
+    <Stack gap={2} data-testid={`target-check-${name}`}>
+      <Group gap={6}>
+        <Badge color={CHECK_COLOURS[check.status]}>{check.status === 'pending' ? 'not checked yet' : check.status}</Badge>
+        {check.checkedAt && (
+          <Text size="xs" c="dimmed">
+            <When at={check.checkedAt} />
+          </Text>
+        )}
+      </Group>
+      {check.problem && (
+        <Text size="sm" c="red" style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}>
+          {check.problem}
+        </Text>
+      )}
+    </Stack>
+  );
+}
+
 /** The configuration in force, read-only: it passed validation when loaded, or the server would not run it. */
-export function ConfigPanel() {
+export function ConfigPanel({ canCheck }: { canCheck: boolean }) {
   const config = useQuery({ queryKey: ['config'], queryFn: () => unwrap(api.GET('/api/v1/config')) });
+  const queryClient = useQueryClient();
+  const check = useMutation({
+    mutationFn: () => unwrap(api.POST('/api/v1/config/targets/check', { body: {} })),
+    onSuccess: () => queryClient.invalidateQueries({ queryKey: ['config'] }),
+  });
   if (config.isPending) return <Loader aria-label="Loading the configuration" />;
   if (config.error) return <ProblemAlert error={config.error} />;
   const c = config.data;
@@ -21,7 +49,15 @@ export function ConfigPanel() {
           {c.source} · version <Code>{c.version.slice(0, 12)}</Code>
         </Text>
       </Group>
-      <Title order={3}>Targets</Title>
+      <Group justify="space-between">
+        <Title order={3}>Targets</Title>
+        {canCheck && (
+          <Button variant="light" onClick={() => check.mutate()} loading={check.isPending}>
+            Check targets now
+          </Button>
+        )}
+      </Group>
+      <ProblemAlert error={check.error} title="The checks could not run" />
       <ScrollArea>
         <Table miw={600} aria-label="Targets">
           <Table.Thead>
@@ -30,6 +66,7 @@ export function ConfigPanel() {
               <Table.Th>Connector</Table.Th>
               <Table.Th>Entitlements</Table.Th>
               <Table.Th>Settings</Table.Th>
+              <Table.Th>Check</Table.Th>
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
@@ -39,6 +76,9 @@ export function ConfigPanel() {
                 <Table.Td>{t.connector}</Table.Td>
                 <Table.Td>{t.entitlements.map((e) => e.name).join(', ')}</Table.Td>
                 <Table.Td>{t.settingKeys.join(', ') || '—'}</Table.Td>
+                <Table.Td maw={420}>
+                  <TargetCheck name={t.name} check={t.check} />
+                </Table.Td>
               </Table.Tr>
             ))}
           </Table.Tbody>
