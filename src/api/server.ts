@@ -73,8 +73,9 @@ export async function buildApiServer(options: ApiServerOptions) {
     },
     transform: jsonSchemaTransform,
   });
-  await app.register(healthRoutes(options.engine));
+  // Before the other routes: its request counter applies to the routes registered after it.
   await app.register(metricsRoutes(options.engine));
+  await app.register(healthRoutes(options.engine));
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
   await app.register(requestRoutes(options.engine));

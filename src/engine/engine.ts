@@ -5,7 +5,7 @@ import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
-import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, type FindingFilter, type Store } from '../store/index.js';
+import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, readOperationalGauges, type FindingFilter, type Store } from '../store/index.js';
 import { ChangeFeed } from './changes.js';
 import { transact, type AuditEntry, type EngineContext } from './context.js';
 import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
@@ -152,6 +152,8 @@ export class Engine {
   listReconcileRuns = (filter: { target?: string; limit?: number } = {}) => listReconcileRuns(this.context.store.db, filter);
   /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
   openFindings = () => countOpenFindings(this.context.store.db);
+  /** Live grants by status, pending requests, audit chain and checkpoint position (for /metrics). */
+  operationalGauges = () => readOperationalGauges(this.context.store.db);
 
   /**
    * Runs the target checks (one target or all) with the connectors' own privilege checks, logs each

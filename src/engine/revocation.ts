@@ -103,7 +103,7 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
       covered.push(completeRevoke(grant, unit.now));
       coveredBy.set(grant.id, cover.id);
       finished.push(job);
-      await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, coveredBy: cover.id, targetCall: false } });
+      await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, coveredBy: cover.id, targetCall: false } });
       continue;
     }
     let resolved: ResolvedEntitlement;
@@ -154,7 +154,7 @@ async function recordOutcomes(context: EngineContext, unit: UnitOfWork, calls: r
       const closed = completeRevoke(grant, unit.now);
       done.push(closed);
       finished.push(call.job);
-      await unit.audit({ action: `grant.${closed.status}`, actor: 'system', subject: grant.id, data: { reason: grant.endReason, targetCall: true } });
+      await unit.audit({ action: `grant.${closed.status}`, actor: 'system', subject: grant.id, data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, targetCall: true } });
       continue;
     }
     // Never given up: retried with capped backoff until it works or an admin force-closes it.

@@ -9,3 +9,4 @@ export * from './credentials.js';
 export * from './reconciliation.js';
 export * from './statistics.js';
 export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';
+export * from './gauges.js';

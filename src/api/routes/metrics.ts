@@ -1,15 +1,17 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Gauge } from 'prom-client';
 import { z } from 'zod';
 import type { Engine } from '../../engine/index.js';
+import { LapseMetrics } from '../metrics.js';
 
 /**
- * Prometheus metrics. `lapse_revocations_overdue` is the one to alert on: grants whose access
- * should be gone but is not confirmed gone.
+ * Prometheus metrics (docs/operations.md#metrics). `lapse_revocations_overdue` is the one to alert
+ * on: grants whose access should be gone but is not confirmed gone. Every HTTP request is counted
+ * here too, so this plugin is registered before the other routes and shares the root context.
  */
 export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
-  const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'lapse_process_' });
+  const metrics = new LapseMetrics(engine);
+  const registry = metrics.registry;
   new Gauge({
     name: 'lapse_revocations_overdue',
     help: 'Grants whose access should have been removed more than a second ago but is not confirmed removed',
@@ -46,11 +48,17 @@ export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
     },
   });
 
-  return async (app) => {
+  const plugin: FastifyPluginAsyncZod = async (app) => {
+    const detach = metrics.attach();
+    app.addHook('onClose', async () => detach());
+    app.addHook('onResponse', async (request, reply) => metrics.httpRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000));
     app.get(
       '/metrics',
       { schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: z.string() } } },
       async (_request, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()),
     );
   };
+  // NB. What fastify-plugin does: the hook above then applies to every route, not only this plugin's.
+  Object.assign(plugin, { [Symbol.for('skip-override')]: true });
+  return plugin;
 }
