@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import { matchesEntitlementPattern, evaluatePolicy } from '../domain/policy/index.js';
+import { evaluatePolicy } from '../domain/policy/index.js';
 import { LapseError } from '../domain/errors.js';
 import { beginRevoke, completeRevoke, type EndReason } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
@@ -17,6 +17,7 @@ import {
   type StoredGrant,
 } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './approvals.js';
+import { breakGlassEntitlements } from './break-glass-scope.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import {
   breakGlassInput,
@@ -150,17 +151,20 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
  */
 export async function breakGlass(context: EngineContext, raw: BreakGlassInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassInput, raw, 'break-glass');
-  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
-  const settings = context.config().breakGlass;
+  const config = context.config();
+  const settings = config.breakGlass;
   const refuse = async (message: string, hint: string): Promise<never> => {
     await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { entitlement: `${input.target}/${input.entitlement}`, message } });
     throw new LapseError('forbidden', message, { where: `${input.target}/${input.entitlement}`, hint });
   };
-  if (!settings.enabled) await refuse('break-glass is disabled', 'Ask an admin; break-glass is turned on with breakGlass.enabled in lapse.yaml.');
-  if (!inSubjectSet(input.principal, settings.subjects)) await refuse(`${input.principal.id} may not use break-glass`, 'Only breakGlass.subjects may; request access normally.');
-  if (!settings.entitlements.some((p) => matchesEntitlementPattern(p, input.target, input.entitlement))) {
-    await refuse(`break-glass does not cover ${input.target}/${input.entitlement}`, 'See breakGlass.entitlements in lapse.yaml.');
+  // NB. Refused before the entitlement is looked up, so whoever may not break glass learns nothing
+  // about which targets exist. The hints speak to the requester, not to whoever edits the config.
+  if (!settings.enabled) await refuse('break-glass is turned off on this server', 'Request access normally; an admin can tell you how emergencies are handled here.');
+  if (!inSubjectSet(input.principal, settings.subjects)) await refuse(`${input.principal.id} may not use break-glass`, 'Request access normally.');
+  if (!breakGlassEntitlements(config, input.principal).some((e) => e.target === input.target && e.entitlement === input.entitlement)) {
+    await refuse(`break-glass does not cover ${input.target}/${input.entitlement}`, 'GET /api/v1/break-glass/entitlements (the picker in the portal) lists what you may break glass into.');
   }
+  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
   if (input.durationMs > settings.maxDurationMs) {
     throw new LapseError('validation_failed', `break-glass lasts at most ${settings.maxDurationMs / 60_000} minutes`, { where: 'duration', hint: 'Ask for less time; you can break glass again if needed.' });
   }

@@ -7,3 +7,4 @@ export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
 export type { Change } from './context.js';
 export { checkTargets, type TargetCheck, type TargetCheckOptions } from './target-checks.js';
 export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, Telemetry, TelemetryObserver } from './telemetry.js';
+export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glass-scope.js';

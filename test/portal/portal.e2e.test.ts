@@ -22,6 +22,14 @@ if (missing && !offline()) {
   });
 }
 
+/** Reloads the catalogue page and waits until the server has said what the user may break glass into. */
+async function reloadedWithBreakGlassAnswer(page: Page): Promise<void> {
+  const answered = page.waitForResponse((response) => new URL(response.url()).pathname === '/api/v1/break-glass/entitlements');
+  await page.reload();
+  expect((await answered).status()).toBe(200);
+  await page.getByRole('heading', { name: 'Request access' }).waitFor();
+}
+
 describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 }, () => {
   let store: Store;
   let portal: PortalServer;
@@ -153,11 +161,42 @@ describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 
     await alice.getByRole('button', { name: 'Reveal credentials for prod-db/ephemeral' }).waitFor({ state: 'detached' });
   });
 
-  it('break-glass by alice shows in the admin view, and the audit search finds the events', async () => {
+  it('offers break-glass only to whoever may use it, picked from what they may break glass into', async () => {
+    // bob is not among breakGlass.subjects: no break-glass section at all.
+    const bob = await portal.signIn('bob', '/');
+    await reloadedWithBreakGlassAnswer(bob);
+    await bob.getByText('Nothing matches', { exact: false }).waitFor();
+    expect(await bob.getByText('Emergency (break-glass) access').count()).toBe(0);
+    // alice is (group oncall): the picker lists exactly breakGlass.entitlements ("prod-db/*").
     await alice.getByRole('link', { name: 'Request access' }).click();
     await alice.getByRole('button', { name: 'Break glass…' }).click();
-    await alice.getByLabel('Target').fill('prod-db');
-    await alice.getByLabel('Entitlement').fill('readonly');
+    expect(await alice.getByLabel('Target').count()).toBe(0);
+    await alice.getByRole('textbox', { name: 'Entitlement' }).click();
+    const options = alice.getByRole('option');
+    await options.first().waitFor();
+    expect(await options.allTextContents()).toEqual(['prod-db/readonly — read only', 'prod-db/admin — full control', 'prod-db/ephemeral — a throw-away account']);
+    await alice.keyboard.press('Escape');
+  });
+
+  it('hides break-glass when it is turned off', async () => {
+    const inForce = portal.t.engine.config;
+    await portal.t.engine.reloadConfig({ ...inForce, breakGlass: { ...inForce.breakGlass, enabled: false } });
+    try {
+      const page = await portal.signIn('alice', '/');
+      await reloadedWithBreakGlassAnswer(page);
+      await page.getByText('prod-db', { exact: true }).first().waitFor();
+      expect(await page.getByText('Emergency (break-glass) access').count()).toBe(0);
+    } finally {
+      await portal.t.engine.reloadConfig(inForce);
+    }
+  });
+
+  it('break-glass by alice shows in the admin view, and the audit search finds the events', async () => {
+    await alice.getByRole('link', { name: 'Request access' }).click();
+    const open = alice.getByRole('button', { name: 'Break glass…' });
+    if (await open.isVisible()) await open.click();
+    await alice.getByRole('textbox', { name: 'Entitlement' }).click();
+    await alice.getByRole('option', { name: 'prod-db/readonly — read only' }).click();
     await alice.getByLabel('Duration').last().fill('30m');
     await alice.getByLabel('Reason (the incident)').fill('database down, paging incident INC-7 in progress');
     await alice.getByRole('button', { name: 'Break glass', exact: true }).click();

@@ -7,7 +7,7 @@ import { LapseError } from '../../domain/errors.js';
 import { matchesEntitlementPattern } from '../../domain/policy/index.js';
 import { inSubjectSet } from '../../domain/principal.js';
 import { canReview } from '../../domain/review.js';
-import type { Engine } from '../../engine/index.js';
+import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
 import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf, requesterHistory } from '../../store/index.js';
 import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
 import { authenticate, type Caller } from '../authenticate.js';
@@ -316,6 +316,30 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           });
           return { request: toRequestView(outcome.request), effect: outcome.effect };
         });
+      },
+    );
+
+    app.get(
+      '/api/v1/break-glass/entitlements',
+      {
+        schema: {
+          tags: ['requests'],
+          summary: 'What I may break glass into (empty when break-glass is off or not for me)',
+          security: [{ bearer: [] }],
+          response: {
+            200: z.object({
+              items: z.array(z.object({ target: z.string(), entitlement: z.string(), description: z.string(), connector: z.string() })),
+              maxDurationMs: z.number().int().describe('Longest break-glass grant'),
+              minReasonLength: z.number().int().describe('Shortest reason accepted'),
+            }),
+            ...errors,
+          },
+        },
+      },
+      async (request) => {
+        const caller = await authenticate(engine, request, 'read');
+        const { maxDurationMs, minReasonLength } = engine.config.breakGlass;
+        return { items: breakGlassEntitlements(engine.config, caller.principal), maxDurationMs, minReasonLength };
       },
     );
 

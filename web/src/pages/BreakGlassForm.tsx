@@ -1,26 +1,38 @@
-import { Button, Collapse, Group, Paper, Stack, Text, TextInput, Textarea } from '@mantine/core';
+import { Button, Collapse, Group, Paper, Select, Stack, Text, TextInput, Textarea } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
+import { useQuery } from '@tanstack/react-query';
 import { useState } from 'react';
 import { useNavigate } from 'react-router';
 import { api, unwrap } from '../api/client';
 import { ProblemAlert } from '../components/ProblemAlert';
 import { useStepUp } from '../components/StepUp';
+import { formatDuration } from '../time';
 
-/** Emergency access without approval, for the configured on-call subjects; reviewed afterwards by an admin. */
+/**
+ * Emergency access without approval, reviewed by an admin afterwards. Shown only to whoever may
+ * break glass into something (never while break-glass is off), with a picker of exactly that.
+ */
 export function BreakGlassForm() {
+  const allowed = useQuery({ queryKey: ['break-glass-entitlements'], queryFn: () => unwrap(api.GET('/api/v1/break-glass/entitlements')) });
   const [opened, { toggle }] = useDisclosure(false);
   const navigate = useNavigate();
   const withStepUp = useStepUp();
-  const [fields, setFields] = useState({ target: '', entitlement: '', duration: '30m', reason: '' });
+  const [fields, setFields] = useState({ entitlement: '', duration: '30m', reason: '' });
   const [error, setError] = useState<unknown>(null);
   const [busy, setBusy] = useState(false);
-  const set = (key: keyof typeof fields) => (e: { currentTarget: { value: string } }) => setFields({ ...fields, [key]: e.currentTarget.value });
+  const items = allowed.data?.items ?? [];
+  if (items.length === 0) return null;
+  const set = (key: 'duration' | 'reason') => (e: { currentTarget: { value: string } }) => setFields({ ...fields, [key]: e.currentTarget.value });
+  const chosen = items.find((i) => `${i.target}/${i.entitlement}` === fields.entitlement);
+  const minReason = allowed.data!.minReasonLength;
 
   const submit = async () => {
+    if (!chosen) return;
     setBusy(true);
     setError(null);
     try {
-      const answer = await withStepUp(() => unwrap(api.POST('/api/v1/break-glass', { body: { ...fields, reason: fields.reason.trim() } })));
+      const body = { target: chosen.target, entitlement: chosen.entitlement, duration: fields.duration, reason: fields.reason.trim() };
+      const answer = await withStepUp(() => unwrap(api.POST('/api/v1/break-glass', { body })));
       navigate(`/requests/${answer.request.id}`);
     } catch (e) {
       setError(e);
@@ -42,15 +54,23 @@ export function BreakGlassForm() {
           <Text size="sm" c="dimmed">
             Granted at once without approval, recorded and reviewed by an admin afterwards. Only for incidents.
           </Text>
-          <Group grow>
-            <TextInput label="Target" value={fields.target} onChange={set('target')} maxLength={63} required />
-            <TextInput label="Entitlement" value={fields.entitlement} onChange={set('entitlement')} maxLength={63} required />
-            <TextInput label="Duration" description="e.g. 30m, 1h" value={fields.duration} onChange={set('duration')} maxLength={20} required />
+          <Group grow align="flex-start">
+            <Select
+              label="Entitlement"
+              placeholder="Pick one"
+              searchable
+              required
+              data={items.map((i) => ({ value: `${i.target}/${i.entitlement}`, label: i.description ? `${i.target}/${i.entitlement} — ${i.description}` : `${i.target}/${i.entitlement}` }))}
+              value={fields.entitlement || null}
+              onChange={(value) => setFields({ ...fields, entitlement: value ?? '' })}
+              nothingFoundMessage="Not something you may break glass into"
+            />
+            <TextInput label="Duration" description={`e.g. 30m; at most ${formatDuration(allowed.data!.maxDurationMs)}`} value={fields.duration} onChange={set('duration')} maxLength={20} required />
           </Group>
-          <Textarea label="Reason (the incident)" value={fields.reason} onChange={set('reason')} maxLength={2000} autosize minRows={2} required />
+          <Textarea label="Reason (the incident)" description={`At least ${minReason} characters`} value={fields.reason} onChange={set('reason')} maxLength={2000} autosize minRows={2} required />
           <ProblemAlert error={error} title="Not granted" />
           <Group justify="flex-end">
-            <Button color="red" onClick={submit} loading={busy} disabled={!fields.target || !fields.entitlement || !fields.reason.trim()}>
+            <Button color="red" onClick={submit} loading={busy} disabled={!chosen || fields.reason.trim().length < minReason}>
               Break glass
             </Button>
           </Group>
