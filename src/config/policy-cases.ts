@@ -88,7 +88,6 @@ export function runPolicyCases(config: EffectiveConfig, cases: readonly PolicyCa
       kind: testCase.request.kind,
       ...(testCase.request.kind === 'extension' ? { extension: { count: 0, totalMs: 0 } } : {}),
       client: testCase.request.mfaAge !== undefined ? { mfaAt: new Date(now.getTime() - testCase.request.mfaAge) } : {},
-      risk: { score: 0 },
       now,
     });
     const expected = { ...testCase.expect } as Record<string, unknown>;

@@ -53,7 +53,6 @@ export const submitInput = z
     ticket: printable(200).optional(),
     parameters,
     client: clientInput,
-    risk: z.object({ score: z.number().int().min(0).max(100) }).strict().default({ score: 0 }),
   })
   .strict();
 
