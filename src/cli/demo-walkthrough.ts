@@ -25,6 +25,7 @@ export async function runDemo(location: RuntimeLocation): Promise<number> {
     const key = loadOrCreateSigningKey({ pem: engine.config.audit.signingKeyPem, dataDir: location.dataDir });
     const result = await verifyAuditChain(engine.store.db, { publicKeys: [key.publicKey] });
     say(`\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`);
+    say(`\nThe demo's database and keys are in ${location.dataDir}, apart from what \`lapse serve\` uses (./.lapse, LAPSE_DATA_DIR or DATABASE_URL); delete it to start the demo afresh.`);
     return result.ok ? 0 : 1;
   } finally {
     await runtime.close();
