@@ -34,7 +34,7 @@ export function registerServeCommand(program: Command): void {
         const { engine } = runtime;
         await engine.start();
         runtime.checkpointer.start();
-        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION });
+        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
         await announceFirstStart(engine, engine.config.auth.publicUrl ?? address, logger);
         const stats = await engine.stats();
