@@ -3,7 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { AuditCheckpointer, loadOrCreateSigningKey, trustedCheckpointKeys } from '../audit/index.js';
 import { loadConfigFile } from '../config/index.js';
 import { loadOrCreateSealer } from '../secrets/index.js';
-import { builtInConnectors } from '../connectors/index.js';
+import { builtInConnectors, targetSettingsCheck } from '../connectors/index.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAt, type RuntimeLocation } from './context.js';
 
@@ -22,12 +22,14 @@ export interface Runtime {
  * timers to run.
  */
 export async function openRuntime(location: RuntimeLocation, logger: Logger = pino({ level: 'silent' })): Promise<Runtime> {
-  const config = await loadConfigFile(location.configPath);
+  const connectors = builtInConnectors();
+  // Connector settings problems are reported with the rest of the config's, each located.
+  const config = await loadConfigFile(location.configPath, process.env, { checkTarget: targetSettingsCheck(connectors) });
   const key = loadOrCreateSigningKey({ pem: config.audit.signingKeyPem, dataDir: location.dataDir });
   const checkpointKeys = trustedCheckpointKeys({ signingKeyPem: config.audit.signingKeyPem, dataDir: location.dataDir }).keys;
   const store = await openStoreAt(location);
   const sealer = loadOrCreateSealer({ key: config.secrets.encryptionKey, previousKeys: config.secrets.previousEncryptionKeys, dataDir: location.dataDir });
-  const engine = new Engine({ store, config, connectors: builtInConnectors(), logger, sealer });
+  const engine = new Engine({ store, config, connectors, logger, sealer });
   const checkpointer = new AuditCheckpointer(store.db, key, {
     every: config.audit.checkpointEvery,
     intervalMs: config.audit.checkpointIntervalMs,

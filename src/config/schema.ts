@@ -58,7 +58,8 @@ const targetReconcile = z
   .strict()
   .prefault({});
 
-const target = z
+/** One target: checked on its own too, so connector settings are checked when another part of the file is wrong. */
+export const targetSchema = z
   .object({
     connector: name('connector'),
     description: text(1000).default(''),
@@ -149,7 +150,7 @@ export const configSchema = z
     identity: z.object({}).strict().prefault({}),
     roles: z.object({ admins: subjectSet, auditors: subjectSet }).strict().prefault({}),
     auth,
-    targets: z.record(name('target'), target).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
+    targets: z.record(name('target'), targetSchema).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
     policies: z.array(policy).max(1000).default([]),
     breakGlass: z
       .object({
