@@ -44,6 +44,22 @@ function operationsOf(doc: { paths: Record<string, Record<string, { parameters?:
 const controlUnit = fc.constantFrom('\u0000', '\u0001', '\u0007', '\b', '\t', '\n', '\u000b', '\r', '\u001b', '\u007f', '\u0085', '\u009b', '\ud800', '\udfff', '\u2028', '\u202e', 'a', 'Z', '0', '-', '_', '.', '/', '*', ' ', 'é', '😀', '%', '"', "'", '\\');
 /** Plausible values, so some requests pass validation and reach the handlers and the database. */
 const plausible = fc.constantFrom('prod-db', 'readonly', 'admin', 'alice', 'root', '1h', '30m', '24h', '7d', 'never', 'approve', 'deny', 'grant.*', 'req_0', 'grt_0', 'OPS-1', 'a reason that is long enough', '2026-01-01T00:00:00Z', '0', '-1', '');
+/** A valid value for body fields of these names (the test config's entitlements and cast). */
+const VALID_FIELDS: Record<string, unknown> = {
+  target: 'prod-db',
+  entitlement: 'readonly',
+  duration: '1h',
+  reason: 'INC-1 checking replication lag',
+  ticket: 'OPS-1',
+  decision: 'approve',
+  comment: 'fine',
+  scopes: ['read'],
+  name: 'fuzz',
+  expiresIn: '1h',
+  username: 'alice',
+  password: 'a long password here',
+  user: 'alice',
+};
 const hostileString = fc.oneof(
   { weight: 4, arbitrary: fc.string({ unit: controlUnit, maxLength: 40 }) },
   { weight: 2, arbitrary: fc.tuple(plausible, fc.string({ unit: controlUnit, maxLength: 4 })).map(([a, b]) => a + b) },
@@ -64,9 +80,10 @@ function requestFor(operation: Operation) {
     fc.record(Object.fromEntries(operation.queryParams.map((name) => [name, fc.option(fc.oneof(plausible, hostileString), { nil: undefined })])) as Record<string, fc.Arbitrary<string | undefined>>),
     fc.dictionary(fc.oneof(fc.constantFrom(...operation.queryParams, 'x'), fc.string({ unit: controlUnit, maxLength: 6 })), hostileString, { maxKeys: 4 }),
   );
-  // Mostly the documented fields, most of them plausible, so one hostile value gets past the rest.
-  const field = fc.oneof({ weight: 3, arbitrary: plausible }, { weight: 3, arbitrary: hostileValue });
-  const knownBody = fc.record(Object.fromEntries((operation.bodyProperties ?? []).map((name) => [name, fc.option(field, { nil: undefined })])) as Record<string, fc.Arbitrary<unknown>>);
+  // Mostly the documented fields, most of them valid for their name, so one hostile value gets
+  // past the others' validation and reaches the handler, the engine and the database.
+  const field = (name: string) => fc.oneof({ weight: 3, arbitrary: name in VALID_FIELDS ? fc.constant(VALID_FIELDS[name]) : plausible }, { weight: 2, arbitrary: hostileValue });
+  const knownBody = fc.record(Object.fromEntries((operation.bodyProperties ?? []).map((name) => [name, fc.option(field(name), { nil: undefined, freq: 8 })])) as Record<string, fc.Arbitrary<unknown>>);
   const junkBody = fc.dictionary(fc.string({ unit: controlUnit, maxLength: 6 }), hostileValue, { maxKeys: 4 });
   const body = operation.bodyProperties === null && operation.method === 'GET' ? fc.constant(undefined) : fc.oneof({ weight: 6, arbitrary: knownBody }, { weight: 1, arbitrary: junkBody }, { weight: 1, arbitrary: fc.anything({ maxDepth: 3 }) });
   return fc.record({ params, query, body });
