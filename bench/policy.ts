@@ -36,7 +36,6 @@ export function benchPolicyDecision(count: number): BenchResult {
     ticket: undefined,
     kind: 'access' as const,
     client: { mfaAt: new Date(now.getTime() - 60_000) },
-    risk: { score: 0 },
     now,
   };
   for (let i = 0; i < 2_000; i++) evaluatePolicy(policies, input); // warm up the JIT

@@ -32,6 +32,45 @@ describe('lapse CLI', { timeout: 120_000 }, () => {
     expect(JSON.parse(json.stderr).error).toMatchObject({ code: 'config_invalid' });
   });
 
+  it('reports schema and connector-settings problems in one pass, each at its file:line:col', () => {
+    const path = join(dir, 'both.yaml');
+    writeFileSync(path, [
+      'version: 1',
+      'targets:',
+      '  db.main:',
+      '    connector: postgres',
+      '    settings:',
+      '      host: db.internal',
+      '      port: 99999',
+      '      database: app',
+      '      user: lapse',
+      '    entitlements:',
+      '      ro:',
+      '        settings: { roles: [] }',
+      'policies:',
+      '  - name: p',
+      '    subjects: { groups: [sre] }',
+      '    entitlements: ["db.main/ro"]',
+      '    autoApprove: true',
+      '    colour: blue',
+      '',
+    ].join('\n'));
+    const run = lapse('config', 'validate', path);
+    expect(run.code).toBe(1);
+    const problems = run.stderr.split('\n').filter((line) => line.startsWith('  - ')).map((line) => line.slice(4));
+    expect(problems).toEqual(expect.arrayContaining([
+      `${path}:18:5: policies[0]: unknown key "colour"`,
+      `${path}:7:13: targets.db.main.settings.port: must be a port number from 1 to 65535`,
+      expect.stringMatching(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:28: targets\\.db\\.main\\.entitlements\\.ro\\.settings\\.roles: must be a list of 1 to \\d+ role names$`)),
+    ]));
+    expect(problems).toHaveLength(3);
+    // The connector (unknown here) is checked in the same pass too.
+    writeFileSync(path, readFileSync(path, 'utf8').replace('connector: postgres', 'connector: oracle'));
+    const unknown = lapse('config', 'validate', path).stderr;
+    expect(unknown).toContain(`${path}:4:16: targets.db.main.connector: unknown connector "oracle"`);
+    expect(unknown).toContain(`${path}:18:5: policies[0]: unknown key "colour"`);
+  });
+
   it('refuses a connector it does not know', () => {
     const path = join(dir, 'unknown.yaml');
     writeFileSync(path, 'version: 1\ntargets:\n  db:\n    connector: oracle\n    entitlements: { ro: {} }\n');

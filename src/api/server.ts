@@ -1,3 +1,4 @@
+import type { KeyObject } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
@@ -27,6 +28,11 @@ export interface ApiServerOptions {
   readonly engine: Engine;
   readonly logger?: Logger;
   readonly version: string;
+  /**
+   * The checkpoint public keys audit verification trusts, from `trustedCheckpointKeys` (`lapse
+   * serve` passes its runtime's). Default: the public half of the config's audit.signingKey.
+   */
+  readonly checkpointKeys?: readonly KeyObject[];
 }
 
 /**
@@ -83,7 +89,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(statsRoutes(options.engine));
   await app.register(eventRoutes(options.engine));
   await app.register(auditRoutes(options.engine));
-  await app.register(auditVerifyRoutes(options.engine));
+  await app.register(auditVerifyRoutes(options.engine, options.checkpointKeys));
   await app.register(configRoutes(options.engine));
   await app.register(sshRoutes(options.engine));
   await app.register(mfaRoutes(options.engine));

@@ -76,6 +76,23 @@ function parsePrivateKey(pem: string, where: string): KeyObject {
   return key;
 }
 
+/**
+ * The checkpoint public keys a verifier trusts: one source for the API (and so the portal), the CLI
+ * and the demo, so they all give the same verdict. The files named (`--public-key`, repeated across
+ * a rotation) when there are any; otherwise the public half of `audit.signingKey` when the config
+ * names one, and the data directory's public key file, which `lapse serve` keeps in step with the
+ * key it signs with (also the generated default).
+ */
+export function trustedCheckpointKeys(options: { files?: readonly string[]; signingKeyPem?: string | undefined; dataDir?: string | undefined }): { keys: KeyObject[]; sources: string[] } {
+  if (options.files && options.files.length > 0) return { keys: options.files.map(readPublicKey), sources: [...options.files] };
+  const found: { key: KeyObject; source: string }[] = [];
+  if (options.signingKeyPem) found.push({ key: createPublicKey(parsePrivateKey(options.signingKeyPem, 'audit.signingKey')), source: 'audit.signingKey' });
+  const file = options.dataDir === undefined ? undefined : join(options.dataDir, PUBLIC_KEY_FILE);
+  if (file && existsSync(file)) found.push({ key: readPublicKey(file), source: file });
+  const unique = found.filter((item, i) => found.findIndex((other) => keyIdOf(other.key) === keyIdOf(item.key)) === i);
+  return { keys: unique.map((item) => item.key), sources: unique.map((item) => item.source) };
+}
+
 /** A verifier's public key (PEM, SPKI), e.g. the audit-signing-key.pub.pem `lapse serve` writes. */
 export function readPublicKey(path: string): KeyObject {
   let pem: string;

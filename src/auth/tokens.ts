@@ -5,6 +5,7 @@ import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
 import type { Executor } from '../store/index.js';
+import { controlCharacterProblem } from '../domain/text.js';
 
 /** What a token may do; each route names the scope it needs. */
 export const TOKEN_SCOPES = ['read', 'request', 'approve', 'admin'] as const;
@@ -32,6 +33,8 @@ export async function issueApiToken(tx: Executor, input: { userId: string; name:
   }
   const name = input.name.trim();
   if (name.length === 0 || name.length > 100) throw new LapseError('validation_failed', 'a token name is 1 to 100 characters', { where: 'name' });
+  const problem = controlCharacterProblem(name);
+  if (problem) throw new LapseError('validation_failed', `the token name ${problem}`, { where: 'name' });
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
   const id = newId('token');
   const expiresAt = input.expiresInMs === null ? null : new Date(now.getTime() + input.expiresInMs);

@@ -1,6 +1,6 @@
 import type { Engine } from '../engine/index.js';
 import { getGrant, getRequest, type StoredGrant } from '../store/index.js';
-import { loadOrCreateSigningKey, verifyAuditChain } from '../audit/index.js';
+import { verifyAuditChain } from '../audit/index.js';
 import type { RuntimeLocation } from './context.js';
 import { openRuntime } from './runtime.js';
 
@@ -22,9 +22,9 @@ export async function runDemo(location: RuntimeLocation): Promise<number> {
     await autoApproved(engine);
     await approvalFlow(engine);
     await runtime.checkpointer.stop(); // writes a final checkpoint
-    const key = loadOrCreateSigningKey({ pem: engine.config.audit.signingKeyPem, dataDir: location.dataDir });
-    const result = await verifyAuditChain(engine.store.db, { publicKeys: [key.publicKey] });
+    const result = await verifyAuditChain(engine.store.db, { publicKeys: runtime.checkpointKeys });
     say(`\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`);
+    say(`\nThe demo's database and keys are in ${location.dataDir}, apart from what \`lapse serve\` uses (./.lapse, LAPSE_DATA_DIR or DATABASE_URL); delete it to start the demo afresh.`);
     return result.ok ? 0 : 1;
   } finally {
     await runtime.close();

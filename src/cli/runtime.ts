@@ -1,8 +1,9 @@
 import { pino, type Logger } from 'pino';
-import { AuditCheckpointer, loadOrCreateSigningKey } from '../audit/index.js';
+import type { KeyObject } from 'node:crypto';
+import { AuditCheckpointer, loadOrCreateSigningKey, trustedCheckpointKeys } from '../audit/index.js';
 import { loadConfigFile } from '../config/index.js';
 import { loadOrCreateSealer } from '../secrets/index.js';
-import { builtInConnectors } from '../connectors/index.js';
+import { builtInConnectors, targetSettingsCheck } from '../connectors/index.js';
 import { Engine } from '../engine/index.js';
 import { openStoreAt, type RuntimeLocation } from './context.js';
 
@@ -10,6 +11,8 @@ export interface Runtime {
   readonly engine: Engine;
   /** Signs audit checkpoints while the process runs (started by the caller). */
   readonly checkpointer: AuditCheckpointer;
+  /** The public keys audit verification trusts (trustedCheckpointKeys): the API's and the demo's. */
+  readonly checkpointKeys: readonly KeyObject[];
   close(): Promise<void>;
 }
 
@@ -19,11 +22,14 @@ export interface Runtime {
  * timers to run.
  */
 export async function openRuntime(location: RuntimeLocation, logger: Logger = pino({ level: 'silent' })): Promise<Runtime> {
-  const config = await loadConfigFile(location.configPath);
+  const connectors = builtInConnectors();
+  // Connector settings problems are reported with the rest of the config's, each located.
+  const config = await loadConfigFile(location.configPath, process.env, { checkTarget: targetSettingsCheck(connectors) });
   const key = loadOrCreateSigningKey({ pem: config.audit.signingKeyPem, dataDir: location.dataDir });
+  const checkpointKeys = trustedCheckpointKeys({ signingKeyPem: config.audit.signingKeyPem, dataDir: location.dataDir }).keys;
   const store = await openStoreAt(location);
   const sealer = loadOrCreateSealer({ key: config.secrets.encryptionKey, previousKeys: config.secrets.previousEncryptionKeys, dataDir: location.dataDir });
-  const engine = new Engine({ store, config, connectors: builtInConnectors(), logger, sealer });
+  const engine = new Engine({ store, config, connectors, logger, sealer });
   const checkpointer = new AuditCheckpointer(store.db, key, {
     every: config.audit.checkpointEvery,
     intervalMs: config.audit.checkpointIntervalMs,
@@ -32,6 +38,7 @@ export async function openRuntime(location: RuntimeLocation, logger: Logger = pi
   return {
     engine,
     checkpointer,
+    checkpointKeys,
     close: async () => {
       await engine.stop();
       await checkpointer.stop();

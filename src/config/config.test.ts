@@ -96,6 +96,18 @@ describe('lapse.yaml', () => {
     expect(problemsOf(BASE.replace('autoApprove: true', 'require: { ticket: { pattern: "(?<=x)y" } }'))[0]).toMatch(/not a valid RE2 regular expression/);
   });
 
+  it('refuses control characters in names and text, allowing tab and newline only in multi-line text', () => {
+    const problems = problemsOf(BASE.replace('subjects: { groups: [sre] }', 'subjects: { groups: [sre], users: ["ali\\0ce"] }\n    description: "one\\ttwo\\nthree \\e[2J"').replace('readonly: {}', 'readonly: { labels: { team: "a\\nb" } }'));
+    expect(problems).toHaveLength(3);
+    expect(problems).toEqual(expect.arrayContaining([
+      expect.stringMatching(/lapse\.yaml:\d+:\d+: targets\.prod-db\.entitlements\.readonly\.labels\.team: contains a control character \(U\+000A\) at position 2; remove it$/),
+      expect.stringMatching(/lapse\.yaml:\d+:\d+: policies\[0\]\.subjects\.users\[0\]: contains a control character \(U\+0000\) at position 4; remove it$/),
+      expect.stringMatching(/lapse\.yaml:\d+:\d+: policies\[0\]\.description: contains a control character \(U\+001B\) at position 15; remove it \(only tab and newline are allowed\)$/),
+    ]));
+    const multiLine = parseConfig(BASE.replace('autoApprove: true', 'autoApprove: true\n    description: "one\\ttwo\\nthree"'), 'lapse.yaml', { DB_PASSWORD: 'x' });
+    expect(multiLine.policies.policies[0]!.definition.description).toBe('one\ttwo\nthree');
+  });
+
   it('bounds every input', () => {
     expect(problemsOf(BASE.replace('readonly: {}', `${'x'.repeat(100)}: {}`))[0]).toMatch(/:9:7: .* is not a valid name: Too big: expected string to have <=63 characters/);
     expect(problemsOf(`${BASE}    conditions: "${'true && '.repeat(400)}true"\n`)[0]).toMatch(/Too big|at most/i);

@@ -1,20 +1,28 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import { isMap, isPair, isScalar, LineCounter, parseDocument, type Document } from 'yaml';
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { resolveAuthConfig } from './auth.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, type PolicyDefinition } from '../domain/policy/index.js';
-import { configSchema, type ParsedConfig } from './schema.js';
+import { configSchema, targetSchema, type ParsedConfig } from './schema.js';
 import { resolveReference, resolveSettings, type SecretContext } from './secrets.js';
 import type { EffectiveConfig, TargetConfig } from './types.js';
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
 const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'secrets', 'scheduler', 'reconcile', 'auth'];
 
-export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env): Promise<EffectiveConfig> {
+export interface ConfigCheckOptions {
+  /**
+   * Checks one target's settings (the connector's validateSettings, and that the connector
+   * exists); returns "<path>: what is wrong" problems, reported with the others, each located.
+   */
+  readonly checkTarget?: (target: TargetConfig) => readonly string[];
+}
+
+export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = process.env, options: ConfigCheckOptions = {}): Promise<EffectiveConfig> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -24,11 +32,11 @@ export async function loadConfigFile(path: string, env: NodeJS.ProcessEnv = proc
       hint: 'Pass the config with --config or LAPSE_CONFIG; `examples/lapse.yaml` is a starting point.',
     });
   }
-  return parseConfig(text, resolve(path), env);
+  return parseConfig(text, resolve(path), env, options);
 }
 
 /** Parses, validates, resolves and compiles a lapse.yaml. Throws one error listing every problem. */
-export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env): EffectiveConfig {
+export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv = process.env, options: ConfigCheckOptions = {}): EffectiveConfig {
   const fail = (problems: string[]): never => {
     throw new LapseError('config_invalid', `${source} is not valid: ${problems.length} problem${problems.length === 1 ? '' : 's'}`, {
       where: source,
@@ -43,21 +51,31 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     fail(doc.errors.map((e) => `${source}:${e.linePos?.[0]?.line ?? '?'}:${e.linePos?.[0]?.col ?? '?'}: YAML syntax: ${e.message.split('\n')[0]}`));
   }
   const raw: unknown = doc.toJS({ maxAliasCount: 100 });
+  // "path: what is wrong" problems found after the schema, located in the file when reported.
+  const problems: string[] = [];
+  const located = (list: readonly string[]) => list.map((p) => `${source}:${locateText(doc, lines, p.slice(0, Math.max(0, p.indexOf(': '))))}: ${p}`);
+  const secrets: SecretContext = { env, baseDir: dirname(source), problems };
+  const checkTarget = (target: TargetConfig) => problems.push(...(options.checkTarget?.(target) ?? []));
   const parsed = configSchema.safeParse(raw ?? {});
-  if (!parsed.success) fail(parsed.error.issues.map((issue) => describeIssue(issue, doc, lines, source)));
+  if (!parsed.success) {
+    // NB. Every problem in one pass: the targets that are well-formed on their own still get
+    // their connector settings checked, so fixing the schema does not reveal a second round.
+    const rawTargets = (raw as { targets?: unknown } | null)?.targets;
+    if (rawTargets && typeof rawTargets === 'object' && !Array.isArray(rawTargets)) {
+      for (const [name, value] of Object.entries(rawTargets)) {
+        const one = targetSchema.safeParse(value);
+        if (one.success) checkTarget(buildTarget(name, one.data, secrets));
+      }
+    }
+    fail([...parsed.error.issues.map((issue) => describeIssue(issue, doc, lines, source)), ...located(problems)]);
+  }
   const config = parsed.data as ParsedConfig;
 
-  const problems: string[] = [];
-  const secrets: SecretContext = { env, baseDir: dirname(source), problems };
   const targets = new Map<string, TargetConfig>();
   for (const [name, target] of Object.entries(config.targets)) {
-    const entitlements = new Map(
-      Object.entries(target.entitlements).map(([ename, e]) => [
-        ename,
-        { name: ename, target: name, description: e.description, settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>, labels: e.labels },
-      ]),
-    );
-    targets.set(name, { name, connector: target.connector, description: target.description, settings: resolveSettings(target.settings, `targets.${name}.settings`, secrets) as Record<string, unknown>, labels: target.labels, entitlements });
+    const built = buildTarget(name, target, secrets);
+    targets.set(name, built);
+    checkTarget(built);
   }
   const entitlementIds = [...targets.values()].flatMap((t) => [...t.entitlements.keys()].map((e) => ({ target: t.name, name: e })));
   const checkPatterns = (patterns: readonly string[], where: string) => {
@@ -94,7 +112,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (Buffer.from(value.trim(), 'base64').length !== 32) problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
   });
   const auth = resolveAuthConfig(config.auth, secrets);
-  if (problems.length > 0) fail(problems.map((p) => `${source}: ${p}`));
+  if (problems.length > 0) fail(located(problems));
 
   const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
   const definitions: PolicyDefinition[] = config.policies.map((p) => ({
@@ -148,6 +166,52 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       ),
     },
   };
+}
+
+/** One target as the connectors see it, with its secret references resolved. */
+function buildTarget(name: string, target: z.output<typeof targetSchema>, secrets: SecretContext): TargetConfig {
+  const entitlements = new Map(
+    Object.entries(target.entitlements).map(([ename, e]) => [
+      ename,
+      { name: ename, target: name, description: e.description, settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>, labels: e.labels },
+    ]),
+  );
+  return { name, connector: target.connector, description: target.description, settings: resolveSettings(target.settings, `targets.${name}.settings`, secrets) as Record<string, unknown>, labels: target.labels, entitlements };
+}
+
+/**
+ * "line:col" of a problem's path written as text ("targets.db.main.settings.port",
+ * "policies[0] (sre).entitlements[1]"): the deepest node of the path that exists. Keys may hold
+ * dots (target names do), so at each mapping the longest run of segments that is a key wins.
+ */
+function locateText(doc: Document, lines: LineCounter, pathText: string): string {
+  const tokens = [...pathText.replace(/\s*\([^)]*\)/g, '').matchAll(/\[(\d+)\]|([^.[\]]+)/g)].map((m) => (m[1] !== undefined ? Number(m[1]) : m[2]!));
+  let node: unknown = doc.contents;
+  let range = (node as { range?: [number, number, number] } | null)?.range;
+  let at = 0;
+  while (at < tokens.length) {
+    let next: unknown;
+    let used = 0;
+    if (isMap(node)) {
+      for (let length = tokens.length - at; length > 0 && used === 0; length--) {
+        const run = tokens.slice(at, at + length);
+        if (run.some((t) => typeof t === 'number')) continue;
+        const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === run.join('.'));
+        if (pair) {
+          next = pair.value ?? pair.key;
+          used = length;
+        }
+      }
+    } else if (isSeq(node) && typeof tokens[at] === 'number') {
+      next = node.items[tokens[at] as number];
+      used = next === undefined ? 0 : 1;
+    }
+    if (used === 0) break;
+    node = next;
+    at += used;
+    range = (node as { range?: [number, number, number] } | null)?.range ?? range;
+  }
+  return range ? format(lines.linePos(range[0])) : '1:1';
 }
 
 /** "file:line:col: a.b.c: what is wrong" for one zod issue, located in the YAML source. */

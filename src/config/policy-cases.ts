@@ -4,6 +4,7 @@ import { LapseError } from '../domain/errors.js';
 import { evaluatePolicy, type PolicyDecision } from '../domain/policy/index.js';
 import { duration } from './schema.js';
 import type { EffectiveConfig } from './types.js';
+import { boundedText } from '../domain/text.js';
 
 /**
  * Policy test cases ("alice asking prod-db/admin for 2h at 03:00 needs 2 approvals"), so policies
@@ -11,14 +12,14 @@ import type { EffectiveConfig } from './types.js';
  */
 const caseSchema = z
   .object({
-    name: z.string().min(1).max(200),
-    principal: z.object({ id: z.string().min(1).max(256), kind: z.enum(['user', 'service']).default('user'), groups: z.array(z.string().max(256)).max(500).default([]) }).strict(),
+    name: boundedText(200).min(1),
+    principal: z.object({ id: boundedText(256).min(1), kind: z.enum(['user', 'service']).default('user'), groups: z.array(boundedText(256)).max(500).default([]) }).strict(),
     request: z
       .object({
         entitlement: z.string().max(130).regex(/^[^/]+\/[^/]+$/, 'write target/entitlement'),
         duration: duration.optional(),
-        reason: z.string().max(2000).default(''),
-        ticket: z.string().max(200).optional(),
+        reason: boundedText(2000, { multiline: true }).default(''),
+        ticket: boundedText(200).optional(),
         mfaAge: duration.optional(),
         kind: z.enum(['access', 'extension']).default('access'),
       })
@@ -88,7 +89,6 @@ export function runPolicyCases(config: EffectiveConfig, cases: readonly PolicyCa
       kind: testCase.request.kind,
       ...(testCase.request.kind === 'extension' ? { extension: { count: 0, totalMs: 0 } } : {}),
       client: testCase.request.mfaAge !== undefined ? { mfaAt: new Date(now.getTime() - testCase.request.mfaAge) } : {},
-      risk: { score: 0 },
       now,
     });
     const expected = { ...testCase.expect } as Record<string, unknown>;

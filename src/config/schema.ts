@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
+import { boundedText } from '../domain/text.js';
 
 /** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
 function isAddressOrCidr(value: string): boolean {
@@ -17,8 +18,9 @@ function isAddressOrCidr(value: string): boolean {
  */
 const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 const name = (what: string) => z.string().max(63).regex(NAME, `${what} names use lower-case letters, digits, "_", "." and "-" (max 63 characters)`);
-const text = (max: number) => z.string().max(max);
-const principalName = z.string().min(1).max(256);
+/** Text that may span lines (descriptions, CEL, PEM setting values); one-line values use boundedText(max). */
+const text = (max: number) => boundedText(max, { multiline: true });
+const principalName = boundedText(256).min(1);
 
 export const duration = z
   .string()
@@ -42,10 +44,10 @@ const subjectSet = z
 
 /** Connector settings: free-form for the connector to validate, but bounded in size and depth. */
 const settingValue: z.ZodType<unknown> = z.lazy(() =>
-  z.union([text(8192), z.number(), z.boolean(), z.null(), z.array(settingValue).max(256), z.record(z.string().max(128), settingValue)]),
+  z.union([text(8192), z.number(), z.boolean(), z.null(), z.array(settingValue).max(256), z.record(boundedText(128), settingValue)]),
 );
-const settings = z.record(z.string().max(128), settingValue).default({});
-const labels = z.record(z.string().max(63), text(256)).default({});
+const settings = z.record(boundedText(128), settingValue).default({});
+const labels = z.record(boundedText(63), boundedText(256)).default({});
 
 const entitlement = z
   .object({ description: text(1000).default(''), settings, labels })
@@ -58,7 +60,8 @@ const targetReconcile = z
   .strict()
   .prefault({});
 
-const target = z
+/** One target: checked on its own too, so connector settings are checked when another part of the file is wrong. */
+export const targetSchema = z
   .object({
     connector: name('connector'),
     description: text(1000).default(''),
@@ -90,7 +93,7 @@ const policy = z
     description: text(1000).default(''),
     subjects: subjectSet,
     entitlements: z.array(entitlementPattern).min(1).max(500),
-    timezone: text(64).default('UTC'),
+    timezone: boundedText(64).default('UTC'),
     duration: z.object({ default: duration.prefault('1h'), max: duration.prefault('8h') }).strict().prefault({}),
     extension: z
       .object({ maxCount: z.number().int().min(0).max(100).default(0), maxTotal: duration.prefault('24h'), requireApproval: z.boolean().default(true) })
@@ -99,7 +102,7 @@ const policy = z
     require: z
       .object({
         justification: z.object({ minLength: z.number().int().min(0).max(2000) }).strict().optional(),
-        ticket: z.object({ pattern: text(500) }).strict().optional(),
+        ticket: z.object({ pattern: boundedText(500) }).strict().optional(),
         mfa: z.object({ maxAge: duration }).strict().optional(),
       })
       .strict()
@@ -122,12 +125,12 @@ const auth = z
     oidc: z
       .object({
         issuer: z.url({ protocol: /^https?$/ }).max(2048),
-        clientId: z.string().min(1).max(256),
+        clientId: boundedText(256).min(1),
         clientSecret: text(1024).optional(),
         scopes: z.array(z.string().min(1).max(64).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).min(1).max(20).default(['openid', 'profile', 'email'])
           .refine((s) => s.includes('openid'), 'scopes must include "openid"'),
-        groupsClaim: z.string().min(1).max(128).default('groups'),
-        usernameClaim: z.string().min(1).max(128).default('preferred_username'),
+        groupsClaim: boundedText(128).min(1).default('groups'),
+        usernameClaim: boundedText(128).min(1).default('preferred_username'),
         allowInsecureHttp: z.boolean().default(false),
       })
       .strict()
@@ -149,7 +152,7 @@ export const configSchema = z
     identity: z.object({}).strict().prefault({}),
     roles: z.object({ admins: subjectSet, auditors: subjectSet }).strict().prefault({}),
     auth,
-    targets: z.record(name('target'), target).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
+    targets: z.record(name('target'), targetSchema).refine((t) => Object.keys(t).length > 0, 'define at least one target'),
     policies: z.array(policy).max(1000).default([]),
     breakGlass: z
       .object({

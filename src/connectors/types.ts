@@ -108,3 +108,12 @@ export function connectorRegistry(connectors: readonly Connector[]): ConnectorRe
   const byType = new Map(connectors.map((connector) => [connector.type, connector]));
   return { get: (type) => byType.get(type), types: () => [...byType.keys()].sort() };
 }
+
+/** Config-load check of one target against the registry: its connector exists and accepts the settings. */
+export function targetSettingsCheck(registry: ConnectorRegistry): (target: TargetConfig) => string[] {
+  return (target) => {
+    const connector = registry.get(target.connector);
+    if (!connector) return [`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${registry.types().join(', ')})`];
+    return connector.validateSettings(target);
+  };
+}

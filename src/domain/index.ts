@@ -7,3 +7,4 @@ export * from './review.js';
 export * from './grant.js';
 export * from './policy/types.js';
 export * from './canonical-json.js';
+export * from './text.js';

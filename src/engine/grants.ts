@@ -123,7 +123,6 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
       kind: 'extension',
       extension: { count: grant.extensions, totalMs: grant.durationMs },
       client: input.client,
-      risk: { score: 0 },
       now: unit.now,
     });
     rejectIfInputProblem(decision, grant.id);

@@ -1,17 +1,13 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { MAX_DURATION_MS } from '../domain/duration.js';
+import { boundedText } from '../domain/text.js';
 
 /**
  * Bounded schemas for every use-case input. The API and CLI validate with these too, so a value
  * the engine would refuse is refused at the edge with the same message.
  */
-const printable = (max: number) =>
-  z
-    .string()
-    .max(max)
-    // eslint-disable-next-line no-control-regex -- the point is to refuse control characters
-    .regex(/^[^\u0000-\u001f\u007f]*$/, 'must not contain control characters');
+const printable = (max: number) => boundedText(max);
 
 const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
 
@@ -33,8 +29,8 @@ export const clientInput = z
   .default({});
 
 const durationMs = z.number().int().positive().max(MAX_DURATION_MS);
-const reason = z.string().max(2000);
-const comment = z.string().max(2000).default('');
+const reason = boundedText(2000, { multiline: true });
+const comment = boundedText(2000, { multiline: true }).default('');
 /** Connector parameters (an SSH public key…): a few short named values, not secrets. */
 const parameters = z
   .record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/, 'parameter names are letters, digits and "_"'), printable(8192))
@@ -53,7 +49,6 @@ export const submitInput = z
     ticket: printable(200).optional(),
     parameters,
     client: clientInput,
-    risk: z.object({ score: z.number().int().min(0).max(100) }).strict().default({ score: 0 }),
   })
   .strict();
 
@@ -67,7 +62,7 @@ export const extendInput = z
   .object({ grantId: id, by: principalInput, durationMs, reason, ticket: printable(200).optional(), client: clientInput })
   .strict();
 
-export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: z.string().max(2000).default('') }).strict();
+export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: boundedText(2000, { multiline: true }).default('') }).strict();
 
 export const breakGlassInput = z
   .object({ principal: principalInput, target: name, entitlement: name, durationMs, reason, parameters, client: clientInput })

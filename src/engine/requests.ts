@@ -40,7 +40,6 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         ticket: input.ticket,
         kind: 'access',
         client: input.client,
-        risk: input.risk,
         now: unit.now,
       });
       rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);

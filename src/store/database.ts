@@ -93,7 +93,7 @@ async function openServer(databaseUrl: string): Promise<Store> {
 async function openEmbedded(options: StoreOptions): Promise<Store> {
   const dataDir = options.dataDir ?? join(process.cwd(), '.lapse', 'data');
   const inMemory = dataDir.startsWith('memory://');
-  const unlock = inMemory ? () => {} : lockDataDir(dataDir);
+  const unlock = inMemory ? () => {} : await lockDataDir(dataDir);
   let pglite: PGlite;
   try {
     pglite = await PGlite.create(inMemory ? dataDir : join(dataDir, 'pgdata'), {

@@ -1,7 +1,7 @@
-import { createPublicKey, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { verifyAuditChain, type VerifyResult } from '../../audit/index.js';
+import { trustedCheckpointKeys, verifyAuditChain, type VerifyResult } from '../../audit/index.js';
 import type { Engine } from '../../engine/index.js';
 import { readsEverything, refuseRole } from '../access-rules.js';
 import { authenticate } from '../authenticate.js';
@@ -15,21 +15,16 @@ const verifyResult = z.object({
   lastCheckpoint: z.object({ seq: z.number().int(), at: z.string(), keyId: z.string() }).nullable(),
   problems: z.array(z.object({ seq: z.number().int(), kind: z.string(), message: z.string() })),
   problemsOmitted: z.number().int(),
-  checkpointKeyKnown: z.boolean().describe('Whether the server knows the checkpoint public key (audit.signingKey); without it checkpoints are reported as unverified'),
+  checkpointKeyKnown: z.boolean().describe('Whether the server knows a checkpoint public key (audit.signingKey, or the key generated in its data directory); without one, checkpoints are reported as unverified'),
 });
 
-/** The checkpoint public key, when the config names the signing key. */
-function checkpointKeys(engine: Engine): KeyObject[] {
-  const pem = engine.config.audit.signingKeyPem;
-  return pem ? [createPublicKey(pem)] : [];
-}
 
 /**
  * `POST /api/v1/audit/verify`: the portal's "verify chain" button, the same check as `lapse
  * audit verify` (admins and auditors). Callers arriving while a verification runs share its
  * result, so pressing the button repeatedly cannot stack full scans of the log.
  */
-export function auditVerifyRoutes(engine: Engine): FastifyPluginAsyncZod {
+export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyObject[]): FastifyPluginAsyncZod {
   let running: Promise<VerifyResult> | null = null;
   return async (app) => {
     app.post(
@@ -47,7 +42,7 @@ export function auditVerifyRoutes(engine: Engine): FastifyPluginAsyncZod {
         if (!readsEverything(engine.config, caller.principal)) {
           await refuseRole(engine, caller.principal, '/api/v1/audit/verify', 'only admins and auditors may verify the audit log', 'Ask an auditor; roles come from roles.auditors in the config.');
         }
-        const publicKeys = checkpointKeys(engine);
+        const publicKeys = checkpointKeys ?? trustedCheckpointKeys({ signingKeyPem: engine.config.audit.signingKeyPem }).keys;
         running ??= verifyAuditChain(engine.store.db, { publicKeys }).finally(() => {
           running = null;
         });

@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { queryAuditEvents, type AuditEvent, type AuditFilter } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
@@ -11,11 +12,11 @@ import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, pageOf, pageQuery, toAuditEventView } from '../views.js';
 
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
-const when = z.string().max(40).describe('An ISO-8601 time, or a duration ago such as 1h or 7d');
+const when = boundedText(40).describe('An ISO-8601 time, or a duration ago such as 1h or 7d');
 const filters = {
   action: z.string().max(100).regex(/^[a-z_.]+\*?$/, 'is an action like grant.revoked, or a family like grant.*').optional(),
-  actor: z.string().max(256).optional(),
-  subject: z.string().max(64).optional(),
+  actor: boundedText(256).optional(),
+  subject: boundedText(64).optional(),
   since: when.optional(),
   until: when.optional(),
 };

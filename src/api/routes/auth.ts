@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { sql } from 'kysely';
 import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
@@ -11,7 +12,7 @@ import { clearSessionCookie } from '../session-cookie.js';
 import { startSession } from '../sign-in.js';
 
 const userView = z.object({ name: z.string(), kind: z.enum(['user', 'service']), groups: z.array(z.string()) });
-const loginBody = z.object({ username: z.string().min(1).max(256), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
+const loginBody = z.object({ username: boundedText(256).min(1), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
 const loginResponse = z.object({ user: userView, csrfToken: z.string(), expiresAt: z.iso.datetime() });
 const sessionView = z.object({
   principal: z.object({ id: z.string(), kind: z.enum(['user', 'service']), groups: z.array(z.string()) }),

@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { auditedChange, checkLocalPassword, isHttps, PASSWORD_MAX_LENGTH, type SignInUser } from '../../auth/index.js';
 import { cliLoginRequestSchema, issueCliLoginCode, loopbackRedirect, toCliLoginRequest } from '../../auth/cli-login.js';
 import type { CliLoginRequest, OidcSignIn } from '../../auth/oidc.js';
@@ -11,26 +12,26 @@ import { problemSchema } from '../problem.js';
 import { assertSameOriginForm, publicBaseUrl, safeReturnTo } from '../public-url.js';
 import { startSession } from '../sign-in.js';
 
-const returnToQuery = z.object({ returnTo: z.string().max(2048).optional() }).strict();
+const returnToQuery = z.object({ returnTo: boundedText(2048).optional() }).strict();
 const oidcLoginQuery = z
-  .object({ returnTo: z.string().max(2048).optional(), port: z.string().max(5).optional(), state: z.string().max(128).optional(), code_challenge: z.string().max(64).optional() })
+  .object({ returnTo: boundedText(2048).optional(), port: boundedText(5).optional(), state: boundedText(128).optional(), code_challenge: boundedText(64).optional() })
   .strict();
 const callbackQuery = z.object({
-  code: z.string().max(4096).optional(),
-  state: z.string().max(1024).optional(),
-  iss: z.string().max(2048).optional(),
-  error: z.string().max(256).optional(),
-  error_description: z.string().max(1024).optional(),
-  session_state: z.string().max(1024).optional(),
+  code: boundedText(4096).optional(),
+  state: boundedText(1024).optional(),
+  iss: boundedText(2048).optional(),
+  error: boundedText(256).optional(),
+  error_description: boundedText(1024).optional(),
+  session_state: boundedText(1024).optional(),
 });
 const loginForm = z
   .object({
-    username: z.string().max(256).default(''),
+    username: boundedText(256).default(''),
     password: z.string().max(PASSWORD_MAX_LENGTH).default(''),
-    returnTo: z.string().max(2048).optional(),
-    port: z.string().max(5).optional(),
-    state: z.string().max(128).optional(),
-    code_challenge: z.string().max(64).optional(),
+    returnTo: boundedText(2048).optional(),
+    port: boundedText(5).optional(),
+    state: boundedText(128).optional(),
+    code_challenge: boundedText(64).optional(),
   })
   .strict();
 const pageErrors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema, 502: problemSchema };

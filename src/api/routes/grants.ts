@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import type { Engine } from '../../engine/index.js';
 import { getGrant, hasCredentials, listGrants } from '../../store/index.js';
@@ -22,7 +23,7 @@ const listQuery = z
       .regex(/^(provisioning|active|revoking|revoked|failed)(,(provisioning|active|revoking|revoked|failed))*$/, 'must be grant statuses, comma-separated')
       .optional()
       .describe('One status or several, comma-separated (provisioning, active, revoking, revoked, failed)'),
-    target: z.string().max(63).optional(),
+    target: boundedText(63).optional(),
     ...pageQuery,
   })
   .strict();
@@ -86,7 +87,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Ask for more time on my active grant (the policy decides; access stays continuous)',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ duration: z.string().min(2).max(20), reason: z.string().max(2000), ticket: z.string().max(200).optional() }).strict(),
+          body: z.object({ duration: boundedText(20).min(2), reason: boundedText(2000, { multiline: true }), ticket: boundedText(200).optional() }).strict(),
           response: { 200: z.object({ request: requestView }), ...errors },
         },
       },
@@ -116,7 +117,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Give my access back now',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ reason: z.string().max(2000).optional() }).strict().nullish(),
+          body: z.object({ reason: boundedText(2000, { multiline: true }).optional() }).strict().nullish(),
           response: { 200: z.object({ grant: grantView }), ...errors },
         },
       },
@@ -138,7 +139,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Take access away now (admins)',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ reason: z.string().min(1).max(2000) }).strict(),
+          body: z.object({ reason: boundedText(2000, { multiline: true }).min(1) }).strict(),
           response: { 200: z.object({ grant: grantView }), ...errors },
         },
       },

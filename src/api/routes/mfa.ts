@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { sql } from 'kysely';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { markSessionMfa } from '../../auth/index.js';
 import {
   authenticationResponseSchema,
@@ -232,7 +233,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['mfa'],
           summary: 'Remove one of my passkeys (needs a fresh step-up)',
           security,
-          params: z.object({ id: z.string().min(1).max(64) }),
+          params: z.object({ id: boundedText(64).min(1) }),
           response: { 204: z.null(), ...problems },
         },
       },

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
@@ -17,8 +18,8 @@ import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuer
 
 const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
 const id = (prefix: string) => z.string().max(64).regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
-const durationText = z.string().min(2).max(20).describe('A duration such as 30m, 1h, 1h30m');
-const parameters = z.record(z.string().max(63), z.string().max(8192)).optional();
+const durationText = boundedText(20).min(2).describe('A duration such as 30m, 1h, 1h30m');
+const parameters = z.record(boundedText(63), boundedText(8192)).optional();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
 
 const catalogueItem = z.object({
@@ -37,10 +38,10 @@ const catalogueItem = z.object({
 });
 
 const submitBody = z
-  .object({ target: name, entitlement: name, duration: durationText.optional(), reason: z.string().max(2000), ticket: z.string().max(200).optional(), parameters })
+  .object({ target: name, entitlement: name, duration: durationText.optional(), reason: boundedText(2000, { multiline: true }), ticket: boundedText(200).optional(), parameters })
   .strict();
-const reviewBody = z.object({ decision: z.enum(['approve', 'deny']), comment: z.string().max(2000).optional() }).strict();
-const breakGlassBody = z.object({ target: name, entitlement: name, duration: durationText, reason: z.string().max(2000), parameters }).strict();
+const reviewBody = z.object({ decision: z.enum(['approve', 'deny']), comment: boundedText(2000, { multiline: true }).optional() }).strict();
+const breakGlassBody = z.object({ target: name, entitlement: name, duration: durationText, reason: boundedText(2000, { multiline: true }), parameters }).strict();
 const listQuery = z
   .object({
     scope: z.enum(['mine', 'review', 'all']).default('mine'),
@@ -380,7 +381,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
           security: [{ bearer: [] }],
           params: z.object({ id: id('req') }),
-          body: z.object({ comment: z.string().max(2000).optional() }).strict(),
+          body: z.object({ comment: boundedText(2000, { multiline: true }).optional() }).strict(),
           response: { 200: z.object({ request: requestView }), ...errors },
         },
       },

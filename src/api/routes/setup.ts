@@ -1,6 +1,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { auditedChange, PASSWORD_MAX_LENGTH } from '../../auth/index.js';
 import { completeSetup, firstAdminRule, needsFirstAdmin } from '../../auth/setup.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
@@ -10,7 +11,7 @@ import { problemSchema } from '../problem.js';
 import { assertSameOriginForm } from '../public-url.js';
 import { startSession } from '../sign-in.js';
 
-const setupBody = z.object({ token: z.string().min(1).max(128), username: z.string().min(1).max(128), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
+const setupBody = z.object({ token: boundedText(128).min(1), username: boundedText(128).min(1), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
 const setupResponse = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }), csrfToken: z.string() });
 
 /** First start: the one-time link `lapse serve` prints creates the first admin (JSON API and a minimal page). */
@@ -39,7 +40,7 @@ export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
     );
 
-    app.get('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: z.string().max(128).optional() }).strict() } }, async (request, reply) => {
+    app.get('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: boundedText(128).optional() }).strict() } }, async (request, reply) => {
       if (!(await needsFirstAdmin(engine.store.db, engine.config))) return sendPage(reply, 404, 'Already set up', '<p>Lapse already has an admin. <a href="/auth/login">Sign in</a>.</p>');
       return sendPage(
         reply,

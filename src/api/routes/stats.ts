@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
@@ -20,7 +21,7 @@ const count = z.number().int().min(0);
 
 const statsQuery = z
   .object({
-    since: z.string().max(20).default('24h').describe('How far back from now: a duration from 1h to 90d, such as 24h, 7d or 30d (default 24h)'),
+    since: boundedText(20).default('24h').describe('How far back from now: a duration from 1h to 90d, such as 24h, 7d or 30d (default 24h)'),
   })
   .strict();
 

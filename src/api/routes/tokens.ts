@@ -1,6 +1,7 @@
 import { sql } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { auditedChange, issueApiToken, revokeApiToken, sessionScopes, TOKEN_SCOPES, type TokenScope } from '../../auth/index.js';
 import { redeemCliLoginCode } from '../../auth/cli-login.js';
 import { userNameSchema } from '../../auth/principals.js';
@@ -28,13 +29,13 @@ const issuedView = z.object({ id: z.string(), user: z.string(), token: z.string(
 const listQuery = z.object({ user: userNameSchema.optional() }).strict();
 const createBody = z
   .object({
-    name: z.string().trim().min(1).max(100),
+    name: boundedText(100).trim().min(1),
     scopes: z.array(z.enum(TOKEN_SCOPES)).min(1).max(4),
-    expiresIn: z.string().max(32).default('90d').describe('a duration such as 30d, or "never"'),
+    expiresIn: boundedText(32).default('90d').describe('a duration such as 30d, or "never"'),
     user: userNameSchema.optional().describe('admins only: issue for another user or a service identity'),
   })
   .strict();
-const cliTokenBody = z.object({ code: z.string().min(1).max(128), codeVerifier: z.string().min(43).max(128), name: z.string().trim().min(1).max(100).default('lapse login') }).strict();
+const cliTokenBody = z.object({ code: boundedText(128).min(1), codeVerifier: boundedText(128).min(43), name: boundedText(100).trim().min(1).default('lapse login') }).strict();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
@@ -116,7 +117,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/tokens/:id',
-      { schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: z.string().max(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
+      { schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
       async (request) => {
         const caller = await authenticate(engine, request, 'read');
         const token = await db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', request.params.id).executeTakeFirst();

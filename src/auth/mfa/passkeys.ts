@@ -11,6 +11,7 @@ import {
 } from '@simplewebauthn/server';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import { boundedText } from '../../domain/text.js';
 import { LapseError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
 import type { Database } from '../../store/index.js';
@@ -61,7 +62,7 @@ export const authenticationResponseSchema = z
   })
   .meta({ description: 'The result of navigator.credentials.get() as JSON (PublicKeyCredential.toJSON())' });
 
-export const passkeyNameSchema = z.string().trim().min(1).max(100);
+export const passkeyNameSchema = boundedText(100).trim().min(1);
 
 export type RegistrationResponse = z.infer<typeof registrationResponseSchema>;
 

@@ -1,5 +1,3 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import type { VerifyResult } from '../../audit/index.js';
 import { PUBLIC_KEY_FILE } from '../../audit/signing-key.js';
@@ -22,17 +20,15 @@ export function registerAuditCommands(program: Command): void {
     .action(
       action(async (options: { config?: string; dataDir?: string; publicKey: string[] }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const { readPublicKey, verifyAuditChain } = await import('../../audit/index.js');
+        const { trustedCheckpointKeys, verifyAuditChain } = await import('../../audit/index.js');
         const location = resolveLocation(options);
         // NB. A key named on the command line must exist; only the default may be absent (a log
         // with no checkpoint yet), and then every checkpoint found is reported as unverified.
-        const defaultKey = join(location.dataDir, PUBLIC_KEY_FILE);
-        const keyPaths = options.publicKey.length > 0 ? options.publicKey : existsSync(defaultKey) ? [defaultKey] : [];
-        const publicKeys = keyPaths.map(readPublicKey);
+        const { keys: publicKeys } = trustedCheckpointKeys({ files: options.publicKey, dataDir: location.dataDir });
         const store = await openStoreAt(location, { mustExist: true });
         try {
           const result = await verifyAuditChain(store.db, { publicKeys });
-          emit(globals, result, () => describe(result, keyPaths.length === 0));
+          emit(globals, result, () => describe(result, publicKeys.length === 0));
           return result.ok ? EXIT.ok : EXIT.failed;
         } finally {
           await store.close();

@@ -40,7 +40,14 @@ describe('client flags', () => {
     expect(refusal(() => text(undefined, '--reason', 10, true)).message).toBe('--reason is required');
     expect(refusal(() => text('   ', '--reason', 10, true)).message).toBe('--reason is empty');
     expect(refusal(() => text('x'.repeat(11), '--reason', 10, true)).message).toMatch(/at most 10/);
-    expect(refusal(() => text('ok\u001b[2Jgone', '--reason', 100, true)).message).toMatch(/control characters/);
+    expect(refusal(() => text('ok\u001b[2Jgone', '--reason', 100, true)).message).toMatch(/control character/);
+    // The same rule as the server: tab and newline are fine in a reason; NUL, CR, C1 controls (a
+    // terminal reads U+009B as CSI) and lone surrogates are not, and the message says where.
+    expect(text('rotate:\n\t1. stop', '--reason', 100, true)).toBe('rotate:\n\t1. stop');
+    for (const bad of ['ok\u0000', 'ok\rgone', 'ok\u009b2J', 'ok\ud800']) {
+      expect(refusal(() => text(bad, '--comment', 100, false))).toMatchObject({ code: 'validation_failed', details: { where: '--comment' } });
+    }
+    expect(refusal(() => text('ok\u009b2J', '--comment', 100, false)).message).toBe('--comment contains a control character (U+009B) at position 3; remove it (only tab and newline are allowed)');
   });
 
   it('tickets, parameters, limits, choices, ids, codes', () => {

@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { isId } from '../../domain/ids.js';
+import { controlCharacterProblem } from '../../domain/text.js';
 import { LapseClient, resolveConnection } from '../client.js';
 import type { GlobalOptions } from '../output.js';
 import { askForTotpCode } from './client-prompt.js';
@@ -71,8 +72,8 @@ export function text(value: string | undefined, where: string, max: number, requ
   const trimmed = value.trim();
   if (trimmed.length === 0) throw usage(`${where} is empty`, where);
   if (trimmed.length > max) throw usage(`${where} is ${trimmed.length} characters; at most ${max}`, where);
-  // eslint-disable-next-line no-control-regex -- refusing control characters is the point
-  if (/[\u0000-\u0008\u000b-\u001f\u007f]/.test(trimmed)) throw usage(`${where} has control characters`, where);
+  const problem = controlCharacterProblem(trimmed, { multiline: true });
+  if (problem) throw usage(`${where} ${problem}`, where);
   return trimmed;
 }
 

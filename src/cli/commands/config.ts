@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { EXIT, LapseError } from '../../domain/errors.js';
+import { EXIT } from '../../domain/errors.js';
 import { resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { describeTargetChecks, targetCheckJson } from './target.js';
@@ -14,19 +14,11 @@ export function registerConfigCommands(program: Command): void {
     .action(
       action(async (file: string | undefined, options: { config?: string; checkTargets?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const [{ loadConfigFile }, { builtInConnectors }] = await Promise.all([import('../../config/index.js'), import('../../connectors/index.js')]);
+        const [{ loadConfigFile }, { builtInConnectors, targetSettingsCheck }] = await Promise.all([import('../../config/index.js'), import('../../connectors/index.js')]);
         const { configPath } = resolveLocation({ config: file ?? options.config });
-        const loaded = await loadConfigFile(configPath);
+        // Connector settings are checked in the same pass as the rest, each problem located.
         const connectors = builtInConnectors();
-        const problems: string[] = [];
-        for (const target of loaded.targets.values()) {
-          const connector = connectors.get(target.connector);
-          if (!connector) problems.push(`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${connectors.types().join(', ')})`);
-          else problems.push(...connector.validateSettings(target));
-        }
-        if (problems.length > 0) {
-          throw new LapseError('config_invalid', `${configPath} is not valid: ${problems.length} problem(s)`, { where: configPath, problems: problems.map((p) => `${configPath}: ${p}`) });
-        }
+        const loaded = await loadConfigFile(configPath, process.env, { checkTarget: targetSettingsCheck(connectors) });
         const entitlements = [...loaded.targets.values()].reduce((n, t) => n + t.entitlements.size, 0);
         const summary = { valid: true, file: configPath, version: loaded.version, targets: loaded.targets.size, entitlements, policies: loaded.policies.policies.length, breakGlass: loaded.breakGlass.enabled };
         const line = `${configPath} is valid: ${summary.targets} targets, ${entitlements} entitlements, ${summary.policies} policies, break-glass ${summary.breakGlass ? 'on' : 'off'} (version ${loaded.version.slice(0, 12)})`;

@@ -38,7 +38,7 @@ export function registerServeCommand(program: Command): void {
         const checkTargets = () => void engine.checkTargets().catch((error: unknown) => logger.error({ err: error }, 'target checks could not run'));
         checkTargets();
         runtime.checkpointer.start();
-        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION });
+        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
         await announceFirstStart(engine, engine.config.auth.publicUrl ?? address, logger);
         const stats = await engine.stats();

@@ -1,6 +1,7 @@
 import { celEnv, isCelError, parse, plan, type CelEnv } from '@bufbuild/cel';
 import { RE2JS } from '@bufbuild/re2';
 import { LapseError } from '../errors.js';
+import { CONTEXT_VARIABLES } from './context.js';
 import type { PolicyDefinition } from './definition.js';
 
 export const MAX_EXPRESSION_LENGTH = 2_000;
@@ -47,12 +48,22 @@ function compileExpression(env: CelEnv, source: string, where: string): Conditio
     throw new LapseError('config_invalid', `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`, { where, hint: 'Split the logic across policies.' });
   }
   let evaluate: (bindings: Record<string, unknown>) => unknown;
+  let parsed: ReturnType<typeof parse>;
   try {
-    evaluate = plan(env, parse(source)) as (bindings: Record<string, unknown>) => unknown;
+    parsed = parse(source);
+    evaluate = plan(env, parsed) as (bindings: Record<string, unknown>) => unknown;
   } catch (error) {
     throw new LapseError('config_invalid', `CEL does not parse: ${(error as Error).message.replace(/^<input>:/, 'column ')}`, {
       where,
       hint: 'See docs/policies.md for the CEL context and examples.',
+    });
+  }
+  for (const name of freeIdentifiers(parsed.expr)) {
+    if ((CONTEXT_VARIABLES as readonly string[]).includes(name) || CEL_TYPE_NAMES.has(name)) continue;
+    const risk = name === 'risk' ? ': Lapse computes no risk score yet, and one supplied with the request would be chosen by the requester' : '';
+    throw new LapseError('config_invalid', `"${name}" is not in the policy context (it has ${CONTEXT_VARIABLES.join(', ')})${risk}`, {
+      where,
+      hint: 'See docs/policies.md for the CEL context.',
     });
   }
   return (bindings) => {
@@ -61,6 +72,54 @@ function compileExpression(env: CelEnv, source: string, where: string): Conditio
     if (isCelError(result)) return { error: result.message };
     return { error: `expression returned ${typeof result}, not a bool` };
   };
+}
+
+/** Type names an expression may mention as values (`type(x) == int`), and the protobuf namespace. */
+const CEL_TYPE_NAMES = new Set(['int', 'uint', 'double', 'bool', 'string', 'bytes', 'list', 'map', 'null_type', 'type', 'dyn', 'google']);
+
+type CelExpr = ReturnType<typeof parse>['expr'] | undefined;
+
+/**
+ * The variables an expression reads from its context: identifiers not bound by a macro's
+ * comprehension (`exists(g, ...)` binds g; the accumulator is internal).
+ */
+function freeIdentifiers(expr: CelExpr, bound: ReadonlySet<string> = new Set(), found = new Set<string>()): Set<string> {
+  if (!expr) return found;
+  const kind = expr.exprKind;
+  switch (kind.case) {
+    case 'identExpr':
+      if (!bound.has(kind.value.name)) found.add(kind.value.name);
+      break;
+    case 'selectExpr':
+      freeIdentifiers(kind.value.operand, bound, found);
+      break;
+    case 'callExpr':
+      freeIdentifiers(kind.value.target, bound, found);
+      for (const arg of kind.value.args) freeIdentifiers(arg, bound, found);
+      break;
+    case 'listExpr':
+      for (const element of kind.value.elements) freeIdentifiers(element, bound, found);
+      break;
+    case 'structExpr':
+      for (const entry of kind.value.entries) {
+        if (entry.keyKind.case === 'mapKey') freeIdentifiers(entry.keyKind.value, bound, found);
+        freeIdentifiers(entry.value, bound, found);
+      }
+      break;
+    case 'comprehensionExpr': {
+      const c = kind.value;
+      freeIdentifiers(c.iterRange, bound, found);
+      freeIdentifiers(c.accuInit, bound, found);
+      const inner = new Set([...bound, c.iterVar, c.iterVar2, c.accuVar].filter((name) => name !== ''));
+      freeIdentifiers(c.loopCondition, inner, found);
+      freeIdentifiers(c.loopStep, inner, found);
+      freeIdentifiers(c.result, inner, found);
+      break;
+    }
+    default:
+      break;
+  }
+  return found;
 }
 
 export function compileTicketPattern(pattern: string, where: string): { test(text: string): boolean } {

@@ -2,6 +2,12 @@ import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
 import type { PolicyInput } from './types.js';
 
 /**
+ * The variables of the CEL context, checked at config load: an expression naming anything else
+ * (a typo, or `risk`, which Lapse does not compute) is refused rather than silently false.
+ */
+export const CONTEXT_VARIABLES = ['principal', 'entitlement', 'target', 'request', 'time', 'client'] as const;
+
+/**
  * The CEL context a policy expression sees (documented in docs/policies.md). Integers are bigint
  * because CEL ints are 64-bit; a JS number would be a CEL double and `time.hour >= 8` would not
  * type-check.
@@ -22,8 +28,7 @@ export function celContext(input: PolicyInput, durationMs: number, timezone: str
     },
     time: { now: timestampFromDate(input.now), ...local },
     client: { ip: input.client.ip ?? '', userAgent: input.client.userAgent ?? '', mfaAgeSeconds: BigInt(mfaAgeSeconds) },
-    risk: { score: BigInt(Math.trunc(input.risk.score)) },
-  };
+  } satisfies Record<(typeof CONTEXT_VARIABLES)[number], unknown>;
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseConfig } from '../../config/index.js';
 import { evaluatePolicy, explainPolicies, matchesEntitlementPattern, type PolicyInput } from './index.js';
+import { celContext, CONTEXT_VARIABLES } from './context.js';
 
 const CONFIG = parseConfig(
   `version: 1
@@ -54,7 +55,6 @@ function input(overrides: Partial<PolicyInput> = {}): PolicyInput {
     ticket: undefined,
     kind: 'access',
     client: { mfaAt: new Date(NOON.getTime() - 60_000) },
-    risk: { score: 0 },
     now: NOON,
     ...overrides,
   };
@@ -116,6 +116,17 @@ describe('policy evaluation', () => {
     expect(all.map((t) => t.policy)).toEqual(['admin', 'broken-condition']);
     expect(all[0]!.approval).toBe('2 of leads (group leads), then 1 of security (user carol)');
     expect(explainPolicies(CONFIG.policies, [{ target: 'bastion', name: 'login' }], { id: 'dana', groups: [] }).map((t) => t.policy)).toEqual(['readonly']);
+  });
+
+  it('has no risk score: nothing computes one, and a client-chosen value must not steer a policy', () => {
+    expect(Object.keys(celContext(input(), 60_000, 'UTC')).sort()).toEqual([...CONTEXT_VARIABLES].sort());
+    expect(CONTEXT_VARIABLES).not.toContain('risk');
+    const withRisk = (expression: string) => () =>
+      parseConfig(`version: 1\ntargets: { db: { connector: noop, entitlements: { ro: {} } } }\npolicies:\n  - { name: p, subjects: { groups: [sre] }, entitlements: ["db/ro"], autoApproveIf: '${expression}' }\n`, 'risk.yaml', {});
+    expect(withRisk('risk.score < 50')).toThrow(expect.objectContaining({ details: expect.objectContaining({ problems: [expect.stringMatching(/autoApproveIf: "risk" is not in the policy context .*no risk score/)] }) }));
+    // Names a comprehension binds are not context variables; a typo of a real one is caught too.
+    expect(withRisk('principal.groups.exists(g, g == "sre")')).not.toThrow();
+    expect(withRisk('principle.id == "alice"')).toThrow(expect.objectContaining({ details: expect.objectContaining({ problems: [expect.stringMatching(/"principle" is not in the policy context \(it has principal, /)] }) }));
   });
 
   it('matches entitlement patterns', () => {

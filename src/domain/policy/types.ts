@@ -18,7 +18,6 @@ export interface PolicyInput {
     /** When the principal last completed MFA, if ever in this session. */
     readonly mfaAt?: Date;
   };
-  readonly risk: { readonly score: number };
   /** The time of the decision, passed in: policy evaluation never reads a clock. */
   readonly now: Date;
 }

@@ -5615,7 +5615,7 @@ export interface paths {
                                 message: string;
                             }[];
                             problemsOmitted: number;
-                            /** @description Whether the server knows the checkpoint public key (audit.signingKey); without it checkpoints are reported as unverified */
+                            /** @description Whether the server knows a checkpoint public key (audit.signingKey, or the key generated in its data directory); without one, checkpoints are reported as unverified */
                             checkpointKeyKnown: boolean;
                         };
                     };

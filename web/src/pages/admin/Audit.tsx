@@ -70,7 +70,7 @@ export function AuditPanel() {
       {verify.result && (
         <Alert color={verify.result.ok ? 'green' : 'red'} title={verify.result.ok ? 'Audit chain intact' : 'Audit chain BROKEN'} role="status">
           {verify.result.events.toLocaleString()} events, {verify.result.checkpoints} checkpoints{verify.result.lastCheckpoint ? `, last at seq ${verify.result.lastCheckpoint.seq}` : ''}.
-          {!verify.result.checkpointKeyKnown && verify.result.checkpoints > 0 && ' Checkpoint signatures not checked: the server has no audit.signingKey.'}
+          {!verify.result.checkpointKeyKnown && verify.result.checkpoints > 0 && ' Checkpoint signatures not checked: the server has no checkpoint public key.'}
           {verify.result.problems.length > 0 && (
             <List size="sm">
               {verify.result.problems.slice(0, 20).map((p) => (
