@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { authenticateToken, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
+import { authenticateToken, effectiveTokenScopes, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
 import { sameSecret } from '../auth/secrets.js';
 import { LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -8,10 +8,14 @@ import { rememberCaller, stepUpFromHeader } from './step-up.js';
 
 /** Who is calling, how, and what they may do. */
 export interface Caller {
+  /** Through a token, `principal.via` names the token and who issued it. */
   readonly principal: Principal;
+  /** What the caller may do now: a token's scopes never exceed what its owner's roles allow today. */
   readonly scopes: readonly TokenScope[];
   readonly via: 'token' | 'session';
   readonly tokenId?: string;
+  /** When the token ends (null: never); undefined for sessions. */
+  readonly tokenExpiresAt?: Date | null;
   readonly sessionId?: string;
   /** When a second factor was last verified for this caller (sessions), or null. */
   readonly mfaAt: Date | null;
@@ -66,7 +70,15 @@ async function identify(engine: Engine, request: FastifyRequest): Promise<Caller
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     const identity = token ? await authenticateToken(engine.store.db, token) : null;
     if (!identity) return refuse('invalid token');
-    return { principal: identity.principal, scopes: identity.scopes, via: 'token', tokenId: identity.tokenId, mfaAt: null };
+    return {
+      principal: identity.principal,
+      // NB. Judged against the roles in force at every request, as a session's scopes are.
+      scopes: effectiveTokenScopes(identity.scopes, identity.principal, engine.config.roles),
+      via: 'token',
+      tokenId: identity.tokenId,
+      tokenExpiresAt: identity.expiresAt,
+      mfaAt: null,
+    };
   }
 
   const auth = engine.config.auth;

@@ -9631,6 +9631,8 @@ export interface paths {
                                 user: string;
                                 name: string;
                                 scopes: ("read" | "request" | "approve" | "admin")[];
+                                /** @description who created it: the user, an admin (service identities), or cli:<os user> (lapse admin token create) */
+                                issuedBy: string;
                                 /** Format: date-time */
                                 createdAt: string;
                                 expiresAt: string | null;
@@ -9786,7 +9788,7 @@ export interface paths {
                          * @default 90d
                          */
                         expiresIn?: string;
-                        /** @description admins only: issue for another user or a service identity */
+                        /** @description admins only: issue for a service identity (never for another person) */
                         user?: string;
                     };
                 };
