@@ -51,9 +51,26 @@ export async function authenticate(engine: Engine, request: FastifyRequest, scop
   return stepped;
 }
 
-async function identify(engine: Engine, request: FastifyRequest): Promise<Caller> {
+/**
+ * Whether the credential a long-lived request (an event stream) came with still holds, judged as
+ * at a new request (revoked, expired, signed out, user disabled, roles in force) but without
+ * auditing or touching the session: a stream left open is not activity. The caller as they are
+ * now (groups and scopes may have changed), or null.
+ */
+export async function recheckCaller(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller | null> {
+  let caller: Caller;
+  try {
+    caller = await identify(engine, request, { quiet: true });
+  } catch (error) {
+    if (error instanceof LapseError && (error.code === 'unauthenticated' || error.code === 'forbidden')) return null;
+    throw error;
+  }
+  return caller.scopes.includes(scope) || caller.scopes.includes('admin') ? caller : null;
+}
+
+async function identify(engine: Engine, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {
   const refuse = async (reason: string, actor = 'anonymous', extra: Record<string, unknown> = {}): Promise<never> => {
-    await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
+    if (!options.quiet) await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
     if (reason === 'csrf') {
       throw new LapseError('forbidden', 'this request needs the CSRF token of your session', {
         where: 'X-CSRF-Token',
@@ -92,7 +109,7 @@ async function identify(engine: Engine, request: FastifyRequest): Promise<Caller
       return refuse('csrf', session.principal.id, { via: session.id });
     }
   }
-  await touchSession(engine.store.db, session, auth.sessions);
+  if (!options.quiet) await touchSession(engine.store.db, session, auth.sessions);
   return {
     principal: session.principal,
     scopes: sessionScopes(session.principal, engine.config.roles),

@@ -12,7 +12,7 @@ import { findingRoutes } from './routes/findings.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
 import { configRoutes } from './routes/config.js';
-import { eventRoutes } from './routes/events.js';
+import { eventRoutes, type EventStreamOptions } from './routes/events.js';
 import { grantRoutes } from './routes/grants.js';
 import { requestRoutes } from './routes/requests.js';
 import { sshRoutes } from './routes/ssh.js';
@@ -27,6 +27,8 @@ export interface ApiServerOptions {
   readonly engine: Engine;
   readonly logger?: Logger;
   readonly version: string;
+  /** Event streams (`GET /api/v1/events`): how often an open stream's credential is checked again. */
+  readonly eventStream?: EventStreamOptions;
 }
 
 /**
@@ -80,7 +82,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));
   await app.register(statsRoutes(options.engine));
-  await app.register(eventRoutes(options.engine));
+  await app.register(eventRoutes(options.engine, options.eventStream));
   await app.register(auditRoutes(options.engine));
   await app.register(auditVerifyRoutes(options.engine));
   await app.register(configRoutes(options.engine));
