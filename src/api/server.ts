@@ -6,6 +6,7 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
@@ -52,6 +53,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   app.setErrorHandler(async (error, request, reply) => errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply));
   app.setNotFoundHandler(notFoundHandler);
   await app.register(fastifyCookie);
+  await registerSecurityHeaders(app, options.engine);
 
   await app.register(fastifySwagger, {
     openapi: {
