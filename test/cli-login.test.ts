@@ -121,7 +121,7 @@ describe('lapse login / whoami / logout against a real server', { timeout: 120_0
 
   it('stores a given token after checking it (--with-token), and refuses a bad one (exit 6)', async () => {
     const configDir = join(dir, 'token-user');
-    const created = await fetch(`${server}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${loadCredentials(undefined, { LAPSE_CONFIG_DIR: join(dir, 'root') })!.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ci', scopes: ['read'] }) });
+    const created = await fetch(`${server}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${loadCredentials(undefined, { LAPSE_CONFIG_DIR: join(dir, 'root') })!.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ci', scopes: ['read'], expiresIn: '7d' }) });
     const { token } = (await created.json()) as { token: string };
     const ok = await lapse(configDir, ['--json', 'login', '--server', server, '--with-token'], { stdin: `${token}\n` });
     expect(ok.code, ok.stderr).toBe(0);

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import { authenticateToken, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
+import { authenticateToken, effectiveTokenScopes, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
 import { sameSecret } from '../auth/secrets.js';
 import { LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -8,10 +8,14 @@ import { rememberCaller, stepUpFromHeader } from './step-up.js';
 
 /** Who is calling, how, and what they may do. */
 export interface Caller {
+  /** Through a token, `principal.via` names the token and who issued it. */
   readonly principal: Principal;
+  /** What the caller may do now: a token's scopes never exceed what its owner's roles allow today. */
   readonly scopes: readonly TokenScope[];
   readonly via: 'token' | 'session';
   readonly tokenId?: string;
+  /** When the token ends (null: never); undefined for sessions. */
+  readonly tokenExpiresAt?: Date | null;
   readonly sessionId?: string;
   /** When a second factor was last verified for this caller (sessions), or null. */
   readonly mfaAt: Date | null;
@@ -47,9 +51,26 @@ export async function authenticate(engine: Engine, request: FastifyRequest, scop
   return stepped;
 }
 
-async function identify(engine: Engine, request: FastifyRequest): Promise<Caller> {
+/**
+ * Whether the credential a long-lived request (an event stream) came with still holds, judged as
+ * at a new request (revoked, expired, signed out, user disabled, roles in force) but without
+ * auditing or touching the session: a stream left open is not activity. The caller as they are
+ * now (groups and scopes may have changed), or null.
+ */
+export async function recheckCaller(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller | null> {
+  let caller: Caller;
+  try {
+    caller = await identify(engine, request, { quiet: true });
+  } catch (error) {
+    if (error instanceof LapseError && (error.code === 'unauthenticated' || error.code === 'forbidden')) return null;
+    throw error;
+  }
+  return caller.scopes.includes(scope) || caller.scopes.includes('admin') ? caller : null;
+}
+
+async function identify(engine: Engine, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {
   const refuse = async (reason: string, actor = 'anonymous', extra: Record<string, unknown> = {}): Promise<never> => {
-    await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
+    if (!options.quiet) await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
     if (reason === 'csrf') {
       throw new LapseError('forbidden', 'this request needs the CSRF token of your session', {
         where: 'X-CSRF-Token',
@@ -66,7 +87,15 @@ async function identify(engine: Engine, request: FastifyRequest): Promise<Caller
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
     const identity = token ? await authenticateToken(engine.store.db, token) : null;
     if (!identity) return refuse('invalid token');
-    return { principal: identity.principal, scopes: identity.scopes, via: 'token', tokenId: identity.tokenId, mfaAt: null };
+    return {
+      principal: identity.principal,
+      // NB. Judged against the roles in force at every request, as a session's scopes are.
+      scopes: effectiveTokenScopes(identity.scopes, identity.principal, engine.config.roles),
+      via: 'token',
+      tokenId: identity.tokenId,
+      tokenExpiresAt: identity.expiresAt,
+      mfaAt: null,
+    };
   }
 
   const auth = engine.config.auth;
@@ -80,7 +109,7 @@ async function identify(engine: Engine, request: FastifyRequest): Promise<Caller
       return refuse('csrf', session.principal.id, { via: session.id });
     }
   }
-  await touchSession(engine.store.db, session, auth.sessions);
+  if (!options.quiet) await touchSession(engine.store.db, session, auth.sessions);
   return {
     principal: session.principal,
     scopes: sessionScopes(session.principal, engine.config.roles),

@@ -7,13 +7,14 @@ import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTyp
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
 import { errorHandler, notFoundHandler } from './problem.js';
+import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
 import { configRoutes } from './routes/config.js';
-import { eventRoutes } from './routes/events.js';
+import { eventRoutes, type EventStreamOptions } from './routes/events.js';
 import { grantRoutes } from './routes/grants.js';
 import { requestRoutes } from './routes/requests.js';
 import { sshRoutes } from './routes/ssh.js';
@@ -33,6 +34,8 @@ export interface ApiServerOptions {
    * serve` passes its runtime's). Default: the public half of the config's audit.signingKey.
    */
   readonly checkpointKeys?: readonly KeyObject[];
+  /** Event streams (`GET /api/v1/events`): how often an open stream's credential is checked again. */
+  readonly eventStream?: EventStreamOptions;
 }
 
 /**
@@ -56,6 +59,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   app.setErrorHandler(async (error, request, reply) => errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply));
   app.setNotFoundHandler(notFoundHandler);
   await app.register(fastifyCookie);
+  await registerSecurityHeaders(app, options.engine);
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -87,7 +91,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));
   await app.register(statsRoutes(options.engine));
-  await app.register(eventRoutes(options.engine));
+  await app.register(eventRoutes(options.engine, options.eventStream));
   await app.register(auditRoutes(options.engine));
   await app.register(auditVerifyRoutes(options.engine, options.checkpointKeys));
   await app.register(configRoutes(options.engine));

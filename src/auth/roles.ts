@@ -1,6 +1,6 @@
 import type { AuthConfig } from '../config/types.js';
 import { inSubjectSet, type Principal, type SubjectSet } from '../domain/principal.js';
-import type { TokenScope } from './tokens.js';
+import { TOKEN_SCOPES, type TokenScope } from './tokens.js';
 
 /**
  * What a signed-in person may do through a session: everyone may read, request and approve (what
@@ -8,6 +8,17 @@ import type { TokenScope } from './tokens.js';
  */
 export function sessionScopes(principal: Principal, roles: { readonly admins: SubjectSet }): TokenScope[] {
   return inSubjectSet(principal, roles.admins) ? ['read', 'request', 'approve', 'admin'] : ['read', 'request', 'approve'];
+}
+
+/**
+ * What a token may do now: its scopes, but never more than its owner may do at this moment (a
+ * token made while its owner was an admin loses `admin` when they leave roles.admins, and gets it
+ * back if they return). `admin` on a token stands for every scope.
+ */
+export function effectiveTokenScopes(tokenScopes: readonly TokenScope[], principal: Principal, roles: { readonly admins: SubjectSet }): TokenScope[] {
+  const allowed = sessionScopes(principal, roles);
+  if (!tokenScopes.includes('admin')) return tokenScopes.filter((scope) => allowed.includes(scope));
+  return allowed.includes('admin') ? [...tokenScopes] : TOKEN_SCOPES.filter((scope) => allowed.includes(scope));
 }
 
 /** The role names a principal holds, for whoami views. */

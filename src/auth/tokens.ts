@@ -26,7 +26,19 @@ export interface IssuedToken {
   readonly expiresAt: Date | null;
 }
 
-export async function issueApiToken(tx: Executor, input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null }, now: Date): Promise<IssuedToken> {
+/** Issuers that are not principals: the offline `lapse admin token create` records `cli:<os user>`. */
+export const OFFLINE_ISSUER_PREFIX = 'cli:';
+
+/**
+ * Stores a new token for `userId`. `issuedBy` is who issued it: the owner (the default), an admin
+ * issuing for a service identity, or `cli:<os user>`. Callers decide whether the issuer may;
+ * `notAfter` caps the expiry (a token creating a token).
+ */
+export async function issueApiToken(
+  tx: Executor,
+  input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy?: string; notAfter?: Date },
+  now: Date,
+): Promise<IssuedToken> {
   const scopes = z.array(z.enum(TOKEN_SCOPES)).min(1).max(4).safeParse([...new Set(input.scopes)]);
   if (!scopes.success) {
     throw new LapseError('validation_failed', `invalid scopes: ${input.scopes.join(', ') || '(none)'}`, { where: 'scope', hint: `Use one or more of ${TOKEN_SCOPES.join(', ')}.` });
@@ -37,42 +49,66 @@ export async function issueApiToken(tx: Executor, input: { userId: string; name:
   if (problem) throw new LapseError('validation_failed', `the token name ${problem}`, { where: 'name' });
   const token = `${TOKEN_PREFIX}${randomBytes(32).toString('base64url')}`;
   const id = newId('token');
-  const expiresAt = input.expiresInMs === null ? null : new Date(now.getTime() + input.expiresInMs);
+  let expiresAt = input.expiresInMs === null ? null : new Date(now.getTime() + input.expiresInMs);
+  // NB. A bound the caller checked a moment ago by the same clock: clamped, so it holds to the millisecond.
+  if (input.notAfter && (expiresAt === null || expiresAt > input.notAfter)) expiresAt = input.notAfter;
   await tx
     .insertInto('api_tokens')
-    .values({ id, user_id: input.userId, name, secret_hash: hashSecret(token), scopes: JSON.stringify(scopes.data), created_at: now, expires_at: expiresAt, last_used_at: null, revoked_at: null })
+    .values((eb) => ({
+      id,
+      user_id: input.userId,
+      name,
+      secret_hash: hashSecret(token),
+      scopes: JSON.stringify(scopes.data),
+      created_at: now,
+      expires_at: expiresAt,
+      last_used_at: null,
+      revoked_at: null,
+      issued_by: input.issuedBy ?? eb.selectFrom('users').select('name').where('id', '=', input.userId),
+    }))
     .execute();
   return { id, token, expiresAt };
 }
 
 export interface TokenIdentity {
   readonly tokenId: string;
+  /** The owner, acting through this token (`principal.via` names the token and its issuer). */
   readonly principal: Principal;
+  /** The scopes the token was made with; what it may do now also depends on the owner's roles. */
   readonly scopes: readonly TokenScope[];
+  readonly expiresAt: Date | null;
 }
 
 /**
- * The identity behind a presented token, or null: unknown, malformed, expired, revoked, or its
- * user disabled all look the same to the caller. Validity is judged by the database clock.
+ * The identity behind a presented token, or null: unknown, malformed, expired, revoked, its user
+ * disabled, or a person's token someone else issued (tokens made before issuers were checked: a
+ * token acts as a person only if that person, or the offline CLI, issued it) all look the same to
+ * the caller. Validity is judged by the database clock.
  */
 export async function authenticateToken(db: Executor, presented: string): Promise<TokenIdentity | null> {
   if (!TOKEN_SHAPE.test(presented)) return null;
   const row = await db
     .selectFrom('api_tokens as t')
     .innerJoin('users as u', 'u.id', 't.user_id')
-    .select(['t.id as tokenId', 't.scopes', 't.last_used_at', 'u.name', 'u.kind', 'u.groups'])
+    .select(['t.id as tokenId', 't.scopes', 't.last_used_at', 't.expires_at', 't.issued_by', 'u.name', 'u.kind', 'u.groups'])
     .where('t.secret_hash', '=', hashSecret(presented))
     .where('t.revoked_at', 'is', null)
     .where('u.disabled_at', 'is', null)
     .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', sql<Date>`clock_timestamp()`)]))
     .executeTakeFirst();
   if (!row) return null;
+  if (row.kind === 'user' && row.issued_by !== row.name && !row.issued_by.startsWith(OFFLINE_ISSUER_PREFIX)) return null;
   // NB. last-used is advisory: written at most once a minute per token, so reads stay reads.
   const lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
   if (Date.now() - lastUsed > 60_000) {
     await db.updateTable('api_tokens').set({ last_used_at: sql<Date>`now()` }).where('id', '=', row.tokenId).execute();
   }
-  return { tokenId: row.tokenId, principal: { id: row.name, kind: row.kind, groups: row.groups }, scopes: row.scopes as TokenScope[] };
+  return {
+    tokenId: row.tokenId,
+    principal: { id: row.name, kind: row.kind, groups: row.groups, via: { tokenId: row.tokenId, issuedBy: row.issued_by } },
+    scopes: row.scopes as TokenScope[],
+    expiresAt: row.expires_at === null ? null : new Date(row.expires_at),
+  };
 }
 
 export async function revokeApiToken(db: Executor, tokenId: string): Promise<boolean> {

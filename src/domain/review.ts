@@ -1,5 +1,5 @@
 import { LapseError } from './errors.js';
-import { inSubjectSet, type Principal } from './principal.js';
+import { inSubjectSet, sharePerson, type Principal } from './principal.js';
 import type { AccessRequest } from './request.js';
 
 /** One approver's decision on a request, at a stage. */
@@ -23,16 +23,19 @@ export interface ReviewOutcome {
  * Applies one review to a request: the whole approval logic, pure, in one place.
  * `previous` are the reviews already recorded for this request.
  *
- * Rules: the requester never reviews their own request (and so never counts toward quorum); only
+ * Rules: the requester never reviews their own request (and so never counts toward quorum), not
+ * even through a token one of them issued for the other (see `peopleBehind`); only
  * approvers of the *current* stage may act; one person counts once per request, so someone in two
  * stages' groups cannot satisfy both alone (separation of duties); any eligible deny ends it.
  */
 export function applyReview(request: AccessRequest, previous: readonly Review[], review: Review): ReviewOutcome {
-  if (review.reviewer.id === request.principal.id) {
-    throw new LapseError('self_approval', `${review.reviewer.id} cannot review their own request ${request.id}`, {
-      where: request.id,
-      hint: 'Ask one of the approvers named on the request.',
-    });
+  const own = sharePerson(review.reviewer, request.principal);
+  if (own !== undefined) {
+    const message =
+      review.reviewer.id === request.principal.id
+        ? `${review.reviewer.id} cannot review their own request ${request.id}`
+        : `${own} cannot review their own request ${request.id}: ${review.reviewer.id === own ? `it was made through a token ${own} issued` : `${review.reviewer.id} acts through a token ${own} issued`}`;
+    throw new LapseError('self_approval', message, { where: request.id, hint: 'Ask one of the approvers named on the request.' });
   }
   if (request.status !== 'pending') {
     throw new LapseError('invalid_transition', `request ${request.id} is already ${request.status}`, {
@@ -52,7 +55,7 @@ export function applyReview(request: AccessRequest, previous: readonly Review[],
       hint: `Approvers for this stage: ${describeApprovers(stage.approvers)}.`,
     });
   }
-  if (previous.some((earlier) => earlier.reviewer.id === review.reviewer.id)) {
+  if (previous.some((earlier) => sharePerson(earlier.reviewer, review.reviewer) !== undefined)) {
     throw new LapseError('conflict', `${review.reviewer.id} has already reviewed request ${request.id}`, {
       where: request.id,
       hint: 'Each person counts once per request; another approver must act.',
@@ -81,9 +84,9 @@ export function canReview(request: AccessRequest, previous: readonly Review[], w
   return (
     request.status === 'pending' &&
     stage !== undefined &&
-    who.id !== request.principal.id &&
+    sharePerson(who, request.principal) === undefined &&
     inSubjectSet(who, stage.approvers) &&
-    !previous.some((r) => r.reviewer.id === who.id)
+    !previous.some((r) => sharePerson(r.reviewer, who) !== undefined)
   );
 }
 

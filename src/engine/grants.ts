@@ -3,7 +3,7 @@ import { evaluatePolicy } from '../domain/policy/index.js';
 import { LapseError } from '../domain/errors.js';
 import { beginRevoke, completeRevoke, type EndReason } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
-import { inSubjectSet, type Principal } from '../domain/principal.js';
+import { inSubjectSet, sharePerson, viaData, type Principal } from '../domain/principal.js';
 import { decideRequest, type AccessRequest } from '../domain/request.js';
 import {
   cancelJob,
@@ -50,13 +50,13 @@ async function requireGrant(unit: UnitOfWork, id: string, visible: (grant: Store
  * Starts ending a grant (release, admin revoke). The revoke itself runs in the scheduler, outside
  * this transaction, retried until the target confirms.
  */
-async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, reason: EndReason, by: string, note: string): Promise<StoredGrant> {
-  const ending = beginRevoke(grant, reason, by, unit.now);
+async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, reason: EndReason, by: Principal, note: string): Promise<StoredGrant> {
+  const ending = beginRevoke(grant, reason, by.id, unit.now);
   await updateGrant(unit.tx, ending);
   await cancelJob(unit.tx, 'expire', grant.id);
   await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
   unit.wake();
-  await unit.audit({ action: `grant.${reason}`, actor: by, subject: grant.id, data: { reason: note, entitlement: `${grant.target}/${grant.entitlement}` } });
+  await unit.audit({ action: `grant.${reason}`, actor: by.id, subject: grant.id, data: { ...viaData(by), reason: note, entitlement: `${grant.target}/${grant.entitlement}` } });
   return { ...grant, ...ending };
 }
 
@@ -65,7 +65,7 @@ export async function releaseGrant(context: EngineContext, raw: EndGrantInput): 
   const input = parseInput(endGrantInput, raw, 'release');
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
-    return endGrant(context, unit, grant, 'released', input.by.id, input.reason);
+    return endGrant(context, unit, grant, 'released', input.by, input.reason);
   });
 }
 
@@ -73,7 +73,7 @@ export async function releaseGrant(context: EngineContext, raw: EndGrantInput): 
 export async function revokeGrant(context: EngineContext, raw: EndGrantInput): Promise<StoredGrant> {
   const input = parseInput(endGrantInput, raw, 'revoke');
   if (!isAdmin(context, input.by)) {
-    await auditRefusal(context, { action: 'grant.revoke_refused', actor: input.by.id, subject: input.grantId, data: { code: 'forbidden' } });
+    await auditRefusal(context, { action: 'grant.revoke_refused', actor: input.by.id, subject: input.grantId, data: { ...viaData(input.by), code: 'forbidden' } });
     throw new LapseError('forbidden', `${input.by.id} is not an admin`, { where: input.grantId, hint: 'Only admins (roles.admins) may revoke grants; holders can release their own.' });
   }
   if (input.reason.trim().length === 0) {
@@ -81,7 +81,7 @@ export async function revokeGrant(context: EngineContext, raw: EndGrantInput): P
   }
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, () => true);
-    return endGrant(context, unit, grant, 'revoked', input.by.id, input.reason);
+    return endGrant(context, unit, grant, 'revoked', input.by, input.reason);
   });
 }
 
@@ -100,7 +100,7 @@ export async function forceCloseGrant(context: EngineContext, raw: EndGrantInput
     const closed = completeRevoke(grant, unit.now);
     await updateGrant(unit.tx, closed);
     await cancelJob(unit.tx, 'revoke', grant.id);
-    await unit.audit({ action: 'grant.force_closed', actor: input.by.id, subject: grant.id, data: { reason: input.reason, lastError: grant.lastError, severity: 'high' } });
+    await unit.audit({ action: 'grant.force_closed', actor: input.by.id, subject: grant.id, data: { ...viaData(input.by), reason: input.reason, lastError: grant.lastError, severity: 'high' } });
     return { ...grant, ...closed };
   });
 }
@@ -136,7 +136,7 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
       action: `extension.${request.status}`,
       actor: input.by.id,
       subject: request.id,
-      data: { grant: grant.id, byMs: request.durationMs, policy: decision.policy, policyVersion: decision.policyVersion, reasons: decision.reasons },
+      data: { ...viaData(input.by), grant: grant.id, byMs: request.durationMs, policy: decision.policy, policyVersion: decision.policyVersion, reasons: decision.reasons },
     });
     if (request.status === 'approved') request = await settleApproved(context, unit, request);
     if (request.status === 'pending' && request.pendingUntil) await scheduleJob(unit.tx, 'request_timeout', request.id, { at: request.pendingUntil });
@@ -153,7 +153,7 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
   const config = context.config();
   const settings = config.breakGlass;
   const refuse = async (message: string, hint: string): Promise<never> => {
-    await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { entitlement: `${input.target}/${input.entitlement}`, message } });
+    await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { ...viaData(input.principal), entitlement: `${input.target}/${input.entitlement}`, message } });
     throw new LapseError('forbidden', message, { where: `${input.target}/${input.entitlement}`, hint });
   };
   // NB. Refused before the entitlement is looked up, so whoever may not break glass learns nothing
@@ -182,7 +182,7 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
       action: 'break_glass.activated',
       actor: input.principal.id,
       subject: request.id,
-      data: { severity: 'critical', entitlement: `${input.target}/${input.entitlement}`, durationMs: input.durationMs, reason: input.reason, grant: request.grantId, reviewRequired: true },
+      data: { ...viaData(input.principal), severity: 'critical', entitlement: `${input.target}/${input.entitlement}`, durationMs: input.durationMs, reason: input.reason, grant: request.grantId, reviewRequired: true },
     });
     return request;
   });
@@ -198,15 +198,19 @@ export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassRe
   await transact(context, async (unit) => {
     const request = await getRequest(unit.tx, input.requestId, { forUpdate: true });
     if (!request || request.kind !== 'break_glass') throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
-    if (request.principal.id === input.reviewer.id) {
-      throw new LapseError('self_approval', 'nobody reviews their own break-glass use', { where: request.id });
+    const own = sharePerson(input.reviewer, request.principal);
+    if (own !== undefined) {
+      throw new LapseError('self_approval', `nobody reviews their own break-glass use: ${own} is behind both ${request.id} and this review${own === input.reviewer.id ? '' : ` (${input.reviewer.id} acts through a token ${own} issued)`}`, {
+        where: request.id,
+        hint: 'Another admin or auditor reviews it.',
+      });
     }
     const done = await unit.tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', request.id).executeTakeFirstOrThrow();
     if (done.reviewed_at !== null) {
       throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewed_by ?? 'someone'} at ${new Date(done.reviewed_at).toISOString()}`, { where: request.id, hint: 'Its review is in the audit log (break_glass.reviewed).' });
     }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
-    await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { comment: input.comment } });
+    await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { ...viaData(input.reviewer), comment: input.comment } });
   });
 }
 
@@ -254,7 +258,7 @@ export async function fetchCredentials(context: EngineContext, raw: FetchCredent
       });
     }
     const credentials = JSON.parse(context.sealer.open(held.sealed, credentialsContext(grant.id))) as Record<string, string>;
-    await unit.audit({ action: 'grant.credentials_fetched', actor: input.by.id, subject: grant.id, data: { entitlement: `${grant.target}/${grant.entitlement}`, fields: Object.keys(credentials).sort() } });
+    await unit.audit({ action: 'grant.credentials_fetched', actor: input.by.id, subject: grant.id, data: { ...viaData(input.by), entitlement: `${grant.target}/${grant.entitlement}`, fields: Object.keys(credentials).sort() } });
     return credentials;
   });
 }

@@ -16,6 +16,7 @@ export const principalInput = z
     id: printable(256).min(1),
     kind: z.enum(['user', 'service']).default('user'),
     groups: z.array(printable(256).min(1)).max(500).readonly().default([]),
+    via: z.object({ tokenId: printable(64).min(1), issuedBy: printable(256).min(1) }).strict().optional(),
   })
   .strict();
 

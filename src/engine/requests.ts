@@ -3,6 +3,7 @@ import { isLapseError, LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { formatDuration } from '../domain/duration.js';
 import { applyReview, type Review } from '../domain/review.js';
+import { viaData } from '../domain/principal.js';
 import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
 import { extendGrant as extendGrantState } from '../domain/grant.js';
 import {
@@ -64,6 +65,7 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         actor: request.principal.id,
         subject: request.id,
         data: {
+          ...viaData(input.principal),
           entitlement: `${request.target}/${request.entitlement}`,
           durationMs: request.durationMs,
           policy: decision.policy,
@@ -84,7 +86,7 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
       await auditRefusal(context, {
         action: 'request.rejected',
         actor: input.principal.id,
-        data: { entitlement: `${input.target}/${input.entitlement}`, code: error.code, message: error.message },
+        data: { ...viaData(input.principal), entitlement: `${input.target}/${input.entitlement}`, code: error.code, message: error.message },
       });
     }
     throw error;
@@ -116,7 +118,7 @@ export async function reviewRequest(context: EngineContext, raw: ReviewInput): P
         action: `review.${input.decision}`,
         actor: input.reviewer.id,
         subject: request.id,
-        data: { stage: request.stages[review.stage]?.name ?? null, effect: outcome.effect, comment: input.comment },
+        data: { ...viaData(input.reviewer), stage: request.stages[review.stage]?.name ?? null, effect: outcome.effect, comment: input.comment },
       });
       if (outcome.effect === 'approved' || outcome.effect === 'denied') {
         await cancelJob(unit.tx, 'request_timeout', request.id);
@@ -131,7 +133,7 @@ export async function reviewRequest(context: EngineContext, raw: ReviewInput): P
         action: 'review.refused',
         actor: input.reviewer.id,
         subject: input.requestId,
-        data: { code: error.code, message: error.message },
+        data: { ...viaData(input.reviewer), code: error.code, message: error.message },
       });
     }
     throw error;
@@ -185,7 +187,7 @@ export async function cancelPendingRequest(context: EngineContext, raw: CancelIn
     const cancelled = cancelRequest(request, input.by.id, unit.now);
     await updateRequest(unit.tx, cancelled);
     await cancelJob(unit.tx, 'request_timeout', request.id);
-    await unit.audit({ action: 'request.cancelled', actor: input.by.id, subject: request.id });
+    await unit.audit({ action: 'request.cancelled', actor: input.by.id, subject: request.id, data: viaData(input.by) });
     return cancelled;
   });
 }

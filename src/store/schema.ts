@@ -129,6 +129,8 @@ export interface ApiTokensTable {
   expires_at: Timestamp | null;
   last_used_at: Timestamp | null;
   revoked_at: Timestamp | null;
+  /** Who issued it: the owner, an admin (for a service identity), or `cli:<os user>` (offline). */
+  issued_by: string;
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;

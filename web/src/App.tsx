@@ -48,8 +48,14 @@ export function App() {
             <Title order={1} size="h3">
               Lapse
             </Title>
-            <Badge variant="dot" color={live === 'live' ? 'green' : live === 'connecting' ? 'yellow' : 'red'} aria-live="polite">
-              {live === 'live' ? 'live' : live}
+            <Badge
+              variant="dot"
+              color={live === 'live' ? 'green' : live === 'connecting' ? 'yellow' : 'red'}
+              aria-live="polite"
+              data-testid="live-state"
+              title={live === 'offline' ? 'Lost the connection to the server: changes are not shown until it is back (retrying)' : undefined}
+            >
+              {live === 'live' ? 'live' : live === 'connecting' ? 'connecting' : 'server lost'}
             </Badge>
           </Group>
           <Group gap="sm" wrap="nowrap">

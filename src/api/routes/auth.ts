@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { sql } from 'kysely';
 import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
-import { LapseError } from '../../domain/errors.js';
+import { isLapseError, LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
 import { authenticate, type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
@@ -22,6 +22,7 @@ const sessionView = z.object({
   mfaAt: z.iso.datetime().nullable(),
   csrfToken: z.string().nullable(),
 });
+const statusView = z.object({ signedIn: z.boolean(), session: sessionView.nullable() });
 const logoutResponse = z.object({ ended: z.enum(['session', 'token']), logoutUrl: z.string().nullable() });
 const logoutAllBody = z.object({ revokeTokens: z.boolean().default(false) }).strict().prefault({});
 const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevoked: z.number().int() });
@@ -51,21 +52,47 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
       },
     );
 
+    const viewOf = (request: FastifyRequest, caller: Caller): z.infer<typeof sessionView> => ({
+      principal: { id: caller.principal.id, kind: caller.principal.kind, groups: [...caller.principal.groups] },
+      roles: roleNames(caller.principal, engine.config.roles),
+      scopes: [...caller.scopes],
+      via: caller.via,
+      mfaAt: caller.mfaAt?.toISOString() ?? null,
+      csrfToken: caller.via === 'session' ? csrfTokenFor(request.cookies[sessionCookieName(engine.config.auth)] ?? '') : null,
+    });
+
     app.get(
       '/api/v1/auth/session',
       { schema: { tags: ['auth'], summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token', security: [{ bearer: [] }, { session: [] }], response: { 200: sessionView, ...errors } } },
-      async (request) => {
+      async (request, reply) => {
         const caller = await authenticate(engine, request, 'read');
-        let csrfToken: string | null = null;
-        if (caller.via === 'session') csrfToken = csrfTokenFor(request.cookies[sessionCookieName(engine.config.auth)] ?? '');
-        return {
-          principal: { id: caller.principal.id, kind: caller.principal.kind, groups: [...caller.principal.groups] },
-          roles: roleNames(caller.principal, engine.config.roles),
-          scopes: [...caller.scopes],
-          via: caller.via,
-          mfaAt: caller.mfaAt?.toISOString() ?? null,
-          csrfToken,
-        };
+        reply.header('cache-control', 'no-store');
+        return viewOf(request, caller);
+      },
+    );
+
+    app.get(
+      '/api/v1/auth/status',
+      {
+        schema: {
+          tags: ['auth'],
+          summary: 'Am I signed in? 200 {signedIn:false} for a visitor without credentials (not audited); a credential that is not valid is 401, audited',
+          security: [{}, { bearer: [] }, { session: [] }],
+          response: { 200: statusView, ...errors },
+        },
+      },
+      async (request, reply) => {
+        reply.header('cache-control', 'no-store');
+        // NB. Asking without any credential is the normal question of a signed-out page, not a
+        // security event; presenting one that fails still is (authenticate audits it).
+        if (request.headers.authorization === undefined && !request.cookies?.[sessionCookieName(engine.config.auth)]) return { signedIn: false, session: null };
+        try {
+          return { signedIn: true, session: viewOf(request, await authenticate(engine, request, 'read')) };
+        } catch (error) {
+          // A dead session cookie is dropped, so the next page load asks as a visitor.
+          if (isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined) clearSessionCookie(reply, engine.config.auth);
+          throw error;
+        }
       },
     );
 

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import Fastify from 'fastify';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../engine/index.js';
+import { registerSecurityHeaders } from '../security-headers.js';
 import { PORTAL_CSP, portalRoutes } from './portal.js';
 
 /** The portal route on its own, over a scratch build directory (the browser suites use the real build). */
@@ -12,7 +13,7 @@ describe('serving the portal', () => {
   afterAll(() => {
     for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
   });
-  // NB. The route reads only engine.config.auth.publicUrl (for HSTS).
+  // NB. Only engine.config.auth.publicUrl is read (the security headers' HSTS).
   const engineAt = (publicUrl: string | undefined) => ({ config: { auth: { publicUrl } } }) as unknown as Engine;
   const serve = async (build: boolean, publicUrl?: string) => {
     const parent = mkdtempSync(join(tmpdir(), 'lapse-portal-'));
@@ -27,6 +28,8 @@ describe('serving the portal', () => {
       writeFileSync(join(root, '..', 'secret.txt'), 'not for the web');
     }
     const app = Fastify();
+    // As in the server: every response's headers come from there, the portal adds its CSP.
+    await registerSecurityHeaders(app, engineAt(publicUrl));
     await app.register(portalRoutes(engineAt(publicUrl), { root }));
     await app.ready();
     return app;

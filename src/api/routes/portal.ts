@@ -3,7 +3,6 @@ import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyReply } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { isHttps } from '../../auth/index.js';
 import type { Engine } from '../../engine/index.js';
 import { sendPage } from '../pages.js';
 
@@ -47,18 +46,13 @@ export function portalRoutes(engine: Engine, options: { root?: string } = {}): F
     const topLevel = new Set(built ? readdirSync(root, { withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'index.html').map((e) => `/${e.name}`) : []);
     if (built) await app.register(fastifyStatic, { root, serve: false });
 
-    const harden = (reply: FastifyReply) => {
+    // NB. nosniff, no framing, opener/resource policies and HSTS come with every response
+    // (src/api/security-headers.ts); the portal widens the CSP to its own files and keeps referrers same-origin.
+    const harden = (reply: FastifyReply) =>
       reply
         .header('content-security-policy', PORTAL_CSP)
-        .header('x-content-type-options', 'nosniff')
-        .header('x-frame-options', 'DENY')
         .header('referrer-policy', 'same-origin')
-        .header('cross-origin-opener-policy', 'same-origin')
-        .header('cross-origin-resource-policy', 'same-origin')
         .header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
-      if (isHttps(engine.config.auth)) reply.header('strict-transport-security', 'max-age=31536000; includeSubDomains');
-      return reply;
-    };
 
     app.get('/*', { schema: { hide: true } }, async (request, reply) => {
       const path = request.url.split('?')[0] ?? '/';

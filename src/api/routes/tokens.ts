@@ -7,7 +7,7 @@ import { redeemCliLoginCode } from '../../auth/cli-login.js';
 import { userNameSchema } from '../../auth/principals.js';
 import { parseDuration } from '../../domain/duration.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
-import { inSubjectSet } from '../../domain/principal.js';
+import { inSubjectSet, viaData } from '../../domain/principal.js';
 import type { Engine } from '../../engine/index.js';
 import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
@@ -20,6 +20,7 @@ const tokenView = z.object({
   user: z.string(),
   name: z.string(),
   scopes: z.array(z.enum(TOKEN_SCOPES)),
+  issuedBy: z.string().describe('who created it: the user, an admin (service identities), or cli:<os user> (lapse admin token create)'),
   createdAt: z.iso.datetime(),
   expiresAt: z.iso.datetime().nullable(),
   lastUsedAt: z.iso.datetime().nullable(),
@@ -32,13 +33,18 @@ const createBody = z
     name: boundedText(100).trim().min(1),
     scopes: z.array(z.enum(TOKEN_SCOPES)).min(1).max(4),
     expiresIn: boundedText(32).default('90d').describe('a duration such as 30d, or "never"'),
-    user: userNameSchema.optional().describe('admins only: issue for another user or a service identity'),
+    user: userNameSchema.optional().describe('admins only: issue for a service identity (never for another person)'),
   })
   .strict();
 const cliTokenBody = z.object({ code: boundedText(128).min(1), codeVerifier: boundedText(128).min(43), name: boundedText(100).trim().min(1).default('lapse login') }).strict();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
+
+async function databaseNow(db: Engine['store']['db']): Promise<Date> {
+  const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(db);
+  return new Date(rows[0]!.now);
+}
 
 /**
  * API tokens for the CLI and automation: list mine (with last use), create (shown once; never more
@@ -63,7 +69,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
         const rows = await db
           .selectFrom('api_tokens as t')
           .innerJoin('users as u', 'u.id', 't.user_id')
-          .select(['t.id', 't.name', 't.scopes', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
+          .select(['t.id', 't.name', 't.scopes', 't.issued_by', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
           .where('u.name', '=', name)
           .orderBy('t.created_at', 'desc')
           .limit(500)
@@ -74,6 +80,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             user: t.user,
             name: t.name,
             scopes: t.scopes as TokenScope[],
+            issuedBy: t.issued_by,
             createdAt: iso(t.created_at)!,
             expiresAt: iso(t.expires_at),
             lastUsedAt: iso(t.last_used_at),
@@ -89,26 +96,47 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'read');
         const body = request.body;
+        const refuse = async (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> => {
+          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { ...viaData(caller.principal), route: '/api/v1/tokens', reason, ...extra } });
+          throw new LapseError('forbidden', message, { where, hint });
+        };
+        // NB. caller.scopes are what the caller may do now (a token: its scopes within its owner's roles today).
         const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
         if (missing.length > 0) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: `scopes beyond the caller's: ${missing.join(', ')}` } });
-          throw new LapseError('forbidden', `you cannot give a token scopes you do not have: ${missing.join(', ')}`, { where: 'scopes', hint: `Your scopes: ${caller.scopes.join(', ')}.` });
+          await refuse(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
         }
         const ownerName = body.user ?? caller.principal.id;
         if (ownerName !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: 'not admin', user: ownerName } });
-          throw new LapseError('forbidden', 'only admins may create tokens for others', { where: 'user' });
+          await refuse('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
         }
         const owner = await userByName(ownerName);
         if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
+        // NB. Nobody, admins included, holds a token that acts as another person: it would let them
+        // approve their own request in that person's name. Tokens for others are for service identities.
+        if (owner.name !== caller.principal.id && owner.kind !== 'service') {
+          await refuse('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
+        }
         // NB. A token for someone else cannot exceed what that principal could do when signed in.
-        if (ownerName !== caller.principal.id && body.scopes.includes('admin') && !inSubjectSet({ id: owner.name, groups: owner.groups }, engine.config.roles.admins)) {
+        if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !inSubjectSet({ id: owner.name, groups: owner.groups }, engine.config.roles.admins)) {
           throw new LapseError('forbidden', `${ownerName} is not an admin, so their token cannot have the admin scope`, { where: 'scopes' });
         }
         const expiresInMs = body.expiresIn === 'never' ? null : parseDuration(body.expiresIn, 'expiresIn');
+        // A token never mints one that outlives it (a stolen token must not buy itself a longer life).
+        const notAfter = caller.via === 'token' ? (caller.tokenExpiresAt ?? null) : null;
+        if (notAfter !== null && (expiresInMs === null || (await databaseNow(db)).getTime() + expiresInMs > notAfter.getTime())) {
+          await refuse('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
+        }
+        // The person behind this: a service's token passes on the issuer of the token that made it.
+        const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
+        const forOther = owner.name !== caller.principal.id;
         const issued = await auditedChange(db, async (tx, now, audit) => {
-          const value = await issueApiToken(tx, { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs }, now);
-          audit({ action: 'token.created', actor: caller.principal.id, subject: value.id, data: { user: owner.name, scopes: body.scopes, expiresAt: value.expiresAt?.toISOString() ?? null } });
+          const value = await issueApiToken(tx, { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) }, now);
+          audit({
+            action: 'token.created',
+            actor: caller.principal.id,
+            subject: value.id,
+            data: { ...viaData(caller.principal), user: owner.name, scopes: body.scopes, expiresAt: value.expiresAt?.toISOString() ?? null, issuedBy, ...(forOther ? { severity: 'high' } : {}) },
+          });
           return value;
         });
         return reply.code(201).send({ id: issued.id, user: owner.name, token: issued.token, name: body.name, scopes: body.scopes, expiresAt: iso(issued.expiresAt) });
@@ -145,7 +173,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             const user = await tx.selectFrom('users').select(['id', 'name', 'kind', 'groups']).where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
             if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
             const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
-            const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS }, now);
+            const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS, issuedBy: user.name }, now);
             audit({ action: 'token.created', actor: user.name, subject: value.id, data: { user: user.name, scopes, via: 'lapse login', expiresAt: value.expiresAt?.toISOString() ?? null } });
             return { ...value, user: user.name, scopes };
           });

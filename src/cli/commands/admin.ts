@@ -11,8 +11,11 @@ import { readSecretFromStdin } from '../stdin.js';
  * Offline administration straight on the database, for bootstrap and automation (the server
  * need not run). Every change is audited with actor `cli:<os user>`.
  */
+/** Who acts offline: the operating-system user, as `cli:<name>` (never a Lapse user name, which has no colon). */
+const offlineActor = () => `cli:${process.env.USER ?? 'unknown'}`;
+
 async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>): Promise<T> {
-  const actor = `cli:${process.env.USER ?? 'unknown'}`;
+  const actor = offlineActor();
   return store.db.transaction().execute(async (tx) => {
     const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
     const { value, audit } = await work(tx, new Date(rows[0]!.now));
@@ -99,8 +102,8 @@ export function registerAdminCommands(program: Command): void {
           const issued = await inTransaction(store, async (tx, now) => {
             const owner = await findUserByName(tx, options.user);
             if (!owner) throw new LapseError('not_found', `there is no user ${options.user}`, { where: '--user', hint: 'Create it with `lapse admin user create`.' });
-            const value = await issueApiToken(tx, { userId: owner.id, name: options.name, scopes: options.scope, expiresInMs }, now);
-            return { value, audit: { action: 'token.created', subject: value.id, data: { user: owner.name, scopes: options.scope, expiresAt: value.expiresAt?.toISOString() ?? null } } };
+            const value = await issueApiToken(tx, { userId: owner.id, name: options.name, scopes: options.scope, expiresInMs, issuedBy: offlineActor() }, now);
+            return { value, audit: { action: 'token.created', subject: value.id, data: { user: owner.name, scopes: options.scope, expiresAt: value.expiresAt?.toISOString() ?? null, issuedBy: offlineActor() } } };
           });
           emit(globals, { id: issued.id, token: issued.token, expiresAt: issued.expiresAt?.toISOString() ?? null }, () =>
             [`${issued.token}`, '', `token ${issued.id} for ${options.user}, scopes ${options.scope.join(', ')}, ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}.`, 'This is the only time it is shown; store it now.'].join('\n'),

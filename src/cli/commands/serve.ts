@@ -4,6 +4,11 @@ import { PACKAGE_VERSION } from '../version.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action } from '../output.js';
 
+/** At shutdown, how long requests in flight get to finish before their connections are closed. */
+export const HTTP_GRACE_MS = 5_000;
+/** The longest `lapse serve` takes to exit after SIGTERM or SIGINT (docs/operations.md). */
+export const SHUTDOWN_LIMIT_MS = 15_000;
+
 /**
  * `lapse serve`: runs the lifecycle engine (the durable scheduler: provision, expiry, revoke
  * retries, timeouts), config reload on SIGHUP or file change, and the HTTP server (so far the
@@ -54,17 +59,35 @@ export function registerServeCommand(program: Command): void {
           },
           onError: (error) => void engine.configRejected(error),
         }, { initialVersion: engine.config.version });
-        await new Promise<void>((resolve) => {
-          const shutdown = (signal: string) => {
-            logger.info({ signal }, 'shutting down');
-            resolve();
-          };
-          process.once('SIGTERM', () => shutdown('SIGTERM'));
-          process.once('SIGINT', () => shutdown('SIGINT'));
+        const signal = await new Promise<string>((resolve) => {
+          process.once('SIGTERM', () => resolve('SIGTERM'));
+          process.once('SIGINT', () => resolve('SIGINT'));
         });
+        logger.info({ signal, limitMs: SHUTDOWN_LIMIT_MS }, 'shutting down');
+        // NB. A bounded shutdown: whatever still runs at the limit is left to the job leases (another
+        // replica or the next start takes the jobs up again), rather than a process that never exits.
+        const limit = setTimeout(() => {
+          logger.error({ limitMs: SHUTDOWN_LIMIT_MS }, 'shutdown took too long; exiting anyway (held jobs are taken up again when their lease ends)');
+          process.exit(1);
+        }, SHUTDOWN_LIMIT_MS).unref();
+        const again = () => {
+          logger.warn('second signal: exiting now');
+          process.exit(1);
+        };
+        process.once('SIGTERM', again);
+        process.once('SIGINT', again);
         stopWatching();
+        // New connections are refused and event streams end at once (see routes/events.ts); requests
+        // in flight get HTTP_GRACE_MS to finish before their connections are closed.
+        const grace = setTimeout(() => {
+          logger.warn({ graceMs: HTTP_GRACE_MS }, 'closing connections whose requests did not finish in time');
+          server.server.closeAllConnections();
+        }, HTTP_GRACE_MS).unref();
         await server.close();
+        clearTimeout(grace);
         await runtime.close();
+        clearTimeout(limit);
+        logger.info('stopped');
       }),
     );
 }

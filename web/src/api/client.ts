@@ -24,7 +24,7 @@ export class ApiProblem extends Error {
 
 /**
  * The session's CSRF token lives in this module only (memory): never in localStorage or a cookie
- * script can read. It comes from GET /api/v1/auth/session or the login answer.
+ * script can read. It comes from GET /api/v1/auth/status (or /session) or the login answer.
  */
 let csrfToken: string | null = null;
 

@@ -13,15 +13,19 @@ interface SessionState {
 
 const SessionContext = createContext<SessionState | null>(null);
 
-/** Who is signed in (GET /api/v1/auth/session); null when nobody is. */
+/**
+ * Who is signed in (GET /api/v1/auth/status); null when nobody is. A signed-out visitor gets a
+ * plain answer (200, not audited); only a session cookie that stopped working is a 401 (the server
+ * clears it, so the next load asks as a visitor).
+ */
 export function SessionProvider({ children }: { children: ReactNode }) {
   const queryClient = useQueryClient();
   const query = useQuery({
     queryKey: ['session'],
     queryFn: async () => {
       try {
-        const session = await unwrap(api.GET('/api/v1/auth/session'));
-        setCsrfToken(session.csrfToken);
+        const { session } = await unwrap(api.GET('/api/v1/auth/status'));
+        setCsrfToken(session?.csrfToken ?? null);
         return session;
       } catch (error) {
         if (error instanceof ApiProblem && error.problem.status === 401) {
