@@ -26,7 +26,7 @@ export interface EngineOptions {
    */
   readonly sealer?: Sealer;
   /** Tuning for tests and benchmarks; defaults suit production. */
-  readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number };
+  readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number; perAccessKey?: number };
 }
 
 export interface EngineStats {

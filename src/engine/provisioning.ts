@@ -3,9 +3,11 @@ import { LapseError } from '../domain/errors.js';
 import { activateGrant, beginRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
+  accessKeysOf,
   completeJob,
   getGrant,
   liveGrantsForKey,
+  lockAccessKeys,
   putCredentials,
   retryJob,
   scheduleJob,
@@ -95,6 +97,8 @@ export function credentialsContext(grantId: string): string {
 
 export async function provisionJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
+    // The access key's lock first, then the grant's row: one order for every job (lockAccessKeys).
+    await lockAccessKeys(unit.tx, [...(await accessKeysOf(unit.tx, [job.subjectId])).values()]);
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
     if (!grant || grant.status !== 'provisioning') {
       await completeJob(unit.tx, job, worker);

@@ -22,6 +22,23 @@ export interface SchedulerOptions {
   readonly concurrency?: number;
   /** How long a claim lasts if its worker is alive but stuck. */
   readonly leaseMs?: number;
+  /** Jobs of one access key per round (they run one after the other under the key's lock). */
+  readonly perAccessKey?: number;
+}
+
+/** A round runs at most this many jobs of one access key unless told otherwise (see claimDueJobs). */
+const PER_ACCESS_KEY = 4;
+
+/**
+ * SQLSTATEs that say "this transaction lost a race, try it again": deadlock_detected,
+ * serialization_failure, lock_not_available (lock_timeout). Such a job is retried after a moment,
+ * not after the 1 s to 60 s backoff meant for real failures.
+ */
+const TRANSIENT_CONFLICTS = new Set(['40P01', '40001', '55P03']);
+
+export function isTransientConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TRANSIENT_CONFLICTS.has(code);
 }
 
 /**
@@ -133,7 +150,7 @@ export class Scheduler {
     if (worker === undefined) throw new Error('scheduler not started');
     const batch = this.options.batchSize ?? 100;
     const leaseMs = this.options.leaseMs ?? 120_000;
-    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs);
+    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs, { perAccessKey: this.options.perAccessKey ?? PER_ACCESS_KEY });
     if (jobs.length === 0) return 0;
     const batched = this.options.batch;
     const together = batched ? jobs.filter((job) => batched.kinds.includes(job.kind)) : [];
@@ -154,7 +171,7 @@ export class Scheduler {
     try {
       await handler.run(jobs, worker);
     } catch (error) {
-      this.options.logger.error({ err: error, jobs: jobs.length }, 'job batch failed');
+      this.log(error, { jobs: jobs.length }, 'job batch failed');
       for (const job of jobs) await this.retry(job, worker, error);
     }
   }
@@ -165,17 +182,24 @@ export class Scheduler {
       if (!handler) throw new Error(`no handler for ${job.kind} jobs`);
       await handler(job, worker);
     } catch (error) {
-      this.options.logger.error({ err: error, job: job.id, kind: job.kind, subject: job.subjectId }, 'job failed');
+      this.log(error, { job: job.id, kind: job.kind, subject: job.subjectId }, 'job failed');
       await this.retry(job, worker, error);
     }
+  }
+
+  private log(error: unknown, fields: Record<string, unknown>, message: string): void {
+    if (isTransientConflict(error)) this.options.logger.warn({ err: error, ...fields }, `${message} (lost a race in the database); retrying shortly`);
+    else this.options.logger.error({ err: error, ...fields }, message);
   }
 
   /**
    * A handler that throws (database hiccup, target removed from config) is retried with backoff;
    * its job row stays, so nothing is forgotten. A job the handler already completed is unaffected.
+   * A job that lost a race (deadlock, serialization failure, lock timeout) is retried within
+   * 25 ms to 1 s, alone: the rest of its round has gone on without it.
    */
   private async retry(job: Job, worker: number, error: unknown): Promise<void> {
-    const delay = backoffMs(job.attempts, 1_000, 60_000);
+    const delay = isTransientConflict(error) ? backoffMs(job.attempts, 50, 1_000) : backoffMs(job.attempts, 1_000, 60_000);
     await retryJob(this.options.store.db, job, worker, delay, error instanceof Error ? error.message : String(error)).catch((retryError: unknown) => {
       this.options.logger.error({ err: retryError, job: job.id }, 'could not reschedule job; its lease will expire');
     });
