@@ -182,6 +182,17 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
   return counts;
 }
 
+/** Gives claimed jobs back unstarted (the worker is stopping): claimable again at once, attempt not counted. */
+export async function releaseJobs(tx: Executor, jobs: readonly Job[], worker: number): Promise<void> {
+  if (jobs.length === 0) return;
+  await tx
+    .updateTable('jobs')
+    .set({ locked_by: null, locked_until: null, attempts: sql<number>`GREATEST(attempts - 1, 0)` })
+    .where('id', 'in', jobs.map((j) => j.id))
+    .where('locked_by', '=', worker)
+    .execute();
+}
+
 /** Completes many claimed jobs at once (see completeJob). */
 export async function completeJobs(tx: Executor, jobs: readonly Job[], worker: number): Promise<void> {
   if (jobs.length === 0) return;
