@@ -7,7 +7,7 @@ import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
 import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, type FindingFilter, type Store } from '../store/index.js';
 import { ChangeFeed } from './changes.js';
-import { transact, type AuditEntry, type EngineContext } from './context.js';
+import { transact, withSameTransactionWrite, type AuditEntry, type EngineContext, type SameTransactionWrite } from './context.js';
 import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
@@ -146,9 +146,15 @@ export class Engine {
   /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
   openFindings = () => countOpenFindings(this.context.store.db);
 
+  /**
+   * Runs one use-case (`run`) so that `write` commits in the same transaction as its change; see
+   * withSameTransactionWrite (the API's Idempotency-Key records).
+   */
+  withSameTransactionWrite = <T>(write: SameTransactionWrite, run: () => Promise<T>) => withSameTransactionWrite(write, run);
+
   /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */
   async recordSecurityEvent(entry: AuditEntry): Promise<void> {
-    await transact(this.context, (unit) => unit.audit(entry));
+    await transact(this.context, (unit) => unit.audit(entry), { carriesCallerWrite: false });
   }
 
   async stats(): Promise<EngineStats> {

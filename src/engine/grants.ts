@@ -186,13 +186,13 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
 }
 
 /** An admin or auditor records the mandatory after-the-fact review of a break-glass use. */
-export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<void> {
+export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassReviewInput, raw, 'break-glass review');
   const roles = context.config().roles;
   if (!inSubjectSet(input.reviewer, roles.admins) && !inSubjectSet(input.reviewer, roles.auditors)) {
     throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, { where: input.requestId, hint: 'Admins and auditors review break-glass.' });
   }
-  await transact(context, async (unit) => {
+  return transact(context, async (unit) => {
     const request = await getRequest(unit.tx, input.requestId, { forUpdate: true });
     if (!request || request.kind !== 'break_glass') throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
     if (request.principal.id === input.reviewer.id) {
@@ -204,6 +204,7 @@ export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassRe
     }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
     await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { comment: input.comment } });
+    return (await getRequest(unit.tx, request.id))!;
   });
 }
 
