@@ -107,6 +107,18 @@ export async function forceCloseGrant(context: EngineContext, raw: EndGrantInput
 /** The holder asks for more time. The policy decides; access stays continuous either way. */
 export async function requestExtension(context: EngineContext, raw: ExtendInput): Promise<AccessRequest> {
   const input = parseInput(extendInput, raw, 'extension');
+  // NB. Break-glass skips approval and is capped by breakGlass.maxDuration; an extension under the
+  // entitlement's ordinary policy (which may extend without approval) would stretch it past that
+  // cap unapproved. So it cannot be extended at all. (A grant's breakGlass flag never changes.)
+  const known = await getGrant(context.store.db, input.grantId);
+  if (known?.breakGlass && known.principalId === input.by.id) {
+    const message = `grant ${known.id} is a break-glass grant; break-glass grants cannot be extended`;
+    await auditRefusal(context, { action: 'extension.refused', actor: input.by.id, subject: known.id, data: { code: 'forbidden', message, breakGlass: true, severity: 'high' } });
+    throw new LapseError('forbidden', message, {
+      where: known.id,
+      hint: `Break glass again if the emergency goes on (each use is capped at ${context.config().breakGlass.maxDurationMs / 60_000} minutes and reviewed), or request the access normally.`,
+    });
+  }
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
     if (grant.status !== 'active') {
