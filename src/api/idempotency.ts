@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import { LapseError } from '../domain/errors.js';
-import type { Engine } from '../engine/index.js';
+import { failpoint, type Engine } from '../engine/index.js';
 import type { Caller } from './authenticate.js';
 
 /** How long a key is remembered; a retry after that is a new request. */
@@ -12,14 +12,24 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
 /**
  * Runs a POST at most once per `Idempotency-Key` (per caller): a retry with the same key and body
  * gets the first response again (with `Idempotent-Replayed: true`); the same key with a different
- * request is refused; a retry while the first is still running is told to wait. Errors are not
- * remembered, so a corrected retry with the same key goes through.
+ * request is refused. Errors are not remembered, so a corrected retry with the same key goes through.
+ *
+ * `act` is the one use-case the route calls; `render` turns what it returned into the response
+ * body, and must not read anything else (it runs inside the use-case's transaction).
+ *
+ * NB. The key and the response are written in the use-case's own transaction (see
+ * Engine.withSameTransactionWrite), not claimed beforehand: a crash at any moment leaves either
+ * the change with its stored response, or neither. The retry after a crash then replays or runs
+ * the request, never both and never "still being processed" until the key expires. Two attempts
+ * racing with one key both run; the second to commit hits the key's primary key, is rolled back
+ * whole, and answers with the first one's stored response.
  */
-export async function idempotent<T>(engine: Engine, request: FastifyRequest, reply: FastifyReply, caller: Caller, status: number, run: () => Promise<T>): Promise<T> {
+export async function idempotent<V, B>(engine: Engine, request: FastifyRequest, reply: FastifyReply, caller: Caller, status: number, act: () => Promise<V>, render: (value: V) => B): Promise<B> {
   const header = request.headers['idempotency-key'];
   if (header === undefined) {
+    const body = render(await act());
     reply.code(status);
-    return run();
+    return body;
   }
   const key = Array.isArray(header) ? header[0] ?? '' : header;
   if (!KEY_PATTERN.test(key)) {
@@ -30,36 +40,68 @@ export async function idempotent<T>(engine: Engine, request: FastifyRequest, rep
     .digest('hex');
   const db = engine.store.db;
   const principalId = caller.principal.id;
-  const claimed = await db.transaction().execute(async (tx) => {
-    // Keys older than the TTL are forgotten: this caller's are swept here (the primary key's prefix
-    // finds them), so the table holds about one day of each caller's keys and an old key can be reused.
-    await tx.deleteFrom('idempotency_keys').where('principal_id', '=', principalId).where('created_at', '<', sql<Date>`now() - ${`${KEY_TTL_MS} milliseconds`}::interval`).execute();
-    const inserted = await tx
-      .insertInto('idempotency_keys')
-      .values({ principal_id: principalId, key, fingerprint, status: null, body: null, created_at: sql<Date>`now()` })
-      .onConflict((oc) => oc.columns(['principal_id', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    if (inserted) return null;
-    return tx.selectFrom('idempotency_keys').selectAll().where('principal_id', '=', principalId).where('key', '=', key).executeTakeFirstOrThrow();
-  });
-  if (claimed) {
-    if (claimed.fingerprint !== fingerprint) {
-      throw new LapseError('conflict', 'this Idempotency-Key was already used for a different request', { where: 'Idempotency-Key', hint: 'Use a new key for each distinct request.' });
-    }
-    if (claimed.status === null || claimed.body === null) {
-      throw new LapseError('conflict', 'a request with this Idempotency-Key is still being processed', { where: 'Idempotency-Key', hint: 'Retry in a moment to get its result.' });
-    }
-    reply.code(claimed.status).header('idempotent-replayed', 'true');
-    return JSON.parse(claimed.body) as T;
-  }
+
+  // Keys older than the TTL are forgotten: this caller's are swept here (the primary key's prefix
+  // finds them), so the table holds about one day of each caller's keys and an old key can be
+  // reused. A row without a response is a claim left by a version of Lapse before this scheme.
+  await db
+    .deleteFrom('idempotency_keys')
+    .where('principal_id', '=', principalId)
+    .where((eb) => eb.or([eb('created_at', '<', sql<Date>`now() - ${`${KEY_TTL_MS} milliseconds`}::interval`), eb('body', 'is', null)]))
+    .execute();
+  const stored = await storedResponse<B>(engine, principalId, key, fingerprint);
+  if (stored) return replay(reply, stored);
+  failpoint('idempotency:after-lookup');
+
+  let body: B | undefined;
   try {
-    const result = await run();
-    reply.code(status);
-    await db.updateTable('idempotency_keys').set({ status, body: JSON.stringify(result) }).where('principal_id', '=', principalId).where('key', '=', key).execute();
-    return result;
+    await engine.withSameTransactionWrite(async (tx, value) => {
+      body = render(value as V);
+      await tx
+        .insertInto('idempotency_keys')
+        .values({ principal_id: principalId, key, fingerprint, status, body: JSON.stringify(body), created_at: sql<Date>`now()` })
+        .execute();
+      failpoint('idempotency:before-commit');
+    }, act);
   } catch (error) {
-    await db.deleteFrom('idempotency_keys').where('principal_id', '=', principalId).where('key', '=', key).execute();
-    throw error;
+    if (!isKeyTaken(error)) throw error;
+    // The same key committed first (a concurrent retry): this attempt was rolled back whole.
+    const first = await storedResponse<B>(engine, principalId, key, fingerprint);
+    if (!first) throw error;
+    return replay(reply, first);
   }
+  failpoint('idempotency:after-commit');
+  if (body === undefined) {
+    // NB. Every route given here changes state in one transaction; one that changed nothing has
+    // nothing to remember, and a retry simply runs it again.
+    throw new LapseError('internal', 'the request completed without a change to record its Idempotency-Key with', { where: 'Idempotency-Key' });
+  }
+  reply.code(status);
+  return body;
+}
+
+interface StoredResponse<B> {
+  readonly status: number;
+  readonly body: B;
+}
+
+/** The response stored under this caller's key, or null; the same key for another request is refused. */
+async function storedResponse<B>(engine: Engine, principalId: string, key: string, fingerprint: string): Promise<StoredResponse<B> | null> {
+  const row = await engine.store.db.selectFrom('idempotency_keys').selectAll().where('principal_id', '=', principalId).where('key', '=', key).executeTakeFirst();
+  if (!row || row.status === null || row.body === null) return null;
+  if (row.fingerprint !== fingerprint) {
+    throw new LapseError('conflict', 'this Idempotency-Key was already used for a different request', { where: 'Idempotency-Key', hint: 'Use a new key for each distinct request.' });
+  }
+  return { status: row.status, body: JSON.parse(row.body) as B };
+}
+
+function replay<B>(reply: FastifyReply, stored: StoredResponse<B>): B {
+  reply.code(stored.status).header('idempotent-replayed', 'true');
+  return stored.body;
+}
+
+/** A unique violation on the idempotency key (SQLSTATE 23505 on its primary key). */
+function isKeyTaken(error: unknown): boolean {
+  const e = error as { code?: unknown; constraint?: unknown } | null;
+  return e?.code === '23505' && e.constraint === 'idempotency_keys_pkey';
 }

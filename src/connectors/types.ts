@@ -42,6 +42,14 @@ export interface Connector {
    */
   extend?(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<Pick<ProvisionResult, 'credentials'> | void>;
 
+  /**
+   * The grant became active: set any expiry the target enforces itself to `grant.notAfter`, now the
+   * grant's actual end. (Provision runs before the grant's clock starts, so its `notAfter` allows
+   * for the time until activation.) Idempotent. Connectors that cannot change that expiry in place
+   * (a certificate) omit it.
+   */
+  settleExpiry?(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
+
   /** Removes the access and ends live sessions where the target allows it. Succeeds if already gone. */
   revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
 
@@ -64,7 +72,8 @@ export interface GrantSpec {
   readonly durationMs: number;
   /**
    * Latest moment the access may live: targets with their own expiry (VALID UNTIL, certificate
-   * validity) use it as a backstop behind Lapse's revoke.
+   * validity) use it as a backstop behind Lapse's revoke. The grant's end once it is active; at
+   * provision, before its clock starts, the end it would have if activated within a minute.
    */
   readonly notAfter: Date;
   /**

@@ -71,6 +71,10 @@ export function completeRevoke(grant: Grant, now: Date): Grant {
 /** An approved extension: access stays continuous, the expiry moves out. */
 export function extendGrant(grant: Grant, byMs: number): Grant {
   if (grant.status !== 'active' || grant.expiresAt === null) throw invalid(grant, 'extend', 'Only active grants can be extended.');
+  // Break-glass is capped by breakGlass.maxDuration and skipped approval: it is never stretched.
+  if (grant.breakGlass) {
+    throw new LapseError('invalid_transition', `cannot extend grant ${grant.id}: it is a break-glass grant`, { where: grant.id, hint: 'Break glass again, or request the access normally.' });
+  }
   return {
     ...grant,
     durationMs: grant.durationMs + byMs,

@@ -86,11 +86,11 @@ const grantEventArb: fc.Arbitrary<GrantEvent> = fc.oneof(
 );
 
 describe('grant state machine (property)', () => {
-  it('counts duration from activation, never expires early, and never leaves a final state', () => {
+  it('counts duration from activation, never expires early, never stretches break-glass, and never leaves a final state', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.array(grantEventArb, { maxLength: 20 }), (durationMs, events) => {
+      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.boolean(), fc.array(grantEventArb, { maxLength: 20 }), (durationMs, breakGlass, events) => {
         let grant: Grant = {
-          id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs, breakGlass: false, parameters: {},
+          id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs, breakGlass, parameters: {},
           activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0,
         };
         let granted = durationMs;
@@ -116,6 +116,7 @@ describe('grant state machine (property)', () => {
           }
           if (event.kind === 'end' && event.reason === 'expired') expect(event.at).toBeGreaterThanOrEqual(before.expiresAt!.getTime());
           if (grant.status === 'failed') expect(grant.activatedAt).toBeNull();
+          if (breakGlass) expect(grant.durationMs).toBe(durationMs); // capped by breakGlass.maxDuration, unapproved
         }
       }),
       { numRuns: 1000 },

@@ -1,4 +1,5 @@
 import type { Sealer } from '../secrets/index.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
 import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
@@ -40,12 +41,41 @@ export interface UnitOfWork {
 }
 
 /**
+ * A write that must commit together with the change a caller asked for, or not at all: the API's
+ * record of an Idempotency-Key with its response (src/api/idempotency.ts). It gets the value the
+ * change's work returned, inside that transaction.
+ */
+export type SameTransactionWrite = (tx: Transaction<Database>, value: unknown) => Promise<void>;
+
+const callerWrites = new AsyncLocalStorage<{ write: SameTransactionWrite; committed: boolean }>();
+
+/**
+ * Runs `run` (one use-case) so that the first state change it commits carries `write` in the same
+ * transaction; says whether one did. Records of refusals (auditRefusal) never carry it.
+ * NB. This is what makes a retried request exactly-once across a crash: the change and the record
+ * that it was made under this key are one commit, so no moment exists where one is there without
+ * the other.
+ */
+export async function withSameTransactionWrite<T>(write: SameTransactionWrite, run: () => Promise<T>): Promise<{ value: T; written: boolean }> {
+  const slot = { write, committed: false };
+  const value = await callerWrites.run(slot, run);
+  return { value, written: slot.committed };
+}
+
+export interface TransactOptions {
+  /** False for records that are not the change asked for (refusals): they never carry the caller's write. */
+  readonly carriesCallerWrite?: boolean;
+}
+
+/**
  * Runs one state change: a transaction with the database's now, audit in the same transaction,
  * and wake-ups after commit. Target systems are never called from inside.
  */
-export async function transact<T>(context: EngineContext, work: (unit: UnitOfWork) => Promise<T>): Promise<T> {
+export async function transact<T>(context: EngineContext, work: (unit: UnitOfWork) => Promise<T>, options: TransactOptions = {}): Promise<T> {
   let wake = false;
   let committed: AuditEntry[] = [];
+  const slot = options.carriesCallerWrite === false ? undefined : callerWrites.getStore();
+  const carried = slot && !slot.committed ? slot : undefined;
   const result = await context.store.db.transaction().execute(async (tx) => {
     const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
     committed = [];
@@ -60,6 +90,7 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
       },
     };
     const value = await work(unit);
+    if (carried) await carried.write(tx, value);
     // NB. Appended last, in one batch: the audit head row is locked from here to commit, and every
     // writer in every replica queues on it, so it is held for as short a time as possible.
     await appendAuditEvents(tx, committed);
@@ -70,6 +101,7 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
     }
     return value;
   });
+  if (carried) carried.committed = true;
   if (wake) context.poke();
   for (const entry of committed) context.events.emit('change', entry);
   return result;
@@ -77,7 +109,7 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
 
 /** Records a refused or rejected action in the audit log, in a transaction of its own. */
 export async function auditRefusal(context: EngineContext, entry: AuditEntry): Promise<void> {
-  await transact(context, (unit) => unit.audit(entry));
+  await transact(context, (unit) => unit.audit(entry), { carriesCallerWrite: false });
 }
 
 export interface ResolvedEntitlement {

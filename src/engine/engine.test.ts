@@ -166,6 +166,20 @@ describeEachStore('lifecycle engine', ({ store }) => {
     expect((await actions(request.id)).filter((a) => a === 'break_glass.reviewed')).toHaveLength(1);
   });
 
+  it('never extends a break-glass grant, even under a policy that extends without approval', async () => {
+    // prod-db/readonly is in sre-readonly (extension.requireApproval: false) and in breakGlass.entitlements.
+    const request = await t.engine.breakGlass({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'primary is down, failover stuck' });
+    const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    await expect(t.engine.extend({ grantId: active!.id, by: alice, durationMs: 3_600_000, reason: 'still down' })).rejects.toSatisfy(
+      (e) => isLapseError(e, 'forbidden') && /break-glass/.test(e.message) && /break glass again/i.test(e.details.hint ?? ''),
+    );
+    const after = await getGrant(store().db, active!.id);
+    expect(after!.expiresAt).toEqual(active!.expiresAt);
+    expect(after!.extensions).toBe(0);
+    expect(await store().db.selectFrom('requests').select('id').where('grant_id', '=', active!.id).where('kind', '=', 'extension').execute()).toEqual([]);
+    expect(await actions(active!.id)).toContain('extension.refused');
+  });
+
   it('lets only admins revoke and force-close', async () => {
     const { request } = await t.engine.submit({ principal: alice, target: 'flaky', entitlement: 'readonly', reason: 'for revoke' });
     const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');

@@ -7,7 +7,7 @@ import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
 import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, readOperationalGauges, type FindingFilter, type Store } from '../store/index.js';
 import { ChangeFeed } from './changes.js';
-import { transact, type AuditEntry, type EngineContext } from './context.js';
+import { transact, withSameTransactionWrite, type AuditEntry, type EngineContext, type SameTransactionWrite } from './context.js';
 import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
@@ -28,7 +28,7 @@ export interface EngineOptions {
    */
   readonly sealer?: Sealer;
   /** Tuning for tests and benchmarks; defaults suit production. */
-  readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number };
+  readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number; perAccessKey?: number };
 }
 
 export interface EngineStats {
@@ -182,9 +182,15 @@ export class Engine {
     });
   }
 
+  /**
+   * Runs one use-case (`run`) so that `write` commits in the same transaction as its change; see
+   * withSameTransactionWrite (the API's Idempotency-Key records).
+   */
+  withSameTransactionWrite = <T>(write: SameTransactionWrite, run: () => Promise<T>) => withSameTransactionWrite(write, run);
+
   /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */
   async recordSecurityEvent(entry: AuditEntry): Promise<void> {
-    await transact(this.context, (unit) => unit.audit(entry));
+    await transact(this.context, (unit) => unit.audit(entry), { carriesCallerWrite: false });
   }
 
   async stats(): Promise<EngineStats> {

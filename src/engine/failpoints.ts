@@ -16,7 +16,14 @@ export const FAILPOINTS = [
   'revoke:after-commit',
 ] as const;
 
-export type Failpoint = (typeof FAILPOINTS)[number];
+/**
+ * The steps of a POST with an Idempotency-Key (src/api/idempotency.ts): its key looked up and the
+ * request not yet run; inside the request's transaction, its result written but not committed;
+ * committed, with the response not yet sent.
+ */
+export const IDEMPOTENCY_FAILPOINTS = ['idempotency:after-lookup', 'idempotency:before-commit', 'idempotency:after-commit'] as const;
+
+export type Failpoint = (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) process.kill(process.pid, 'SIGKILL');

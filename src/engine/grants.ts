@@ -108,6 +108,18 @@ export async function forceCloseGrant(context: EngineContext, raw: EndGrantInput
 /** The holder asks for more time. The policy decides; access stays continuous either way. */
 export async function requestExtension(context: EngineContext, raw: ExtendInput): Promise<AccessRequest> {
   const input = parseInput(extendInput, raw, 'extension');
+  // NB. Break-glass skips approval and is capped by breakGlass.maxDuration; an extension under the
+  // entitlement's ordinary policy (which may extend without approval) would stretch it past that
+  // cap unapproved. So it cannot be extended at all. (A grant's breakGlass flag never changes.)
+  const known = await getGrant(context.store.db, input.grantId);
+  if (known?.breakGlass && known.principalId === input.by.id) {
+    const message = `grant ${known.id} is a break-glass grant; break-glass grants cannot be extended`;
+    await auditRefusal(context, { action: 'extension.refused', actor: input.by.id, subject: known.id, data: { code: 'forbidden', message, breakGlass: true, severity: 'high' } });
+    throw new LapseError('forbidden', message, {
+      where: known.id,
+      hint: `Break glass again if the emergency goes on (each use is capped at ${context.config().breakGlass.maxDurationMs / 60_000} minutes and reviewed), or request the access normally.`,
+    });
+  }
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
     if (grant.status !== 'active') {
@@ -189,13 +201,13 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
 }
 
 /** An admin or auditor records the mandatory after-the-fact review of a break-glass use. */
-export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<void> {
+export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassReviewInput, raw, 'break-glass review');
   const roles = context.config().roles;
   if (!inSubjectSet(input.reviewer, roles.admins) && !inSubjectSet(input.reviewer, roles.auditors)) {
     throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, { where: input.requestId, hint: 'Admins and auditors review break-glass.' });
   }
-  await transact(context, async (unit) => {
+  return transact(context, async (unit) => {
     const request = await getRequest(unit.tx, input.requestId, { forUpdate: true });
     if (!request || request.kind !== 'break_glass') throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
     const own = sharePerson(input.reviewer, request.principal);
@@ -211,6 +223,7 @@ export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassRe
     }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
     await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { ...viaData(input.reviewer), comment: input.comment } });
+    return (await getRequest(unit.tx, request.id))!;
   });
 }
 

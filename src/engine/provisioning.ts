@@ -3,9 +3,11 @@ import { LapseError } from '../domain/errors.js';
 import { activateGrant, beginRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
+  accessKeysOf,
   completeJob,
   getGrant,
   liveGrantsForKey,
+  lockAccessKeys,
   putCredentials,
   retryJob,
   scheduleJob,
@@ -95,6 +97,8 @@ export function credentialsContext(grantId: string): string {
 
 export async function provisionJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
+    // The access key's lock first, then the grant's row: one order for every job (lockAccessKeys).
+    await lockAccessKeys(unit.tx, [...(await accessKeysOf(unit.tx, [job.subjectId])).values()]);
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
     if (!grant || grant.status !== 'provisioning') {
       await completeJob(unit.tx, job, worker);
@@ -143,6 +147,8 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       if (credentials) await holdCredentials(context, unit, active, credentials);
       await completeJob(unit.tx, job, worker);
       await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
+      // The target's own expiry was set with slack before the clock started; now it can be exact.
+      if (resolved.connector.settleExpiry) await scheduleJob(unit.tx, 'extend', grant.id, { delayMs: 0 });
       unit.wake();
       await unit.audit({
         action: 'grant.activated',
@@ -177,26 +183,32 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
 }
 
 /**
- * After an extension: tells the target to move its own expiry (see Connector.extend). Same three
- * steps as provisioning; retried with backoff while the grant is active, since a target that keeps
- * its old expiry would cut the holder off early (audited either way).
+ * Tells the target to move its own expiry to the grant's end: once the grant is active (the
+ * connector's settleExpiry; provision had to allow for the time until activation) and after each
+ * extension (its extend). Same three steps as provisioning; retried with backoff while the grant
+ * is active, since a target that keeps its old expiry would cut the holder off early or late
+ * (audited either way).
  */
 export async function extendJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
     const resolved = grant?.status === 'active' ? tryResolve(context, grant) : undefined;
-    if (!grant || !resolved?.connector.extend) {
+    // Not extended yet: this is the expiry settled at activation.
+    const settling = grant?.extensions === 0;
+    const call = settling ? resolved?.connector.settleExpiry?.bind(resolved.connector) : resolved?.connector.extend?.bind(resolved.connector);
+    if (!grant || !resolved || !call) {
       await completeJob(unit.tx, job, worker);
       return null;
     }
-    return { grant, resolved, spec: specFor(grant, resolved, unit.now) };
+    return { grant, call, settling, spec: specFor(grant, resolved, unit.now) };
   });
   if (!prepared) return;
-  const { grant, resolved, spec } = prepared;
+  const { grant, call, settling, spec } = prepared;
+  const actions = settling ? { done: 'grant.target_expiry_set', failed: 'grant.target_expiry_set_failed' } : { done: 'grant.target_extended', failed: 'grant.target_extend_failed' };
   let error: string | null = null;
   let credentials: Readonly<Record<string, string>> | undefined;
   try {
-    const result = await callConnector(context, `extension of ${grant.id}`, (signal) => resolved.connector.extend!(spec, grant.handle, signal));
+    const result = await callConnector(context, `${settling ? 'expiry' : 'extension'} of ${grant.id}`, (signal) => call(spec, grant.handle, signal));
     credentials = result?.credentials;
   } catch (caught) {
     error = errorMessage(caught);
@@ -206,13 +218,19 @@ export async function extendJob(context: EngineContext, job: Job, worker: number
     if (error === null || !current || current.status !== 'active') {
       if (error === null && current?.status === 'active' && credentials) await holdCredentials(context, unit, current, credentials);
       await completeJob(unit.tx, job, worker);
-      if (error === null) await unit.audit({ action: 'grant.target_extended', actor: 'system', subject: grant.id, data: { notAfter: spec.notAfter.toISOString(), fetchOnce: credentials !== undefined } });
+      if (error === null) await unit.audit({ action: actions.done, actor: 'system', subject: grant.id, data: { notAfter: spec.notAfter.toISOString(), fetchOnce: credentials !== undefined } });
+      // NB. Extended again while we called: the calls for the two expiries may have landed in
+      // either order at the target, so tell it the latest once more.
+      if (error === null && current?.status === 'active' && current.expiresAt!.getTime() !== spec.notAfter.getTime()) {
+        await scheduleJob(unit.tx, 'extend', grant.id, { delayMs: 0 });
+        unit.wake();
+      }
       return;
     }
     const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
     const delay = backoffMs(job.attempts, revokeBackoffMinMs, revokeBackoffMaxMs);
     await retryJob(unit.tx, job, worker, delay, error);
-    await unit.audit({ action: 'grant.target_extend_failed', actor: 'system', subject: grant.id, data: { error, retryInMs: delay, severity: 'high' } });
+    await unit.audit({ action: actions.failed, actor: 'system', subject: grant.id, data: { error, retryInMs: delay, severity: 'high' } });
   });
 }
 

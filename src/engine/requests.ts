@@ -159,8 +159,9 @@ function requireFreshMfa(request: AccessRequest, mfaAt: Date | undefined, now: D
 export async function settleApproved(context: EngineContext, unit: UnitOfWork, request: AccessRequest): Promise<AccessRequest> {
   if (request.kind !== 'extension') return openGrant(context, unit, request);
   const grant = request.grantId ? await getGrant(unit.tx, request.grantId, { forUpdate: true }) : undefined;
-  if (!grant || grant.status !== 'active') {
-    await unit.audit({ action: 'grant.extension_lapsed', actor: 'system', subject: request.grantId ?? request.id, data: { request: request.id } });
+  if (!grant || grant.status !== 'active' || grant.breakGlass) {
+    // (An extension of a break-glass grant asked for before they were refused is never applied.)
+    await unit.audit({ action: 'grant.extension_lapsed', actor: 'system', subject: request.grantId ?? request.id, data: { request: request.id, ...(grant?.breakGlass ? { breakGlass: true } : {}) } });
     return request;
   }
   const extended = extendGrantState(grant, request.durationMs);

@@ -3,10 +3,12 @@ import type { GrantSpec } from '../connectors/index.js';
 import { beginRevoke, completeRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
+  accessKeysOf,
   completeJobs,
   convertJobs,
   getGrantsForUpdate,
   liveGrantsForKeys,
+  lockAccessKeys,
   retryJob,
   scheduleJob,
   updateGrantStates,
@@ -64,7 +66,10 @@ export async function revokeJobs(context: EngineContext, jobs: readonly Job[], w
 }
 
 async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: readonly Job[], worker: number): Promise<RevokeCall[]> {
-  const grants = await getGrantsForUpdate(unit.tx, jobs.map((job) => job.subjectId));
+  // The access keys' locks first (sorted), then the grants' rows: the order every job follows.
+  const ids = jobs.map((job) => job.subjectId);
+  await lockAccessKeys(unit.tx, [...(await accessKeysOf(unit.tx, ids)).values()]);
+  const grants = await getGrantsForUpdate(unit.tx, ids);
   const finished: Job[] = [];
   const expired: Job[] = [];
   const ending: { grant: StoredGrant; job: Job }[] = [];

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { claimDueJobs, msUntilNextJob, registerWorker, retryJob, type Job, type JobKind, type Store, type WorkerLease } from '../store/index.js';
+import { claimDueJobs, msUntilNextJob, registerWorker, releaseJobs, retryJob, type Job, type JobKind, type Store, type WorkerLease } from '../store/index.js';
 import { backoffMs } from './provisioning.js';
 
 export type JobHandler = (job: Job, worker: number) => Promise<void>;
@@ -24,6 +24,25 @@ export interface SchedulerOptions {
   readonly leaseMs?: number;
   /** Told of each claimed batch (the scheduler-lag metric). */
   readonly onClaimed?: (jobs: readonly Job[]) => void;
+  /** Jobs of one access key per round (they run one after the other under the key's lock). */
+  readonly perAccessKey?: number;
+  /** How long stop() waits for jobs in flight before it gives up on them (default 5 s). */
+  readonly stopGraceMs?: number;
+}
+
+/** A round runs at most this many jobs of one access key unless told otherwise (see claimDueJobs). */
+const PER_ACCESS_KEY = 4;
+
+/**
+ * SQLSTATEs that say "this transaction lost a race, try it again": deadlock_detected,
+ * serialization_failure, lock_not_available (lock_timeout). Such a job is retried after a moment,
+ * not after the 1 s to 60 s backoff meant for real failures.
+ */
+const TRANSIENT_CONFLICTS = new Set(['40P01', '40001', '55P03']);
+
+export function isTransientConflict(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && TRANSIENT_CONFLICTS.has(code);
 }
 
 /**
@@ -36,6 +55,8 @@ export class Scheduler {
   private lease: WorkerLease | null = null;
   private listener: pg.Client | null = null;
   private running = false;
+  /** Claimed jobs of the current round that no lane has started yet (stop() hands them back). */
+  private unstarted: Job[] = [];
   private loop: Promise<void> | null = null;
   private wake: (() => void) | null = null;
   private poked = false;
@@ -65,14 +86,31 @@ export class Scheduler {
     this.loop = this.run();
   }
 
+  /**
+   * Stops claiming, hands back the claimed jobs not yet started, and waits for the jobs in flight
+   * for at most the grace period. NB. A stalled round (a target call or a database lock that does
+   * not come back) must not keep a server from stopping: after the grace period the worker's lock
+   * is released anyway, so another worker takes over the jobs still in flight at once (every step
+   * is safe to repeat), and anything this process still finishes later is harmless.
+   */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.running = false;
     this.poke();
-    await this.loop;
-    await this.listener?.end().catch(() => {});
+    // The jobs not started go back, free for any worker to claim at once.
+    const unstarted = this.unstarted.splice(0);
+    if (unstarted.length > 0 && this.lease) {
+      const handedBack = releaseJobs(this.options.store.db, unstarted, this.lease.key).catch((error: unknown) => {
+        this.options.logger.warn({ err: error }, 'could not hand back unstarted jobs; their claims end with this worker');
+      });
+      await within(handedBack, 1_000);
+    }
+    const graceMs = this.options.stopGraceMs ?? 5_000;
+    const finished = await within(this.loop ?? Promise.resolve(), graceMs);
+    if (!finished) this.options.logger.warn({ graceMs }, 'scheduler stopped with jobs still in flight; another worker takes them over');
+    await within(this.listener?.end().catch(() => {}) ?? Promise.resolve(), 1_000);
     this.listener = null;
-    await this.lease?.release();
+    await within(this.lease?.release() ?? Promise.resolve(), 1_000);
     this.lease = null;
   }
 
@@ -135,19 +173,16 @@ export class Scheduler {
     if (worker === undefined) throw new Error('scheduler not started');
     const batch = this.options.batchSize ?? 100;
     const leaseMs = this.options.leaseMs ?? 120_000;
-    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs);
+    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs, { perAccessKey: this.options.perAccessKey ?? PER_ACCESS_KEY });
     if (jobs.length === 0) return 0;
     this.options.onClaimed?.(jobs);
     const batched = this.options.batch;
     const together = batched ? jobs.filter((job) => batched.kinds.includes(job.kind)) : [];
     const single = jobs.filter((job) => !together.includes(job));
     const concurrency = this.options.concurrency ?? (this.options.store.kind === 'pglite' ? 4 : 8);
-    let next = 0;
+    this.unstarted = [...single];
     const lanes = Array.from({ length: Math.min(concurrency, single.length) }, async () => {
-      while (next < single.length) {
-        const job = single[next++]!;
-        await this.runJob(job, worker);
-      }
+      for (let job = this.unstarted.shift(); job; job = this.unstarted.shift()) await this.runJob(job, worker);
     });
     await Promise.all([...lanes, ...(batched && together.length > 0 ? [this.runBatch(batched, together, worker)] : [])]);
     return jobs.length;
@@ -157,7 +192,7 @@ export class Scheduler {
     try {
       await handler.run(jobs, worker);
     } catch (error) {
-      this.options.logger.error({ err: error, jobs: jobs.length }, 'job batch failed');
+      this.log(error, { jobs: jobs.length }, 'job batch failed');
       for (const job of jobs) await this.retry(job, worker, error);
     }
   }
@@ -168,19 +203,39 @@ export class Scheduler {
       if (!handler) throw new Error(`no handler for ${job.kind} jobs`);
       await handler(job, worker);
     } catch (error) {
-      this.options.logger.error({ err: error, job: job.id, kind: job.kind, subject: job.subjectId }, 'job failed');
+      this.log(error, { job: job.id, kind: job.kind, subject: job.subjectId }, 'job failed');
       await this.retry(job, worker, error);
     }
+  }
+
+  private log(error: unknown, fields: Record<string, unknown>, message: string): void {
+    if (isTransientConflict(error)) this.options.logger.warn({ err: error, ...fields }, `${message} (lost a race in the database); retrying shortly`);
+    else this.options.logger.error({ err: error, ...fields }, message);
   }
 
   /**
    * A handler that throws (database hiccup, target removed from config) is retried with backoff;
    * its job row stays, so nothing is forgotten. A job the handler already completed is unaffected.
+   * A job that lost a race (deadlock, serialization failure, lock timeout) is retried within
+   * 25 ms to 1 s, alone: the rest of its round has gone on without it.
    */
   private async retry(job: Job, worker: number, error: unknown): Promise<void> {
-    const delay = backoffMs(job.attempts, 1_000, 60_000);
+    const delay = isTransientConflict(error) ? backoffMs(job.attempts, 50, 1_000) : backoffMs(job.attempts, 1_000, 60_000);
     await retryJob(this.options.store.db, job, worker, delay, error instanceof Error ? error.message : String(error)).catch((retryError: unknown) => {
       this.options.logger.error({ err: retryError, job: job.id }, 'could not reschedule job; its lease will expire');
     });
+  }
+}
+
+/** Whether `promise` settled within `ms` (it is left running if not). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { sql, type Selectable } from 'kysely';
 import type { EndReason, Grant } from '../domain/grant.js';
 import type { Executor } from './requests.js';
@@ -106,8 +107,9 @@ export async function updateGrant(tx: Executor, grant: Grant, changes: GrantChan
 }
 
 /**
- * The other grants giving the same access at the target that have not ended, locked so two
- * revokes (or a revoke and a provision) of one access key decide one after the other.
+ * The other grants giving the same access at the target that have not ended. Read under the
+ * access key's lock (lockAccessKeys), which is what makes two revokes, or a revoke and a provision,
+ * of one access decide one after the other; the rows themselves are not locked.
  */
 export async function liveGrantsForKey(tx: Executor, accessKey: string, exceptId: string): Promise<StoredGrant[]> {
   const rows = await tx
@@ -117,9 +119,37 @@ export async function liveGrantsForKey(tx: Executor, accessKey: string, exceptId
     .where('status', 'in', ['provisioning', 'active', 'revoking'])
     .where('id', '<>', exceptId)
     .orderBy('id')
-    .forUpdate()
     .execute();
   return rows.map(toGrant);
+}
+
+/** Advisory-lock namespace for access keys ("LAPK"), apart from the workers' (jobs.ts). */
+export const ACCESS_KEY_LOCK_NAMESPACE = 0x4c41504b;
+
+/** An access key's lock id: 32 bits of its SHA-256 (two keys sharing one only wait for each other). */
+export function accessKeyLockId(accessKey: string): number {
+  return createHash('sha256').update(accessKey).digest().readInt32BE(0);
+}
+
+/**
+ * Locks access keys until the transaction ends, in one global order (ascending lock id), so any
+ * two transactions locking overlapping sets of keys queue instead of deadlocking.
+ * NB. Every job that decides about an access at its target (provision, revoke, expiry) takes its
+ * key's lock BEFORE any grant row: taking a grant row first and the key's other grants after made
+ * overlapping grants of one key deadlock each other (issue 9). On PGlite's single session the
+ * lock is re-entrant and transactions run one at a time, so it never waits.
+ */
+export async function lockAccessKeys(tx: Executor, accessKeys: readonly string[]): Promise<void> {
+  const ids = [...new Set(accessKeys.map(accessKeyLockId))].sort((a, b) => a - b);
+  if (ids.length === 0) return;
+  await sql`SELECT pg_advisory_xact_lock(${ACCESS_KEY_LOCK_NAMESPACE}, k) FROM unnest(${ids}::int4[]) WITH ORDINALITY AS t(k, n) ORDER BY n`.execute(tx);
+}
+
+/** The access keys of these grants (immutable, so read without locks; missing ids are skipped). */
+export async function accessKeysOf(tx: Executor, grantIds: readonly string[]): Promise<Map<string, string>> {
+  if (grantIds.length === 0) return new Map();
+  const rows = await tx.selectFrom('grants').select(['id', 'access_key']).where('id', 'in', [...new Set(grantIds)]).execute();
+  return new Map(rows.map((row) => [row.id, row.access_key]));
 }
 
 export interface GrantFilter {
@@ -163,7 +193,7 @@ export async function getGrantsForUpdate(tx: Executor, ids: readonly string[]): 
   return new Map(rows.map((row) => [row.id, toGrant(row)]));
 }
 
-/** Every grant not yet ended that gives one of these accesses, locked (see liveGrantsForKey). */
+/** Every grant not yet ended that gives one of these accesses, read under their keys' locks (see liveGrantsForKey). */
 export async function liveGrantsForKeys(tx: Executor, accessKeys: readonly string[]): Promise<StoredGrant[]> {
   if (accessKeys.length === 0) return [];
   const rows = await tx
@@ -172,7 +202,6 @@ export async function liveGrantsForKeys(tx: Executor, accessKeys: readonly strin
     .where('access_key', 'in', [...new Set(accessKeys)])
     .where('status', 'in', ['provisioning', 'active', 'revoking'])
     .orderBy('id')
-    .forUpdate()
     .execute();
   return rows.map(toGrant);
 }

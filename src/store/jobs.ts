@@ -47,30 +47,69 @@ export async function cancelJob(tx: Executor, kind: JobKind, subjectId: string):
   await tx.deleteFrom('jobs').where('kind', '=', kind).where('subject_id', '=', subjectId).execute();
 }
 
+/** How a claim shares a round between principals (see claimDueJobs). */
+export interface ClaimFairness {
+  /** At most this many jobs of one access key per claim (they would only queue on its lock). */
+  readonly perAccessKey?: number;
+  /** How many of the earliest due jobs the fair choice looks at. */
+  readonly window?: number;
+}
+
 /**
  * Claims up to `limit` due jobs for this worker. A job is claimable when nobody holds it, its lease
  * ran out, or its holder's advisory lock is gone (the worker died: its work is taken over at once
  * rather than after the lease).
+ *
+ * NB. Fair, not first-come: among the `window` earliest due jobs, each principal's jobs take turns
+ * (everyone's first job, then everyone's second, ...) and one access key gets at most
+ * `perAccessKey` jobs per claim. A requester with hundreds of due jobs (say 300 overlapping grants
+ * of one entitlement) thus costs everyone else at most a few of its jobs per round instead of a
+ * place behind all of them. Jobs not about a grant (request timeouts, reconciliation) are each
+ * their own principal. The jobs come back in that order, which is the order they should run in.
  */
-export async function claimDueJobs(db: Executor, worker: number, limit: number, leaseMs: number): Promise<Job[]> {
-  const { rows } = await sql<{ id: string; kind: JobKind; subject_id: string; due_at: Date; attempts: number }>`
+export async function claimDueJobs(db: Executor, worker: number, limit: number, leaseMs: number, fairness: ClaimFairness = {}): Promise<Job[]> {
+  const perAccessKey = Math.max(1, fairness.perAccessKey ?? limit);
+  const window = Math.max(limit, fairness.window ?? limit * 10);
+  const claimable = (j: string) => sql`
+        ${sql.ref(`${j}.due_at`)} <= now()
+        AND (${sql.ref(`${j}.locked_by`)} IS NULL
+             OR ${sql.ref(`${j}.locked_until`)} < now()
+             OR NOT EXISTS (SELECT 1 FROM pg_locks l
+                            WHERE l.locktype = 'advisory' AND l.granted
+                              AND l.classid = ${WORKER_LOCK_NAMESPACE}::oid AND l.objid = ${sql.ref(`${j}.locked_by`)}::oid
+                              AND l.objsubid = 2))`;
+  const { rows } = await sql<{ id: string; kind: JobKind; subject_id: string; due_at: Date; attempts: number; position: string }>`
+    WITH due AS (
+      SELECT d.id, d.kind, d.subject_id, d.due_at FROM jobs d
+      WHERE ${claimable('d')}
+      ORDER BY d.due_at
+      LIMIT ${window}
+    ), ranked AS (
+      SELECT due.id, due.due_at,
+             row_number() OVER (PARTITION BY COALESCE(g.access_key, due.kind || ':' || due.subject_id) ORDER BY due.due_at, due.id) AS in_key,
+             row_number() OVER (PARTITION BY COALESCE(g.principal_id, due.kind || ':' || due.subject_id) ORDER BY due.due_at, due.id) AS turn
+      FROM due LEFT JOIN grants g ON g.id = due.subject_id
+    ), chosen AS (
+      SELECT id, row_number() OVER (ORDER BY turn, due_at, id) AS position FROM ranked
+      WHERE in_key <= ${perAccessKey}
+      ORDER BY turn, due_at, id
+      LIMIT ${limit}
+    )
     UPDATE jobs SET locked_by = ${worker},
                     locked_until = now() + ${`${leaseMs} milliseconds`}::interval,
                     attempts = jobs.attempts + 1
-    WHERE id IN (
-      SELECT j.id FROM jobs j
-      WHERE j.due_at <= now()
-        AND (j.locked_by IS NULL
-             OR j.locked_until < now()
-             OR NOT EXISTS (SELECT 1 FROM pg_locks l
-                            WHERE l.locktype = 'advisory' AND l.granted
-                              AND l.classid = ${WORKER_LOCK_NAMESPACE}::oid AND l.objid = j.locked_by::oid
-                              AND l.objsubid = 2))
-      ORDER BY j.due_at
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING id, kind, subject_id, due_at, attempts`.execute(db);
-  return rows.map((row) => ({ id: row.id, kind: row.kind, subjectId: row.subject_id, dueAt: new Date(row.due_at), attempts: row.attempts }));
+    FROM chosen
+    WHERE jobs.id = chosen.id
+      AND jobs.id IN (
+        -- NB. The claimable test again, here: FOR UPDATE re-checks it against a row another
+        -- worker claimed since this statement's snapshot, so two workers never take one job.
+        SELECT j.id FROM jobs j
+        WHERE j.id IN (SELECT id FROM chosen) AND ${claimable('j')}
+        FOR UPDATE SKIP LOCKED)
+    RETURNING jobs.id, jobs.kind, jobs.subject_id, jobs.due_at, jobs.attempts, chosen.position`.execute(db);
+  return rows
+    .sort((a, b) => Number(a.position) - Number(b.position))
+    .map((row) => ({ id: row.id, kind: row.kind, subjectId: row.subject_id, dueAt: new Date(row.due_at), attempts: row.attempts }));
 }
 
 /** Done: the job row goes, unless it was re-scheduled meanwhile (then it no longer belongs to us). */
@@ -141,6 +180,17 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
   const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0, reconcile: 0, extend: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
+}
+
+/** Gives claimed jobs back unstarted (the worker is stopping): claimable again at once, attempt not counted. */
+export async function releaseJobs(tx: Executor, jobs: readonly Job[], worker: number): Promise<void> {
+  if (jobs.length === 0) return;
+  await tx
+    .updateTable('jobs')
+    .set({ locked_by: null, locked_until: null, attempts: sql<number>`GREATEST(attempts - 1, 0)` })
+    .where('id', 'in', jobs.map((j) => j.id))
+    .where('locked_by', '=', worker)
+    .execute();
 }
 
 /** Completes many claimed jobs at once (see completeJob). */

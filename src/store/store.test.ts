@@ -8,7 +8,9 @@ import { newId } from '../domain/ids.js';
 import { isLapseError } from '../domain/errors.js';
 import { describeEachStore } from '../../test/support/stores.js';
 import { openStore } from './database.js';
-import { claimDueJobs, countJobs, msUntilNextJob, scheduleJob, completeJob } from './jobs.js';
+import { claimDueJobs, countJobs, msUntilNextJob, scheduleJob, completeJob, completeJobs } from './jobs.js';
+import { insertGrant, lockAccessKeys } from './grants.js';
+import type { Grant } from '../domain/grant.js';
 import { getRequest, insertRequest, listRequests } from './requests.js';
 import { pendingMigrations, databaseNow } from './database.js';
 import { registerWorker } from './workers.js';
@@ -37,6 +39,23 @@ function sampleRequest(principalId = 'alice') {
     },
     new Date('2026-01-01T00:00:00Z'),
   );
+}
+
+/** Grants in `provisioning` with a due provision job each, due in creation order; returns their ids. */
+async function grantsWithJobs(db: Parameters<typeof insertRequest>[0], principalId: string, count: number, key: (i: number) => string): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const request = sampleRequest(principalId);
+    await insertRequest(db, request, {});
+    const grant: Grant = {
+      id: newId('grant'), requestId: request.id, principalId, target: 'prod-db', entitlement: 'readonly', status: 'provisioning', durationMs: 60_000,
+      breakGlass: false, parameters: {}, activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0,
+    };
+    await insertGrant(db, grant, key(i), new Date());
+    await scheduleJob(db, 'provision', grant.id, { at: new Date(Date.now() - 60_000 + ids.length) });
+    ids.push(grant.id);
+  }
+  return ids;
 }
 
 describeEachStore('storage', ({ store }) => {
@@ -111,6 +130,52 @@ describeEachStore('storage', ({ store }) => {
     expect(taken[0]!.attempts).toBe(2);
     await completeJob(db, taken[0]!, alive.key);
     await alive.release();
+  });
+
+  it('shares a claim fairly: principals take turns and one access key gets a bounded share', async () => {
+    const db = store().db;
+    // 12 due jobs of one access key (alice), queued before 2 jobs of bob on two other keys.
+    const aliceJobs = await grantsWithJobs(db, 'alice', 12, () => 'prod-db/readonly/alice');
+    const bobJobs = await grantsWithJobs(db, 'bob', 2, (i) => `prod-db/key-${i}/bob`);
+    const worker = await registerWorker(store());
+    const claimed = await claimDueJobs(db, worker.key, 5, 30_000, { perAccessKey: 3 });
+    // Turns: alice#1, bob#1, alice#2, bob#2, alice#3; never more than 3 of alice's key.
+    expect(claimed.map((j) => j.subjectId)).toEqual([aliceJobs[0], bobJobs[0], aliceJobs[1], bobJobs[1], aliceJobs[2]]);
+    const rest = await claimDueJobs(db, worker.key, 100, 30_000, { perAccessKey: 3 });
+    expect(rest.map((j) => j.subjectId)).toEqual(aliceJobs.slice(3, 6));
+    await completeJobs(db, [...claimed, ...rest], worker.key);
+    const all = await claimDueJobs(db, worker.key, 100, 30_000);
+    expect(all.map((j) => j.subjectId)).toEqual(aliceJobs.slice(6));
+    await completeJobs(db, all, worker.key);
+    await worker.release();
+  });
+
+  it('locks access keys until the transaction ends, without waiting on its own locks', async () => {
+    const db = store().db;
+    // Overlapping sets, in different orders, some twice: taken sorted, and re-entrant.
+    await db.transaction().execute(async (tx) => {
+      await lockAccessKeys(tx, ['k/b', 'k/a', 'k/b']);
+      await lockAccessKeys(tx, ['k/a', 'k/c']);
+    });
+    if (store().kind !== 'postgres') return; // one session: nothing else can hold them
+    const order: string[] = [];
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const first = db.transaction().execute(async (tx) => {
+      await lockAccessKeys(tx, ['k/x', 'k/y']);
+      order.push('first locked');
+      await held;
+      order.push('first done');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const second = db.transaction().execute(async (tx) => {
+      await lockAccessKeys(tx, ['k/y', 'k/z']);
+      order.push('second locked');
+    });
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    release();
+    await Promise.all([first, second]);
+    expect(order).toEqual(['first locked', 'first done', 'second locked']);
   });
 
   it('reads time from the database clock', async () => {

@@ -95,17 +95,23 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
         const caller = await authenticate(engine, request, 'request');
         await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
         const body = request.body;
-        return idempotent(engine, request, reply, caller, 200, async () => {
-          const extension = await engine.extend({
-            grantId: request.params.id,
-            by: caller.principal,
-            durationMs: parseDuration(body.duration, 'duration'),
-            reason: body.reason,
-            ...(body.ticket ? { ticket: body.ticket } : {}),
-            client: clientOf(request, caller),
-          });
-          return { request: toRequestView(extension) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () =>
+            engine.extend({
+              grantId: request.params.id,
+              by: caller.principal,
+              durationMs: parseDuration(body.duration, 'duration'),
+              reason: body.reason,
+              ...(body.ticket ? { ticket: body.ticket } : {}),
+              client: clientOf(request, caller),
+            }),
+          (extension) => ({ request: toRequestView(extension) }),
+        );
       },
     );
 
@@ -124,10 +130,16 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
         await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        return idempotent(engine, request, reply, caller, 200, async () => {
-          await engine.release({ grantId: request.params.id, by: caller.principal, reason: request.body?.reason ?? '' });
-          return { grant: await view(engine, request.params.id) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () => engine.release({ grantId: request.params.id, by: caller.principal, reason: request.body?.reason ?? '' }),
+          // An ending grant's credentials are erased in the same change: none are waiting.
+          (released) => ({ grant: toGrantView(released, false) }),
+        );
       },
     );
 
@@ -146,10 +158,15 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'admin');
         await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        return idempotent(engine, request, reply, caller, 200, async () => {
-          await engine.revoke({ grantId: request.params.id, by: caller.principal, reason: request.body.reason });
-          return { grant: await view(engine, request.params.id) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () => engine.revoke({ grantId: request.params.id, by: caller.principal, reason: request.body.reason }),
+          (revoked) => ({ grant: toGrantView(revoked, false) }),
+        );
       },
     );
 

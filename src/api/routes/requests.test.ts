@@ -84,6 +84,28 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     expect(bob.json().request?.id ?? null).not.toBe(first.json().request.id);
   });
 
+  it('runs concurrent POSTs with one Idempotency-Key once: the later one answers with the first result', async () => {
+    const payload = { target: 'prod-db', entitlement: 'readonly', duration: '5m', reason: `concurrent ${Date.now()}` };
+    const headers = { 'idempotency-key': `c-${Date.now()}` };
+    const answers = await Promise.all(Array.from({ length: 4 }, () => api.call('alice', { method: 'POST', url: '/api/v1/requests', payload, headers })));
+    expect(answers.map((a) => a.statusCode)).toEqual([201, 201, 201, 201]);
+    expect(new Set(answers.map((a) => a.json().request.id)).size).toBe(1);
+    expect(answers.filter((a) => a.headers['idempotent-replayed'] === 'true')).toHaveLength(3);
+    expect(await store().db.selectFrom('requests').select('id').where('reason', '=', payload.reason).execute()).toHaveLength(1);
+
+    // The grant's release, keyed: the same answer twice, one release in the audit log.
+    const grant = await waitFor(() => grantOf(answers[0]!.json().request.id), (g) => g?.status === 'active');
+    const release = { method: 'POST' as const, url: `/api/v1/grants/${grant.id}/release`, payload: { reason: 'done' }, headers: { 'idempotency-key': `r-${grant.id}` } };
+    const released = await api.call('alice', release);
+    const replayed = await api.call('alice', release);
+    expect(released.statusCode).toBe(200);
+    expect(released.json().grant).toMatchObject({ id: grant.id, status: 'revoking', endReason: 'released', credentialsWaiting: false });
+    expect(replayed.headers['idempotent-replayed']).toBe('true');
+    expect(replayed.json()).toEqual(released.json());
+    const events = await store().db.selectFrom('audit_events').select('payload').execute();
+    expect(events.filter((e) => e.payload.includes('"grant.released"') && e.payload.includes(grant.id))).toHaveLength(1);
+  });
+
   it('pages through lists with a cursor, newest first, without repeats', async () => {
     for (let i = 0; i < 5; i += 1) await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'flaky', entitlement: 'readonly', duration: '1m', reason: `page ${i}` } });
     const seen: string[] = [];

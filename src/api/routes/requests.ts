@@ -162,19 +162,25 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
         const body = request.body;
-        return idempotent(engine, request, reply, caller, 201, async () => {
-          const { request: created } = await engine.submit({
-            principal: caller.principal,
-            target: body.target,
-            entitlement: body.entitlement,
-            ...(body.duration ? { durationMs: parseDuration(body.duration, 'duration') } : {}),
-            reason: body.reason,
-            ...(body.ticket ? { ticket: body.ticket } : {}),
-            parameters: body.parameters ?? {},
-            client: clientOf(request, caller),
-          });
-          return { request: toRequestView(created) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          201,
+          () =>
+            engine.submit({
+              principal: caller.principal,
+              target: body.target,
+              entitlement: body.entitlement,
+              ...(body.duration ? { durationMs: parseDuration(body.duration, 'duration') } : {}),
+              reason: body.reason,
+              ...(body.ticket ? { ticket: body.ticket } : {}),
+              parameters: body.parameters ?? {},
+              client: clientOf(request, caller),
+            }),
+          ({ request: created }) => ({ request: toRequestView(created) }),
+        );
       },
     );
 
@@ -286,9 +292,15 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
         await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        return idempotent(engine, request, reply, caller, 200, async () => ({
-          request: toRequestView(await engine.cancel({ requestId: request.params.id, by: caller.principal })),
-        }));
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () => engine.cancel({ requestId: request.params.id, by: caller.principal }),
+          (cancelled) => ({ request: toRequestView(cancelled) }),
+        );
       },
     );
 
@@ -307,16 +319,22 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'approve');
         await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        return idempotent(engine, request, reply, caller, 200, async () => {
-          const outcome = await engine.review({
-            requestId: request.params.id,
-            reviewer: caller.principal,
-            decision: request.body.decision,
-            comment: request.body.comment ?? '',
-            client: clientOf(request, caller),
-          });
-          return { request: toRequestView(outcome.request), effect: outcome.effect };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () =>
+            engine.review({
+              requestId: request.params.id,
+              reviewer: caller.principal,
+              decision: request.body.decision,
+              comment: request.body.comment ?? '',
+              client: clientOf(request, caller),
+            }),
+          (outcome) => ({ request: toRequestView(outcome.request), effect: outcome.effect }),
+        );
       },
     );
 
@@ -358,18 +376,24 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
         const body = request.body;
-        return idempotent(engine, request, reply, caller, 201, async () => {
-          const created = await engine.breakGlass({
-            principal: caller.principal,
-            target: body.target,
-            entitlement: body.entitlement,
-            durationMs: parseDuration(body.duration, 'duration'),
-            reason: body.reason,
-            parameters: body.parameters ?? {},
-            client: clientOf(request, caller),
-          });
-          return { request: toRequestView(created) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          201,
+          () =>
+            engine.breakGlass({
+              principal: caller.principal,
+              target: body.target,
+              entitlement: body.entitlement,
+              durationMs: parseDuration(body.duration, 'duration'),
+              reason: body.reason,
+              parameters: body.parameters ?? {},
+              client: clientOf(request, caller),
+            }),
+          (created) => ({ request: toRequestView(created) }),
+        );
       },
     );
 
@@ -388,10 +412,15 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'approve');
         await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        return idempotent(engine, request, reply, caller, 200, async () => {
-          await engine.reviewBreakGlass({ requestId: request.params.id, reviewer: caller.principal, comment: request.body.comment ?? '' });
-          return { request: toRequestView((await getRequest(engine.store.db, request.params.id))!) };
-        });
+        return idempotent(
+          engine,
+          request,
+          reply,
+          caller,
+          200,
+          () => engine.reviewBreakGlass({ requestId: request.params.id, reviewer: caller.principal, comment: request.body.comment ?? '' }),
+          (reviewed) => ({ request: toRequestView(reviewed) }),
+        );
       },
     );
   };

@@ -68,10 +68,19 @@ export class PostgresConnector implements Connector {
 
   /** An extended grant: the ephemeral role's VALID UNTIL backstop moves to the new expiry (its password stays). */
   async extend(grant: GrantSpec, _handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
+    await this.setValidUntil(grant, signal, 'extension');
+  }
+
+  /** An active grant: the ephemeral role's VALID UNTIL becomes the grant's actual end (it had a minute's slack). */
+  async settleExpiry(grant: GrantSpec, _handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
+    await this.setValidUntil(grant, signal, 'expiry');
+  }
+
+  private async setValidUntil(grant: GrantSpec, signal: AbortSignal, what: string): Promise<void> {
     const target = postgresTarget(grant.target);
     if (postgresEntitlement(grant.entitlement).mode === 'elevate') return;
     const account = ephemeralAccountName(grant.grantId);
-    await this.sessions.run(target, signal, `extension of ${account}`, (client) => extendRoleValidity(client, account, grant.notAfter));
+    await this.sessions.run(target, signal, `${what} of ${account}`, (client) => extendRoleValidity(client, account, grant.notAfter));
   }
 
   async revoke(grant: GrantSpec, _handle: AccessHandle | null, signal: AbortSignal): Promise<void> {

@@ -39,6 +39,8 @@ policies:
     subjects: { groups: [sre] }
     entitlements: ["app-db/readonly"]
     autoApprove: true
+    duration: { default: 1h, max: 4h }
+    extension: { maxCount: 1, maxTotal: 4h, requireApproval: false }
 scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
 `;
     opened = await openTestStore('pglite');
@@ -83,5 +85,34 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     } finally {
       session.close();
     }
+  });
+
+  it("sets the role's VALID UNTIL to the grant's actual end once active, and moves it on extension", async () => {
+    const { request } = await engine.submit({ principal: alice, target: 'app-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'valid until' });
+    const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
+    const account = `lapse_${grantId.slice(4)}`;
+    const validUntil = async () => {
+      const { rows } = await scratch.dba.query<{ rolvaliduntil: Date | null }>('SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1', [account]);
+      return rows[0]?.rolvaliduntil?.getTime() ?? null;
+    };
+    const active = await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    // Provisioned before the clock started (end + slack); exact once active.
+    await waitFor(validUntil, (at) => at === active!.expiresAt!.getTime(), 5_000);
+
+    await engine.extend({ grantId, by: alice, durationMs: 1_800_000, reason: 'longer' });
+    const extended = await getGrant(opened.store.db, grantId);
+    expect(extended!.expiresAt!.getTime()).toBe(active!.expiresAt!.getTime() + 1_800_000);
+    await waitFor(validUntil, (at) => at === extended!.expiresAt!.getTime(), 5_000);
+
+    const told = async () => {
+      const events = await opened.store.db.selectFrom('audit_events').select('payload').orderBy('seq').execute();
+      return events.map((e) => JSON.parse(e.payload) as { action: string; subject?: string }).filter((e) => e.subject === grantId && e.action.startsWith('grant.target_')).map((e) => e.action);
+    };
+    await waitFor(told, (actions) => actions.length === 2);
+    expect(await told()).toEqual(['grant.target_expiry_set', 'grant.target_extended']);
+
+    await engine.release({ grantId, by: alice, reason: 'done' });
+    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    expect(await validUntil()).toBeNull();
   });
 });

@@ -54,7 +54,7 @@ export async function createOrRefreshRole(client: pg.PoolClient, entitlement: Po
   }
 }
 
-/** Moves an ephemeral role's VALID UNTIL (after an extension). Succeeds if the role is gone (revoked meanwhile). */
+/** Moves an ephemeral role's VALID UNTIL (on activation, after an extension). Succeeds if the role is gone (revoked meanwhile). */
 export async function extendRoleValidity(client: pg.PoolClient, account: string, validUntil: Date): Promise<void> {
   const exists = (await client.query('SELECT 1 FROM pg_roles WHERE rolname = $1', [account])).rowCount! > 0;
   if (!exists) return;

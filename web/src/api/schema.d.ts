@@ -5127,7 +5127,7 @@ export interface paths {
         };
         /**
          * Live request and grant changes (text/event-stream)
-         * @description Events are named `request` or `grant`; data is JSON {"id","action","at"}. A comment line every 15 s keeps proxies from closing the stream.
+         * @description Events are named `request` or `grant`; data is JSON {"id","action","at"}. A comment line every 15 s keeps proxies from closing the stream. The credential is checked again every 5 s and before each change: when it no longer holds, or the server shuts down, a last event `closed` with data {"reason":"unauthenticated"|"unavailable"|"overflow"|"shutdown"} ends the stream.
          */
         get: {
             parameters: {
