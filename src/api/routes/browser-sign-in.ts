@@ -12,9 +12,12 @@ import { problemSchema } from '../problem.js';
 import { assertSameOriginForm, publicBaseUrl, safeReturnTo } from '../public-url.js';
 import { startSession } from '../sign-in.js';
 
-const returnToQuery = z.object({ returnTo: boundedText(2048).optional() }).strict();
+// NB. returnTo is not refused for odd characters: safeReturnTo turns anything that is not a plain
+// path on this server into "/", so a mangled link still signs the person in.
+const returnToField = z.string().max(2048).optional();
+const returnToQuery = z.object({ returnTo: returnToField }).strict();
 const oidcLoginQuery = z
-  .object({ returnTo: boundedText(2048).optional(), port: boundedText(5).optional(), state: boundedText(128).optional(), code_challenge: boundedText(64).optional() })
+  .object({ returnTo: returnToField, port: boundedText(5).optional(), state: boundedText(128).optional(), code_challenge: boundedText(64).optional() })
   .strict();
 const callbackQuery = z.object({
   code: boundedText(4096).optional(),
@@ -28,7 +31,7 @@ const loginForm = z
   .object({
     username: boundedText(256).default(''),
     password: z.string().max(PASSWORD_MAX_LENGTH).default(''),
-    returnTo: boundedText(2048).optional(),
+    returnTo: returnToField,
     port: boundedText(5).optional(),
     state: boundedText(128).optional(),
     code_challenge: boundedText(64).optional(),
