@@ -3,5 +3,4 @@ export { canonicalJson } from '../domain/canonical-json.js';
 export { AuditCheckpointer, checkpointMessage, writeCheckpoint, type CheckpointerOptions } from './checkpoints.js';
 export { loadOrCreateSigningKey, readPublicKey, trustedCheckpointKeys, keyIdOf, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';
 export { verifyAuditChain, type ProblemKind, type VerifyProblem, type VerifyResult } from './verify.js';
-export { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from './bench.js';
 export { queryAuditEvents, type AuditFilter } from './query.js';

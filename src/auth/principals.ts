@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Principal } from '../domain/principal.js';
 import type { Executor } from '../store/index.js';
 
 /** Local principals: users and service identities that Lapse itself knows (SSO users arrive with OIDC). */
@@ -15,10 +14,6 @@ export interface LocalUser {
 
 export const userNameSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'use lower-case letters, digits, "_", ".", "@" and "-"');
 const groupSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'use lower-case letters, digits, "_", "." and "-"');
-
-export function toPrincipal(user: LocalUser): Principal {
-  return { id: user.name, kind: user.kind, groups: user.groups };
-}
 
 export async function createUser(tx: Executor, input: { name: string; groups: readonly string[]; kind?: 'user' | 'service' }, now: Date): Promise<LocalUser> {
   const name = userNameSchema.safeParse(input.name);

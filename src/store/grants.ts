@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Selectable } from 'kysely';
 import type { EndReason, Grant } from '../domain/grant.js';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 import { eraseCredentials } from './credentials.js';
 import type { GrantsTable } from './schema.js';
 
