@@ -11,3 +11,5 @@ export * from './reconciliation.js';
 export * from './statistics.js';
 export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';
 export * from './gauges.js';
+export * from './audit-log.js';
+export * from './unit-of-work.js';

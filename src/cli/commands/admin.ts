@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { sql } from 'kysely';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Store } from '../../store/index.js';
@@ -14,13 +13,13 @@ import { readSecretFromStdin } from '../stdin.js';
 /** Who acts offline: the operating-system user, as `cli:<name>` (never a Lapse user name, which has no colon). */
 const offlineActor = () => `cli:${process.env.USER ?? 'unknown'}`;
 
+/** One offline change and its audit event, through the same unit of work as the server's changes. */
 async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>): Promise<T> {
   const actor = offlineActor();
-  return store.db.transaction().execute(async (tx) => {
-    const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
-    const { value, audit } = await work(tx, new Date(rows[0]!.now));
-    const { appendAuditEvents } = await import('../../audit/index.js');
-    await appendAuditEvents(tx, [{ ...audit, actor }]);
+  const { auditedChange } = await loadAuth();
+  return auditedChange(store.db, async (tx, now, audit) => {
+    const { value, audit: entry } = await work(tx, now);
+    audit({ ...entry, actor });
     return value;
   });
 }
