@@ -219,3 +219,9 @@ export async function requesterHistory(tx: Executor, principalId: string, option
     })),
   };
 }
+
+/** Who reviewed a break-glass request and when (both null while unreviewed). Throws if there is no such request. */
+export async function getBreakGlassReview(tx: Executor, id: string): Promise<{ reviewedAt: Date | null; reviewedBy: string | null }> {
+  const row = await tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', id).executeTakeFirstOrThrow();
+  return { reviewedAt: row.reviewed_at === null ? null : new Date(row.reviewed_at), reviewedBy: row.reviewed_by };
+}

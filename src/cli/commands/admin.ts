@@ -63,13 +63,13 @@ export function registerAdminCommands(program: Command): void {
     .action(
       action(async (name: string, options: { config?: string; dataDir?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const { checkPasswordPolicy, setPassword } = await loadAuth();
+        const { checkPasswordPolicy, findAccount, setPassword } = await loadAuth();
         const password = await readSecretFromStdin('password');
         checkPasswordPolicy(password, '--password-stdin');
         const store = await openStoreAt(resolveLocation(options));
         try {
           const changed = await inTransaction(store, async (tx) => {
-            const owner = await tx.selectFrom('users').select(['id', 'name', 'kind', 'source']).where('name', '=', name).executeTakeFirst();
+            const owner = await findAccount(tx, name);
             if (!owner) throw new LapseError('not_found', `there is no user ${name}`, { where: name, hint: 'Create it with `lapse admin user create`.' });
             if (owner.source !== 'local' || owner.kind !== 'user') {
               throw new LapseError('validation_failed', `${name} is ${owner.source === 'oidc' ? 'an OIDC user (their password lives at the identity provider)' : 'a service identity (it uses API tokens)'}`, { where: name });
