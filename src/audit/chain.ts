@@ -2,16 +2,10 @@ import { hash } from 'node:crypto';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { insertAuditRows, lockAuditHead, runUnitOfWork, type AuditRow, type Executor, type StoredChange, type UnitOfWorkSteps } from '../store/index.js';
+import { insertAuditRows, lockAuditHead, runUnitOfWork, type AuditRecord, type AuditRow, type Executor, type StoredChange, type UnitOfWorkSteps } from '../store/index.js';
 
-/** What a caller records; the chain adds seq, id and the database time. */
-export interface AuditEntry {
-  readonly action: string;
-  readonly actor: string;
-  readonly subject?: string | undefined;
-  /** Ids, names, decisions and reasons. Never credentials: see refuseSecrets. */
-  readonly data?: Record<string, unknown> | undefined;
-}
+/** What a caller records (the store's AuditRecord); the chain adds seq, id and the database time. */
+export type AuditEntry = AuditRecord;
 
 /** The stored event, exactly as hashed (field names are part of the format: version 1). */
 export interface AuditEvent {

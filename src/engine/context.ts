@@ -1,13 +1,12 @@
 import type { Sealer } from '../secrets/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
-import type { Transaction } from 'kysely';
 import type { Logger } from 'pino';
 import { auditedTransaction } from '../audit/index.js';
 import type { EffectiveConfig, EntitlementConfig, TargetConfig } from '../config/types.js';
 import type { Connector, ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import { notifyOnCommit, type Database, type Store } from '../store/index.js';
+import { notifyOnCommit, type AuditRecord, type Store, type StoreTransaction } from '../store/index.js';
 
 /** What every use-case may touch. Nothing else: no globals, no hidden singletons. */
 export interface EngineContext {
@@ -23,15 +22,11 @@ export interface EngineContext {
   readonly sealer: Sealer;
 }
 
-export interface AuditEntry {
-  readonly action: string;
-  readonly actor: string;
-  readonly subject?: string;
-  readonly data?: Record<string, unknown>;
-}
+/** What a use-case records in the audit log (the store's AuditRecord; src/audit chains it). */
+export type AuditEntry = AuditRecord;
 
 export interface UnitOfWork {
-  readonly tx: Transaction<Database>;
+  readonly tx: StoreTransaction;
   /** The database's clock at the start of this transaction: one "now" for the whole change. */
   readonly now: Date;
   /** Records an audit event in this transaction: it commits with the state change or not at all. */
@@ -45,7 +40,7 @@ export interface UnitOfWork {
  * record of an Idempotency-Key with its response (src/api/idempotency.ts). It gets the value the
  * change's work returned, inside that transaction.
  */
-export type SameTransactionWrite = (tx: Transaction<Database>, value: unknown) => Promise<void>;
+export type SameTransactionWrite = (tx: StoreTransaction, value: unknown) => Promise<void>;
 
 const callerWrites = new AsyncLocalStorage<{ write: SameTransactionWrite; committed: boolean }>();
 

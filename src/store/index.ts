@@ -1,7 +1,7 @@
 export { openStore, migrateToLatest, pendingMigrations, databaseNow, type Store, type StoreOptions } from './database.js';
 export { LATEST_MIGRATION } from './migrations/index.js';
 export type * from './schema.js';
-export type { Executor } from './executor.js';
+export type { Executor, StoreTransaction } from './executor.js';
 export * from './requests.js';
 export * from './grants.js';
 export * from './jobs.js';

@@ -1,12 +1,12 @@
-import { sql, type Transaction } from 'kysely';
-import type { Executor } from './executor.js';
-import type { Database } from './schema.js';
+import { sql } from 'kysely';
+import type { Executor, StoreTransaction } from './executor.js';
 
 /** What a change records about itself; src/audit turns these into chained events. */
 export interface AuditRecord {
   readonly action: string;
   readonly actor: string;
   readonly subject?: string | undefined;
+  /** Ids, names, decisions and reasons. Never credentials (src/audit refuses keys that look like secrets). */
   readonly data?: Record<string, unknown> | undefined;
 }
 
@@ -15,7 +15,7 @@ export type AuditAppender = (tx: Executor, records: readonly AuditRecord[]) => P
 
 /** One state change in progress: its transaction, its one "now", and its audit records. */
 export interface StoredChange {
-  readonly tx: Transaction<Database>;
+  readonly tx: StoreTransaction;
   /** The database's clock at the start of this transaction: one "now" for the whole change. */
   readonly now: Date;
   /** Records an audit event in this transaction: it commits with the state change or not at all. */
@@ -24,9 +24,9 @@ export interface StoredChange {
 
 export interface UnitOfWorkSteps<T> {
   /** Writes that must commit with the change, given what the work returned (before the audit append). */
-  readonly afterWork?: (tx: Transaction<Database>, value: T) => Promise<void>;
+  readonly afterWork?: (tx: StoreTransaction, value: T) => Promise<void>;
   /** Statements after the audit append, the last before commit (NOTIFY). */
-  readonly beforeCommit?: (tx: Transaction<Database>, records: readonly AuditRecord[]) => Promise<void>;
+  readonly beforeCommit?: (tx: StoreTransaction, records: readonly AuditRecord[]) => Promise<void>;
 }
 
 /**
