@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { openStore, type Store } from '../src/store/index.js';
-import { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from '../src/audit/index.js';
+import { benchAuditAppend, benchAuditAppendBatched, benchAuditVerify } from './audit.js';
 import { benchPolicyDecision } from './policy.js';
 import { benchBurstRevocation, benchEngine, benchIsolatedRevocation, benchRequestToActive, benchWorkflowThroughput } from './lifecycle.js';
 import { benchConnectors } from './connectors.js';

@@ -1,18 +1,11 @@
 import { hash } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Database } from '../store/index.js';
+import { insertAuditRows, lockAuditHead, runUnitOfWork, type AuditRecord, type AuditRow, type Executor, type StoredChange, type UnitOfWorkSteps } from '../store/index.js';
 
-/** What a caller records; the chain adds seq, id and the database time. */
-export interface AuditEntry {
-  readonly action: string;
-  readonly actor: string;
-  readonly subject?: string | undefined;
-  /** Ids, names, decisions and reasons. Never credentials: see refuseSecrets. */
-  readonly data?: Record<string, unknown> | undefined;
-}
+/** What a caller records (the store's AuditRecord); the chain adds seq, id and the database time. */
+export type AuditEntry = AuditRecord;
 
 /** The stored event, exactly as hashed (field names are part of the format: version 1). */
 export interface AuditEvent {
@@ -35,8 +28,6 @@ export interface AppendedEvent {
 export const GENESIS_HASH = '0'.repeat(64);
 /** Bounded so one bad caller cannot bloat the log: an event is a record, not a document. */
 export const MAX_EVENT_BYTES = 64 * 1024;
-/** Rows per INSERT: 5 parameters each stays far below PostgreSQL's 65,535-parameter limit. */
-const ROWS_PER_STATEMENT = 1_000;
 const SECRET_KEY = /password|passwd|secret|token|credential|private_?key/i;
 /** `tokenId`, `credential_ids`: a reference to a secret is not the secret. */
 const REFERENCE_KEY = /(?:Ids?|_ids?)$/;
@@ -61,31 +52,21 @@ function refuseSecrets(value: unknown, path: string): void {
   }
 }
 
-interface Row {
-  readonly seq: number;
-  readonly id: string;
-  readonly payload: string;
-  readonly prev_hash: string;
-  readonly hash: string;
-}
-
 /**
  * Appends events to the hash chain inside the caller's transaction, so they commit with the state
  * change they describe or not at all. Locking the head row serialises appenders across processes
  * (replicas sharing one PostgreSQL extend one chain); the lock is held until the caller commits.
  */
-export async function appendAuditEvents(tx: Kysely<Database>, entries: readonly AuditEntry[]): Promise<AppendedEvent[]> {
+export async function appendAuditEvents(tx: Executor, entries: readonly AuditEntry[]): Promise<AppendedEvent[]> {
   if (entries.length === 0) return [];
   // Checked before the lock: a refused event must not make other writers wait.
   for (const entry of entries) refuseSecrets(entry.data, 'data');
-  const { rows } = await sql<{ seq: string; hash: string; now: Date }>`SELECT seq, hash, now() AS now FROM audit_head WHERE id = 1 FOR UPDATE`.execute(tx);
-  const head = rows[0];
-  if (!head) throw new Error('audit_head row is missing: the database was not migrated, or was tampered with');
-  let seq = Number(head.seq);
+  const head = await lockAuditHead(tx);
+  let seq = head.seq;
   let prev = head.hash;
   // now() is the transaction's start, the same instant the caller's state change records.
-  const at = new Date(head.now).toISOString();
-  const records: Row[] = entries.map((entry) => {
+  const at = head.now.toISOString();
+  const records: AuditRow[] = entries.map((entry) => {
     seq += 1;
     const event: AuditEvent = {
       v: 1,
@@ -108,24 +89,16 @@ export async function appendAuditEvents(tx: Kysely<Database>, entries: readonly 
     prev = record.hash;
     return record;
   });
-  for (let start = 0; start + ROWS_PER_STATEMENT < records.length; start += ROWS_PER_STATEMENT) {
-    await sql`INSERT INTO audit_events (seq, id, payload, prev_hash, hash) VALUES ${values(records.slice(start, start + ROWS_PER_STATEMENT))}`.execute(tx);
-  }
-  // The last rows and the new head in one round trip: the head lock is held until commit, so every
-  // statement saved here is time other writers do not wait. Plain VALUES, not unnest(arrays):
-  // measured 25-45% faster for the common one-event transaction.
-  const last = records.slice(Math.floor((records.length - 1) / ROWS_PER_STATEMENT) * ROWS_PER_STATEMENT);
-  await sql`
-    WITH inserted AS (INSERT INTO audit_events (seq, id, payload, prev_hash, hash) VALUES ${values(last)} RETURNING 1)
-    UPDATE audit_head SET seq = ${seq}, hash = ${prev} WHERE id = 1`.execute(tx);
+  await insertAuditRows(tx, records, { seq, hash: prev });
   return records.map((r) => ({ seq: r.seq, id: r.id, hash: r.hash }));
 }
 
-function values(rows: readonly Row[]) {
-  return sql.join(rows.map((r) => sql`(${r.seq}, ${r.id}, ${r.payload}, ${r.prev_hash}, ${r.hash})`));
-}
-
-export async function appendAuditEvent(tx: Kysely<Database>, entry: AuditEntry): Promise<AppendedEvent> {
+export async function appendAuditEvent(tx: Executor, entry: AuditEntry): Promise<AppendedEvent> {
   const [appended] = await appendAuditEvents(tx, [entry]);
   return appended!;
+}
+
+/** The store's one unit of work (runUnitOfWork) with this chain as its audit log. */
+export function auditedTransaction<T>(db: Executor, work: (change: StoredChange) => Promise<T>, steps?: UnitOfWorkSteps<T>): Promise<{ value: T; records: readonly AuditEntry[] }> {
+  return runUnitOfWork(db, appendAuditEvents, work, steps);
 }

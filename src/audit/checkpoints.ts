@@ -1,6 +1,5 @@
 import { sign, verify, type KeyObject } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../store/index.js';
+import { auditHeadAndSigned, insertAuditCheckpoint, uncheckpointedAuditEvents, type Executor } from '../store/index.js';
 import type { SigningKey } from './signing-key.js';
 
 /** The signed statement: "the chain had this hash at this seq". Versioned so it can evolve. */
@@ -18,23 +17,17 @@ export function verifyCheckpointSignature(publicKey: KeyObject, seq: number, has
 }
 
 /** Signs the current head unless it was signed already. Returns the checkpointed seq, or null. */
-export async function writeCheckpoint(db: Kysely<Database>, key: SigningKey): Promise<number | null> {
+export async function writeCheckpoint(db: Executor, key: SigningKey): Promise<number | null> {
   // NB. No lock: the head row always holds a committed, matching (seq, hash) pair, and locking it
   // would stall every appender for the length of this commit.
-  const { rows } = await sql<{ seq: string; hash: string; signed: string | null }>`
-    SELECT seq, hash, (SELECT max(seq) FROM audit_checkpoints) AS signed FROM audit_head WHERE id = 1`.execute(db);
-  const head = rows[0];
+  const head = await auditHeadAndSigned(db);
   if (!head) throw new Error('audit_head row is missing: the database was not migrated, or was tampered with');
-  const seq = Number(head.seq);
-  if (seq === 0 || seq <= Number(head.signed ?? 0)) return null;
+  const seq = head.seq;
+  if (seq === 0 || seq <= head.signed) return null;
   const signature = sign(null, checkpointMessage(seq, head.hash), key.privateKey).toString('base64');
   // Replicas race to sign the same head; the first one wins and the others change nothing.
-  const inserted = await db
-    .insertInto('audit_checkpoints')
-    .values({ seq, hash: head.hash, created_at: sql<Date>`now()`, key_id: key.keyId, signature })
-    .onConflict((conflict) => conflict.column('seq').doNothing())
-    .executeTakeFirst();
-  return inserted.numInsertedOrUpdatedRows === 0n ? null : seq;
+  const inserted = await insertAuditCheckpoint(db, { seq, hash: head.hash, keyId: key.keyId, signature });
+  return inserted ? seq : null;
 }
 
 export interface CheckpointerOptions {
@@ -57,7 +50,7 @@ export class AuditCheckpointer {
   private running: Promise<void> | null = null;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly db: Executor,
     private readonly key: SigningKey,
     private readonly options: CheckpointerOptions,
   ) {}
@@ -86,9 +79,7 @@ export class AuditCheckpointer {
   }
 
   private async checkpointIfDue(): Promise<void> {
-    const { rows } = await sql<{ head: string; signed: string | null }>`
-      SELECT (SELECT seq FROM audit_head WHERE id = 1) AS head, (SELECT max(seq) FROM audit_checkpoints) AS signed`.execute(this.db);
-    const pending = Number(rows[0]!.head) - Number(rows[0]!.signed ?? 0);
+    const pending = await uncheckpointedAuditEvents(this.db);
     if (pending >= this.options.every || (pending > 0 && Date.now() - this.lastAt >= this.options.intervalMs)) {
       await writeCheckpoint(this.db, this.key);
       this.lastAt = Date.now();

@@ -1,5 +1,4 @@
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../store/index.js';
+import { fetchAuditEventPage, fetchAuditEventRows, type AuditEventPage, type Executor } from '../store/index.js';
 import { MAX_EVENT_BYTES } from './chain.js';
 
 export type EventVisitor = (seq: number, prevHash: string, hash: string, payload: string) => void;
@@ -16,18 +15,10 @@ export const PAGE_ROWS = 2_500;
  */
 const PAGES_IN_FLIGHT = 3;
 
-interface Page {
-  readonly text: string | null;
-  readonly rows: number;
-  readonly last: string | null;
-  /** Every hash column is 64 bytes, so the fixed offsets in a line are where the fields are. */
-  readonly plain: boolean;
-}
-
 interface Request {
   readonly after: number;
   readonly limit: number;
-  readonly page: Promise<Page>;
+  readonly page: Promise<AuditEventPage>;
 }
 
 /**
@@ -38,9 +29,9 @@ interface Request {
  * seqs are dense, so it starts at after + limit: pages are requested ahead on that guess, and
  * where a gap proves it wrong the guesses are dropped and the next page is asked for again.
  */
-export async function readEventPages(db: Kysely<Database>, upTo: number, visit: EventVisitor): Promise<void> {
+export async function readEventPages(db: Executor, upTo: number, visit: EventVisitor): Promise<void> {
   const inFlight: Request[] = [];
-  const unsettled = new Set<Promise<Page>>();
+  const unsettled = new Set<Promise<AuditEventPage>>();
   let planned = 0;
   const requestAhead = () => {
     while (inFlight.length < PAGES_IN_FLIGHT && planned < upTo) {
@@ -95,27 +86,12 @@ export async function readEventPages(db: Kysely<Database>, upTo: number, visit: 
   }
 }
 
-// NB. One string per page instead of thousands of row objects: moving rows out of the database
-// dominates verification. Payloads over the size limit are cut at the limit + 1, so a huge forged
-// row costs no memory and still fails its hash (and the verifier's length test).
-const clampedPayload = sql`CASE WHEN octet_length(payload) > ${MAX_EVENT_BYTES} THEN left(payload, ${MAX_EVENT_BYTES + 1}) ELSE payload END`;
+// Payloads over the size limit are cut at the limit + 1 by the store (see fetchAuditEventPage).
+const fetchPage = (db: Executor, after: number, limit: number) => fetchAuditEventPage(db, after, limit, MAX_EVENT_BYTES);
 
-async function fetchPage(db: Kysely<Database>, after: number, limit: number): Promise<Page> {
-  const { rows } = await sql<{ text: string | null; rows: number; last: string | null; plain: boolean | null }>`
-    SELECT string_agg(seq::text || ' ' || prev_hash || ' ' || hash || ' ' || payload, E'\n' ORDER BY seq) AS text,
-           count(*)::int AS rows, max(seq)::text AS last,
-           bool_and(octet_length(prev_hash) = 64 AND octet_length(hash) = 64) AS plain
-    FROM (SELECT seq, prev_hash, hash, ${clampedPayload} AS payload FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}) AS page`.execute(db);
-  const row = rows[0]!;
-  return { text: row.text, rows: row.rows, last: row.last, plain: row.plain === true };
-}
-
-async function visitRows(db: Kysely<Database>, after: number, limit: number, upTo: number, visit: EventVisitor): Promise<void> {
-  const { rows } = await sql<{ seq: string; prev_hash: string; hash: string; payload: string }>`
-    SELECT seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash, coalesce(${clampedPayload}, '') AS payload
-    FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}`.execute(db);
-  for (const row of rows) {
-    if (Number(row.seq) > upTo) break;
-    visit(Number(row.seq), row.prev_hash, row.hash, row.payload);
+async function visitRows(db: Executor, after: number, limit: number, upTo: number, visit: EventVisitor): Promise<void> {
+  for (const row of await fetchAuditEventRows(db, after, limit, MAX_EVENT_BYTES)) {
+    if (row.seq > upTo) break;
+    visit(row.seq, row.prev_hash, row.hash, row.payload);
   }
 }

@@ -1,6 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { sql, type Kysely } from 'kysely';
-import type { Database } from '../store/index.js';
+import { auditSeqBounds, getAuditHead, listAuditCheckpoints, type Executor } from '../store/index.js';
 import { chainHash, GENESIS_HASH, MAX_EVENT_BYTES } from './chain.js';
 import { verifyCheckpointSignature } from './checkpoints.js';
 import { readEventPages } from './pages.js';
@@ -46,7 +45,7 @@ const MAX_PROBLEMS = 1_000;
  * Safe on a live log: it verifies the chain up to the head it reads first, so events appended
  * meanwhile are left for the next run instead of being reported as a mismatch.
  */
-export async function verifyAuditChain(db: Kysely<Database>, options: { publicKeys: readonly KeyObject[] }): Promise<VerifyResult> {
+export async function verifyAuditChain(db: Executor, options: { publicKeys: readonly KeyObject[] }): Promise<VerifyResult> {
   const problems: VerifyProblem[] = [];
   let omitted = 0;
   const report = (seq: number, kind: ProblemKind, message: string) => {
@@ -56,9 +55,9 @@ export async function verifyAuditChain(db: Kysely<Database>, options: { publicKe
 
   // NB. Checkpoints before the head: a checkpoint only ever names a committed head, so one read
   // first can never lie beyond the head read after it unless the log was cut back.
-  const checkpoints = (await db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute()).map((c) => ({ ...c, seq: Number(c.seq) }));
-  const head = await db.selectFrom('audit_head').select(['seq', 'hash']).where('id', '=', 1).executeTakeFirst();
-  const headSeq = head ? Number(head.seq) : Number.MAX_SAFE_INTEGER;
+  const checkpoints = await listAuditCheckpoints(db);
+  const head = await getAuditHead(db);
+  const headSeq = head ? head.seq : Number.MAX_SAFE_INTEGER;
   if (!head) report(0, 'head_mismatch', 'the chain head row is missing');
 
   const keys = new Map(options.publicKeys.map((key) => [keyIdOf(key), key]));
@@ -111,12 +110,10 @@ export async function verifyAuditChain(db: Kysely<Database>, options: { publicKe
   }
   // Pages start after seq 0, and events past the head cannot have been appended through the head
   // lock. Read in this order (events, then head) a concurrent append can never look like one.
-  const bounds = await sql<{ min: string | null; max: string | null }>`SELECT min(seq) AS min, max(seq) AS max FROM audit_events`.execute(db);
-  const headNow = await db.selectFrom('audit_head').select('seq').where('id', '=', 1).executeTakeFirst();
-  const minSeq = Number(bounds.rows[0]?.min ?? 1);
-  const maxSeq = Number(bounds.rows[0]?.max ?? 0);
+  const { min: minSeq, max: maxSeq } = await auditSeqBounds(db);
+  const headNow = await getAuditHead(db);
   if (minSeq < 1) report(minSeq, 'gap', `an event is stored at seq ${minSeq}, before the first (1): it was inserted or moved`);
-  if (headNow && maxSeq > Number(headNow.seq)) {
+  if (headNow && maxSeq > headNow.seq) {
     report(maxSeq, 'head_mismatch', `events up to seq ${maxSeq} exist beyond the chain head (seq ${headNow.seq}): they were inserted, or the head was rewound`);
   }
 

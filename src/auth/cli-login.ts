@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
-import type { Executor } from '../store/index.js';
+import { insertCliLoginCode, spendCliLoginCode, type Executor } from '../store/index.js';
 import type { CliLoginRequest } from './oidc.js';
 import { hashSecret, newSecret, SECRET_SHAPE, sameSecret } from './secrets.js';
 
@@ -32,11 +31,11 @@ export function loopbackRedirect(cli: CliLoginRequest, code: string): string {
 
 export async function issueCliLoginCode(tx: Executor, input: { userId: string; codeChallenge: string }, now: Date): Promise<string> {
   const code = newSecret();
-  await tx.deleteFrom('cli_login_codes').where('expires_at', '<', new Date(now.getTime() - CODE_TTL_MS)).execute();
-  await tx
-    .insertInto('cli_login_codes')
-    .values({ code_hash: hashSecret(code), user_id: input.userId, code_challenge: input.codeChallenge, created_at: now, expires_at: new Date(now.getTime() + CODE_TTL_MS), used_at: null })
-    .execute();
+  await insertCliLoginCode(
+    tx,
+    { code_hash: hashSecret(code), user_id: input.userId, code_challenge: input.codeChallenge, created_at: now, expires_at: new Date(now.getTime() + CODE_TTL_MS), used_at: null },
+    new Date(now.getTime() - CODE_TTL_MS),
+  );
   return code;
 }
 
@@ -48,14 +47,7 @@ export async function issueCliLoginCode(tx: Executor, input: { userId: string; c
 export async function redeemCliLoginCode(db: Executor, input: { code: string; codeVerifier: string }): Promise<string> {
   const refuse = () => new LapseError('unauthenticated', 'the sign-in code is not valid (unknown, used, expired, or the verifier does not match)', { hint: 'Run `lapse login` again.' });
   if (!SECRET_SHAPE.test(input.code)) throw refuse();
-  const row = await db
-    .updateTable('cli_login_codes')
-    .set({ used_at: sql<Date>`clock_timestamp()` })
-    .where('code_hash', '=', hashSecret(input.code))
-    .where('used_at', 'is', null)
-    .where('expires_at', '>', sql<Date>`clock_timestamp()`)
-    .returning(['user_id', 'code_challenge'])
-    .executeTakeFirst();
+  const row = await spendCliLoginCode(db, hashSecret(input.code));
   if (!row) throw refuse();
   const challenge = createHash('sha256').update(input.codeVerifier).digest('base64url');
   if (!sameSecret(challenge, row.code_challenge)) throw refuse();

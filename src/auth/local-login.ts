@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import type { AuthConfig } from '../config/types.js';
 import { LapseError } from '../domain/errors.js';
-import type { Executor } from '../store/index.js';
+import { countLoginFailures, getLocalSignInUser, getUserByName, recordLoginFailure, setUserPasswordHash, type Executor } from '../store/index.js';
 import { auditedChange } from './audited.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import { endAllSessions } from './sessions.js';
@@ -27,16 +26,6 @@ function accountKey(username: string): string {
   return username.trim().toLowerCase().slice(0, 256);
 }
 
-async function failuresSince(db: Executor, column: 'account' | 'ip', value: string, windowMs: number): Promise<{ count: number; oldest: Date | null }> {
-  const row = await db
-    .selectFrom('login_failures')
-    .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.min('at').as('oldest')])
-    .where(column, '=', value)
-    .where('at', '>', sql<Date>`clock_timestamp() - ${windowMs} * interval '1 millisecond'`)
-    .executeTakeFirstOrThrow();
-  return { count: Number(row.n), oldest: row.oldest ? new Date(row.oldest as Date) : null };
-}
-
 /**
  * Checks a local password with the login limits: per IP (failures in the last minute) and per
  * account (failures in the last hour; once over, even the right password is refused until the
@@ -52,11 +41,11 @@ export async function checkLocalPassword(db: Executor, attempt: PasswordAttempt,
     throw error;
   };
 
-  const byIp = await failuresSince(db, 'ip', ip, MINUTE_MS);
+  const byIp = await countLoginFailures(db, 'ip', ip, MINUTE_MS);
   if (byIp.count >= limits.perIpPerMinute) {
     return refuse('auth.throttled', { failuresLastMinute: byIp.count }, new LapseError('rate_limited', 'too many failed sign-ins from your address; wait a minute and try again', { hint: 'The limit is auth.loginLimits.perIpPerMinute.' }));
   }
-  const byAccount = await failuresSince(db, 'account', account, HOUR_MS);
+  const byAccount = await countLoginFailures(db, 'account', account, HOUR_MS);
   if (byAccount.count >= limits.perAccountPerHour) {
     const until = new Date((byAccount.oldest?.getTime() ?? Date.now()) + HOUR_MS);
     return refuse(
@@ -68,30 +57,28 @@ export async function checkLocalPassword(db: Executor, attempt: PasswordAttempt,
     );
   }
 
-  const user = await db
-    .selectFrom('users')
-    .select(['id', 'name', 'kind', 'groups', 'password_hash'])
-    .where('name', '=', account)
-    .where('source', '=', 'local')
-    .where('disabled_at', 'is', null)
-    .executeTakeFirst();
+  const user = await getLocalSignInUser(db, account);
   const ok = await verifyPassword(user?.password_hash ?? null, attempt.password);
   if (ok && user) return { id: user.id, name: user.name, kind: user.kind, groups: user.groups };
 
   await auditedChange(db, async (tx, now, audit) => {
-    await tx.insertInto('login_failures').values({ account, ip, at: now }).execute();
     // NB. Pruning here keeps the table to about an hour of failures without a separate job.
-    await tx.deleteFrom('login_failures').where('account', '=', account).where('at', '<', new Date(now.getTime() - HOUR_MS)).execute();
-    if (Math.random() < 0.01) await tx.deleteFrom('login_failures').where('at', '<', new Date(now.getTime() - HOUR_MS)).execute();
+    await recordLoginFailure(tx, { account, ip, at: now }, new Date(now.getTime() - HOUR_MS), Math.random() < 0.01);
     audit({ action: 'auth.login_failed', actor: 'anonymous', subject: account, data: { ip, reason: user ? (user.password_hash ? 'wrong password' : 'no password set') : 'unknown user' } });
   });
   throw new LapseError('unauthenticated', 'the user name or password is wrong', { hint: 'Check both and try again; repeated failures lock the account for up to an hour.' });
+}
+
+/** A user by name with where it comes from (local or OIDC), whatever its kind or state; undefined if none. */
+export async function findAccount(db: Executor, name: string): Promise<{ id: string; name: string; kind: 'user' | 'service'; source: 'local' | 'oidc' } | undefined> {
+  const row = await getUserByName(db, name);
+  return row ? { id: row.id, name: row.name, kind: row.kind, source: row.source } : undefined;
 }
 
 /** Sets (or replaces) a local user's password and signs them out everywhere. */
 export async function setPassword(tx: Executor, userId: string, password: string): Promise<void> {
   checkPasswordPolicy(password);
   const passwordHash = await hashPassword(password);
-  await tx.updateTable('users').set({ password_hash: passwordHash }).where('id', '=', userId).execute();
+  await setUserPasswordHash(tx, userId, passwordHash);
   await endAllSessions(tx, userId);
 }

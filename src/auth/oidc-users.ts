@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Executor } from '../store/index.js';
+import { getUserByExternalId, getUserByName, insertUser, setUserNameAndGroups, type Executor } from '../store/index.js';
 import type { SignInUser } from './local-login.js';
 import { userNameSchema } from './principals.js';
 
@@ -36,8 +36,8 @@ export async function upsertOidcUser(tx: Executor, input: { issuer: string; subj
       hint: 'Point auth.oidc.usernameClaim at a claim with simple names (preferred_username or email).',
     });
   }
-  const existing = await tx.selectFrom('users').selectAll().where('external_id', '=', externalId).executeTakeFirst();
-  const holder = await tx.selectFrom('users').select(['id', 'external_id']).where('name', '=', name.data).executeTakeFirst();
+  const existing = await getUserByExternalId(tx, externalId);
+  const holder = await getUserByName(tx, name.data);
   if (holder && holder.external_id !== externalId) {
     throw new LapseError('conflict', `the name ${name.data} already belongs to another Lapse user`, {
       where: 'username claim',
@@ -46,13 +46,10 @@ export async function upsertOidcUser(tx: Executor, input: { issuer: string; subj
   }
   if (existing) {
     if (existing.disabled_at !== null) throw new LapseError('unauthenticated', 'this account is disabled in Lapse', { hint: 'Ask an admin.' });
-    await tx.updateTable('users').set({ name: name.data, groups: JSON.stringify(input.groups) }).where('id', '=', existing.id).execute();
+    await setUserNameAndGroups(tx, existing.id, name.data, input.groups);
     return { id: existing.id, name: name.data, kind: existing.kind, groups: input.groups, created: false };
   }
   const id = newId('user', now.getTime());
-  await tx
-    .insertInto('users')
-    .values({ id, name: name.data, kind: 'user', groups: JSON.stringify(input.groups), password_hash: null, created_at: now, disabled_at: null, source: 'oidc', external_id: externalId })
-    .execute();
+  await insertUser(tx, { id, name: name.data, kind: 'user', groups: JSON.stringify(input.groups), password_hash: null, created_at: now, disabled_at: null, source: 'oidc', external_id: externalId });
   return { id, name: name.data, kind: 'user', groups: input.groups, created: true };
 }

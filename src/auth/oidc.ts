@@ -2,7 +2,7 @@ import * as client from 'openid-client';
 import { isLoopbackUrl } from '../config/auth.js';
 import type { OidcConfig } from '../config/types.js';
 import { LapseError } from '../domain/errors.js';
-import type { Executor } from '../store/index.js';
+import { insertOidcFlow, takeOidcFlow, type Executor } from '../store/index.js';
 import { auditedChange } from './audited.js';
 import type { SignInUser } from './local-login.js';
 import { groupsFromClaim, upsertOidcUser } from './oidc-users.js';
@@ -82,10 +82,9 @@ export class OidcSignIn {
     const codeVerifier = client.randomPKCECodeVerifier();
     const codeChallenge = await client.calculatePKCECodeChallenge(codeVerifier);
     await auditedChange(db, async (tx, now) => {
-      await tx.deleteFrom('oidc_flows').where('expires_at', '<', now).execute();
-      await tx
-        .insertInto('oidc_flows')
-        .values({
+      await insertOidcFlow(
+        tx,
+        {
           id_hash: hashSecret(flowSecret),
           state,
           nonce,
@@ -94,8 +93,9 @@ export class OidcSignIn {
           cli: input.cli ? JSON.stringify(input.cli) : null,
           created_at: now,
           expires_at: new Date(now.getTime() + FLOW_TTL_MS),
-        })
-        .execute();
+        },
+        now,
+      );
     });
     const url = client.buildAuthorizationUrl(configuration, {
       redirect_uri: input.redirectUri,
@@ -119,7 +119,7 @@ export class OidcSignIn {
     if (!input.flowSecret || !SECRET_SHAPE.test(input.flowSecret)) {
       throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', { hint: 'Start again from the sign-in page.', reason: 'no flow cookie' });
     }
-    const flow = await db.deleteFrom('oidc_flows').where('id_hash', '=', hashSecret(input.flowSecret)).returningAll().executeTakeFirst();
+    const flow = await takeOidcFlow(db, hashSecret(input.flowSecret));
     if (!flow || new Date(flow.expires_at).getTime() < Date.now()) {
       throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', { hint: 'Start again from the sign-in page.', reason: 'unknown or expired flow' });
     }

@@ -1,8 +1,7 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import type { Principal } from '../domain/principal.js';
-import type { Executor } from '../store/index.js';
+import { getUserByName, insertUser, type Executor } from '../store/index.js';
 
 /** Local principals: users and service identities that Lapse itself knows (SSO users arrive with OIDC). */
 export interface LocalUser {
@@ -16,23 +15,19 @@ export interface LocalUser {
 export const userNameSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'use lower-case letters, digits, "_", ".", "@" and "-"');
 const groupSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'use lower-case letters, digits, "_", "." and "-"');
 
-export function toPrincipal(user: LocalUser): Principal {
-  return { id: user.name, kind: user.kind, groups: user.groups };
-}
-
 export async function createUser(tx: Executor, input: { name: string; groups: readonly string[]; kind?: 'user' | 'service' }, now: Date): Promise<LocalUser> {
   const name = userNameSchema.safeParse(input.name);
   if (!name.success) throw new LapseError('validation_failed', `"${input.name.slice(0, 40)}" is not a valid user name: ${name.error.issues[0]?.message}`, { where: 'name' });
   const groups = z.array(groupSchema).max(100).safeParse([...new Set(input.groups)]);
   if (!groups.success) throw new LapseError('validation_failed', `invalid group: ${groups.error.issues[0]?.message}`, { where: 'groups' });
-  const existing = await tx.selectFrom('users').select('id').where('name', '=', name.data).executeTakeFirst();
+  const existing = await getUserByName(tx, name.data);
   if (existing) throw new LapseError('conflict', `user ${name.data} already exists`, { where: name.data, hint: 'Pick another name.' });
   const user: LocalUser = { id: newId('user'), name: name.data, kind: input.kind ?? 'user', groups: groups.data, disabled: false };
-  await tx.insertInto('users').values({ id: user.id, name: user.name, kind: user.kind, groups: JSON.stringify(user.groups), password_hash: null, created_at: now, disabled_at: null }).execute();
+  await insertUser(tx, { id: user.id, name: user.name, kind: user.kind, groups: JSON.stringify(user.groups), password_hash: null, created_at: now, disabled_at: null });
   return user;
 }
 
 export async function findUserByName(tx: Executor, name: string): Promise<LocalUser | undefined> {
-  const row = await tx.selectFrom('users').selectAll().where('name', '=', name).executeTakeFirst();
+  const row = await getUserByName(tx, name);
   return row ? { id: row.id, name: row.name, kind: row.kind, groups: row.groups, disabled: row.disabled_at !== null } : undefined;
 }

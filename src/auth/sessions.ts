@@ -1,8 +1,7 @@
 import { createHash } from 'node:crypto';
-import { sql } from 'kysely';
 import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
-import type { Executor } from '../store/index.js';
+import { deleteOldSessions, endSessionById, endSessionsOfUser, findLiveSession, insertSession, markSessionSeen, setSessionMfaAt, type Executor } from '../store/index.js';
 import { hashSecret, newSecret, SECRET_SHAPE } from './secrets.js';
 
 /** The timeouts in force (config `auth.sessions`), read at every check so a reload applies at once. */
@@ -53,28 +52,21 @@ export async function createSession(
   const id = newId('session', now.getTime());
   // NB. Pruned per user at each sign-in: rows ended or expired over 30 days ago are of no use (the
   // audit log keeps the record), and this bounds the table without a separate job.
-  await db
-    .deleteFrom('sessions')
-    .where('user_id', '=', input.userId)
-    .where((eb) => eb.or([eb('ended_at', '<', new Date(now.getTime() - SESSION_RETENTION_MS)), eb('expires_at', '<', new Date(now.getTime() - SESSION_RETENTION_MS))]))
-    .execute();
+  await deleteOldSessions(db, input.userId, new Date(now.getTime() - SESSION_RETENTION_MS));
   const expiresAt = new Date(now.getTime() + timeouts.absoluteTimeoutMs);
-  await db
-    .insertInto('sessions')
-    .values({
-      id,
-      secret_hash: hashSecret(secret),
-      user_id: input.userId,
-      method: input.method,
-      created_at: now,
-      last_seen_at: now,
-      expires_at: expiresAt,
-      mfa_at: null,
-      ended_at: null,
-      ip: input.ip?.slice(0, 64) ?? null,
-      user_agent: input.userAgent?.slice(0, 512) ?? null,
-    })
-    .execute();
+  await insertSession(db, {
+    id,
+    secret_hash: hashSecret(secret),
+    user_id: input.userId,
+    method: input.method,
+    created_at: now,
+    last_seen_at: now,
+    expires_at: expiresAt,
+    mfa_at: null,
+    ended_at: null,
+    ip: input.ip?.slice(0, 64) ?? null,
+    user_agent: input.userAgent?.slice(0, 512) ?? null,
+  });
   return { id, secret, csrfToken: csrfTokenFor(secret), expiresAt };
 }
 
@@ -84,19 +76,7 @@ export async function createSession(
  */
 export async function findSession(db: Executor, secret: string, timeouts: SessionTimeouts): Promise<ActiveSession | null> {
   if (!SECRET_SHAPE.test(secret)) return null;
-  const row = await db
-    .selectFrom('sessions as s')
-    .innerJoin('users as u', 'u.id', 's.user_id')
-    .select(['s.id', 's.user_id', 's.method', 's.created_at', 's.last_seen_at', 's.expires_at', 's.mfa_at', 'u.name', 'u.kind', 'u.groups'])
-    .where('s.secret_hash', '=', hashSecret(secret))
-    .where('s.ended_at', 'is', null)
-    .where('u.disabled_at', 'is', null)
-    .where('s.expires_at', '>', sql<Date>`clock_timestamp()`)
-    // NB. The absolute limit is also re-checked against the config in force, so shortening
-    // absoluteTimeout applies to existing sessions too.
-    .where('s.created_at', '>', sql<Date>`clock_timestamp() - ${timeouts.absoluteTimeoutMs} * interval '1 millisecond'`)
-    .where('s.last_seen_at', '>', sql<Date>`clock_timestamp() - ${timeouts.idleTimeoutMs} * interval '1 millisecond'`)
-    .executeTakeFirst();
+  const row = await findLiveSession(db, hashSecret(secret), timeouts);
   if (!row) return null;
   return {
     id: row.id,
@@ -118,22 +98,20 @@ export async function findSession(db: Executor, secret: string, timeouts: Sessio
 export async function touchSession(db: Executor, session: ActiveSession, timeouts: SessionTimeouts): Promise<void> {
   const every = Math.min(60_000, Math.floor(timeouts.idleTimeoutMs / 10));
   if (Date.now() - session.lastSeenAt.getTime() < every) return;
-  await db.updateTable('sessions').set({ last_seen_at: sql<Date>`clock_timestamp()` }).where('id', '=', session.id).where('ended_at', 'is', null).execute();
+  await markSessionSeen(db, session.id);
 }
 
 /** Ends one session (sign-out). True if it was live. */
 export async function endSession(db: Executor, sessionId: string): Promise<boolean> {
-  const result = await db.updateTable('sessions').set({ ended_at: sql<Date>`clock_timestamp()` }).where('id', '=', sessionId).where('ended_at', 'is', null).executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+  return endSessionById(db, sessionId);
 }
 
 /** Sign-out everywhere: ends every session of the user; returns how many were live. */
 export async function endAllSessions(db: Executor, userId: string): Promise<number> {
-  const result = await db.updateTable('sessions').set({ ended_at: sql<Date>`clock_timestamp()` }).where('user_id', '=', userId).where('ended_at', 'is', null).executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  return endSessionsOfUser(db, userId);
 }
 
 /** Step-up: a second factor was verified in this session at `at` (called by the MFA routes). */
 export async function markSessionMfa(db: Executor, sessionId: string, at: Date): Promise<void> {
-  await db.updateTable('sessions').set({ mfa_at: at }).where('id', '=', sessionId).where('ended_at', 'is', null).execute();
+  await setSessionMfaAt(db, sessionId, at);
 }

@@ -1,7 +1,6 @@
-import { sql } from 'kysely';
 import type { EffectiveConfig } from '../config/types.js';
 import { LapseError } from '../domain/errors.js';
-import type { Executor } from '../store/index.js';
+import { anyEnabledUserIn, insertSetupToken, spendSetupToken, type Executor } from '../store/index.js';
 import type { SignInUser } from './local-login.js';
 import { setPassword } from './local-login.js';
 import { checkPasswordPolicy } from './passwords.js';
@@ -18,19 +17,7 @@ export async function needsFirstAdmin(db: Executor, config: Pick<EffectiveConfig
   if (config.auth.oidc) return false;
   const { users, groups } = config.roles.admins;
   if (users.length === 0 && groups.length === 0) return true;
-  const row = await db
-    .selectFrom('users')
-    .select('id')
-    .where('disabled_at', 'is', null)
-    .where((eb) => {
-      const any = [];
-      if (users.length > 0) any.push(eb('name', 'in', users));
-      if (groups.length > 0) any.push(sql<boolean>`groups ?| ${sql.val(groups)}::text[]`);
-      return eb.or(any);
-    })
-    .limit(1)
-    .executeTakeFirst();
-  return row === undefined;
+  return !(await anyEnabledUserIn(db, users, groups));
 }
 
 /** What the first admin must be, in words for the setup output and page. */
@@ -44,7 +31,7 @@ export function firstAdminRule(config: Pick<EffectiveConfig, 'roles'>): string {
 export async function createSetupToken(tx: Executor, now: Date): Promise<{ token: string; expiresAt: Date }> {
   const token = newSecret();
   const expiresAt = new Date(now.getTime() + SETUP_TOKEN_TTL_MS);
-  await tx.insertInto('setup_tokens').values({ secret_hash: hashSecret(token), created_at: now, expires_at: expiresAt, used_at: null, used_by: null }).execute();
+  await insertSetupToken(tx, { secretHash: hashSecret(token), createdAt: now, expiresAt });
   return { token, expiresAt };
 }
 
@@ -59,14 +46,7 @@ export async function completeSetup(tx: Executor, config: Pick<EffectiveConfig, 
   if (users.length === 0 && groups.length === 0) throw new LapseError('config_invalid', firstAdminRule(config), { where: 'roles.admins' });
   if (users.length > 0 && !users.includes(input.username)) throw new LapseError('validation_failed', firstAdminRule(config), { where: 'username' });
   checkPasswordPolicy(input.password);
-  const spent = await tx
-    .updateTable('setup_tokens')
-    .set({ used_at: now, used_by: input.username.slice(0, 128) })
-    .where('secret_hash', '=', hashSecret(input.token))
-    .where('used_at', 'is', null)
-    .where('expires_at', '>', now)
-    .returning('secret_hash')
-    .executeTakeFirst();
+  const spent = await spendSetupToken(tx, hashSecret(input.token), input.username.slice(0, 128), now);
   if (!spent) throw refuse();
   if (!(await needsFirstAdmin(tx, config))) throw new LapseError('conflict', 'Lapse already has an admin', { hint: 'Sign in as that admin; setup links only work on a fresh install.' });
   const user = await createUser(tx, { name: input.username, groups: users.length > 0 ? [] : [groups[0]!] }, now);

@@ -1,10 +1,9 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
-import type { Executor } from '../store/index.js';
+import { findLiveApiToken, insertApiToken, markApiTokenRevoked, markApiTokenUsed, type Executor } from '../store/index.js';
 import { controlCharacterProblem } from '../domain/text.js';
 
 /** What a token may do; each route names the scope it needs. */
@@ -52,21 +51,18 @@ export async function issueApiToken(
   let expiresAt = input.expiresInMs === null ? null : new Date(now.getTime() + input.expiresInMs);
   // NB. A bound the caller checked a moment ago by the same clock: clamped, so it holds to the millisecond.
   if (input.notAfter && (expiresAt === null || expiresAt > input.notAfter)) expiresAt = input.notAfter;
-  await tx
-    .insertInto('api_tokens')
-    .values((eb) => ({
-      id,
-      user_id: input.userId,
-      name,
-      secret_hash: hashSecret(token),
-      scopes: JSON.stringify(scopes.data),
-      created_at: now,
-      expires_at: expiresAt,
-      last_used_at: null,
-      revoked_at: null,
-      issued_by: input.issuedBy ?? eb.selectFrom('users').select('name').where('id', '=', input.userId),
-    }))
-    .execute();
+  await insertApiToken(tx, {
+    id,
+    user_id: input.userId,
+    name,
+    secret_hash: hashSecret(token),
+    scopes: JSON.stringify(scopes.data),
+    created_at: now,
+    expires_at: expiresAt,
+    last_used_at: null,
+    revoked_at: null,
+    issued_by: input.issuedBy,
+  });
   return { id, token, expiresAt };
 }
 
@@ -87,21 +83,13 @@ export interface TokenIdentity {
  */
 export async function authenticateToken(db: Executor, presented: string): Promise<TokenIdentity | null> {
   if (!TOKEN_SHAPE.test(presented)) return null;
-  const row = await db
-    .selectFrom('api_tokens as t')
-    .innerJoin('users as u', 'u.id', 't.user_id')
-    .select(['t.id as tokenId', 't.scopes', 't.last_used_at', 't.expires_at', 't.issued_by', 'u.name', 'u.kind', 'u.groups'])
-    .where('t.secret_hash', '=', hashSecret(presented))
-    .where('t.revoked_at', 'is', null)
-    .where('u.disabled_at', 'is', null)
-    .where((eb) => eb.or([eb('t.expires_at', 'is', null), eb('t.expires_at', '>', sql<Date>`clock_timestamp()`)]))
-    .executeTakeFirst();
+  const row = await findLiveApiToken(db, hashSecret(presented));
   if (!row) return null;
   if (row.kind === 'user' && row.issued_by !== row.name && !row.issued_by.startsWith(OFFLINE_ISSUER_PREFIX)) return null;
   // NB. last-used is advisory: written at most once a minute per token, so reads stay reads.
   const lastUsed = row.last_used_at ? new Date(row.last_used_at).getTime() : 0;
   if (Date.now() - lastUsed > 60_000) {
-    await db.updateTable('api_tokens').set({ last_used_at: sql<Date>`now()` }).where('id', '=', row.tokenId).execute();
+    await markApiTokenUsed(db, row.tokenId);
   }
   return {
     tokenId: row.tokenId,
@@ -112,6 +100,5 @@ export async function authenticateToken(db: Executor, presented: string): Promis
 }
 
 export async function revokeApiToken(db: Executor, tokenId: string): Promise<boolean> {
-  const result = await db.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('id', '=', tokenId).where('revoked_at', 'is', null).executeTakeFirst();
-  return Number(result.numUpdatedRows) > 0;
+  return markApiTokenRevoked(db, tokenId);
 }

@@ -1,13 +1,12 @@
 import type { Sealer } from '../secrets/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
-import { sql, type Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { appendAuditEvents } from '../audit/index.js';
+import { auditedTransaction } from '../audit/index.js';
 import type { EffectiveConfig, EntitlementConfig, TargetConfig } from '../config/types.js';
 import type { Connector, ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import type { Database, Store } from '../store/index.js';
+import { notifyOnCommit, type AuditRecord, type Store, type StoreTransaction } from '../store/index.js';
 
 /** What every use-case may touch. Nothing else: no globals, no hidden singletons. */
 export interface EngineContext {
@@ -23,15 +22,11 @@ export interface EngineContext {
   readonly sealer: Sealer;
 }
 
-export interface AuditEntry {
-  readonly action: string;
-  readonly actor: string;
-  readonly subject?: string;
-  readonly data?: Record<string, unknown>;
-}
+/** What a use-case records in the audit log (the store's AuditRecord; src/audit chains it). */
+export type AuditEntry = AuditRecord;
 
 export interface UnitOfWork {
-  readonly tx: Transaction<Database>;
+  readonly tx: StoreTransaction;
   /** The database's clock at the start of this transaction: one "now" for the whole change. */
   readonly now: Date;
   /** Records an audit event in this transaction: it commits with the state change or not at all. */
@@ -45,7 +40,7 @@ export interface UnitOfWork {
  * record of an Idempotency-Key with its response (src/api/idempotency.ts). It gets the value the
  * change's work returned, inside that transaction.
  */
-export type SameTransactionWrite = (tx: Transaction<Database>, value: unknown) => Promise<void>;
+export type SameTransactionWrite = (tx: StoreTransaction, value: unknown) => Promise<void>;
 
 const callerWrites = new AsyncLocalStorage<{ write: SameTransactionWrite; committed: boolean }>();
 
@@ -73,38 +68,36 @@ export interface TransactOptions {
  */
 export async function transact<T>(context: EngineContext, work: (unit: UnitOfWork) => Promise<T>, options: TransactOptions = {}): Promise<T> {
   let wake = false;
-  let committed: AuditEntry[] = [];
   const slot = options.carriesCallerWrite === false ? undefined : callerWrites.getStore();
   const carried = slot && !slot.committed ? slot : undefined;
-  const result = await context.store.db.transaction().execute(async (tx) => {
-    const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
-    committed = [];
-    const unit: UnitOfWork = {
-      tx,
-      now: new Date(rows[0]!.now),
-      audit: async (entry) => {
-        committed.push(entry);
+  const { value, records } = await auditedTransaction<T>(
+    context.store.db,
+    (change) => {
+      wake = false;
+      const unit: UnitOfWork = {
+        tx: change.tx,
+        now: change.now,
+        audit: async (entry) => change.audit(entry),
+        wake: () => {
+          wake = true;
+        },
+      };
+      return work(unit);
+    },
+    {
+      ...(carried ? { afterWork: (tx, value) => carried.write(tx, value) } : {}),
+      beforeCommit: async (tx, committed) => {
+        if (context.store.kind !== 'postgres') return;
+        if (wake) await notifyOnCommit(tx, JOBS_CHANNEL);
+        // Live views in every replica (SSE) hear of request and grant changes at commit.
+        for (const payload of changePayloads(committed)) await notifyOnCommit(tx, CHANGES_CHANNEL, payload);
       },
-      wake: () => {
-        wake = true;
-      },
-    };
-    const value = await work(unit);
-    if (carried) await carried.write(tx, value);
-    // NB. Appended last, in one batch: the audit head row is locked from here to commit, and every
-    // writer in every replica queues on it, so it is held for as short a time as possible.
-    await appendAuditEvents(tx, committed);
-    if (context.store.kind === 'postgres') {
-      if (wake) await sql`SELECT pg_notify('lapse_jobs', '')`.execute(tx);
-      // Live views in every replica (SSE) hear of request and grant changes at commit.
-      for (const payload of changePayloads(committed)) await sql`SELECT pg_notify(${CHANGES_CHANNEL}, ${payload})`.execute(tx);
-    }
-    return value;
-  });
+    },
+  );
   if (carried) carried.committed = true;
   if (wake) context.poke();
-  for (const entry of committed) context.events.emit('change', entry);
-  return result;
+  for (const entry of records) context.events.emit('change', entry);
+  return value;
 }
 
 /** Records a refused or rejected action in the audit log, in a transaction of its own. */
@@ -152,6 +145,9 @@ export function checkParameters(resolved: ResolvedEntitlement, parameters: Reado
     hint: `See docs/connectors/${connector.type}.md for the parameters ${connector.type} entitlements take; nothing was changed.`,
   });
 }
+
+/** The NOTIFY channel that wakes every replica's scheduler. */
+const JOBS_CHANNEL = 'lapse_jobs';
 
 /** The NOTIFY channel carrying request and grant changes to every replica's live views. */
 export const CHANGES_CHANNEL = 'lapse_changes';

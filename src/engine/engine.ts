@@ -5,7 +5,7 @@ import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
-import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, readOperationalGauges, type FindingFilter, type Store } from '../store/index.js';
+import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, readOperationalGauges, recordConfigVersion, type FindingFilter, type Store } from '../store/index.js';
 import { ChangeFeed } from './changes.js';
 import { transact, withSameTransactionWrite, type AuditEntry, type EngineContext, type SameTransactionWrite } from './context.js';
 import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
@@ -224,11 +224,7 @@ export class Engine {
 
   private async recordConfigVersion(config: EffectiveConfig, action: string, previous?: string): Promise<void> {
     await transact(this.context, async (unit) => {
-      await unit.tx
-        .insertInto('config_versions')
-        .values({ version: config.version, source: config.source, first_loaded_at: unit.now })
-        .onConflict((oc) => oc.column('version').doNothing())
-        .execute();
+      await recordConfigVersion(unit.tx, { version: config.version, source: config.source, firstLoadedAt: unit.now });
       await unit.audit({ action, actor: 'system', data: { version: config.version, source: config.source, ...(previous ? { previous } : {}) } });
     });
   }

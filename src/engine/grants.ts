@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import { evaluatePolicy } from '../domain/policy/index.js';
 import { LapseError } from '../domain/errors.js';
 import { beginRevoke, completeRevoke, type EndReason } from '../domain/grant.js';
@@ -7,6 +6,8 @@ import { inSubjectSet, sharePerson, viaData, type Principal } from '../domain/pr
 import { decideRequest, type AccessRequest } from '../domain/request.js';
 import {
   cancelJob,
+  findGrantInForce,
+  getBreakGlassReview,
   getGrant,
   getRequest,
   insertRequest,
@@ -217,9 +218,9 @@ export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassRe
         hint: 'Another admin or auditor reviews it.',
       });
     }
-    const done = await unit.tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', request.id).executeTakeFirstOrThrow();
-    if (done.reviewed_at !== null) {
-      throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewed_by ?? 'someone'} at ${new Date(done.reviewed_at).toISOString()}`, { where: request.id, hint: 'Its review is in the audit log (break_glass.reviewed).' });
+    const done = await getBreakGlassReview(unit.tx, request.id);
+    if (done.reviewedAt !== null) {
+      throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewedBy ?? 'someone'} at ${done.reviewedAt.toISOString()}`, { where: request.id, hint: 'Its review is in the audit log (break_glass.reviewed).' });
     }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
     await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { ...viaData(input.reviewer), comment: input.comment } });
@@ -235,17 +236,8 @@ export interface AccessCheck {
 
 /** Does the principal hold the entitlement right now? Says no at expiresAt + 0, by the database clock. */
 export async function checkAccess(context: EngineContext, principalId: string, target: string, entitlement: string): Promise<AccessCheck> {
-  const row = await context.store.db
-    .selectFrom('grants')
-    .select(['id', 'expires_at'])
-    .where('principal_id', '=', principalId)
-    .where('target', '=', target)
-    .where('entitlement', '=', entitlement)
-    .where('status', '=', 'active')
-    .where('expires_at', '>', sql<Date>`clock_timestamp()`)
-    .orderBy('expires_at', 'desc')
-    .executeTakeFirst();
-  return row ? { allowed: true, grantId: row.id, expiresAt: new Date(row.expires_at!) } : { allowed: false, grantId: null, expiresAt: null };
+  const grant = await findGrantInForce(context.store.db, principalId, target, entitlement);
+  return grant ? { allowed: true, grantId: grant.id, expiresAt: grant.expiresAt } : { allowed: false, grantId: null, expiresAt: null };
 }
 
 /**

@@ -5,12 +5,14 @@ import { newId } from '../domain/ids.js';
 import {
   accessKeysOf,
   completeJob,
+  finishConnectorAttempts,
   getGrant,
   liveGrantsForKey,
   lockAccessKeys,
   putCredentials,
   retryJob,
   scheduleJob,
+  startConnectorAttempts,
   updateGrant,
   type Job,
   type StoredGrant,
@@ -67,13 +69,13 @@ export function errorMessage(error: unknown): string {
 
 async function recordProvisionAttempt(unit: UnitOfWork, grant: StoredGrant, worker: number): Promise<string> {
   const id = newId('attempt');
-  await unit.tx.insertInto('connector_attempts').values({ id, grant_id: grant.id, operation: 'provision', worker, started_at: unit.now, finished_at: null, outcome: null, error: null }).execute();
+  await startConnectorAttempts(unit.tx, [{ id, grantId: grant.id, operation: 'provision', worker, startedAt: unit.now }]);
   await updateGrant(unit.tx, grant, { provisionAttempt: true });
   return id;
 }
 
 async function finishAttempt(unit: UnitOfWork, attemptId: string, error: string | null): Promise<void> {
-  await unit.tx.updateTable('connector_attempts').set({ finished_at: unit.now, outcome: error === null ? 'ok' : 'error', error }).where('id', '=', attemptId).execute();
+  await finishConnectorAttempts(unit.tx, unit.now, [{ id: attemptId, error }]);
 }
 
 /** Capped exponential backoff with jitter: min, 2·min, 4·min… up to max, each scaled by 0.5–1. */

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { GrantSpec } from '../connectors/index.js';
 import { beginRevoke, completeRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
@@ -6,11 +5,14 @@ import {
   accessKeysOf,
   completeJobs,
   convertJobs,
+  finishConnectorAttempts,
   getGrantsForUpdate,
   liveGrantsForKeys,
   lockAccessKeys,
   retryJob,
   scheduleJob,
+  setGrantLastError,
+  startConnectorAttempts,
   updateGrantStates,
   type Job,
   type StoredGrant,
@@ -127,23 +129,14 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
   await updateGrantStates(unit.tx, started);
   await updateGrantStates(unit.tx, covered, { coveredBy });
   await updateGrantStates(unit.tx, calls.map((c) => c.grant), { revokeAttempt: true });
-  if (calls.length > 0) {
-    await unit.tx
-      .insertInto('connector_attempts')
-      .values(calls.map((c) => ({ id: c.attemptId, grant_id: c.grant.id, operation: 'revoke' as const, worker, started_at: unit.now, finished_at: null, outcome: null, error: null })))
-      .execute();
-  }
+  await startConnectorAttempts(unit.tx, calls.map((c) => ({ id: c.attemptId, grantId: c.grant.id, operation: 'revoke' as const, worker, startedAt: unit.now })));
   await convertJobs(unit.tx, expired, 'revoke');
   await completeJobs(unit.tx, finished, worker);
   return calls;
 }
 
 async function recordOutcomes(context: EngineContext, unit: UnitOfWork, calls: readonly RevokeCall[], errors: ReadonlyMap<string, string>, worker: number): Promise<void> {
-  await sql`
-    UPDATE connector_attempts AS a SET finished_at = ${unit.now}, outcome = v.outcome, error = v.error
-    FROM unnest(${calls.map((c) => c.attemptId)}::text[], ${calls.map((c) => (errors.has(c.grant.id) ? 'error' : 'ok'))}::text[],
-                ${calls.map((c) => errors.get(c.grant.id) ?? null)}::text[]) AS v(id, outcome, error)
-    WHERE a.id = v.id`.execute(unit.tx);
+  await finishConnectorAttempts(unit.tx, unit.now, calls.map((c) => ({ id: c.attemptId, error: errors.get(c.grant.id) ?? null })));
   const current = await getGrantsForUpdate(unit.tx, calls.map((c) => c.grant.id));
   const done: Grant[] = [];
   const finished: Job[] = [];
@@ -164,7 +157,7 @@ async function recordOutcomes(context: EngineContext, unit: UnitOfWork, calls: r
     }
     // Never given up: retried with capped backoff until it works or an admin force-closes it.
     const delay = backoffMs(grant.revokeAttempts, revokeBackoffMinMs, revokeBackoffMaxMs);
-    await unit.tx.updateTable('grants').set({ last_error: error }).where('id', '=', grant.id).execute();
+    await setGrantLastError(unit.tx, grant.id, error);
     await retryJob(unit.tx, call.job, worker, delay, error);
     await unit.audit({ action: 'grant.revoke_failed', actor: 'system', subject: grant.id, data: { attempt: grant.revokeAttempts, error, retryInMs: delay, severity: 'high' } });
     context.logger.warn({ grant: grant.id, attempt: grant.revokeAttempts, retryInMs: delay, error }, 'revoke failed; will retry');

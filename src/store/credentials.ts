@@ -1,4 +1,4 @@
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 
 /** A grant's sealed credentials, waiting for its principal to fetch them once. */
 export interface SealedCredentials {

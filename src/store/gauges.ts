@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 
 /**
  * What /metrics reads from the database at each scrape: the same numbers on every replica, since

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { sql, type Selectable } from 'kysely';
 import type { EndReason, Grant } from '../domain/grant.js';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 import { eraseCredentials } from './credentials.js';
 import type { GrantsTable } from './schema.js';
 
@@ -225,4 +225,27 @@ export async function updateGrantStates(tx: Executor, grants: readonly Grant[], 
       AS v(id, status, end_reason, ended_by, ended_at, covered_by)
     WHERE g.id = v.id`.execute(tx);
   await eraseCredentials(tx, grants.filter((g) => g.status !== 'provisioning' && g.status !== 'active').map((g) => g.id));
+}
+
+/** Records the last error a target call for this grant returned. */
+export async function setGrantLastError(tx: Executor, grantId: string, error: string): Promise<void> {
+  await tx.updateTable('grants').set({ last_error: error }).where('id', '=', grantId).execute();
+}
+
+/**
+ * The active grant of this entitlement to this principal that lasts longest, if one is in force now
+ * (database clock: gone at expires_at + 0).
+ */
+export async function findGrantInForce(db: Executor, principalId: string, target: string, entitlement: string): Promise<{ id: string; expiresAt: Date } | undefined> {
+  const row = await db
+    .selectFrom('grants')
+    .select(['id', 'expires_at'])
+    .where('principal_id', '=', principalId)
+    .where('target', '=', target)
+    .where('entitlement', '=', entitlement)
+    .where('status', '=', 'active')
+    .where('expires_at', '>', sql<Date>`clock_timestamp()`)
+    .orderBy('expires_at', 'desc')
+    .executeTakeFirst();
+  return row ? { id: row.id, expiresAt: new Date(row.expires_at!) } : undefined;
 }

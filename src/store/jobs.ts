@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { newId } from '../domain/ids.js';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 import type { JobKind } from './schema.js';
 
 /**

@@ -1,7 +1,7 @@
 import { sql, type Selectable } from 'kysely';
 import { newId } from '../domain/ids.js';
 import type { KnownGrant } from '../domain/reconciliation.js';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 import type { FindingsTable } from './schema.js';
 
 /**
@@ -147,11 +147,6 @@ export async function countOpenFindings(db: Executor): Promise<Record<FindingKin
   const counts: Record<FindingKind, number> = { standing: 0, missing: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
-}
-
-export async function getFinding(tx: Executor, id: string): Promise<Finding | undefined> {
-  const row = await tx.selectFrom('findings').selectAll().where('id', '=', id).executeTakeFirst();
-  return row ? toFinding(row) : undefined;
 }
 
 export interface FindingFilter {

@@ -1,10 +1,8 @@
-import type { Kysely, Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type { AccessRequest } from '../domain/request.js';
 import type { Review } from '../domain/review.js';
-import type { Database, RequestsTable, ReviewsTable } from './schema.js';
-
-/** Any executor: the database or an open transaction. Use-cases pass their transaction. */
-export type Executor = Kysely<Database>;
+import type { Executor } from './executor.js';
+import type { RequestsTable, ReviewsTable } from './schema.js';
 
 export interface ClientContext {
   readonly ip?: string;
@@ -91,18 +89,6 @@ export async function updateRequest(tx: Executor, request: AccessRequest): Promi
 
 export async function markBreakGlassReviewed(tx: Executor, id: string, by: string, at: Date): Promise<void> {
   await tx.updateTable('requests').set({ reviewed_at: at, reviewed_by: by }).where('id', '=', id).execute();
-}
-
-export async function breakGlassAwaitingReview(tx: Executor): Promise<AccessRequest[]> {
-  const rows = await tx
-    .selectFrom('requests')
-    .selectAll()
-    .where('kind', '=', 'break_glass')
-    .where('reviewed_at', 'is', null)
-    .orderBy('created_at')
-    .limit(1000)
-    .execute();
-  return rows.map(toRequest);
 }
 
 function toReview(row: Selectable<ReviewsTable>): Review {
@@ -232,4 +218,10 @@ export async function requesterHistory(tx: Executor, principalId: string, option
       grantEndReason: row.end_reason,
     })),
   };
+}
+
+/** Who reviewed a break-glass request and when (both null while unreviewed). Throws if there is no such request. */
+export async function getBreakGlassReview(tx: Executor, id: string): Promise<{ reviewedAt: Date | null; reviewedBy: string | null }> {
+  const row = await tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', id).executeTakeFirstOrThrow();
+  return { reviewedAt: row.reviewed_at === null ? null : new Date(row.reviewed_at), reviewedBy: row.reviewed_by };
 }

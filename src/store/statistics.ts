@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import type { AccessRequest } from '../domain/request.js';
-import type { Executor } from './requests.js';
+import type { Executor } from './executor.js';
 
 /**
  * Figures over a window of time for the dashboard, computed by the database over every row (not

@@ -1,5 +1,5 @@
-import { sql } from 'kysely';
 import { LapseError } from '../../domain/errors.js';
+import { clearMfaFailures, countMfaFailures, lockUser, recordMfaFailure } from '../../store/index.js';
 import { Refusal, type MfaFactor, type MfaUnit, type MfaUser } from './context.js';
 
 /**
@@ -35,13 +35,8 @@ const MESSAGES: Record<FailureReason, string> = {
   challenge_expired: 'the challenge expired',
 };
 
-function failuresSince(unit: MfaUnit, user: MfaUser) {
-  return unit.tx
-    .selectFrom('mfa_failures')
-    .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where('user_id', '=', user.id)
-    .where('at', '>', new Date(unit.now.getTime() - MFA_FAILURE_WINDOW_MS))
-    .executeTakeFirstOrThrow();
+function failuresSince(unit: MfaUnit, user: MfaUser): Promise<number> {
+  return countMfaFailures(unit.tx, user.id, new Date(unit.now.getTime() - MFA_FAILURE_WINDOW_MS));
 }
 
 /**
@@ -49,9 +44,9 @@ function failuresSince(unit: MfaUnit, user: MfaUser) {
  * cannot slip past the limit. Returns a Refusal (audited) when locked.
  */
 export async function guardAttempts(unit: MfaUnit, user: MfaUser, factor: MfaFactor): Promise<Refusal | undefined> {
-  await sql`SELECT id FROM users WHERE id = ${user.id} FOR UPDATE`.execute(unit.tx);
-  const { n } = await failuresSince(unit, user);
-  if (Number(n) < MFA_MAX_FAILURES) return undefined;
+  await lockUser(unit.tx, user.id);
+  const n = await failuresSince(unit, user);
+  if (n < MFA_MAX_FAILURES) return undefined;
   unit.audit({ action: 'auth.mfa_refused', actor: user.name, data: { factor, reason: 'locked_out', severity: 'high' } });
   return new Refusal(lockedOut());
 }
@@ -65,13 +60,12 @@ function lockedOut(): LapseError {
 /** Counts a failure, audits it (with severity), and locks the user out at the limit. */
 export async function recordFailure(unit: MfaUnit, user: MfaUser, factor: MfaFactor, reason: FailureReason, data: Record<string, unknown> = {}): Promise<Refusal> {
   // Rows outside the window count for nothing: this user's are dropped as new ones arrive.
-  await unit.tx.deleteFrom('mfa_failures').where('user_id', '=', user.id).where('at', '<=', new Date(unit.now.getTime() - MFA_FAILURE_WINDOW_MS)).execute();
-  await unit.tx.insertInto('mfa_failures').values({ user_id: user.id, factor, at: unit.now }).execute();
+  await recordMfaFailure(unit.tx, { userId: user.id, factor, at: unit.now }, new Date(unit.now.getTime() - MFA_FAILURE_WINDOW_MS));
   const action = reason === 'replay' ? 'auth.mfa_replay' : reason === 'counter_regression' ? 'auth.mfa_counter_regression' : 'auth.mfa_failed';
   unit.audit({ action, actor: user.name, data: { factor, reason, severity: SEVERITY[reason], ...data } });
-  const { n } = await failuresSince(unit, user);
-  if (Number(n) >= MFA_MAX_FAILURES) {
-    unit.audit({ action: 'auth.mfa_locked', actor: user.name, data: { factor, failures: Number(n), windowMs: MFA_FAILURE_WINDOW_MS, severity: 'high' } });
+  const n = await failuresSince(unit, user);
+  if (n >= MFA_MAX_FAILURES) {
+    unit.audit({ action: 'auth.mfa_locked', actor: user.name, data: { factor, failures: n, windowMs: MFA_FAILURE_WINDOW_MS, severity: 'high' } });
     return new Refusal(lockedOut());
   }
   return new Refusal(
@@ -85,5 +79,5 @@ export async function recordFailure(unit: MfaUnit, user: MfaUser, factor: MfaFac
 
 /** A success clears the count: lockout is for guessing, not for the odd typo over a day. */
 export async function clearFailures(unit: MfaUnit, user: MfaUser): Promise<void> {
-  await unit.tx.deleteFrom('mfa_failures').where('user_id', '=', user.id).execute();
+  await clearMfaFailures(unit.tx, user.id);
 }

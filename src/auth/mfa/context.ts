@@ -1,7 +1,6 @@
-import type { Kysely } from 'kysely';
 import type { AuditEntry } from '../../audit/index.js';
 import { LapseError } from '../../domain/errors.js';
-import type { Database, Executor } from '../../store/index.js';
+import { getEnabledUserByName, type Executor } from '../../store/index.js';
 import { auditedChange } from '../audited.js';
 
 /** Seals and opens secrets at rest (src/secrets: AES-256-GCM bound to a context string). */
@@ -19,7 +18,7 @@ export interface RelyingParty {
 
 /** What MFA may touch. */
 export interface MfaContext {
-  readonly db: Kysely<Database>;
+  readonly db: Executor;
   readonly sealer: SecretSealer;
   /** Where refusals are logged (never with the code or assertion presented). */
   readonly logger: { warn(fields: object, message: string): void };
@@ -65,8 +64,8 @@ export async function recorded<T>(context: MfaContext, work: (unit: MfaUnit) => 
 }
 
 /** The users row behind a principal; MFA needs one (SSO users get theirs at first sign-in). */
-export async function findMfaUser(db: Kysely<Database>, principalId: string): Promise<MfaUser> {
-  const row = await db.selectFrom('users').select(['id', 'name']).where('name', '=', principalId).where('disabled_at', 'is', null).executeTakeFirst();
+export async function findMfaUser(db: Executor, principalId: string): Promise<MfaUser> {
+  const row = await getEnabledUserByName(db, principalId);
   if (!row) {
     throw new LapseError('forbidden', `${principalId} has no user account here, so no second factor can be enrolled or used`, {
       hint: 'Sign in once through the portal (SSO) or ask an admin to run `lapse admin user create`.',

@@ -1,17 +1,9 @@
-import type { Kysely } from 'kysely';
-import type { Database } from '../../store/index.js';
+import { factorsOfUser, type Executor } from '../../store/index.js';
 import type { MfaFactor } from './context.js';
 
 /** The factors a user can step up with now: a confirmed authenticator app, registered passkeys. */
-export async function enrolledFactors(db: Kysely<Database>, principalId: string): Promise<MfaFactor[]> {
-  const row = await db
-    .selectFrom('users as u')
-    .select((eb) => [
-      eb.exists(eb.selectFrom('mfa_totp as t').select('t.id').whereRef('t.user_id', '=', 'u.id').where('t.status', '=', 'active')).as('totp'),
-      eb.exists(eb.selectFrom('webauthn_credentials as w').select('w.id').whereRef('w.user_id', '=', 'u.id')).as('webauthn'),
-    ])
-    .where('u.name', '=', principalId)
-    .executeTakeFirst();
+export async function enrolledFactors(db: Executor, principalId: string): Promise<MfaFactor[]> {
+  const row = await factorsOfUser(db, principalId);
   if (!row) return [];
   return [...(row.totp ? (['totp'] as const) : []), ...(row.webauthn ? (['webauthn'] as const) : [])];
 }

@@ -9,12 +9,11 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { LapseError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
-import type { Database } from '../../store/index.js';
+import { deleteUserPasskey, getUserPasskeyByCredential, insertMfaChallenge, insertPasskey, passkeyCredentialExists, passkeysOfUser, recordPasskeyUse, takeMfaChallenge, type Executor } from '../../store/index.js';
 import { clearFailures, guardAttempts, recordFailure } from './attempts.js';
 import { recorded, Refusal, type MfaContext, type MfaProof, type MfaUnit, type MfaUser, type RelyingParty } from './context.js';
 
@@ -83,17 +82,13 @@ function relyingPartyOf(context: MfaContext): RelyingParty {
   return party;
 }
 
-async function userPasskeys(db: Kysely<Database>, user: MfaUser) {
-  return db.selectFrom('webauthn_credentials').selectAll().where('user_id', '=', user.id).orderBy('created_at').execute();
+async function userPasskeys(db: Executor, user: MfaUser) {
+  return passkeysOfUser(db, user.id);
 }
 
 async function storeChallenge(unit: MfaUnit, user: MfaUser, purpose: 'registration' | 'authentication', challenge: string): Promise<void> {
   // Expired challenges are garbage: cleared as new ones are issued.
-  await unit.tx.deleteFrom('mfa_challenges').where('expires_at', '<', unit.now).execute();
-  await unit.tx
-    .insertInto('mfa_challenges')
-    .values({ challenge, user_id: user.id, purpose, created_at: unit.now, expires_at: new Date(unit.now.getTime() + CHALLENGE_TTL_MS) })
-    .execute();
+  await insertMfaChallenge(unit.tx, { challenge, user_id: user.id, purpose, created_at: unit.now, expires_at: new Date(unit.now.getTime() + CHALLENGE_TTL_MS) }, unit.now);
 }
 
 /** The challenge the browser signed, from clientDataJSON (the library checks it matches again). */
@@ -114,7 +109,7 @@ function challengeIn(clientDataJSON: string): string | null {
 async function spendChallenge(unit: MfaUnit, user: MfaUser, purpose: 'registration' | 'authentication', clientDataJSON: string): Promise<string | Refusal> {
   const challenge = challengeIn(clientDataJSON);
   const spent = challenge
-    ? await unit.tx.deleteFrom('mfa_challenges').where('challenge', '=', challenge).where('user_id', '=', user.id).where('purpose', '=', purpose).returning('expires_at').executeTakeFirst()
+    ? await takeMfaChallenge(unit.tx, user.id, purpose, challenge)
     : undefined;
   if (!challenge || !spent) return recordFailure(unit, user, 'webauthn', 'challenge_unknown', { purpose });
   if (new Date(spent.expires_at) <= unit.now) return recordFailure(unit, user, 'webauthn', 'challenge_expired', { purpose });
@@ -176,7 +171,7 @@ export async function registerPasskey(context: MfaContext, user: MfaUser, name: 
     }
     if (!verification.verified) return recordFailure(unit, user, 'webauthn', 'bad_assertion', { purpose: 'registration' });
     const info = verification.registrationInfo;
-    const taken = await unit.tx.selectFrom('webauthn_credentials').select('id').where('credential_id', '=', info.credential.id).executeTakeFirst();
+    const taken = await passkeyCredentialExists(unit.tx, info.credential.id);
     if (taken) return new Refusal(new LapseError('conflict', 'that passkey is already registered', { where: 'response.id' }));
     const row = {
       id: newId('passkey'),
@@ -191,7 +186,7 @@ export async function registerPasskey(context: MfaContext, user: MfaUser, name: 
       created_at: unit.now,
       last_used_at: null,
     };
-    await unit.tx.insertInto('webauthn_credentials').values(row).execute();
+    await insertPasskey(unit.tx, row);
     await clearFailures(unit, user);
     unit.audit({ action: 'auth.mfa_passkey_registered', actor: user.name, subject: row.id, data: { name, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, aaguid: info.aaguid } });
     return { id: row.id, name, transports: info.credential.transports ?? [], backedUp: row.backed_up, createdAt: unit.now, lastUsedAt: null };
@@ -228,7 +223,7 @@ export async function verifyPasskey(context: MfaContext, user: MfaUser, response
     if (locked) return locked;
     const challenge = await spendChallenge(unit, user, 'authentication', response.response.clientDataJSON);
     if (challenge instanceof Refusal) return challenge;
-    const stored = await unit.tx.selectFrom('webauthn_credentials').selectAll().where('credential_id', '=', response.id).where('user_id', '=', user.id).executeTakeFirst();
+    const stored = await getUserPasskeyByCredential(unit.tx, user.id, response.id);
     if (!stored) return recordFailure(unit, user, 'webauthn', 'unknown_passkey');
     let verification;
     try {
@@ -249,11 +244,7 @@ export async function verifyPasskey(context: MfaContext, user: MfaUser, response
       return recordFailure(unit, user, 'webauthn', regression ? 'counter_regression' : 'bad_assertion', { passkeyId: stored.id });
     }
     if (!verification.verified) return recordFailure(unit, user, 'webauthn', 'bad_assertion', { passkeyId: stored.id });
-    await unit.tx
-      .updateTable('webauthn_credentials')
-      .set({ counter: String(verification.authenticationInfo.newCounter), backed_up: verification.authenticationInfo.credentialBackedUp, last_used_at: unit.now })
-      .where('id', '=', stored.id)
-      .execute();
+    await recordPasskeyUse(unit.tx, stored.id, { counter: verification.authenticationInfo.newCounter, backedUp: verification.authenticationInfo.credentialBackedUp, at: unit.now });
     await clearFailures(unit, user);
     unit.audit({ action: 'auth.mfa_verified', actor: user.name, subject: stored.id, data: { factor: 'webauthn', userVerified: verification.authenticationInfo.userVerified } });
     return { factor: 'webauthn' as const, at: unit.now };
@@ -267,7 +258,7 @@ export async function listPasskeys(context: Pick<MfaContext, 'db'>, user: MfaUse
 /** Removes one of the user's passkeys; someone else's looks like one that does not exist. */
 export async function removePasskey(context: MfaContext, user: MfaUser, passkeyId: string): Promise<void> {
   return recorded(context, async (unit) => {
-    const removed = await unit.tx.deleteFrom('webauthn_credentials').where('id', '=', passkeyId).where('user_id', '=', user.id).returning(['id', 'name']).executeTakeFirst();
+    const removed = await deleteUserPasskey(unit.tx, user.id, passkeyId);
     if (!removed) {
       unit.audit({ action: 'auth.mfa_passkey_remove_refused', actor: user.name, subject: passkeyId.slice(0, 64), data: { reason: 'not found or not theirs' } });
       return new Refusal(new LapseError('not_found', `no passkey ${passkeyId.slice(0, 64)}`, { where: 'id', hint: 'List yours with GET /api/v1/mfa.' }));

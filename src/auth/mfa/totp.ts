@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import { authenticator } from 'otplib';
 import { LapseError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
+import { acceptTotpStep, deleteTotpFactor, getTotpFactor, getTotpFactorIn, insertTotpFactor } from '../../store/index.js';
 import { clearFailures, guardAttempts, recordFailure } from './attempts.js';
 import { recorded, Refusal, type MfaContext, type MfaProof, type MfaUnit, type MfaUser } from './context.js';
 
@@ -57,7 +58,7 @@ const sealContext = (user: MfaUser) => `totp:${user.id}`;
  */
 export async function enrollTotp(context: MfaContext, user: MfaUser, issuer: string): Promise<TotpEnrollment> {
   return recorded(context, async (unit) => {
-    const existing = await unit.tx.selectFrom('mfa_totp').select(['id', 'status']).where('user_id', '=', user.id).executeTakeFirst();
+    const existing = await getTotpFactor(unit.tx, user.id);
     if (existing?.status === 'active') {
       return new Refusal(
         new LapseError('conflict', `${user.name} already has an authenticator app enrolled`, {
@@ -69,11 +70,11 @@ export async function enrollTotp(context: MfaContext, user: MfaUser, issuer: str
     const secret = authenticator.generateSecret(SECRET_BYTES);
     const factorId = newId('totp');
     const sealed = context.sealer.seal(secret, sealContext(user));
-    if (existing) await unit.tx.deleteFrom('mfa_totp').where('id', '=', existing.id).execute();
-    await unit.tx
-      .insertInto('mfa_totp')
-      .values({ id: factorId, user_id: user.id, secret_sealed: sealed, status: 'pending', last_step: null, created_at: unit.now, confirmed_at: null, last_used_at: null })
-      .execute();
+    await insertTotpFactor(
+      unit.tx,
+      { id: factorId, user_id: user.id, secret_sealed: sealed, status: 'pending', last_step: null, created_at: unit.now, confirmed_at: null, last_used_at: null },
+      existing?.id,
+    );
     unit.audit({ action: 'auth.mfa_totp_enrolling', actor: user.name, subject: factorId, data: { replacedPendingId: existing?.id ?? null } });
     return { factorId, secret, uri: authenticator.keyuri(user.name, issuer, secret) };
   });
@@ -93,7 +94,7 @@ async function checkTotp(context: MfaContext, user: MfaUser, code: string, statu
   return recorded(context, async (unit) => {
     const locked = await guardAttempts(unit, user, 'totp');
     if (locked) return locked;
-    const factor = await unit.tx.selectFrom('mfa_totp').selectAll().where('user_id', '=', user.id).where('status', '=', status).executeTakeFirst();
+    const factor = await getTotpFactorIn(unit.tx, user.id, status);
     if (!factor) {
       if (status === 'pending') {
         return new Refusal(new LapseError('not_found', 'there is no authenticator-app enrollment waiting for confirmation', { where: 'totp', hint: 'Start one with POST /api/v1/mfa/totp.' }));
@@ -105,13 +106,8 @@ async function checkTotp(context: MfaContext, user: MfaUser, code: string, statu
     if (step === null) return recordFailure(unit, user, 'totp', 'wrong_code', { factorId: factor.id });
     // NB. Conditional on the stored step: of two concurrent uses of one code, one updates a row
     // and the other sees a replay; a code older than the last accepted one is refused as well.
-    const accepted = await unit.tx
-      .updateTable('mfa_totp')
-      .set({ last_step: String(step), last_used_at: unit.now, ...(status === 'pending' ? { status: 'active', confirmed_at: unit.now } : {}) })
-      .where('id', '=', factor.id)
-      .where((eb) => eb.or([eb('last_step', 'is', null), eb('last_step', '<', String(step))]))
-      .executeTakeFirst();
-    if (Number(accepted.numUpdatedRows) === 0) {
+    const accepted = await acceptTotpStep(unit.tx, factor.id, step, unit.now, status === 'pending');
+    if (!accepted) {
       context.logger.warn({ event: 'auth.mfa_replay', user: user.name, factorId: factor.id, step }, 'refused a replayed TOTP code');
       return recordFailure(unit, user, 'totp', 'replay', { factorId: factor.id });
     }
@@ -124,7 +120,7 @@ async function checkTotp(context: MfaContext, user: MfaUser, code: string, statu
 /** Removes the user's TOTP factor (active or pending). The caller checks MFA freshness first. */
 export async function removeTotp(context: MfaContext, user: MfaUser): Promise<void> {
   return recorded(context, async (unit: MfaUnit) => {
-    const removed = await unit.tx.deleteFrom('mfa_totp').where('user_id', '=', user.id).returning(['id', 'status']).executeTakeFirst();
+    const removed = await deleteTotpFactor(unit.tx, user.id);
     if (!removed) return new Refusal(new LapseError('not_found', `${user.name} has no authenticator app enrolled`, { where: 'totp' }));
     unit.audit({ action: 'auth.mfa_totp_removed', actor: user.name, subject: removed.id, data: { status: removed.status, severity: 'medium' } });
     return undefined;
@@ -140,6 +136,6 @@ export interface TotpStatus {
 }
 
 export async function totpStatus(context: Pick<MfaContext, 'db'>, user: MfaUser): Promise<TotpStatus | null> {
-  const row = await context.db.selectFrom('mfa_totp').select(['id', 'status', 'created_at', 'confirmed_at', 'last_used_at']).where('user_id', '=', user.id).executeTakeFirst();
+  const row = await getTotpFactor(context.db, user.id);
   return row ? { id: row.id, status: row.status, createdAt: new Date(row.created_at), confirmedAt: row.confirmed_at && new Date(row.confirmed_at), lastUsedAt: row.last_used_at && new Date(row.last_used_at) } : null;
 }

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { sql } from 'kysely';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Store } from '../../store/index.js';
@@ -14,13 +13,13 @@ import { readSecretFromStdin } from '../stdin.js';
 /** Who acts offline: the operating-system user, as `cli:<name>` (never a Lapse user name, which has no colon). */
 const offlineActor = () => `cli:${process.env.USER ?? 'unknown'}`;
 
+/** One offline change and its audit event, through the same unit of work as the server's changes. */
 async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>): Promise<T> {
   const actor = offlineActor();
-  return store.db.transaction().execute(async (tx) => {
-    const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(tx);
-    const { value, audit } = await work(tx, new Date(rows[0]!.now));
-    const { appendAuditEvents } = await import('../../audit/index.js');
-    await appendAuditEvents(tx, [{ ...audit, actor }]);
+  const { auditedChange } = await loadAuth();
+  return auditedChange(store.db, async (tx, now, audit) => {
+    const { value, audit: entry } = await work(tx, now);
+    audit({ ...entry, actor });
     return value;
   });
 }
@@ -64,13 +63,13 @@ export function registerAdminCommands(program: Command): void {
     .action(
       action(async (name: string, options: { config?: string; dataDir?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const { checkPasswordPolicy, setPassword } = await loadAuth();
+        const { checkPasswordPolicy, findAccount, setPassword } = await loadAuth();
         const password = await readSecretFromStdin('password');
         checkPasswordPolicy(password, '--password-stdin');
         const store = await openStoreAt(resolveLocation(options));
         try {
           const changed = await inTransaction(store, async (tx) => {
-            const owner = await tx.selectFrom('users').select(['id', 'name', 'kind', 'source']).where('name', '=', name).executeTakeFirst();
+            const owner = await findAccount(tx, name);
             if (!owner) throw new LapseError('not_found', `there is no user ${name}`, { where: name, hint: 'Create it with `lapse admin user create`.' });
             if (owner.source !== 'local' || owner.kind !== 'user') {
               throw new LapseError('validation_failed', `${name} is ${owner.source === 'oidc' ? 'an OIDC user (their password lives at the identity provider)' : 'a service identity (it uses API tokens)'}`, { where: name });

@@ -1,7 +1,6 @@
 import { performance } from 'node:perf_hooks';
-import type { Store } from '../store/index.js';
-import { appendAuditEvents, type AuditEntry } from './chain.js';
-import { verifyAuditChain } from './verify.js';
+import type { Store } from '../src/store/index.js';
+import { appendAuditEvents, verifyAuditChain, type AuditEntry } from '../src/audit/index.js';
 
 /** One line of `npm run bench` (see bench/README.md): latencies are per event. */
 export interface AuditBenchResult {
