@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
+import { GRANT_STATUSES } from '../../domain/grant.js';
+import { REQUEST_STATUSES } from '../../domain/request.js';
 import { action } from '../output.js';
 import { addClientOptions, clientFor, limit, oneOf, requestOrGrantId, type ClientFlags } from './client-flags.js';
 import {
@@ -8,11 +10,9 @@ import {
   describeRequest,
   grantAnswer,
   grantPage,
-  GRANT_STATUSES,
   relative,
   requestDetail,
   requestPage,
-  REQUEST_STATUSES,
   type LapseGrant,
   type LapseRequest,
   type RequestDetail,
