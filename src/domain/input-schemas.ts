@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { MAX_DURATION_MS } from './duration.js';
+import { ID_PREFIXES, type IdKind } from './ids.js';
 import { boundedText } from './text.js';
 
 /**
@@ -20,6 +21,22 @@ export const resourceName = z
   .min(1)
   .max(63)
   .regex(NAME_PATTERN, 'must be lower-case letters, digits, "_", "." or "-"');
+
+/** Any Lapse id (`req_…`, `grt_…`), as use-cases take them. */
+export const anyId = z
+  .string()
+  .min(5)
+  .max(64)
+  .regex(/^[a-z]{3}_[0-9a-z]+$/, 'is not a Lapse id');
+
+/** An id of one kind, as a path parameter names it (`/requests/{id}` takes a `req_` id). */
+export function idOf(kind: IdKind) {
+  const prefix = ID_PREFIXES[kind];
+  return z
+    .string()
+    .max(64)
+    .regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
+}
 
 /** Why access is wanted (or ended): required where the use-case needs one, multi-line. */
 export const reasonText = boundedText(2000, { multiline: true });

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
-import { commentText, connectorParameters, durationMs, reasonText, resourceName as name, ticketText } from '../domain/input-schemas.js';
+import { anyId as id, commentText, connectorParameters, durationMs, reasonText, resourceName as name, ticketText } from '../domain/input-schemas.js';
 import { REVIEW_DECISIONS } from '../domain/review.js';
 import { boundedText } from '../domain/text.js';
 
@@ -32,8 +32,6 @@ export const clientInput = z
 const reason = reasonText;
 const comment = commentText.default('');
 const parameters = connectorParameters.default({});
-
-const id = z.string().min(5).max(64).regex(/^[a-z]{3}_[0-9a-z]+$/, 'is not a Lapse id');
 
 export const submitInput = z
   .object({

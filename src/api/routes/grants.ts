@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { GRANT_STATUSES, type GrantStatus } from '../../domain/grant.js';
-import { durationText, reasonText, ticketText } from '../../domain/input-schemas.js';
+import { durationText, idOf, reasonText, ticketText } from '../../domain/input-schemas.js';
 import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import type { Engine } from '../../engine/index.js';
@@ -13,7 +13,7 @@ import { problemSchema } from '../problem.js';
 import { decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, toGrantView, toRequestView } from '../views.js';
 import { clientOf } from './requests.js';
 
-const grantId = z.object({ id: z.string().max(64).regex(/^grt_[0-9a-z]{1,60}$/, 'must be a grt_ id') });
+const grantId = z.object({ id: idOf('grant') });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
 const oneStatus = `(${GRANT_STATUSES.join('|')})`;
 const listQuery = z

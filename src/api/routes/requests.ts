@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { commentText, connectorParameters, durationText, reasonText, resourceName as name, ticketText } from '../../domain/input-schemas.js';
+import { commentText, connectorParameters, durationText, idOf, reasonText, resourceName as name, ticketText } from '../../domain/input-schemas.js';
 import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
@@ -17,7 +17,6 @@ import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
 
-const id = (prefix: string) => z.string().max(64).regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
 const parameters = connectorParameters.optional();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
 
@@ -233,7 +232,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'A request with its reviews, grant and timeline',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           response: { 200: requestDetail, ...errors },
         },
       },
@@ -262,7 +261,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
           description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           querystring: historyQuery,
           response: { 200: requesterHistoryView, ...errors },
         },
@@ -286,7 +285,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/cancel',
       {
-        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: id('req') }), response: { 200: z.object({ request: requestView }), ...errors } },
+        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: idOf('request') }), response: { 200: z.object({ request: requestView }), ...errors } },
       },
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
@@ -310,7 +309,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'Approve or deny a request (approvers of its current stage; never your own)',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           body: reviewBody,
           response: { 200: z.object({ request: requestView, effect: z.string() }), ...errors },
         },
@@ -403,7 +402,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           body: z.object({ comment: commentText.optional() }).strict(),
           response: { 200: z.object({ request: requestView }), ...errors },
         },
