@@ -38,12 +38,17 @@ export function idOf(kind: IdKind) {
     .regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
 }
 
+export const MAX_REASON_LENGTH = 2000;
+export const MAX_COMMENT_LENGTH = 2000;
+export const MAX_TICKET_LENGTH = 200;
+export const MAX_PARAMETER_LENGTH = 8192;
+
 /** Why access is wanted (or ended): required where the use-case needs one, multi-line. */
-export const reasonText = boundedText(2000, { multiline: true });
+export const reasonText = boundedText(MAX_REASON_LENGTH, { multiline: true });
 /** A reviewer's comment, multi-line. */
-export const commentText = boundedText(2000, { multiline: true });
+export const commentText = boundedText(MAX_COMMENT_LENGTH, { multiline: true });
 /** A ticket reference (checked against the entitlement's ticket pattern by policy). */
-export const ticketText = boundedText(200);
+export const ticketText = boundedText(MAX_TICKET_LENGTH);
 /** A duration as people write it (30m, 1h, 1h30m); parsed with parseDuration. */
 export const durationText = boundedText(20).min(2).describe('A duration such as 30m, 1h, 1h30m');
 /** A duration in milliseconds, within the longest any grant may last. */
@@ -55,6 +60,6 @@ export const MAX_PARAMETERS = 16;
 
 /** Connector parameters (an SSH public key...): a few short named values, not secrets. */
 export const connectorParameters = z
-  .record(z.string().regex(PARAMETER_NAME_PATTERN, 'parameter names are letters, digits and "_"'), boundedText(8192))
+  .record(z.string().regex(PARAMETER_NAME_PATTERN, 'parameter names are letters, digits and "_"'), boundedText(MAX_PARAMETER_LENGTH))
   .refine((value) => Object.keys(value).length <= MAX_PARAMETERS, `at most ${MAX_PARAMETERS} parameters`);
 

@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { isId } from '../../domain/ids.js';
-import { NAME_PATTERN } from '../../domain/input-schemas.js';
+import { MAX_PARAMETER_LENGTH, NAME_PATTERN } from '../../domain/input-schemas.js';
 import { controlCharacterProblem } from '../../domain/text.js';
 import { LapseClient, resolveConnection } from '../client.js';
 import type { GlobalOptions } from '../output.js';
@@ -95,7 +95,7 @@ export function parameters(pairs: readonly string[]): Record<string, string> {
     if (at === -1 || !PARAM_KEY.test(key)) throw usage(`"${pair.slice(0, 80)}" is not key=value`, '--param', 'Write e.g. --param schema=public (keys: letters, digits and _, starting with a letter).');
     if (Object.hasOwn(out, key)) throw usage(`parameter ${key} is given twice`, '--param');
     const value = pair.slice(at + 1);
-    if (value.length > 8192) throw usage(`parameter ${key} is longer than 8192 characters`, '--param');
+    if (value.length > MAX_PARAMETER_LENGTH) throw usage(`parameter ${key} is longer than ${MAX_PARAMETER_LENGTH} characters`, '--param');
     out[key] = value;
   }
   return out;

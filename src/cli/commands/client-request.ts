@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { EXIT, LapseError } from '../../domain/errors.js';
+import { MAX_REASON_LENGTH } from '../../domain/input-schemas.js';
 import type { LapseClient } from '../client.js';
 import { action } from '../output.js';
 import { connectionHint, connectorOf, describeCredentials, fetchCredentials } from './client-credentials.js';
@@ -12,7 +13,6 @@ import { progress, show } from './client-show.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 const MAX_WAIT_MS = 24 * 3_600_000;
-export const MAX_REASON_LENGTH = 2000;
 
 interface AskFlags extends ClientFlags {
   for?: string;

@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import { MAX_COMMENT_LENGTH, MAX_REASON_LENGTH } from '../../domain/input-schemas.js';
 import { action } from '../output.js';
 import { addClientOptions, addStepUpOption, clientFor, duration, idOf, text, ticket, type ClientFlags } from './client-flags.js';
-import { MAX_REASON_LENGTH } from './client-request.js';
 import { describeGrant, describeRequest, grantAnswer, requestAnswer, reviewAnswer } from './client-resources.js';
 import { show } from './client-show.js';
 
@@ -16,8 +16,6 @@ interface GrantFlags extends ClientFlags {
   reason?: string;
   ticket?: string;
 }
-
-const MAX_COMMENT_LENGTH = 2000;
 
 /** A decision's request id, optional comment and client, checked before anything is sent. */
 function reviewOf(ref: string, command: Command) {
