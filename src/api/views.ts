@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
-import type { AccessRequest } from '../domain/request.js';
-import type { Review } from '../domain/review.js';
+import { GRANT_STATUSES } from '../domain/grant.js';
+import { REQUEST_KINDS, REQUEST_STATUSES, type AccessRequest } from '../domain/request.js';
+import { REVIEW_DECISIONS, type Review } from '../domain/review.js';
 import type { StoredGrant } from '../store/index.js';
 import type { AuditEvent } from '../audit/index.js';
 
@@ -17,7 +18,7 @@ const principal = z.object({ id: z.string(), kind: z.enum(['user', 'service']), 
 
 export const requestView = z.object({
   id: z.string(),
-  kind: z.enum(['access', 'extension', 'break_glass']),
+  kind: z.enum(REQUEST_KINDS),
   principal,
   target: z.string(),
   entitlement: z.string(),
@@ -25,7 +26,7 @@ export const requestView = z.object({
   reason: z.string(),
   ticket: z.string().nullable(),
   parameters: z.record(z.string(), z.string()),
-  status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']),
+  status: z.enum(REQUEST_STATUSES),
   policy: z.string().nullable(),
   reasons: z.array(z.string()),
   stages: z.array(z.object({ name: z.string(), approvers: subjectSet, quorum: z.number().int() })),
@@ -42,7 +43,7 @@ export const grantView = z.object({
   principalId: z.string(),
   target: z.string(),
   entitlement: z.string(),
-  status: z.enum(['provisioning', 'active', 'revoking', 'revoked', 'failed']),
+  status: z.enum(GRANT_STATUSES),
   durationMs: z.number().int(),
   breakGlass: z.boolean(),
   activatedAt: iso.nullable(),
@@ -58,7 +59,7 @@ export const grantView = z.object({
 export const reviewView = z.object({
   id: z.string(),
   reviewerId: z.string(),
-  decision: z.enum(['approve', 'deny']),
+  decision: z.enum(REVIEW_DECISIONS),
   comment: z.string(),
   stage: z.number().int(),
   createdAt: iso,

@@ -1,12 +1,19 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ERROR_CODES, LapseError, type ErrorCode } from '../domain/errors.js';
+import type { paths } from './api-schema.js';
 import { loadCredentials, normalizeServerUrl } from './credentials.js';
 
 /**
  * The `lapse` client's HTTP side: one small typed wrapper over `fetch` for the REST API
  * (docs/api.md). Every answer is checked against a schema; every problem document becomes a
  * LapseError with the server's code, detail and hint, so the CLI's exit code is the registry's.
+ *
+ * Paths, path parameters, queries and bodies are typed by api-schema.d.ts, generated from the
+ * server's OpenAPI document like the portal's types (`npm run web:api-types`), and each answer
+ * schema must accept what the document says the server answers: a route change the CLI did not
+ * follow fails to compile. NB. The types only: the runtime stays this small fetch wrapper, so
+ * client commands load no server code and no extra package.
  *
  * NB. There is deliberately no way to turn TLS certificate checks off. A private CA is trusted the
  * Node way (NODE_EXTRA_CA_CERTS), and NODE_TLS_REJECT_UNAUTHORIZED=0 is refused, not obeyed.
@@ -68,10 +75,35 @@ export interface ClientOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-export interface CallOptions {
-  readonly query?: Record<string, string | number | undefined>;
-  readonly body?: unknown;
+type Method = 'get' | 'post';
+/** The documented paths (templates such as `/api/v1/requests/{id}`) that answer `M`. */
+export type ApiPath<M extends Method> = { [P in keyof paths]: paths[P][M] extends undefined ? never : P }[keyof paths];
+type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
+/** `{id}` in `/api/v1/requests/{id}` -> 'id'. */
+type PathParamNames<P extends string> = P extends `${string}{${infer Name}}${infer Rest}` ? Name | PathParamNames<Rest> : never;
+type QueryOf<P extends keyof paths, M extends Method> = Operation<P, M> extends { parameters: { query?: infer Q } } ? Q : never;
+type BodyOf<P extends keyof paths, M extends Method> = Operation<P, M> extends { requestBody: { content: { 'application/json': infer B } } } ? B : Operation<P, M> extends { requestBody?: { content: { 'application/json': infer B } } } ? B | undefined : never;
+/** What the server documents as its 200 answer. */
+export type ApiAnswer<P extends keyof paths, M extends Method> = Operation<P, M> extends { responses: { 200: { content: { 'application/json': infer A } } } } ? A : never;
+/** The schema itself when it accepts the documented answer; otherwise a type naming the mismatch. */
+type Accepting<S extends z.ZodType, A> = [A] extends [z.input<S>] ? S : { readonly 'the answer schema does not accept what the server documents': A };
+
+type BaseOptions<P extends keyof paths, M extends Method> = {
+  readonly query?: QueryOf<P, M>;
+  readonly body?: BodyOf<P, M>;
   /** POST only: false for calls that must never be replayed (fetching credentials). */
+  readonly idempotent?: boolean;
+};
+/** The call's options; with the values of the path's `{parameters}` when it has any. */
+export type CallOptions<P extends keyof paths, M extends Method> = [PathParamNames<P>] extends [never]
+  ? [options?: BaseOptions<P, M>]
+  : [options: BaseOptions<P, M> & { readonly path: Readonly<Record<PathParamNames<P>, string>> }];
+
+/** What the transport needs of any call, once its types are checked. */
+interface SendOptions {
+  readonly path?: Readonly<Record<string, string>>;
+  readonly query?: unknown;
+  readonly body?: unknown;
   readonly idempotent?: boolean;
 }
 
@@ -91,16 +123,18 @@ export class LapseClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
-  async get<S extends z.ZodType>(path: string, schema: S, options: CallOptions = {}): Promise<z.infer<S>> {
+  async get<P extends ApiPath<'get'>, S extends z.ZodType>(template: P, schema: Accepting<S, ApiAnswer<P, 'get'>>, ...[options = {}]: CallOptions<P, 'get'>): Promise<z.infer<S>> {
+    const path = fill(template, options);
     const response = await this.send('GET', path, options, {});
-    return parseAnswer(schema, await readJson(response, path), path);
+    return parseAnswer(schema as S, await readJson(response, path), path);
   }
 
   /**
    * A mutating call. One Idempotency-Key per call, reused when the call is repeated with a second
    * factor, so the server treats the repeat as the same request and never acts twice.
    */
-  async post<S extends z.ZodType>(path: string, schema: S, options: CallOptions = {}): Promise<z.infer<S>> {
+  async post<P extends ApiPath<'post'>, S extends z.ZodType>(template: P, schema: Accepting<S, ApiAnswer<P, 'post'>>, ...[options = {}]: CallOptions<P, 'post'>): Promise<z.infer<S>> {
+    const path = fill(template, options);
     const key: Record<string, string> = options.idempotent === false ? {} : { 'idempotency-key': randomUUID() };
     let response: Response;
     try {
@@ -111,11 +145,12 @@ export class LapseClient {
       if (code === undefined) throw withCliStepUpHint(error);
       response = await this.send('POST', path, options, { ...key, [MFA_HEADER]: `totp ${code}` });
     }
-    return parseAnswer(schema, await readJson(response, path), path);
+    return parseAnswer(schema as S, await readJson(response, path), path);
   }
 
   /** A GET whose body is passed on as it arrives (audit export). */
-  async stream(path: string, options: CallOptions = {}): Promise<ReadableStream<Uint8Array>> {
+  async stream<P extends ApiPath<'get'>>(template: P, ...[options = {}]: CallOptions<P, 'get'>): Promise<ReadableStream<Uint8Array>> {
+    const path = fill(template, options);
     // Its own (never aborted) signal: only the start is timed, a long export may take minutes.
     const response = await this.send('GET', path, options, {}, new AbortController().signal);
     if (!response.body) throw new LapseError('internal', `the server sent no body for ${path}`);
@@ -126,8 +161,8 @@ export class LapseClient {
    * Opens a Server-Sent Events stream and calls `onEvent` for each event until `signal` aborts or
    * the stream ends. Resolves when it ends; rejects when it cannot be opened.
    */
-  async events(path: string, signal: AbortSignal, onEvent: (event: ServerEvent) => void, onOpen: () => void = () => {}): Promise<void> {
-    const response = await this.send('GET', path, {}, { accept: 'text/event-stream' }, signal);
+  async events<P extends ApiPath<'get'>>(path: P, query: QueryOf<P, 'get'>, signal: AbortSignal, onEvent: (event: ServerEvent) => void, onOpen: () => void = () => {}): Promise<void> {
+    const response = await this.send('GET', path, { query }, { accept: 'text/event-stream' }, signal);
     if (!response.body || !(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
       await response.body?.cancel();
       throw new LapseError('internal', `${path} is not an event stream`);
@@ -150,7 +185,7 @@ export class LapseClient {
     return this.stepUp ? this.stepUp() : undefined;
   }
 
-  private async send(method: 'GET' | 'POST', path: string, options: CallOptions, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  private async send(method: 'GET' | 'POST', path: string, options: SendOptions, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
     const url = this.url(path, options.query);
     // NB. A stream (signal given) may stay open for long, but must still start within the timeout.
     const timeout = new AbortController();
@@ -180,13 +215,22 @@ export class LapseClient {
     throw await problemFrom(response, path);
   }
 
-  private url(path: string, query: CallOptions['query']): string {
+  private url(path: string, query: SendOptions['query']): string {
     const url = new URL(`${this.server}${path}`);
-    for (const [key, value] of Object.entries(query ?? {})) {
+    for (const [key, value] of Object.entries((query ?? {}) as Record<string, unknown>)) {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     return url.toString();
   }
+}
+
+/** `/api/v1/requests/{id}` with options.path `{ id: 'req_1' }` -> `/api/v1/requests/req_1`. */
+function fill(template: string, options: SendOptions): string {
+  return template.replace(/\{([^}]+)\}/g, (_, name: string) => {
+    const value = options.path?.[name];
+    if (value === undefined) throw new LapseError('internal', `no value for {${name}} in ${template}`);
+    return encodeURIComponent(value);
+  });
 }
 
 /** One Server-Sent Event: its `event:` name and parsed `data:` JSON (undefined when not JSON). */

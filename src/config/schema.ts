@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
+import { NAME_PATTERN } from '../domain/input-schemas.js';
 import { boundedText } from '../domain/text.js';
 
 /** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
@@ -16,8 +17,7 @@ function isAddressOrCidr(value: string): boolean {
  * The lapse.yaml schema. Every value is bounded (a bare z.string() would accept 40 MB) and every
  * object is strict, so a typo is an error rather than a silently ignored setting.
  */
-const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-const name = (what: string) => z.string().max(63).regex(NAME, `${what} names use lower-case letters, digits, "_", "." and "-" (max 63 characters)`);
+const name = (what: string) => z.string().max(63).regex(NAME_PATTERN, `${what} names use lower-case letters, digits, "_", "." and "-" (max 63 characters)`);
 /** Text that may span lines (descriptions, CEL, PEM setting values); one-line values use boundedText(max). */
 const text = (max: number) => boundedText(max, { multiline: true });
 const principalName = boundedText(256).min(1);

@@ -5,7 +5,10 @@ import { LapseError } from './errors.js';
  * `active` with an expiry counted from activation; `revoking` until the target confirmed removal
  * (retried forever); `revoked` at the end, or `failed` when it never became active.
  */
-export type GrantStatus = 'provisioning' | 'active' | 'revoking' | 'revoked' | 'failed';
+export const GRANT_STATUSES = ['provisioning', 'active', 'revoking', 'revoked', 'failed'] as const;
+export type GrantStatus = (typeof GRANT_STATUSES)[number];
+/** Grants that hold, or may still hold, access at the target (a revoke not yet confirmed counts). */
+export const LIVE_GRANT_STATUSES = ['provisioning', 'active', 'revoking'] as const satisfies readonly GrantStatus[];
 
 export type EndReason =
   | 'expired'

@@ -8,3 +8,4 @@ export * from './grant.js';
 export * from './policy/types.js';
 export * from './canonical-json.js';
 export * from './text.js';
+export * from './input-schemas.js';

@@ -1,4 +1,4 @@
-import type { GrantStatus } from './grant.js';
+import { LIVE_GRANT_STATUSES, type GrantStatus } from './grant.js';
 
 /**
  * Reconciliation as a pure comparison: what a target says exists (one listing) against the grants
@@ -80,7 +80,7 @@ export interface ComparisonInput {
   readonly entitlements: ReadonlySet<string>;
 }
 
-const LIVE: ReadonlySet<GrantStatus> = new Set(['provisioning', 'active', 'revoking']);
+const LIVE: ReadonlySet<GrantStatus> = new Set(LIVE_GRANT_STATUSES);
 
 /**
  * A grant accounts for access listed at `listedAt` if it is live, or ended after the listing

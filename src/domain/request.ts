@@ -6,8 +6,10 @@ import type { Principal } from './principal.js';
  * A request for access (or for an extension of a grant, or a break-glass activation) and where it
  * stands. Final states never change again.
  */
-export type RequestStatus = 'pending' | 'approved' | 'denied' | 'cancelled' | 'timed_out';
-export type RequestKind = 'access' | 'extension' | 'break_glass';
+export const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'cancelled', 'timed_out'] as const;
+export type RequestStatus = (typeof REQUEST_STATUSES)[number];
+export const REQUEST_KINDS = ['access', 'extension', 'break_glass'] as const;
+export type RequestKind = (typeof REQUEST_KINDS)[number];
 
 export const FINAL_REQUEST_STATUSES: readonly RequestStatus[] = ['approved', 'denied', 'cancelled', 'timed_out'];
 

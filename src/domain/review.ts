@@ -2,12 +2,15 @@ import { LapseError } from './errors.js';
 import { inSubjectSet, sharePerson, type Principal } from './principal.js';
 import type { AccessRequest } from './request.js';
 
+export const REVIEW_DECISIONS = ['approve', 'deny'] as const;
+export type ReviewDecision = (typeof REVIEW_DECISIONS)[number];
+
 /** One approver's decision on a request, at a stage. */
 export interface Review {
   readonly id: string;
   readonly requestId: string;
   readonly reviewer: Principal;
-  readonly decision: 'approve' | 'deny';
+  readonly decision: ReviewDecision;
   readonly comment: string;
   readonly stage: number;
   readonly at: Date;

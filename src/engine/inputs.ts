@@ -1,15 +1,15 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
-import { MAX_DURATION_MS } from '../domain/duration.js';
+import { anyId as id, commentText, connectorParameters, durationMs, reasonText, resourceName as name, ticketText } from '../domain/input-schemas.js';
+import { REVIEW_DECISIONS } from '../domain/review.js';
 import { boundedText } from '../domain/text.js';
 
 /**
- * Bounded schemas for every use-case input. The API and CLI validate with these too, so a value
- * the engine would refuse is refused at the edge with the same message.
+ * Bounded schemas for every use-case input, built from the shared fields in
+ * domain/input-schemas.ts that the API and CLI validate with too, so a value the engine would
+ * refuse is refused at the edge with the same message.
  */
 const printable = (max: number) => boundedText(max);
-
-const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
 
 export const principalInput = z
   .object({
@@ -29,16 +29,9 @@ export const clientInput = z
   .strict()
   .default({});
 
-const durationMs = z.number().int().positive().max(MAX_DURATION_MS);
-const reason = boundedText(2000, { multiline: true });
-const comment = boundedText(2000, { multiline: true }).default('');
-/** Connector parameters (an SSH public key…): a few short named values, not secrets. */
-const parameters = z
-  .record(z.string().regex(/^[a-zA-Z][a-zA-Z0-9_]{0,62}$/, 'parameter names are letters, digits and "_"'), printable(8192))
-  .refine((value) => Object.keys(value).length <= 16, 'at most 16 parameters')
-  .default({});
-
-const id = z.string().min(5).max(64).regex(/^[a-z]{3}_[0-9a-z]+$/, 'is not a Lapse id');
+const reason = reasonText;
+const comment = commentText.default('');
+const parameters = connectorParameters.default({});
 
 export const submitInput = z
   .object({
@@ -47,23 +40,23 @@ export const submitInput = z
     entitlement: name,
     durationMs: durationMs.optional(),
     reason,
-    ticket: printable(200).optional(),
+    ticket: ticketText.optional(),
     parameters,
     client: clientInput,
   })
   .strict();
 
 export const reviewInput = z
-  .object({ requestId: id, reviewer: principalInput, decision: z.enum(['approve', 'deny']), comment, client: clientInput })
+  .object({ requestId: id, reviewer: principalInput, decision: z.enum(REVIEW_DECISIONS), comment, client: clientInput })
   .strict();
 
 export const cancelInput = z.object({ requestId: id, by: principalInput }).strict();
 
 export const extendInput = z
-  .object({ grantId: id, by: principalInput, durationMs, reason, ticket: printable(200).optional(), client: clientInput })
+  .object({ grantId: id, by: principalInput, durationMs, reason, ticket: ticketText.optional(), client: clientInput })
   .strict();
 
-export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: boundedText(2000, { multiline: true }).default('') }).strict();
+export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: reasonText.default('') }).strict();
 
 export const breakGlassInput = z
   .object({ principal: principalInput, target: name, entitlement: name, durationMs, reason, parameters, client: clientInput })

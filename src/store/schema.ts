@@ -1,6 +1,9 @@
 import type { ColumnType, Generated, JSONColumnType } from 'kysely';
+import type { GrantStatus } from '../domain/grant.js';
 import type { ApprovalStage } from '../domain/policy/types.js';
 import type { Principal } from '../domain/principal.js';
+import type { RequestKind, RequestStatus } from '../domain/request.js';
+import type { ReviewDecision } from '../domain/review.js';
 
 /** Kysely's view of the tables the migrations create. Column names are snake_case as in SQL. */
 export interface Database {
@@ -139,7 +142,7 @@ type BigIntColumn = ColumnType<string, number | bigint | string, number | bigint
 
 export interface RequestsTable {
   id: string;
-  kind: 'access' | 'extension' | 'break_glass';
+  kind: RequestKind;
   principal_id: string;
   principal: JSONColumnType<Principal>;
   target: string;
@@ -148,7 +151,7 @@ export interface RequestsTable {
   reason: string;
   ticket: string | null;
   parameters: JSONColumnType<Record<string, string>>;
-  status: 'pending' | 'approved' | 'denied' | 'cancelled' | 'timed_out';
+  status: RequestStatus;
   policy: string | null;
   policy_version: string;
   reasons: JSONColumnType<string[]>;
@@ -169,7 +172,7 @@ export interface ReviewsTable {
   request_id: string;
   reviewer_id: string;
   reviewer: JSONColumnType<Principal>;
-  decision: 'approve' | 'deny';
+  decision: ReviewDecision;
   comment: string;
   stage: number;
   created_at: Timestamp;
@@ -183,7 +186,7 @@ export interface GrantsTable {
   entitlement: string;
   /** Grants with equal keys give the same access at the target and are reference-counted. */
   access_key: string;
-  status: 'provisioning' | 'active' | 'revoking' | 'revoked' | 'failed';
+  status: GrantStatus;
   duration_ms: BigIntColumn;
   break_glass: boolean;
   parameters: JSONColumnType<Record<string, string>>;

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { resourceName as name } from '../../domain/input-schemas.js';
 import { boundedText } from '../../domain/text.js';
 import { LapseError } from '../../domain/errors.js';
 import { inSubjectSet } from '../../domain/principal.js';
@@ -7,7 +8,6 @@ import type { Engine } from '../../engine/index.js';
 import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 
-const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/);
 const querySchema = z.object({ principal: boundedText(256).min(1), target: name, entitlement: name }).strict();
 const checkSchema = z.object({ allowed: z.boolean(), grantId: z.string().nullable(), expiresAt: z.string().nullable() });
 

@@ -1,5 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { resourceName } from '../../domain/input-schemas.js';
 import { explainPolicies } from '../../domain/policy/index.js';
 import type { Engine } from '../../engine/index.js';
 import { isAdmin, readsEverything, refuseRole } from '../access-rules.js';
@@ -64,7 +65,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['config'],
           summary: 'Run the target checks now (admins): each target\'s connectivity and the privileges Lapse needs there',
           security: [{ bearer: [] }],
-          body: z.object({ target: z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/).optional() }).strict().optional(),
+          body: z.object({ target: resourceName.optional() }).strict().optional(),
           response: { 200: z.object({ targets: z.array(z.object({ name: z.string(), connector: z.string(), check: targetCheckView })) }), 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema },
         },
       },

@@ -1,13 +1,12 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { LapseError } from '../../domain/errors.js';
+import { resourceName as name } from '../../domain/input-schemas.js';
 import { inSubjectSet, type Principal } from '../../domain/principal.js';
 import type { Engine, ReconcileReport } from '../../engine/index.js';
 import type { Finding } from '../../store/index.js';
 import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
-
-const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/);
 
 const findingsQuery = z
   .object({

@@ -1,5 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
+import { GRANT_STATUSES, type GrantStatus } from '../../domain/grant.js';
+import { durationText, idOf, reasonText, ticketText } from '../../domain/input-schemas.js';
 import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import type { Engine } from '../../engine/index.js';
@@ -11,18 +13,18 @@ import { problemSchema } from '../problem.js';
 import { decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, toGrantView, toRequestView } from '../views.js';
 import { clientOf } from './requests.js';
 
-const grantId = z.object({ id: z.string().max(64).regex(/^grt_[0-9a-z]{1,60}$/, 'must be a grt_ id') });
+const grantId = z.object({ id: idOf('grant') });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
-type GrantStatus = 'provisioning' | 'active' | 'revoking' | 'revoked' | 'failed';
+const oneStatus = `(${GRANT_STATUSES.join('|')})`;
 const listQuery = z
   .object({
     scope: z.enum(['mine', 'all']).default('mine'),
     status: z
       .string()
       .max(80)
-      .regex(/^(provisioning|active|revoking|revoked|failed)(,(provisioning|active|revoking|revoked|failed))*$/, 'must be grant statuses, comma-separated')
+      .regex(new RegExp(`^${oneStatus}(,${oneStatus})*$`), 'must be grant statuses, comma-separated')
       .optional()
-      .describe('One status or several, comma-separated (provisioning, active, revoking, revoked, failed)'),
+      .describe(`One status or several, comma-separated (${GRANT_STATUSES.join(', ')})`),
     target: boundedText(63).optional(),
     ...pageQuery,
   })
@@ -87,7 +89,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Ask for more time on my active grant (the policy decides; access stays continuous)',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ duration: boundedText(20).min(2), reason: boundedText(2000, { multiline: true }), ticket: boundedText(200).optional() }).strict(),
+          body: z.object({ duration: durationText, reason: reasonText, ticket: ticketText.optional() }).strict(),
           response: { 200: z.object({ request: requestView }), ...errors },
         },
       },
@@ -123,7 +125,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Give my access back now',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ reason: boundedText(2000, { multiline: true }).optional() }).strict().nullish(),
+          body: z.object({ reason: reasonText.optional() }).strict().nullish(),
           response: { 200: z.object({ grant: grantView }), ...errors },
         },
       },
@@ -151,7 +153,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: 'Take access away now (admins)',
           security: [{ bearer: [] }],
           params: grantId,
-          body: z.object({ reason: boundedText(2000, { multiline: true }).min(1) }).strict(),
+          body: z.object({ reason: reasonText.min(1) }).strict(),
           response: { 200: z.object({ grant: grantView }), ...errors },
         },
       },

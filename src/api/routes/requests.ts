@@ -1,13 +1,14 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { boundedText } from '../../domain/text.js';
+import { commentText, connectorParameters, durationText, idOf, reasonText, resourceName as name, ticketText } from '../../domain/input-schemas.js';
 import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { matchesEntitlementPattern } from '../../domain/policy/index.js';
 import { inSubjectSet } from '../../domain/principal.js';
-import { canReview } from '../../domain/review.js';
+import { REQUEST_STATUSES } from '../../domain/request.js';
+import { canReview, REVIEW_DECISIONS } from '../../domain/review.js';
 import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
 import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf, requesterHistory } from '../../store/index.js';
 import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
@@ -16,10 +17,7 @@ import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
 
-const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
-const id = (prefix: string) => z.string().max(64).regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
-const durationText = boundedText(20).min(2).describe('A duration such as 30m, 1h, 1h30m');
-const parameters = z.record(boundedText(63), boundedText(8192)).optional();
+const parameters = connectorParameters.optional();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
 
 const catalogueItem = z.object({
@@ -38,14 +36,14 @@ const catalogueItem = z.object({
 });
 
 const submitBody = z
-  .object({ target: name, entitlement: name, duration: durationText.optional(), reason: boundedText(2000, { multiline: true }), ticket: boundedText(200).optional(), parameters })
+  .object({ target: name, entitlement: name, duration: durationText.optional(), reason: reasonText, ticket: ticketText.optional(), parameters })
   .strict();
-const reviewBody = z.object({ decision: z.enum(['approve', 'deny']), comment: boundedText(2000, { multiline: true }).optional() }).strict();
-const breakGlassBody = z.object({ target: name, entitlement: name, duration: durationText, reason: boundedText(2000, { multiline: true }), parameters }).strict();
+const reviewBody = z.object({ decision: z.enum(REVIEW_DECISIONS), comment: commentText.optional() }).strict();
+const breakGlassBody = z.object({ target: name, entitlement: name, duration: durationText, reason: reasonText, parameters }).strict();
 const listQuery = z
   .object({
     scope: z.enum(['mine', 'review', 'all']).default('mine'),
-    status: z.enum(['pending', 'approved', 'denied', 'cancelled', 'timed_out']).optional(),
+    status: z.enum(REQUEST_STATUSES).optional(),
     target: name.optional(),
     kind: requestView.shape.kind.optional(),
     awaitingReview: z
@@ -234,7 +232,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'A request with its reviews, grant and timeline',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           response: { 200: requestDetail, ...errors },
         },
       },
@@ -263,7 +261,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
           description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           querystring: historyQuery,
           response: { 200: requesterHistoryView, ...errors },
         },
@@ -287,7 +285,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/cancel',
       {
-        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: id('req') }), response: { 200: z.object({ request: requestView }), ...errors } },
+        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: idOf('request') }), response: { 200: z.object({ request: requestView }), ...errors } },
       },
       async (request, reply) => {
         const caller = await authenticate(engine, request, 'request');
@@ -311,7 +309,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'Approve or deny a request (approvers of its current stage; never your own)',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
+          params: z.object({ id: idOf('request') }),
           body: reviewBody,
           response: { 200: z.object({ request: requestView, effect: z.string() }), ...errors },
         },
@@ -404,8 +402,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['requests'],
           summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
           security: [{ bearer: [] }],
-          params: z.object({ id: id('req') }),
-          body: z.object({ comment: boundedText(2000, { multiline: true }).optional() }).strict(),
+          params: z.object({ id: idOf('request') }),
+          body: z.object({ comment: commentText.optional() }).strict(),
           response: { 200: z.object({ request: requestView }), ...errors },
         },
       },

@@ -3,10 +3,11 @@ import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { SshConnector } from '../../connectors/index.js';
 import { LapseError } from '../../domain/errors.js';
+import { NAME_PATTERN } from '../../domain/input-schemas.js';
 import type { Engine } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
 
-const params = z.object({ target: z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'is not a target name') });
+const params = z.object({ target: z.string().min(1).max(63).regex(NAME_PATTERN, 'is not a target name') });
 
 /**
  * What sshd hosts need from an `ssh` target, public like a CA's revocation list: the CA key to

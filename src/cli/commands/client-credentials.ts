@@ -10,7 +10,7 @@ import { shellWord } from './client-show.js';
 export async function fetchCredentials(client: LapseClient, grantId: string): Promise<Record<string, string>> {
   try {
     // NB. No Idempotency-Key: a replayed answer would hand the secret out a second time.
-    const { credentials } = await client.post(`/api/v1/grants/${grantId}/credentials`, credentialsAnswer, { idempotent: false });
+    const { credentials } = await client.post('/api/v1/grants/{id}/credentials', credentialsAnswer, { path: { id: grantId }, idempotent: false });
     return credentials;
   } catch (error) {
     if (error instanceof LapseError && error.code === 'gone') {

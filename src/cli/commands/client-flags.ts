@@ -5,6 +5,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { isId } from '../../domain/ids.js';
+import { MAX_PARAMETER_LENGTH, NAME_PATTERN } from '../../domain/input-schemas.js';
 import { controlCharacterProblem } from '../../domain/text.js';
 import { LapseClient, resolveConnection } from '../client.js';
 import type { GlobalOptions } from '../output.js';
@@ -46,12 +47,10 @@ export function totpCode(value: string): string {
   return value;
 }
 
-const NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
-
 /** `<target>/<entitlement>`, both lower-case names as in lapse.yaml. */
 export function entitlementRef(value: string): { target: string; entitlement: string } {
   const [target, entitlement, ...rest] = value.split('/');
-  if (rest.length > 0 || !target || !entitlement || !NAME.test(target) || !NAME.test(entitlement)) {
+  if (rest.length > 0 || !target || !entitlement || !NAME_PATTERN.test(target) || !NAME_PATTERN.test(entitlement)) {
     throw usage(`"${value.slice(0, 80)}" is not <target>/<entitlement>`, '<target>/<entitlement>', 'Write it as in lapse.yaml, e.g. prod-db/readonly (`lapse ls` and the portal list what you may request).');
   }
   return { target, entitlement };
@@ -96,7 +95,7 @@ export function parameters(pairs: readonly string[]): Record<string, string> {
     if (at === -1 || !PARAM_KEY.test(key)) throw usage(`"${pair.slice(0, 80)}" is not key=value`, '--param', 'Write e.g. --param schema=public (keys: letters, digits and _, starting with a letter).');
     if (Object.hasOwn(out, key)) throw usage(`parameter ${key} is given twice`, '--param');
     const value = pair.slice(at + 1);
-    if (value.length > 8192) throw usage(`parameter ${key} is longer than 8192 characters`, '--param');
+    if (value.length > MAX_PARAMETER_LENGTH) throw usage(`parameter ${key} is longer than ${MAX_PARAMETER_LENGTH} characters`, '--param');
     out[key] = value;
   }
   return out;

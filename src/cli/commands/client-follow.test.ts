@@ -49,7 +49,7 @@ describe('followRequest', () => {
     const [result] = await Promise.all([followRequest(client, request.id, 60_000, (line) => lines.push(line)), approveWhenFollowed(request.id, lines)]);
     expect(result.outcome).toBe('active');
     const grantId = result.detail.grant!.id;
-    const streams = urls.filter((u) => u.startsWith('/api/v1/events'));
+    const streams = urls.filter((u) => u.startsWith('/api/v1/events')).map(decodeURIComponent);
     expect(streams[0]).toBe(`/api/v1/events?subject=${request.id}`);
     expect(streams).toContain(`/api/v1/events?subject=${request.id},${grantId}`);
     expect(lines[0]).toMatch(/^pending: waiting for an approval from group sre-leads/);

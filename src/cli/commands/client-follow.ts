@@ -63,7 +63,8 @@ export async function followRequest(client: LapseClient, requestId: string, time
     stream = previous.then(() =>
       client
         .events(
-          `/api/v1/events?subject=${[...watched].join(',')}`,
+          '/api/v1/events',
+          { subject: [...watched].join(',') },
           current.signal,
           (event) => {
             const id = (event.data as { id?: unknown } | undefined)?.id;
@@ -90,7 +91,7 @@ export async function followRequest(client: LapseClient, requestId: string, time
   try {
     for (;;) {
       nudged = false;
-      const detail = await client.get(`/api/v1/requests/${requestId}`, requestDetail);
+      const detail = await client.get('/api/v1/requests/{id}', requestDetail, { path: { id: requestId } });
       if (detail.request.grantId && !watched.has(detail.request.grantId)) {
         watched.add(detail.request.grantId);
         if (!streamFailed) listen();

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { EXIT, LapseError } from '../../domain/errors.js';
+import { MAX_REASON_LENGTH } from '../../domain/input-schemas.js';
 import type { LapseClient } from '../client.js';
 import { action } from '../output.js';
 import { connectionHint, connectorOf, describeCredentials, fetchCredentials } from './client-credentials.js';
@@ -12,7 +13,6 @@ import { progress, show } from './client-show.js';
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 const MAX_WAIT_MS = 24 * 3_600_000;
-export const MAX_REASON_LENGTH = 2000;
 
 interface AskFlags extends ClientFlags {
   for?: string;
@@ -146,7 +146,7 @@ export function registerRequestCommands(program: Command): void {
           }
         }
         const client = clientFor(flags);
-        const { request } = await client.post('/api/v1/break-glass', requestAnswer, { body });
+        const { request } = await client.post('/api/v1/break-glass', requestAnswer, { body: { ...body, duration: duration(flags.for, '--for') } });
         return answer(client, flags, request, waitMs);
       }),
     );
@@ -158,7 +158,7 @@ export function registerRequestCommands(program: Command): void {
         const flags = command.optsWithGlobals<ClientFlags>();
         const id = idOf('grant', grantId, '<grant-id>');
         const client = clientFor(flags);
-        const { grant } = await client.get(`/api/v1/grants/${id}`, grantAnswer);
+        const { grant } = await client.get('/api/v1/grants/{id}', grantAnswer, { path: { id } });
         const credentials = await fetchCredentials(client, grant.id);
         const hint = flags.json ? undefined : connectionHint(await connectorOf(client, grant.target, grant.entitlement), credentials);
         show(flags, { grant, credentials }, () => describeCredentials(grant.id, credentials, hint));

@@ -10,9 +10,6 @@ const id = z.string().max(64);
 const time = z.string().max(64);
 const words = z.string().max(8192);
 
-export const REQUEST_STATUSES = ['pending', 'approved', 'denied', 'cancelled', 'timed_out'] as const;
-export const GRANT_STATUSES = ['provisioning', 'active', 'revoking', 'revoked', 'failed'] as const;
-
 const stageSchema = z.looseObject({
   name: z.string().max(200),
   approvers: z.looseObject({ users: z.array(z.string().max(256)).max(1000).default([]), groups: z.array(z.string().max(256)).max(1000).default([]) }),

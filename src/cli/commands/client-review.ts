@@ -1,7 +1,7 @@
 import type { Command } from 'commander';
+import { MAX_COMMENT_LENGTH, MAX_REASON_LENGTH } from '../../domain/input-schemas.js';
 import { action } from '../output.js';
 import { addClientOptions, addStepUpOption, clientFor, duration, idOf, text, ticket, type ClientFlags } from './client-flags.js';
-import { MAX_REASON_LENGTH } from './client-request.js';
 import { describeGrant, describeRequest, grantAnswer, requestAnswer, reviewAnswer } from './client-resources.js';
 import { show } from './client-show.js';
 
@@ -16,8 +16,6 @@ interface GrantFlags extends ClientFlags {
   reason?: string;
   ticket?: string;
 }
-
-const MAX_COMMENT_LENGTH = 2000;
 
 /** A decision's request id, optional comment and client, checked before anything is sent. */
 function reviewOf(ref: string, command: Command) {
@@ -34,7 +32,7 @@ function registerReview(program: Command, verb: 'approve' | 'deny', description:
     .action(
       action(async (ref: string, _options: unknown, command: Command) => {
         const { flags, id, comment, client } = reviewOf(ref, command);
-        const answer = await client.post(`/api/v1/requests/${id}/reviews`, reviewAnswer, { body: { decision: verb, ...(comment ? { comment } : {}) } });
+        const answer = await client.post('/api/v1/requests/{id}/reviews', reviewAnswer, { path: { id }, body: { decision: verb, ...(comment ? { comment } : {}) } });
         // An approval of one stage of several leaves the request pending: say so rather than "approved".
         const done = verb === 'deny' ? 'denied' : answer.request.status === 'pending' ? 'approval recorded' : 'approved';
         show(flags, answer, () => `${done}: ${describeRequest(answer.request)}`);
@@ -52,7 +50,7 @@ export function registerReviewCommands(program: Command): void {
     .action(
       action(async (ref: string, _options: unknown, command: Command) => {
         const { flags, id, comment, client } = reviewOf(ref, command);
-        const { request } = await client.post(`/api/v1/break-glass/${id}/review`, requestAnswer, { body: comment ? { comment } : {} });
+        const { request } = await client.post('/api/v1/break-glass/{id}/review', requestAnswer, { path: { id }, body: comment ? { comment } : {} });
         show(flags, { request }, () => `break-glass use reviewed: ${describeRequest(request)}`);
       }),
     );
@@ -64,7 +62,7 @@ export function registerReviewCommands(program: Command): void {
         const flags = command.optsWithGlobals<ClientFlags>();
         const id = idOf('request', ref, '<request-id>');
         const client = clientFor(flags);
-        const { request } = await client.post(`/api/v1/requests/${id}/cancel`, requestAnswer);
+        const { request } = await client.post('/api/v1/requests/{id}/cancel', requestAnswer, { path: { id } });
         show(flags, { request }, () => `cancelled: ${describeRequest(request)}`);
       }),
     );
@@ -80,7 +78,7 @@ export function registerReviewCommands(program: Command): void {
         const id = idOf('grant', ref, '<grant-id>');
         const body = { duration: duration(flags.for!, '--for'), reason: text(flags.reason, '--reason', MAX_REASON_LENGTH, true)!, ...(flags.ticket !== undefined ? { ticket: ticket(flags.ticket) } : {}) };
         const client = clientFor(flags);
-        const { request } = await client.post(`/api/v1/grants/${id}/extend`, requestAnswer, { body });
+        const { request } = await client.post('/api/v1/grants/{id}/extend', requestAnswer, { path: { id }, body });
         show(flags, { request }, () => `extension ${describeRequest(request)}`);
       }),
     );
@@ -94,7 +92,7 @@ export function registerReviewCommands(program: Command): void {
         const id = idOf('grant', ref, '<grant-id>');
         const reason = text(flags.reason, '--reason', MAX_REASON_LENGTH, false);
         const client = clientFor(flags);
-        const { grant } = await client.post(`/api/v1/grants/${id}/release`, grantAnswer, { body: reason ? { reason } : {} });
+        const { grant } = await client.post('/api/v1/grants/{id}/release', grantAnswer, { path: { id }, body: reason ? { reason } : {} });
         show(flags, { grant }, () => `released: ${describeGrant(grant)}`);
       }),
     );
@@ -108,7 +106,7 @@ export function registerReviewCommands(program: Command): void {
         const id = idOf('grant', ref, '<grant-id>');
         const reason = text(flags.reason, '--reason', MAX_REASON_LENGTH, true)!;
         const client = clientFor(flags);
-        const { grant } = await client.post(`/api/v1/grants/${id}/revoke`, grantAnswer, { body: { reason } });
+        const { grant } = await client.post('/api/v1/grants/{id}/revoke', grantAnswer, { path: { id }, body: { reason } });
         show(flags, { grant }, () => `revoked: ${describeGrant(grant)}`);
       }),
     );

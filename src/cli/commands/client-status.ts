@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { formatDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
+import { GRANT_STATUSES } from '../../domain/grant.js';
+import { REQUEST_STATUSES } from '../../domain/request.js';
 import { action } from '../output.js';
 import { addClientOptions, clientFor, limit, oneOf, requestOrGrantId, type ClientFlags } from './client-flags.js';
 import {
@@ -8,11 +10,9 @@ import {
   describeRequest,
   grantAnswer,
   grantPage,
-  GRANT_STATUSES,
   relative,
   requestDetail,
   requestPage,
-  REQUEST_STATUSES,
   type LapseGrant,
   type LapseRequest,
   type RequestDetail,
@@ -77,12 +77,12 @@ export function registerStatusCommands(program: Command): void {
         const { kind, id } = requestOrGrantId(ref, '<id>');
         const client = clientFor(flags);
         if (kind === 'request') {
-          const detail = await client.get(`/api/v1/requests/${id}`, requestDetail);
+          const detail = await client.get('/api/v1/requests/{id}', requestDetail, { path: { id } });
           show(flags, detail, () => describeDetail(detail));
           return;
         }
-        const { grant } = await client.get(`/api/v1/grants/${id}`, grantAnswer);
-        const detail = await client.get(`/api/v1/requests/${grant.requestId}`, requestDetail);
+        const { grant } = await client.get('/api/v1/grants/{id}', grantAnswer, { path: { id } });
+        const detail = await client.get('/api/v1/requests/{id}', requestDetail, { path: { id: grant.requestId } });
         show(flags, { grant, request: detail.request, timeline: detail.timeline }, () => [`grant ${describeGrant(grant)}`, '', describeDetail({ ...detail, grant: null })].join('\n'));
       }),
     );
@@ -103,6 +103,7 @@ export function registerStatusCommands(program: Command): void {
         const status = oneOf(flags.status, [...REQUEST_STATUSES, ...GRANT_STATUSES], '--status');
         const pageSize = limit(flags.limit) ?? 50;
         const isGrantStatus = status !== undefined && (GRANT_STATUSES as readonly string[]).includes(status);
+        const requestStatus = REQUEST_STATUSES.find((known) => known === status);
         if (flags.cursor !== undefined && !CURSOR.test(flags.cursor)) throw new LapseError('validation_failed', '--cursor is not one lapse printed', { where: '--cursor', hint: 'Pass the cursor of the previous page unchanged.' });
         if (flags.cursor !== undefined && !flags.breakGlass && !flags.toApprove && status === undefined) {
           throw new LapseError('validation_failed', '--cursor pages one list: add --to-approve, --break-glass or --status', { where: '--cursor', hint: 'Without them, ls shows requests and grants together.' });
@@ -118,7 +119,7 @@ export function registerStatusCommands(program: Command): void {
         if (flags.toApprove && isGrantStatus) throw new LapseError('validation_failed', `--to-approve lists requests; "${status}" is a grant status`, { where: '--status' });
 
         // One list at a time when paging (checked above): the cursor belongs to the list shown.
-        const requests = isGrantStatus ? null : await client.get('/api/v1/requests', requestPage, { query: { scope, status, limit: pageSize, cursor } });
+        const requests = isGrantStatus ? null : await client.get('/api/v1/requests', requestPage, { query: { scope, status: requestStatus, limit: pageSize, cursor } });
         // Grants: the active ones by default (what you hold now), or those of the status asked for.
         const grants = flags.toApprove || (status !== undefined && !isGrantStatus) ? null : await client.get('/api/v1/grants', grantPage, { query: { scope: scope === 'all' ? 'all' : 'mine', status: status ?? 'provisioning,active', limit: pageSize, cursor } });
         const data = { requests: requests?.items ?? null, grants: grants?.items ?? null, nextCursor: { requests: requests?.nextCursor ?? null, grants: grants?.nextCursor ?? null } };

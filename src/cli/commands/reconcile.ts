@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { EXIT, LapseError } from '../../domain/errors.js';
+import { NAME_PATTERN } from '../../domain/input-schemas.js';
 import type { ReconcileReport } from '../../engine/index.js';
 import type { Finding } from '../../store/index.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
-
-const TARGET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
 /**
  * `lapse reconcile [target]`: compares what each target really has with what Lapse granted, once,
@@ -20,7 +19,7 @@ export function registerReconcileCommand(program: Command): void {
     .action(
       action(async (targetName: string | undefined, options: { config?: string; dataDir?: string; remediate?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        if (targetName !== undefined && !TARGET_NAME.test(targetName)) {
+        if (targetName !== undefined && !NAME_PATTERN.test(targetName)) {
           throw new LapseError('validation_failed', `"${targetName.slice(0, 80)}" is not a target name`, { where: 'target', hint: 'Target names are lower-case letters, digits, "_", "." and "-".' });
         }
         const { openRuntime } = await import('../runtime.js');

@@ -1,11 +1,10 @@
 import type { Command } from 'commander';
 import { EXIT, LapseError } from '../../domain/errors.js';
+import { NAME_PATTERN } from '../../domain/input-schemas.js';
 import type { TargetCheck } from '../../engine/index.js';
 import { resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { shown } from './reconcile.js';
-
-const TARGET_NAME = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
 /**
  * `lapse target check [target]`: connects to each target (or one) with the config's settings and
@@ -21,7 +20,7 @@ export function registerTargetCommands(program: Command): void {
     .action(
       action(async (name: string | undefined, options: { config?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        if (name !== undefined && !TARGET_NAME.test(name)) {
+        if (name !== undefined && !NAME_PATTERN.test(name)) {
           throw new LapseError('validation_failed', `"${name.slice(0, 80)}" is not a target name`, { where: 'target', hint: 'Target names are lower-case letters, digits, "_", "." and "-".' });
         }
         const [{ loadConfigFile }, { builtInConnectors }, { checkTargets }] = await Promise.all([

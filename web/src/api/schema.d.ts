@@ -3968,6 +3968,7 @@ export interface paths {
             requestBody: {
                 content: {
                     "application/json": {
+                        /** @description A duration such as 30m, 1h, 1h30m */
                         duration: string;
                         reason: string;
                         ticket?: string;

@@ -10,7 +10,8 @@ import { Countdown, formatDuration, When } from '../time';
 import { CredentialsButton } from './Credentials';
 import { durationChoices, durationText } from './RequestForm';
 
-const LIVE = new Set(['provisioning', 'active', 'revoking']);
+/** Grants that hold (or may still hold) access; the statuses are checked against the API's types. */
+const LIVE: ReadonlySet<Grant['status']> = new Set<Grant['status']>(['provisioning', 'active', 'revoking']);
 
 /** My grants now (with countdowns, extend, release, credentials) and my recent requests. */
 export function MyAccessPage() {
