@@ -13,6 +13,7 @@ import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
 import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
+import { readModel, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
@@ -49,6 +50,8 @@ export class Engine {
   readonly changes: ChangeFeed;
   /** Connector call timings and scheduler lag as they happen, for /metrics. */
   readonly telemetry = new Telemetry();
+  /** Reads of requests and grants for the API and CLI (they never query the store themselves). */
+  readonly read: ReadModel;
   private current: EffectiveConfig;
   private readonly context: EngineContext;
   /** The latest target check of each target, with the config version it was made under. */
@@ -69,6 +72,7 @@ export class Engine {
     this.events.setMaxListeners(0);
     this.changes = new ChangeFeed(options.store, this.events, logger);
     const context = this.context;
+    this.read = readModel(context);
     this.scheduler = new Scheduler({
       store: options.store,
       logger,

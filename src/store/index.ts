@@ -10,3 +10,5 @@ export * from './reconciliation.js';
 export * from './statistics.js';
 export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';
 export * from './gauges.js';
+export * from './grant-credentials.js';
+export * from './review-inbox.js';

@@ -26,9 +26,10 @@ import {
 } from '../../auth/mfa/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate, type Caller } from '../authenticate.js';
+import { type Caller } from '../authenticate.js';
 import { problemSchema, stepUpGuidanceSchema } from '../problem.js';
 import { MANAGE_FACTORS_MAX_AGE_MS, mfaContext, requireFreshMfa, stepUpGuidance } from '../step-up.js';
+import { callerOf } from '../authorization.js';
 
 const code = z.string().regex(TOTP_CODE, 'a code is 6 digits').describe('The current 6-digit code from the authenticator app');
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 429: problemSchema };
@@ -122,16 +123,16 @@ async function rememberStepUp(engine: Engine, caller: Caller, proof: MfaProof) {
  */
 export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
-    const as = async (request: FastifyRequest, scope: 'read' | 'request') => {
-      const caller = await authenticate(engine, request, scope);
+    const as = async (request: FastifyRequest) => {
+      const caller = callerOf(request);
       return { caller, user: await findMfaUser(engine.store.db, caller.principal.id), context: mfaContext(engine, request) };
     };
 
     app.get(
       '/api/v1/mfa',
-      { schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } } },
       async (request) => {
-        const { caller, user, context } = await as(request, 'read');
+        const { caller, user, context } = await as(request);
         const [factors, totp, passkeys] = await Promise.all([enrolledFactors(context.db, user.name), totpStatus(context, user), listPasskeys(context, user)]);
         return {
           factors,
@@ -146,6 +147,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/totp',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Start enrolling an authenticator app (pending until confirmed)',
@@ -155,7 +157,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfaIfEnrolled(engine, caller, 'adding an authenticator app');
         const enrollment = await enrollTotp(context, user, context.relyingParty?.name ?? 'Lapse');
         return reply.code(201).header('cache-control', 'no-store').send(enrollment);
@@ -165,6 +167,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/totp/confirm',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Confirm an authenticator app with its first code',
@@ -174,7 +177,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         await confirmTotp(context, user, request.body.code);
         return { factor: 'totp' as const, status: 'active' as const };
       },
@@ -182,9 +185,9 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/mfa/totp',
-      { schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
+      { config: { auth: { scope: 'request' } }, schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
         await removeTotp(context, user);
         return reply.code(204).send(null);
@@ -194,6 +197,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys/registration-options',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Options for navigator.credentials.create() (a single-use challenge, valid 5 minutes)',
@@ -202,7 +206,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfaIfEnrolled(engine, caller, 'adding a passkey');
         return passkeyRegistrationOptions(context, user);
       },
@@ -211,6 +215,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Register a passkey from the result of navigator.credentials.create()',
@@ -220,7 +225,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         const passkey = await registerPasskey(context, user, request.body.name, request.body.response);
         return reply.code(201).send({ ...passkey, transports: [...passkey.transports], createdAt: passkey.createdAt.toISOString(), lastUsedAt: iso(passkey.lastUsedAt) });
       },
@@ -229,6 +234,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.delete(
       '/api/v1/mfa/passkeys/:id',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Remove one of my passkeys (needs a fresh step-up)',
@@ -238,7 +244,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
         await removePasskey(context, user, request.params.id);
         return reply.code(204).send(null);
@@ -248,6 +254,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys/authentication-options',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Options for navigator.credentials.get() to step up with a passkey (single-use challenge, 5 minutes)',
@@ -256,7 +263,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         return passkeyAuthenticationOptions(context, user);
       },
     );
@@ -264,6 +271,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/step-up',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Verify a second factor for this session (step-up)',
@@ -274,7 +282,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         if (caller.via !== 'session') {
           throw new LapseError('validation_failed', 'an API token has no session to remember a step-up in', {
             where: 'Authorization',

@@ -2,19 +2,17 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { matchesEntitlementPattern } from '../../domain/policy/index.js';
 import { inSubjectSet } from '../../domain/principal.js';
-import { canReview } from '../../domain/review.js';
 import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
-import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf, requesterHistory } from '../../store/index.js';
-import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
-import { authenticate, type Caller } from '../authenticate.js';
+import { type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
+import { callerOf, visibleRequest, refuseRole } from '../authorization.js';
+import { readsEverything } from '../../domain/authorization.js';
 
 const name = z.string().min(1).max(63).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'must be lower-case letters, digits, "_", "." or "-"');
 const id = (prefix: string) => z.string().max(64).regex(new RegExp(`^${prefix}_[0-9a-z]{1,60}$`), `must be a ${prefix}_ id`);
@@ -101,13 +99,6 @@ export function clientOf(request: FastifyRequest, caller: Caller) {
   return { ip: request.ip.slice(0, 64), ...(userAgent ? { userAgent } : {}), ...(caller.mfaAt ? { mfaAt: caller.mfaAt } : {}) };
 }
 
-/** Loads a request the caller may see; anything else is "not found". */
-async function visibleRequest(engine: Engine, caller: Caller, requestId: string, route: string) {
-  const request = await getRequest(engine.store.db, requestId);
-  if (!request || !canSeeRequest(engine.config, caller.principal, request)) return refuseUnseen(engine, caller.principal, 'request', requestId, request !== undefined, route);
-  return request;
-}
-
 /**
  * The catalogue, requests, reviews and break-glass: how people ask for access and decide on it.
  */
@@ -115,9 +106,9 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/api/v1/catalogue',
-      { schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const config = engine.config;
         const items: z.infer<typeof catalogueItem>[] = [];
         for (const target of config.targets.values()) {
@@ -150,6 +141,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['requests'],
           summary: 'Ask for an entitlement',
@@ -160,7 +152,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
+        const caller = callerOf(request);
         const body = request.body;
         return idempotent(
           engine,
@@ -187,6 +179,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'List requests: mine, those I may review now, or all (admins, auditors)',
@@ -196,23 +189,17 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { scope, status, target, kind, awaitingReview, limit, cursor } = request.query;
         const beforeId = decodeCursor(cursor);
-        const db = engine.store.db;
-        if (scope === 'all' && !readsEverything(engine.config, caller.principal)) {
+        if (scope === 'all' && !readsEverything(engine.config.roles, caller.principal)) {
           await refuseRole(engine, caller.principal, '/api/v1/requests?scope=all', 'only admins and auditors may list every request', 'Use scope=mine or scope=review.');
         }
         let items;
         if (scope === 'review') {
-          // Pending requests are few; canReview applies the full rule (current stage, not self, once).
-          const pending = (await listRequests(db, { status: 'pending', ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: 1000 })).filter(
-            (candidate) => candidate.principal.id !== caller.principal.id && isApproverOf(candidate, caller.principal),
-          );
-          const reviews = await listReviewsOf(db, pending.map((candidate) => candidate.id));
-          items = pending.filter((candidate) => canReview(candidate, reviews.get(candidate.id) ?? [], caller.principal)).slice(0, limit + 1);
+          items = await engine.read.reviewInbox(caller.principal, { ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: limit + 1 });
         } else {
-          items = await listRequests(db, {
+          items = await engine.read.requests({
             ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
             ...(status ? { status } : {}),
             ...(target ? { target } : {}),
@@ -230,6 +217,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests/:id',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'A request with its reviews, grant and timeline',
@@ -239,17 +227,14 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        const db = engine.store.db;
-        const grant = found.grantId ? await getGrant(db, found.grantId) : undefined;
-        const reviews = await listReviews(db, found.id);
-        const subjects = [found.id, ...(grant ? [grant.id] : [])];
-        const timeline = await queryAuditEvents(db, { subjects, ascending: true, limit: 500 });
+        const found = await visibleRequest(engine, request, request.params.id);
+        const grant = found.grantId ? await engine.read.grant(found.grantId) : undefined;
+        const reviews = await engine.read.reviews(found.id);
+        const timeline = await engine.read.timeline([found.id, ...(grant ? [grant.id] : [])], 500);
         return {
           request: toRequestView(found),
           reviews: reviews.map(toReviewView),
-          grant: grant ? toGrantView(grant, await hasCredentials(db, grant.id)) : null,
+          grant: grant ? toGrantView(grant, await engine.read.credentialsWaiting(grant.id)) : null,
           timeline: timeline.map(toAuditEventView),
         };
       },
@@ -258,6 +243,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests/:id/requester-history',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
@@ -269,12 +255,11 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const found = await visibleRequest(engine, request, request.params.id);
         const windowMs = parseDuration(request.query.since, 'since');
         if (windowMs > MAX_HISTORY_MS) throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, { where: 'since', hint: 'Use at most 365d.' });
         const since = new Date(Date.now() - windowMs);
-        const history = await requesterHistory(engine.store.db, found.principal.id, { since, limit: request.query.limit });
+        const history = await engine.read.requesterHistory(found.principal.id, { since, limit: request.query.limit });
         return {
           principalId: found.principal.id,
           since: since.toISOString(),
@@ -287,11 +272,12 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/cancel',
       {
+        config: { auth: { scope: 'request' } },
         schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: id('req') }), response: { 200: z.object({ request: requestView }), ...errors } },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -307,6 +293,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/reviews',
       {
+        config: { auth: { scope: 'approve' } },
         schema: {
           tags: ['requests'],
           summary: 'Approve or deny a request (approvers of its current stage; never your own)',
@@ -317,8 +304,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'approve');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -341,6 +328,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/break-glass/entitlements',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'What I may break glass into (empty when break-glass is off or not for me)',
@@ -356,7 +344,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { maxDurationMs, minReasonLength } = engine.config.breakGlass;
         return { items: breakGlassEntitlements(engine.config, caller.principal), maxDurationMs, minReasonLength };
       },
@@ -365,6 +353,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/break-glass',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['requests'],
           summary: 'Emergency access without approval (configured subjects and entitlements only; reviewed afterwards)',
@@ -374,7 +363,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
+        const caller = callerOf(request);
         const body = request.body;
         return idempotent(
           engine,
@@ -400,6 +389,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/break-glass/:id/review',
       {
+        config: { auth: { scope: 'approve' } },
         schema: {
           tags: ['requests'],
           summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
@@ -410,8 +400,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'approve');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,

@@ -25,6 +25,7 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/ssh/:target/krl',
       {
+        config: { auth: { public: 'what sshd hosts fetch: a public key and revoked serials, nothing secret' } },
         schema: {
           tags: ['ssh'],
           summary: "The target's key revocation list, for sshd's RevokedKeys (no authentication: it names only revoked serials)",
@@ -45,6 +46,7 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/ssh/:target/ca.pub',
       {
+        config: { auth: { public: 'what sshd hosts fetch: a public key and revoked serials, nothing secret' } },
         schema: {
           tags: ['ssh'],
           summary: "The target's user CA public key, for sshd's TrustedUserCAKeys",

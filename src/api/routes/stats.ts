@@ -5,9 +5,9 @@ import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
 import { accessStatistics, databaseNow } from '../../store/index.js';
-import { readsEverything } from '../access-rules.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
+import { readsEverything } from '../../domain/authorization.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -66,6 +66,7 @@ export function statsRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/stats',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['stats'],
           summary: 'Dashboard figures over a window: active grants over time, requests by outcome, median time to approve, overdue revocations',
@@ -76,9 +77,9 @@ export function statsRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { windowMs, stepMs } = parseWindow(request.query.since);
-        const everything = readsEverything(engine.config, caller.principal);
+        const everything = readsEverything(engine.config.roles, caller.principal);
         const db = engine.store.db;
         // NB. The database's clock, as every lifecycle timestamp is: no skew between "now" and the rows.
         const until = await databaseNow(db);

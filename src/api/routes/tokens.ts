@@ -7,10 +7,11 @@ import { redeemCliLoginCode } from '../../auth/cli-login.js';
 import { userNameSchema } from '../../auth/principals.js';
 import { parseDuration } from '../../domain/duration.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
-import { inSubjectSet, viaData } from '../../domain/principal.js';
+import { viaData } from '../../domain/principal.js';
+import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf, refuse } from '../authorization.js';
 
 /** Tokens from `lapse login` last 30 days; sign in again after that. */
 const CLI_TOKEN_LIFETIME_MS = 30 * 86_400_000;
@@ -58,13 +59,12 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/tokens',
-      { schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const name = request.query.user ?? caller.principal.id;
         if (name !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: 'not admin', user: name } });
-          throw new LapseError('not_found', `there is no user ${name}`);
+          await refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason: 'not admin', action: 'auth.refused', data: { user: name } }, new LapseError('not_found', `there is no user ${name}`));
         }
         const rows = await db
           .selectFrom('api_tokens as t')
@@ -92,39 +92,37 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/tokens',
-      { schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const body = request.body;
-        const refuse = async (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> => {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { ...viaData(caller.principal), route: '/api/v1/tokens', reason, ...extra } });
-          throw new LapseError('forbidden', message, { where, hint });
-        };
+        const refuseToken = (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> =>
+          refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason, action: 'auth.refused', data: { ...viaData(caller.principal), ...extra } }, new LapseError('forbidden', message, { where, hint }));
         // NB. caller.scopes are what the caller may do now (a token: its scopes within its owner's roles today).
         const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
         if (missing.length > 0) {
-          await refuse(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
+          await refuseToken(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
         }
         const ownerName = body.user ?? caller.principal.id;
         if (ownerName !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await refuse('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
+          await refuseToken('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
         }
         const owner = await userByName(ownerName);
         if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
         // NB. Nobody, admins included, holds a token that acts as another person: it would let them
         // approve their own request in that person's name. Tokens for others are for service identities.
         if (owner.name !== caller.principal.id && owner.kind !== 'service') {
-          await refuse('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
+          await refuseToken('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
         }
         // NB. A token for someone else cannot exceed what that principal could do when signed in.
-        if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !inSubjectSet({ id: owner.name, groups: owner.groups }, engine.config.roles.admins)) {
+        if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !isAdmin(engine.config.roles, { id: owner.name, groups: owner.groups })) {
           throw new LapseError('forbidden', `${ownerName} is not an admin, so their token cannot have the admin scope`, { where: 'scopes' });
         }
         const expiresInMs = body.expiresIn === 'never' ? null : parseDuration(body.expiresIn, 'expiresIn');
         // A token never mints one that outlives it (a stolen token must not buy itself a longer life).
         const notAfter = caller.via === 'token' ? (caller.tokenExpiresAt ?? null) : null;
         if (notAfter !== null && (expiresInMs === null || (await databaseNow(db)).getTime() + expiresInMs > notAfter.getTime())) {
-          await refuse('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
+          await refuseToken('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
         }
         // The person behind this: a service's token passes on the issuer of the token that made it.
         const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
@@ -145,13 +143,16 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/tokens/:id',
-      { schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const token = await db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', request.params.id).executeTakeFirst();
         if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', tokenId: request.params.id.slice(0, 64) } });
-          throw new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`);
+          return refuse(
+            engine,
+            { caller: caller.principal, route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', action: 'auth.refused', data: { tokenId: request.params.id.slice(0, 64) } },
+            new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`),
+          );
         }
         const revoked = await auditedChange(db, async (tx, _now, audit) => {
           const changed = await revokeApiToken(tx, token.id);
@@ -164,7 +165,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/auth/cli/token',
-      { schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
+      { config: { auth: { public: '`lapse login`: the one-time code with its PKCE verifier is the credential' } }, schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
       async (request, reply) => {
         try {
           // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
