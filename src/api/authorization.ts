@@ -4,7 +4,7 @@ import { canSeeGrant, canSeeRequest, holdsRole, type Role } from '../domain/auth
 import { isLapseError, LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
 import type { Engine } from '../engine/index.js';
-import { authenticate, type Caller } from './authenticate.js';
+import { checkCredential, completeAuthentication, type Caller } from './authenticate.js';
 import { clearSessionCookie } from './session-cookie.js';
 import { rememberedCaller } from './step-up.js';
 
@@ -35,6 +35,9 @@ declare module 'fastify' {
     auth?: RouteAuth;
   }
 }
+
+/** Credentials checked before validation, completed (step-up, role) after it. */
+const credentials = new WeakMap<FastifyRequest, Caller>();
 
 /** The caller of a route that declares a scope. */
 export function callerOf(request: FastifyRequest): Caller {
@@ -102,31 +105,54 @@ export async function visibleGrant(engine: Engine, request: FastifyRequest, gran
   return grant;
 }
 
+/** A route as registered, with what it declares (for docs/authorization.md and its test). */
+export interface DeclaredRoute {
+  readonly method: string;
+  readonly url: string;
+  readonly auth: RouteAuth | undefined;
+}
+
+const routeTables = new WeakMap<object, readonly DeclaredRoute[]>();
+
+/** Every route of a server built with routeAuthorization, with its declared rule. */
+export function declaredRoutes(app: object): readonly DeclaredRoute[] {
+  return routeTables.get(app) ?? [];
+}
+
 /**
- * Applies every route's declared rule (one preHandler for the whole server, so it runs after the
- * input is validated, as the inline checks did) and refuses at start-up an API route that declares
- * none: a route without a rule must not be reachable by accident.
+ * Applies every route's declared rule (hooks for the whole server) and refuses at start-up an API
+ * route that declares none: a route without a rule must not be reachable by accident.
  */
 export function routeAuthorization(engine: Engine): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
+    const table: DeclaredRoute[] = [];
+    routeTables.set(app, table);
     app.addHook('onRoute', (route: RouteOptions) => {
+      for (const method of [route.method].flat()) table.push({ method, url: route.url, auth: route.config?.auth });
       if (route.url.startsWith('/api/v1/') && route.config?.auth === undefined) {
         throw new Error(`route ${route.method} ${route.url} declares no authorization (config.auth): see src/api/authorization.ts`);
       }
     });
-    app.addHook('preHandler', async (request, reply) => {
+    // Who is calling, before the input is validated: an unauthenticated call is a 401 whatever it sent.
+    app.addHook('preValidation', async (request, reply) => {
       const rule = request.routeOptions.config.auth;
       if (!rule || 'public' in rule) return;
       const presented = request.headers.authorization !== undefined || Boolean(request.cookies?.[sessionCookieName(engine.config.auth)]);
       if (rule.optional && !presented) return;
-      let caller: Caller;
       try {
-        // Remembers the caller for callerOf (and for step-up guidance on errors).
-        caller = await authenticate(engine, request, rule.scope);
+        credentials.set(request, await checkCredential(engine, request, rule.scope));
       } catch (error) {
         if (rule.optional && isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined) clearSessionCookie(reply, engine.config.auth);
         throw error;
       }
+    });
+    // Once the input is valid: a one-request step-up (so no code is spent on a bad request), then the role.
+    app.addHook('preHandler', async (request) => {
+      const rule = request.routeOptions.config.auth;
+      const credential = credentials.get(request);
+      if (!rule || 'public' in rule || !credential) return;
+      // Remembers the caller for callerOf (and for step-up guidance on errors).
+      const caller = await completeAuthentication(engine, request, credential);
       if (rule.role && !holdsRole(engine.config.roles, caller.principal, rule.role)) {
         const refused = rule.refused ?? { message: rule.role === 'admin' ? 'only admins may do this' : 'only admins and auditors may do this', hint: 'Roles come from roles.admins and roles.auditors in the config.' };
         const message = typeof refused.message === 'function' ? refused.message(caller.principal) : refused.message;
