@@ -4,8 +4,7 @@ import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
-import { matchesEntitlementPattern } from '../../domain/policy/index.js';
-import { inSubjectSet } from '../../domain/principal.js';
+import { candidatePolicies } from '../../domain/policy/index.js';
 import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
 import { type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
@@ -114,9 +113,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         for (const target of config.targets.values()) {
           for (const entitlement of target.entitlements.values()) {
             // First match wins in evaluation, so the first policy naming the caller sets the terms.
-            const policy = config.policies.policies
-              .map((p) => p.definition)
-              .find((d) => inSubjectSet(caller.principal, d.subjects) && d.entitlements.some((p) => matchesEntitlementPattern(p, target.name, entitlement.name)));
+            const policy = candidatePolicies(config.policies, target.name, entitlement.name, caller.principal)[0]?.definition;
             if (!policy) continue;
             items.push({
               target: target.name,
