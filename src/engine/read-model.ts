@@ -1,8 +1,14 @@
-import { queryAuditEvents } from '../audit/index.js';
+import type { KeyObject } from 'node:crypto';
+import { queryAuditEvents, verifyAuditChain, type AuditFilter } from '../audit/index.js';
 import type { Principal } from '../domain/principal.js';
 import type { AccessRequest } from '../domain/request.js';
 import { canReview } from '../domain/review.js';
 import {
+  accessStatistics,
+  databaseHealth,
+  databaseNow,
+  findIdempotencyRecord,
+  forgetIdempotencyKeys,
   getGrant,
   getRequest,
   grantsWithCredentials,
@@ -13,9 +19,12 @@ import {
   listReviews,
   listReviewsOf,
   requesterHistory,
+  recordIdempotencyKey,
   type GrantFilter,
+  type IdempotencyRecord,
   type RequestFilter,
   type ReviewInboxFilter,
+  type StatisticsWindow,
 } from '../store/index.js';
 import type { EngineContext } from './context.js';
 
@@ -36,6 +45,16 @@ export interface ReadModel {
   requesterHistory(principalId: string, options: { since: Date; limit: number }): ReturnType<typeof requesterHistory>;
   /** Up to `limit` requests `reviewer` may review now (the domain's canReview), newest first. */
   reviewInbox(reviewer: Principal, filter: ReviewInboxFilter): Promise<AccessRequest[]>;
+  /** The database's clock, as every lifecycle timestamp is (no skew between "now" and the rows). */
+  now(): Promise<Date>;
+  /** Figures over a window (the dashboard). */
+  statistics(window: StatisticsWindow): ReturnType<typeof accessStatistics>;
+  /** Audit events matching a filter (search, export). */
+  auditEvents(filter: AuditFilter): ReturnType<typeof queryAuditEvents>;
+  /** Recomputes the audit hash chain and checks its signed checkpoints. */
+  verifyAudit(publicKeys: readonly KeyObject[]): ReturnType<typeof verifyAuditChain>;
+  /** Whether the database is reachable and migrated (readiness). */
+  databaseHealth(): ReturnType<typeof databaseHealth>;
   /** The audit events about these subjects, oldest first. */
   timeline(subjects: readonly string[], limit: number): ReturnType<typeof queryAuditEvents>;
 }
@@ -67,6 +86,29 @@ export function readModel(context: EngineContext): ReadModel {
         beforeId = candidates.at(-1)!.id;
       }
     },
+    now: () => databaseNow(db()),
+    statistics: (window) => accessStatistics(db(), window),
+    auditEvents: (filter) => queryAuditEvents(db(), filter),
+    verifyAudit: (publicKeys) => verifyAuditChain(db(), { publicKeys }),
+    databaseHealth: () => databaseHealth(db()),
     timeline: (subjects, limit) => queryAuditEvents(db(), { subjects: [...subjects], ascending: true, limit }),
+  };
+}
+
+/**
+ * The API's record of Idempotency-Keys: looked up before a use-case runs, written in its
+ * transaction (through Engine.withSameTransactionWrite, which hands `record` the transaction).
+ */
+export interface IdempotencyKeys {
+  forgetOlderThan(principalId: string, ttlMs: number): Promise<void>;
+  find(principalId: string, key: string): Promise<IdempotencyRecord | undefined>;
+  record: typeof recordIdempotencyKey;
+}
+
+export function idempotencyKeys(context: EngineContext): IdempotencyKeys {
+  return {
+    forgetOlderThan: (principalId, ttlMs) => forgetIdempotencyKeys(context.store.db, principalId, ttlMs),
+    find: (principalId, key) => findIdempotencyRecord(context.store.db, principalId, key),
+    record: recordIdempotencyKey,
   };
 }

@@ -12,3 +12,6 @@ export { AUDIT_SUBJECT_SQL } from './migrations/0007_api.js';
 export * from './gauges.js';
 export * from './grant-credentials.js';
 export * from './review-inbox.js';
+export * from './idempotency-keys.js';
+export * from './database-health.js';
+export * from './token-admin.js';

@@ -1,7 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { trustedCheckpointKeys, verifyAuditChain, type VerifyResult } from '../../audit/index.js';
+import { trustedCheckpointKeys, type VerifyResult } from '../../audit/index.js';
 import type { Engine } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
 import { callerOf } from '../authorization.js';
@@ -40,7 +40,7 @@ export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyO
       async (request) => {
         const caller = callerOf(request);
         const publicKeys = checkpointKeys ?? trustedCheckpointKeys({ signingKeyPem: engine.config.audit.signingKeyPem }).keys;
-        running ??= verifyAuditChain(engine.store.db, { publicKeys }).finally(() => {
+        running ??= engine.read.verifyAudit(publicKeys).finally(() => {
           running = null;
         });
         const result = await running;

@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { queryAuditEvents, type AuditEvent, type AuditFilter } from '../../audit/index.js';
+import { type AuditEvent, type AuditFilter } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
@@ -76,7 +76,7 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request) => {
         const { limit, cursor } = request.query;
         const before = decodeCursor(cursor);
-        const events = await queryAuditEvents(engine.store.db, { ...filterOf(request.query), ...(before ? { beforeSeq: Number(before) } : {}), limit: limit + 1 });
+        const events = await engine.read.auditEvents({ ...filterOf(request.query), ...(before ? { beforeSeq: Number(before) } : {}), limit: limit + 1 });
         const page = events.slice(0, limit);
         return { items: page.map(toAuditEventView), nextCursor: events.length > limit ? encodeCursor(page.at(-1)!.seq) : null };
       },
@@ -99,12 +99,11 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
         const filter = filterOf(request.query);
         const csv = request.query.format === 'csv';
         await engine.recordSecurityEvent({ action: 'audit.exported', actor: caller.principal.id, data: { format: request.query.format, filter: { ...request.query } } });
-        const db = engine.store.db;
         async function* lines() {
           if (csv) yield 'seq,at,action,actor,subject,data\r\n';
           let afterSeq = 0;
           for (;;) {
-            const page = await queryAuditEvents(db, { ...filter, ascending: true, afterSeq, limit: 2_000 });
+            const page = await engine.read.auditEvents({ ...filter, ascending: true, afterSeq, limit: 2_000 });
             if (page.length === 0) return;
             yield page.map((event) => (csv ? csvLine(event) : `${JSON.stringify(event)}\n`)).join('');
             afterSeq = page.at(-1)!.seq;

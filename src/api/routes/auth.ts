@@ -2,10 +2,10 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { sql } from 'kysely';
 import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
+import { findUserIdByName, revokeTokensOfUser } from '../../store/index.js';
 import { type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { clearSessionCookie } from '../session-cookie.js';
@@ -30,9 +30,9 @@ const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevo
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
 
 async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
-  const row = await engine.store.db.selectFrom('users').select('id').where('name', '=', caller.principal.id).executeTakeFirst();
-  if (!row) throw new LapseError('unauthenticated', 'your account no longer exists');
-  return row.id;
+  const id = await findUserIdByName(engine.store.db, caller.principal.id);
+  if (!id) throw new LapseError('unauthenticated', 'your account no longer exists');
+  return id;
 }
 
 /**
@@ -123,8 +123,7 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
           const sessionsEnded = await endAllSessions(tx, userId);
           let tokensRevoked = 0;
           if (request.body.revokeTokens) {
-            const revoked = await tx.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
-            tokensRevoked = Number(revoked.numUpdatedRows);
+            tokensRevoked = await revokeTokensOfUser(tx, userId);
           }
           audit({ action: 'auth.logout_all', actor: caller.principal.id, subject: userId, data: { sessionsEnded, apiAccessRevoked: tokensRevoked } }); // NB. audit data keys may not mention tokens
           return { sessionsEnded, tokensRevoked };

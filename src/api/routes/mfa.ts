@@ -1,6 +1,5 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { markSessionMfa } from '../../auth/index.js';
@@ -100,15 +99,10 @@ const stepUpBody = z
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
-async function databaseNow(engine: Engine): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(engine.store.db);
-  return new Date(rows[0]!.now);
-}
-
 /** Adding a factor to an account that has one needs that one first: a stolen session must not add its own. */
 async function requireFreshMfaIfEnrolled(engine: Engine, caller: Caller, what: string): Promise<void> {
   if ((await enrolledFactors(engine.store.db, caller.principal.id)).length === 0) return;
-  await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, what);
+  await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
 }
 
 /** A verified second factor counts for the session it was verified in. */
@@ -188,7 +182,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       { config: { auth: { scope: 'request' } }, schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
+        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
         await removeTotp(context, user);
         return reply.code(204).send(null);
       },
@@ -245,7 +239,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
+        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
         await removePasskey(context, user, request.params.id);
         return reply.code(204).send(null);
       },

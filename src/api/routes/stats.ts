@@ -4,7 +4,6 @@ import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { accessStatistics, databaseNow } from '../../store/index.js';
 import { problemSchema } from '../problem.js';
 import { callerOf } from '../authorization.js';
 import { readsEverything } from '../../domain/authorization.js';
@@ -80,12 +79,11 @@ export function statsRoutes(engine: Engine): FastifyPluginAsyncZod {
         const caller = callerOf(request);
         const { windowMs, stepMs } = parseWindow(request.query.since);
         const everything = readsEverything(engine.config.roles, caller.principal);
-        const db = engine.store.db;
         // NB. The database's clock, as every lifecycle timestamp is: no skew between "now" and the rows.
-        const until = await databaseNow(db);
+        const until = await engine.read.now();
         const since = new Date(until.getTime() - windowMs);
         const [figures, overdue] = await Promise.all([
-          accessStatistics(db, { since, until, stepMs, ...(everything ? {} : { principalId: caller.principal.id }) }),
+          engine.read.statistics({ since, until, stepMs, ...(everything ? {} : { principalId: caller.principal.id }) }),
           everything ? engine.overdueRevocations() : Promise.resolve(null),
         ]);
         return {

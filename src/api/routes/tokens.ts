@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
@@ -10,6 +9,7 @@ import { isLapseError, LapseError } from '../../domain/errors.js';
 import { viaData } from '../../domain/principal.js';
 import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
+import { databaseNow, findEnabledUserById, findTokenOwner, findUserByNameForTokens, listTokensOf } from '../../store/index.js';
 import { problemSchema } from '../problem.js';
 import { callerOf, refuse } from '../authorization.js';
 
@@ -42,10 +42,6 @@ const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
 
-async function databaseNow(db: Engine['store']['db']): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(db);
-  return new Date(rows[0]!.now);
-}
 
 /**
  * API tokens for the CLI and automation: list mine (with last use), create (shown once; never more
@@ -55,7 +51,7 @@ async function databaseNow(db: Engine['store']['db']): Promise<Date> {
 export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     const db = engine.store.db;
-    const userByName = (name: string) => db.selectFrom('users').select(['id', 'name', 'kind', 'groups', 'disabled_at']).where('name', '=', name).executeTakeFirst();
+    const userByName = (name: string) => findUserByNameForTokens(db, name);
 
     app.get(
       '/api/v1/tokens',
@@ -66,25 +62,18 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
         if (name !== caller.principal.id && !caller.scopes.includes('admin')) {
           await refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason: 'not admin', action: 'auth.refused', data: { user: name } }, new LapseError('not_found', `there is no user ${name}`));
         }
-        const rows = await db
-          .selectFrom('api_tokens as t')
-          .innerJoin('users as u', 'u.id', 't.user_id')
-          .select(['t.id', 't.name', 't.scopes', 't.issued_by', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
-          .where('u.name', '=', name)
-          .orderBy('t.created_at', 'desc')
-          .limit(500)
-          .execute();
+        const rows = await listTokensOf(db, name);
         return {
           tokens: rows.map((t) => ({
             id: t.id,
             user: t.user,
             name: t.name,
             scopes: t.scopes as TokenScope[],
-            issuedBy: t.issued_by,
-            createdAt: iso(t.created_at)!,
-            expiresAt: iso(t.expires_at),
-            lastUsedAt: iso(t.last_used_at),
-            status: t.revoked_at ? ('revoked' as const) : t.expired ? ('expired' as const) : ('active' as const),
+            issuedBy: t.issuedBy,
+            createdAt: iso(t.createdAt)!,
+            expiresAt: iso(t.expiresAt),
+            lastUsedAt: iso(t.lastUsedAt),
+            status: t.revokedAt ? ('revoked' as const) : t.expired ? ('expired' as const) : ('active' as const),
           })),
         };
       },
@@ -146,7 +135,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
       { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
       async (request) => {
         const caller = callerOf(request);
-        const token = await db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', request.params.id).executeTakeFirst();
+        const token = await findTokenOwner(db, request.params.id);
         if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
           return refuse(
             engine,
@@ -171,7 +160,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
           // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
           const userId = await redeemCliLoginCode(db, request.body);
           const issued = await auditedChange(db, async (tx, now, audit) => {
-            const user = await tx.selectFrom('users').select(['id', 'name', 'kind', 'groups']).where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
+            const user = await findEnabledUserById(tx, userId);
             if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
             const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
             const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS, issuedBy: user.name }, now);
