@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import type { AccessRequest } from '../domain/request.js';
 import type { Review } from '../domain/review.js';
-import type { StoredGrant } from '../store/index.js';
+import type { StoredGrant } from '../engine/index.js';
 import type { AuditEvent } from '../audit/index.js';
 
 /**

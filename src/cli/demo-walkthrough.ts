@@ -1,5 +1,4 @@
-import type { Engine } from '../engine/index.js';
-import type { StoredGrant } from '../store/index.js';
+import type { Engine, StoredGrant } from '../engine/index.js';
 import type { RuntimeLocation } from './context.js';
 import { openRuntime } from './runtime.js';
 

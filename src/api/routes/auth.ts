@@ -5,7 +5,7 @@ import { boundedText } from '../../domain/text.js';
 import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { findUserIdByName, revokeTokensOfUser } from '../../store/index.js';
+import { findUserIdByName, revokeTokensOfUser } from '../../auth/accounts.js';
 import { type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { clearSessionCookie } from '../session-cookie.js';

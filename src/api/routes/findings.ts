@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import type { Engine, ReconcileReport } from '../../engine/index.js';
-import type { Finding } from '../../store/index.js';
+import type { Engine, Finding, ReconcileReport } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
 import { callerOf } from '../authorization.js';
 

@@ -9,7 +9,7 @@ import { isLapseError, LapseError } from '../../domain/errors.js';
 import { viaData } from '../../domain/principal.js';
 import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
-import { databaseNow, findEnabledUserById, findTokenOwner, findUserByNameForTokens, listTokensOf } from '../../store/index.js';
+import { findEnabledUserById, findTokenOwner, findUserByNameForTokens, listTokensOf } from '../../auth/accounts.js';
 import { problemSchema } from '../problem.js';
 import { callerOf, refuse } from '../authorization.js';
 
@@ -110,7 +110,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
         const expiresInMs = body.expiresIn === 'never' ? null : parseDuration(body.expiresIn, 'expiresIn');
         // A token never mints one that outlives it (a stolen token must not buy itself a longer life).
         const notAfter = caller.via === 'token' ? (caller.tokenExpiresAt ?? null) : null;
-        if (notAfter !== null && (expiresInMs === null || (await databaseNow(db)).getTime() + expiresInMs > notAfter.getTime())) {
+        if (notAfter !== null && (expiresInMs === null || (await engine.read.now()).getTime() + expiresInMs > notAfter.getTime())) {
           await refuseToken('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
         }
         // The person behind this: a service's token passes on the issuer of the token that made it.
