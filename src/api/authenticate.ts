@@ -31,9 +31,10 @@ function routeOf(request: FastifyRequest): string {
  * Who is calling: `Authorization: Bearer <API token>`, or else the session cookie. With a cookie,
  * unsafe methods need the session's CSRF token in `X-CSRF-Token` (a page on another site can make
  * the browser send the cookie, but cannot read the token). Every refusal is audited; the response
- * never says which part of a credential was wrong.
+ * never says which part of a credential was wrong. The route's declared rule runs this before the
+ * input is validated (src/api/authorization.ts), so an unauthenticated call is a 401 whatever it sent.
  */
-export async function authenticate(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
+export async function checkCredential(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
   const caller = await identify(engine, request);
   if (!caller.scopes.includes(scope) && !caller.scopes.includes('admin')) {
     await engine.recordSecurityEvent({
@@ -45,7 +46,14 @@ export async function authenticate(engine: Engine, request: FastifyRequest, scop
       hint: caller.via === 'token' ? `Create a token with --scope ${scope}.` : 'Admin rights come from roles.admins in the config.',
     });
   }
-  // A one-request step-up (`X-Lapse-MFA: totp <code>`, for API tokens): see step-up.ts.
+  return caller;
+}
+
+/**
+ * The second half, once the input is valid: a one-request step-up (`X-Lapse-MFA: totp <code>`,
+ * for API tokens; see step-up.ts), so a code is never spent on a request that fails validation.
+ */
+export async function completeAuthentication(engine: Engine, request: FastifyRequest, caller: Caller): Promise<Caller> {
   const stepped = await stepUpFromHeader(engine, request, caller);
   rememberCaller(request, stepped);
   return stepped;

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { sql } from 'kysely';
 import { LapseError } from '../domain/errors.js';
 import { failpoint, type Engine } from '../engine/index.js';
 import type { Caller } from './authenticate.js';
@@ -38,17 +37,12 @@ export async function idempotent<V, B>(engine: Engine, request: FastifyRequest, 
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([request.method, request.routeOptions.url ?? '', request.params ?? null, request.body ?? null]))
     .digest('hex');
-  const db = engine.store.db;
   const principalId = caller.principal.id;
 
   // Keys older than the TTL are forgotten: this caller's are swept here (the primary key's prefix
   // finds them), so the table holds about one day of each caller's keys and an old key can be
   // reused. A row without a response is a claim left by a version of Lapse before this scheme.
-  await db
-    .deleteFrom('idempotency_keys')
-    .where('principal_id', '=', principalId)
-    .where((eb) => eb.or([eb('created_at', '<', sql<Date>`now() - ${`${KEY_TTL_MS} milliseconds`}::interval`), eb('body', 'is', null)]))
-    .execute();
+  await engine.idempotencyKeys.forgetOlderThan(principalId, KEY_TTL_MS);
   const stored = await storedResponse<B>(engine, principalId, key, fingerprint);
   if (stored) return replay(reply, stored);
   failpoint('idempotency:after-lookup');
@@ -57,10 +51,7 @@ export async function idempotent<V, B>(engine: Engine, request: FastifyRequest, 
   try {
     await engine.withSameTransactionWrite(async (tx, value) => {
       body = render(value as V);
-      await tx
-        .insertInto('idempotency_keys')
-        .values({ principal_id: principalId, key, fingerprint, status, body: JSON.stringify(body), created_at: sql<Date>`now()` })
-        .execute();
+      await engine.idempotencyKeys.record(tx, { principalId, key, fingerprint, status, body: JSON.stringify(body) });
       failpoint('idempotency:before-commit');
     }, act);
   } catch (error) {
@@ -87,8 +78,8 @@ interface StoredResponse<B> {
 
 /** The response stored under this caller's key, or null; the same key for another request is refused. */
 async function storedResponse<B>(engine: Engine, principalId: string, key: string, fingerprint: string): Promise<StoredResponse<B> | null> {
-  const row = await engine.store.db.selectFrom('idempotency_keys').selectAll().where('principal_id', '=', principalId).where('key', '=', key).executeTakeFirst();
-  if (!row || row.status === null || row.body === null) return null;
+  const row = await engine.idempotencyKeys.find(principalId, key);
+  if (!row) return null;
   if (row.fingerprint !== fingerprint) {
     throw new LapseError('conflict', 'this Idempotency-Key was already used for a different request', { where: 'Idempotency-Key', hint: 'Use a new key for each distinct request.' });
   }

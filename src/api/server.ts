@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyError } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
 import type { Engine } from '../engine/index.js';
+import { routeAuthorization } from './authorization.js';
 import { errorHandler, notFoundHandler } from './problem.js';
 import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
@@ -60,6 +61,8 @@ export async function buildApiServer(options: ApiServerOptions) {
   app.setNotFoundHandler(notFoundHandler);
   await app.register(fastifyCookie);
   await registerSecurityHeaders(app, options.engine);
+  // Every route declares who may call it (config.auth); one hook applies it (src/api/authorization.ts).
+  await app.register(routeAuthorization(options.engine));
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -98,7 +101,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(sshRoutes(options.engine));
   await app.register(mfaRoutes(options.engine));
   await app.register(signInRoutes(options.engine));
-  app.get('/api/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  app.get('/api/openapi.json', { schema: { hide: true }, config: { auth: { public: 'the API description' } } }, async () => app.swagger());
   // A browsable page over the same document, served from the package (no CDN).
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });
   // The portal (web/dist) at `/`, with index.html for its client routes.

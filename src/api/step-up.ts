@@ -73,6 +73,11 @@ export function rememberCaller(request: FastifyRequest, caller: Caller): void {
   callers.set(request, caller);
 }
 
+/** The caller this request authenticated as, if it did (src/api/authorization.ts's callerOf). */
+export function rememberedCaller(request: FastifyRequest): Caller | undefined {
+  return callers.get(request);
+}
+
 /**
  * The engine refuses a policy's MFA freshness with `mfa_step_up_required` without knowing the
  * caller's factors; this adds them (and the ways to step up) before the problem is sent.

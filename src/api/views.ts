@@ -3,7 +3,7 @@ import { LapseError } from '../domain/errors.js';
 import { GRANT_STATUSES } from '../domain/grant.js';
 import { REQUEST_KINDS, REQUEST_STATUSES, type AccessRequest } from '../domain/request.js';
 import { REVIEW_DECISIONS, type Review } from '../domain/review.js';
-import type { StoredGrant } from '../store/index.js';
+import type { StoredGrant } from '../engine/index.js';
 import type { AuditEvent } from '../audit/index.js';
 
 /**

@@ -1,13 +1,14 @@
 import type { AuthConfig } from '../config/types.js';
-import { inSubjectSet, type Principal, type SubjectSet } from '../domain/principal.js';
+import { isAdmin, isAuditor, type Roles } from '../domain/authorization.js';
+import type { Principal, SubjectSet } from '../domain/principal.js';
 import { TOKEN_SCOPES, type TokenScope } from './tokens.js';
 
 /**
  * What a signed-in person may do through a session: everyone may read, request and approve (what
  * they may actually request or approve is up to the policies); admin only for `roles.admins`.
  */
-export function sessionScopes(principal: Principal, roles: { readonly admins: SubjectSet }): TokenScope[] {
-  return inSubjectSet(principal, roles.admins) ? ['read', 'request', 'approve', 'admin'] : ['read', 'request', 'approve'];
+export function sessionScopes(principal: Principal, roles: Pick<Roles, 'admins'>): TokenScope[] {
+  return isAdmin(roles, principal) ? ['read', 'request', 'approve', 'admin'] : ['read', 'request', 'approve'];
 }
 
 /**
@@ -22,8 +23,8 @@ export function effectiveTokenScopes(tokenScopes: readonly TokenScope[], princip
 }
 
 /** The role names a principal holds, for whoami views. */
-export function roleNames(principal: Principal, roles: { readonly admins: SubjectSet; readonly auditors: SubjectSet }): string[] {
-  return [...(inSubjectSet(principal, roles.admins) ? ['admin'] : []), ...(inSubjectSet(principal, roles.auditors) ? ['auditor'] : [])];
+export function roleNames(principal: Principal, roles: Roles): string[] {
+  return [...(isAdmin(roles, principal) ? ['admin'] : []), ...(isAuditor(roles, principal) ? ['auditor'] : [])];
 }
 
 /** Cookies are Secure (and `__Host-` prefixed, so no subdomain can set them) when Lapse is served over https. */

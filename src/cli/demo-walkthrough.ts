@@ -1,6 +1,4 @@
-import type { Engine } from '../engine/index.js';
-import { getGrant, getRequest, type StoredGrant } from '../store/index.js';
-import { verifyAuditChain } from '../audit/index.js';
+import type { Engine, StoredGrant } from '../engine/index.js';
 import type { RuntimeLocation } from './context.js';
 import { openRuntime } from './runtime.js';
 
@@ -18,11 +16,11 @@ export async function runDemo(location: RuntimeLocation): Promise<number> {
   const { engine } = runtime;
   try {
     await engine.start();
-    say(`Lapse demo: config ${location.configPath} (version ${engine.config.version.slice(0, 12)}), ${engine.store.kind} database in ${location.dataDir}`);
+    say(`Lapse demo: config ${location.configPath} (version ${engine.config.version.slice(0, 12)}), ${runtime.databaseKind} database in ${location.dataDir}`);
     await autoApproved(engine);
     await approvalFlow(engine);
     await runtime.checkpointer.stop(); // writes a final checkpoint
-    const result = await verifyAuditChain(engine.store.db, { publicKeys: runtime.checkpointKeys });
+    const result = await engine.read.verifyAudit(runtime.checkpointKeys);
     say(`\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`);
     say(`\nThe demo's database and keys are in ${location.dataDir}, apart from what \`lapse serve\` uses (./.lapse, LAPSE_DATA_DIR or DATABASE_URL); delete it to start the demo afresh.`);
     return result.ok ? 0 : 1;
@@ -37,7 +35,7 @@ function say(line: string): void {
 
 async function until(engine: Engine, grantId: string, status: StoredGrant['status']): Promise<StoredGrant> {
   for (;;) {
-    const grant = await getGrant(engine.store.db, grantId);
+    const grant = await engine.read.grant(grantId);
     if (grant?.status === status) return grant;
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
@@ -70,7 +68,7 @@ async function approvalFlow(engine: Engine): Promise<void> {
   say(`   bob approves: ${first.effect}`);
   const second = await engine.review({ requestId: request.id, reviewer: carol, decision: 'approve', comment: 'ok' });
   say(`   carol approves: ${second.effect}`);
-  const grantId = (await getRequest(engine.store.db, request.id))!.grantId!;
+  const grantId = (await engine.read.request(request.id))!.grantId!;
   await until(engine, grantId, 'active');
   say(`   ${grantId}: active`);
   await engine.release({ grantId, by: offDuty, reason: 'done early' });

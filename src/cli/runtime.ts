@@ -13,6 +13,8 @@ export interface Runtime {
   readonly checkpointer: AuditCheckpointer;
   /** The public keys audit verification trusts (trustedCheckpointKeys): the API's and the demo's. */
   readonly checkpointKeys: readonly KeyObject[];
+  /** pglite or postgres, for what the CLI prints. */
+  readonly databaseKind: string;
   close(): Promise<void>;
 }
 
@@ -39,6 +41,7 @@ export async function openRuntime(location: RuntimeLocation, logger: Logger = pi
     engine,
     checkpointer,
     checkpointKeys,
+    databaseKind: store.kind,
     close: async () => {
       await engine.stop();
       await checkpointer.stop();

@@ -62,6 +62,21 @@ export interface Connector {
    * succeeds if it is already gone.
    */
   removeAccess(target: TargetConfig, access: CurrentAccess, signal: AbortSignal): Promise<void>;
+
+  /**
+   * What the target's hosts fetch from Lapse to trust its credentials and to refuse revoked ones
+   * (an SSH user CA's public key and key revocation list), served without authentication.
+   * Connectors whose targets fetch nothing omit it.
+   */
+  readonly hostTrust?: HostTrust;
+}
+
+/** What hosts of a target fetch to trust Lapse's credentials (GET /api/v1/ssh/:target/...). */
+export interface HostTrust {
+  /** The public key of the CA that signs credentials (one OpenSSH public key line). */
+  caPublicKey(target: TargetConfig): Promise<string>;
+  /** The current revocation list (an OpenSSH KRL). */
+  revocationList(target: TargetConfig, signal: AbortSignal): Promise<Buffer>;
 }
 
 export interface GrantSpec {

@@ -13,6 +13,8 @@ import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
 import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingRequest } from './requests.js';
+import { hostTrustOf } from './host-trust.js';
+import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
@@ -49,6 +51,10 @@ export class Engine {
   readonly changes: ChangeFeed;
   /** Connector call timings and scheduler lag as they happen, for /metrics. */
   readonly telemetry = new Telemetry();
+  /** Reads of requests and grants for the API and CLI (they never query the store themselves). */
+  readonly read: ReadModel;
+  /** The API's Idempotency-Key records (src/api/idempotency.ts). */
+  readonly idempotencyKeys: IdempotencyKeys;
   private current: EffectiveConfig;
   private readonly context: EngineContext;
   /** The latest target check of each target, with the config version it was made under. */
@@ -69,6 +75,8 @@ export class Engine {
     this.events.setMaxListeners(0);
     this.changes = new ChangeFeed(options.store, this.events, logger);
     const context = this.context;
+    this.read = readModel(context);
+    this.idempotencyKeys = idempotencyKeys(context);
     this.scheduler = new Scheduler({
       store: options.store,
       logger,
@@ -186,6 +194,9 @@ export class Engine {
    * Runs one use-case (`run`) so that `write` commits in the same transaction as its change; see
    * withSameTransactionWrite (the API's Idempotency-Key records).
    */
+  /** What the hosts of a target fetch to trust its credentials (the ssh CA key and KRL); "not found" for others. */
+  hostTrust = (targetName: string) => hostTrustOf(this.context, targetName, 'ssh');
+
   withSameTransactionWrite = <T>(write: SameTransactionWrite, run: () => Promise<T>) => withSameTransactionWrite(write, run);
 
   /** Audits a security-relevant action outside the lifecycle (refused authentication, token use). */

@@ -35,9 +35,10 @@ import {
 } from './inputs.js';
 import { credentialsContext } from './provisioning.js';
 import { settleApproved } from './requests.js';
+import { mayEndAnyGrant, mayReviewBreakGlass } from '../domain/authorization.js';
 
 function isAdmin(context: EngineContext, who: Principal): boolean {
-  return inSubjectSet(who, context.config().roles.admins);
+  return mayEndAnyGrant(context.config().roles, who);
 }
 
 /** Loads a grant for change; to a caller who may not see it, it does not exist. */
@@ -204,8 +205,7 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
 /** An admin or auditor records the mandatory after-the-fact review of a break-glass use. */
 export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassReviewInput, raw, 'break-glass review');
-  const roles = context.config().roles;
-  if (!inSubjectSet(input.reviewer, roles.admins) && !inSubjectSet(input.reviewer, roles.auditors)) {
+  if (!mayReviewBreakGlass(context.config().roles, input.reviewer)) {
     throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, { where: input.requestId, hint: 'Admins and auditors review break-glass.' });
   }
   return transact(context, async (unit) => {

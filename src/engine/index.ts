@@ -8,3 +8,5 @@ export type { Change } from './context.js';
 export { checkTargets, type TargetCheck, type TargetCheckOptions } from './target-checks.js';
 export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, Telemetry, TelemetryObserver } from './telemetry.js';
 export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glass-scope.js';
+/** What the engine's reads return (the API's and CLI's view models start from these). */
+export type { Finding, StoredGrant } from '../store/index.js';

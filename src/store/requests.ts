@@ -10,7 +10,7 @@ export interface ClientContext {
   readonly mfaAt?: string;
 }
 
-function toRequest(row: Selectable<RequestsTable>): AccessRequest {
+export function toRequest(row: Selectable<RequestsTable>): AccessRequest {
   return {
     id: row.id,
     kind: row.kind,

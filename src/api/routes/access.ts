@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { resourceName as name } from '../../domain/input-schemas.js';
 import { boundedText } from '../../domain/text.js';
 import { LapseError } from '../../domain/errors.js';
-import { inSubjectSet } from '../../domain/principal.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf, refuse, routeOf } from '../authorization.js';
+import { mayCheckAccessOf } from '../../domain/authorization.js';
 
 const querySchema = z.object({ principal: boundedText(256).min(1), target: name, entitlement: name }).strict();
 const checkSchema = z.object({ allowed: z.boolean(), grantId: z.string().nullable(), expiresAt: z.string().nullable() });
@@ -21,6 +21,7 @@ export function accessRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/access/check',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['access'],
           summary: 'Whether a principal holds an entitlement now',
@@ -30,12 +31,15 @@ export function accessRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { principal: caller } = await authenticate(engine, request, 'read');
+        const { principal: caller } = callerOf(request);
         const { principal, target, entitlement } = request.query;
-        const roles = engine.config.roles;
-        if (principal !== caller.id && !inSubjectSet(caller, roles.admins) && !inSubjectSet(caller, roles.auditors)) {
-          await engine.recordSecurityEvent({ action: 'access.check_refused', actor: caller.id, data: { principal, entitlement: `${target}/${entitlement}` } });
-          throw new LapseError('forbidden', `${caller.id} may only check their own access`, { hint: 'Admins and auditors may check anyone.' });
+        if (!mayCheckAccessOf(engine.config.roles, caller, principal)) {
+          const message = `${caller.id} may only check their own access`;
+          await refuse(
+            engine,
+            { caller, route: routeOf(request), reason: message, action: 'access.check_refused', data: { principal, entitlement: `${target}/${entitlement}` } },
+            new LapseError('forbidden', message, { hint: 'Admins and auditors may check anyone.' }),
+          );
         }
         const check = await engine.checkAccess(principal, target, entitlement);
         return { allowed: check.allowed, grantId: check.grantId, expiresAt: check.expiresAt?.toISOString() ?? null };

@@ -1,11 +1,10 @@
 import type { KeyObject } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { trustedCheckpointKeys, verifyAuditChain, type VerifyResult } from '../../audit/index.js';
+import { trustedCheckpointKeys, type VerifyResult } from '../../audit/index.js';
 import type { Engine } from '../../engine/index.js';
-import { readsEverything, refuseRole } from '../access-rules.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
 
 const verifyResult = z.object({
   ok: z.boolean(),
@@ -30,6 +29,7 @@ export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyO
     app.post(
       '/api/v1/audit/verify',
       {
+        config: { auth: { scope: 'read', role: 'reader', refused: { message: 'only admins and auditors may verify the audit log', hint: 'Ask an auditor; roles come from roles.auditors in the config.' } } },
         schema: {
           tags: ['audit'],
           summary: 'Recompute the audit hash chain and check its signed checkpoints (admins and auditors)',
@@ -38,12 +38,9 @@ export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyO
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        if (!readsEverything(engine.config, caller.principal)) {
-          await refuseRole(engine, caller.principal, '/api/v1/audit/verify', 'only admins and auditors may verify the audit log', 'Ask an auditor; roles come from roles.auditors in the config.');
-        }
+        const caller = callerOf(request);
         const publicKeys = checkpointKeys ?? trustedCheckpointKeys({ signingKeyPem: engine.config.audit.signingKeyPem }).keys;
-        running ??= verifyAuditChain(engine.store.db, { publicKeys }).finally(() => {
+        running ??= engine.read.verifyAudit(publicKeys).finally(() => {
           running = null;
         });
         const result = await running;

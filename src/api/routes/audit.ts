@@ -2,14 +2,13 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { queryAuditEvents, type AuditEvent, type AuditFilter } from '../../audit/index.js';
+import { type AuditEvent, type AuditFilter } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { readsEverything } from '../access-rules.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, pageOf, pageQuery, toAuditEventView } from '../views.js';
+import { callerOf, type RouteAuth } from '../authorization.js';
 
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 const when = boundedText(40).describe('An ISO-8601 time, or a duration ago such as 1h or 7d');
@@ -52,18 +51,20 @@ function csvLine(event: AuditEvent): string {
   return [String(event.seq), event.at, event.action, event.actor, event.subject ?? '', event.data ? JSON.stringify(event.data) : ''].map(csvCell).join(',') + '\r\n';
 }
 
+/** Who reads the audit log: admins and auditors (everyone else: forbidden, and audited). */
+const readerOnly: RouteAuth = {
+  scope: 'read',
+  role: 'reader',
+  refused: { action: 'audit.read_refused', message: 'only admins and auditors may read the audit log', hint: 'Ask an auditor; roles come from roles.auditors in the config.' },
+};
+
 /** Audit search and export: admins and auditors only (everyone else: forbidden, and audited). */
 export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
-  const requireReader = async (principal: Parameters<typeof readsEverything>[1], route: string) => {
-    if (readsEverything(engine.config, principal)) return;
-    await engine.recordSecurityEvent({ action: 'audit.read_refused', actor: principal.id, data: { route } });
-    throw new LapseError('forbidden', 'only admins and auditors may read the audit log', { hint: 'Ask an auditor; roles come from roles.auditors in the config.' });
-  };
-
   return async (app) => {
     app.get(
       '/api/v1/audit',
       {
+        config: { auth: readerOnly },
         schema: {
           tags: ['audit'],
           summary: 'Search audit events, newest first',
@@ -73,11 +74,9 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        await requireReader(caller.principal, '/api/v1/audit');
         const { limit, cursor } = request.query;
         const before = decodeCursor(cursor);
-        const events = await queryAuditEvents(engine.store.db, { ...filterOf(request.query), ...(before ? { beforeSeq: Number(before) } : {}), limit: limit + 1 });
+        const events = await engine.read.auditEvents({ ...filterOf(request.query), ...(before ? { beforeSeq: Number(before) } : {}), limit: limit + 1 });
         const page = events.slice(0, limit);
         return { items: page.map(toAuditEventView), nextCursor: events.length > limit ? encodeCursor(page.at(-1)!.seq) : null };
       },
@@ -86,6 +85,7 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/audit/export',
       {
+        config: { auth: readerOnly },
         schema: {
           tags: ['audit'],
           summary: 'Export audit events, oldest first, as JSON lines (the hashed payloads, verifiable) or CSV',
@@ -95,17 +95,15 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
-        await requireReader(caller.principal, '/api/v1/audit/export');
+        const caller = callerOf(request);
         const filter = filterOf(request.query);
         const csv = request.query.format === 'csv';
         await engine.recordSecurityEvent({ action: 'audit.exported', actor: caller.principal.id, data: { format: request.query.format, filter: { ...request.query } } });
-        const db = engine.store.db;
         async function* lines() {
           if (csv) yield 'seq,at,action,actor,subject,data\r\n';
           let afterSeq = 0;
           for (;;) {
-            const page = await queryAuditEvents(db, { ...filter, ascending: true, afterSeq, limit: 2_000 });
+            const page = await engine.read.auditEvents({ ...filter, ascending: true, afterSeq, limit: 2_000 });
             if (page.length === 0) return;
             yield page.map((event) => (csv ? csvLine(event) : `${JSON.stringify(event)}\n`)).join('');
             afterSeq = page.at(-1)!.seq;

@@ -2,14 +2,15 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { sql } from 'kysely';
 import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
-import { isLapseError, LapseError } from '../../domain/errors.js';
+import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate, type Caller } from '../authenticate.js';
+import { findUserIdByName, revokeTokensOfUser } from '../../auth/accounts.js';
+import { type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { clearSessionCookie } from '../session-cookie.js';
 import { startSession } from '../sign-in.js';
+import { callerOf, callerIfAny } from '../authorization.js';
 
 const userView = z.object({ name: z.string(), kind: z.enum(['user', 'service']), groups: z.array(z.string()) });
 const loginBody = z.object({ username: boundedText(256).min(1), password: z.string().min(1).max(PASSWORD_MAX_LENGTH) }).strict();
@@ -29,9 +30,9 @@ const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevo
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
 
 async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
-  const row = await engine.store.db.selectFrom('users').select('id').where('name', '=', caller.principal.id).executeTakeFirst();
-  if (!row) throw new LapseError('unauthenticated', 'your account no longer exists');
-  return row.id;
+  const id = await findUserIdByName(engine.store.db, caller.principal.id);
+  if (!id) throw new LapseError('unauthenticated', 'your account no longer exists');
+  return id;
 }
 
 /**
@@ -42,7 +43,7 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
   return async (app) => {
     app.post(
       '/api/v1/auth/login',
-      { schema: { tags: ['auth'], summary: 'Sign in with a local user name and password (sets the session cookie)', body: loginBody, response: { 200: loginResponse, ...errors } } },
+      { config: { auth: { public: 'signing in: the password is the credential' } }, schema: { tags: ['auth'], summary: 'Sign in with a local user name and password (sets the session cookie)', body: loginBody, response: { 200: loginResponse, ...errors } } },
       async (request, reply) => {
         const auth = engine.config.auth;
         if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Sign in with single sign-on: /auth/oidc/login.' });
@@ -63,9 +64,9 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
 
     app.get(
       '/api/v1/auth/session',
-      { schema: { tags: ['auth'], summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token', security: [{ bearer: [] }, { session: [] }], response: { 200: sessionView, ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token', security: [{ bearer: [] }, { session: [] }], response: { 200: sessionView, ...errors } } },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         reply.header('cache-control', 'no-store');
         return viewOf(request, caller);
       },
@@ -74,6 +75,7 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
     app.get(
       '/api/v1/auth/status',
       {
+        config: { auth: { scope: 'read', optional: true } },
         schema: {
           tags: ['auth'],
           summary: 'Am I signed in? 200 {signedIn:false} for a visitor without credentials (not audited); a credential that is not valid is 401, audited',
@@ -84,23 +86,17 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
       async (request, reply) => {
         reply.header('cache-control', 'no-store');
         // NB. Asking without any credential is the normal question of a signed-out page, not a
-        // security event; presenting one that fails still is (authenticate audits it).
-        if (request.headers.authorization === undefined && !request.cookies?.[sessionCookieName(engine.config.auth)]) return { signedIn: false, session: null };
-        try {
-          return { signedIn: true, session: viewOf(request, await authenticate(engine, request, 'read')) };
-        } catch (error) {
-          // A dead session cookie is dropped, so the next page load asks as a visitor.
-          if (isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined) clearSessionCookie(reply, engine.config.auth);
-          throw error;
-        }
+        // security event; presenting one that fails still is (the route's optional rule: src/api/authorization.ts).
+        const caller = callerIfAny(request);
+        return caller ? { signedIn: true, session: viewOf(request, caller) } : { signedIn: false, session: null };
       },
     );
 
     app.post(
       '/api/v1/auth/logout',
-      { schema: { tags: ['auth'], summary: 'Sign out: ends this session (cookie) or revokes this token (bearer)', security: [{ bearer: [] }, { session: [] }], response: { 200: logoutResponse, ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Sign out: ends this session (cookie) or revokes this token (bearer)', security: [{ bearer: [] }, { session: [] }], response: { 200: logoutResponse, ...errors } } },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         if (caller.via === 'token') {
           await auditedChange(engine.store.db, async (tx, _now, audit) => {
             await revokeApiToken(tx, caller.tokenId!);
@@ -119,16 +115,15 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
 
     app.post(
       '/api/v1/auth/logout-all',
-      { schema: { tags: ['auth'], summary: 'Sign out everywhere: every session of mine (and with revokeTokens, every token)', security: [{ bearer: [] }, { session: [] }], body: logoutAllBody, response: { 200: logoutAllResponse, ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Sign out everywhere: every session of mine (and with revokeTokens, every token)', security: [{ bearer: [] }, { session: [] }], body: logoutAllBody, response: { 200: logoutAllResponse, ...errors } } },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const userId = await userIdOf(engine, caller);
         const result = await auditedChange(engine.store.db, async (tx, _now, audit) => {
           const sessionsEnded = await endAllSessions(tx, userId);
           let tokensRevoked = 0;
           if (request.body.revokeTokens) {
-            const revoked = await tx.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
-            tokensRevoked = Number(revoked.numUpdatedRows);
+            tokensRevoked = await revokeTokensOfUser(tx, userId);
           }
           audit({ action: 'auth.logout_all', actor: caller.principal.id, subject: userId, data: { sessionsEnded, apiAccessRevoked: tokensRevoked } }); // NB. audit data keys may not mention tokens
           return { sessionsEnded, tokensRevoked };

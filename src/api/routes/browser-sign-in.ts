@@ -85,11 +85,11 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       return reply.redirect(loopbackRedirect(cli, code), 303);
     };
 
-    app.get('/auth/login', { schema: { tags: ['auth'], summary: 'The sign-in page (HTML)', querystring: returnToQuery } }, async (request, reply) => {
+    app.get('/auth/login', { config: { auth: { public: 'the sign-in page' } }, schema: { tags: ['auth'], summary: 'The sign-in page (HTML)', querystring: returnToQuery } }, async (request, reply) => {
       return loginPage(reply, 200, { returnTo: safeReturnTo(request.query.returnTo) });
     });
 
-    app.post('/auth/login', { schema: { tags: ['auth'], summary: 'Sign-in form post (HTML); redirects to returnTo, or to the CLI', body: loginForm, response: pageErrors } }, async (request, reply) => {
+    app.post('/auth/login', { config: { auth: { public: 'signing in: the password is the credential' } }, schema: { tags: ['auth'], summary: 'Sign-in form post (HTML); redirects to returnTo, or to the CLI', body: loginForm, response: pageErrors } }, async (request, reply) => {
       assertSameOriginForm(request);
       const auth = engine.config.auth;
       const cli = cliRequestFrom(request.body);
@@ -109,7 +109,7 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       return reply.redirect(returnTo, 303);
     });
 
-    app.get('/auth/cli', { schema: { tags: ['auth'], summary: '`lapse login` opens this: sign in, then the browser is sent to the CLI on 127.0.0.1', querystring: cliLoginRequestSchema, response: pageErrors } }, async (request, reply) => {
+    app.get('/auth/cli', { config: { auth: { public: 'signing in for `lapse login`' } }, schema: { tags: ['auth'], summary: '`lapse login` opens this: sign in, then the browser is sent to the CLI on 127.0.0.1', querystring: cliLoginRequestSchema, response: pageErrors } }, async (request, reply) => {
       const cli = toCliLoginRequest(request.query);
       const auth = engine.config.auth;
       const signIn = oidc();
@@ -124,13 +124,13 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       return reply.redirect(flow.url, 302);
     };
 
-    app.get('/auth/oidc/login', { schema: { tags: ['auth'], summary: 'Start single sign-on: redirects to the identity provider', querystring: oidcLoginQuery, response: pageErrors } }, async (request, reply) => {
+    app.get('/auth/oidc/login', { config: { auth: { public: 'single sign-on starts here' } }, schema: { tags: ['auth'], summary: 'Start single sign-on: redirects to the identity provider', querystring: oidcLoginQuery, response: pageErrors } }, async (request, reply) => {
       const signIn = oidc();
       if (!signIn) throw new LapseError('not_found', 'single sign-on is not configured on this server', { hint: 'Configure auth.oidc, or sign in at /auth/login.' });
       return beginOidc(request, reply, signIn, safeReturnTo(request.query.returnTo), cliRequestFrom(request.query));
     });
 
-    app.get('/auth/oidc/callback', { schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back', querystring: callbackQuery, response: pageErrors } }, async (request, reply) => {
+    app.get('/auth/oidc/callback', { config: { auth: { public: "single sign-on: the identity provider's answer is the credential" } }, schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back', querystring: callbackQuery, response: pageErrors } }, async (request, reply) => {
       const signIn = oidc();
       if (!signIn) throw new LapseError('not_found', 'single sign-on is not configured on this server');
       const base = publicBaseUrl(engine.config.auth, request);

@@ -3,9 +3,8 @@ import { z } from 'zod';
 import { resourceName } from '../../domain/input-schemas.js';
 import { explainPolicies } from '../../domain/policy/index.js';
 import type { Engine } from '../../engine/index.js';
-import { isAdmin, readsEverything, refuseRole } from '../access-rules.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
 
 const subjectSet = z.object({ users: z.array(z.string()), groups: z.array(z.string()) });
 const targetCheckView = z
@@ -61,6 +60,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/config/targets/check',
       {
+        config: { auth: { scope: 'admin', role: 'admin', refused: { message: 'only admins may run the target checks', hint: 'The results of the last checks are in GET /api/v1/config.' } } },
         schema: {
           tags: ['config'],
           summary: 'Run the target checks now (admins): each target\'s connectivity and the privileges Lapse needs there',
@@ -70,10 +70,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'admin');
-        if (!isAdmin(engine.config, caller.principal)) {
-          await refuseRole(engine, caller.principal, '/api/v1/config/targets/check', 'only admins may run the target checks', 'The results of the last checks are in GET /api/v1/config.');
-        }
+        const caller = callerOf(request);
         const target = request.body?.target;
         const results = await engine.checkTargets(target);
         await engine.recordSecurityEvent({ action: 'target.checked', actor: caller.principal.id, data: { target: target ?? '*', failed: results.filter((r) => !r.ok).map((r) => r.target) } });
@@ -85,6 +82,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/config',
       {
+        config: { auth: { scope: 'read', role: 'reader', refused: { message: 'only admins and auditors may read the configuration', hint: 'GET /api/v1/catalogue shows what you may request.' } } },
         schema: {
           tags: ['config'],
           summary: 'The configuration in force: targets, entitlements, who may get what on which terms',
@@ -92,12 +90,8 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
           response: { 200: configView, 401: problemSchema, 403: problemSchema },
         },
       },
-      async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+      async () => {
         const config = engine.config;
-        if (!readsEverything(config, caller.principal)) {
-          await refuseRole(engine, caller.principal, '/api/v1/config', 'only admins and auditors may read the configuration', 'GET /api/v1/catalogue shows what you may request.');
-        }
         const targets = [...config.targets.values()];
         const checks = new Map(engine.targetChecks().map((row) => [row.target, row]));
         const copy = (set: { users: readonly string[]; groups: readonly string[] }) => ({ users: [...set.users], groups: [...set.groups] });

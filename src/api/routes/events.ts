@@ -1,10 +1,10 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Change, Engine } from '../../engine/index.js';
-import { getGrant, getRequest } from '../../store/index.js';
-import { canSeeGrant, canSeeRequest, readsEverything } from '../access-rules.js';
-import { authenticate, recheckCaller, type Caller } from '../authenticate.js';
+import { recheckCaller, type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
+import { readsEverything, canSeeGrant, canSeeRequest } from '../../domain/authorization.js';
 
 const KEEPALIVE_MS = 15_000;
 /** A subscriber that cannot keep up is cut off rather than buffered without bound. */
@@ -24,14 +24,14 @@ export interface EventStreamOptions {
 
 /** Whether the caller may hear about this change (the same rule as reading the object). */
 async function visible(engine: Engine, caller: Caller, change: Change): Promise<boolean> {
-  const config = engine.config;
-  if (readsEverything(config, caller.principal)) return true;
+  const roles = engine.config.roles;
+  if (readsEverything(roles, caller.principal)) return true;
   if (change.subject.startsWith('req_')) {
-    const request = await getRequest(engine.store.db, change.subject);
-    return request !== undefined && canSeeRequest(config, caller.principal, request);
+    const request = await engine.read.request(change.subject);
+    return request !== undefined && canSeeRequest(roles, caller.principal, request);
   }
-  const grant = await getGrant(engine.store.db, change.subject);
-  return grant !== undefined && canSeeGrant(config, caller.principal, grant);
+  const grant = await engine.read.grant(change.subject);
+  return grant !== undefined && canSeeGrant(roles, caller.principal, grant);
 }
 
 /**
@@ -57,6 +57,7 @@ export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): F
     app.get(
       '/api/v1/events',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['events'],
           summary: 'Live request and grant changes (text/event-stream)',
@@ -69,7 +70,7 @@ export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): F
         },
       },
       async (request, reply) => {
-        let caller = await authenticate(engine, request, 'read');
+        let caller = callerOf(request);
         const only = request.query.subject ? new Set(request.query.subject.split(',').filter(Boolean)) : null;
         const raw = reply.raw;
         reply.hijack();

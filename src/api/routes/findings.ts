@@ -1,12 +1,9 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { LapseError } from '../../domain/errors.js';
 import { resourceName as name } from '../../domain/input-schemas.js';
-import { inSubjectSet, type Principal } from '../../domain/principal.js';
-import type { Engine, ReconcileReport } from '../../engine/index.js';
-import type { Finding } from '../../store/index.js';
-import { authenticate } from '../authenticate.js';
+import type { Engine, Finding, ReconcileReport } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
 
 const findingsQuery = z
   .object({
@@ -98,15 +95,17 @@ function reportOut(report: ReconcileReport): z.infer<typeof reportSchema> {
  * (with an `admin`-scoped credential) start a run, since a run may remove access.
  */
 export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
-  const refuse = async (caller: Principal, action: string, message: string, hint: string): Promise<never> => {
-    await engine.recordSecurityEvent({ action, actor: caller.id, data: { code: 'forbidden' } });
-    throw new LapseError('forbidden', message, { hint });
-  };
-
   return async (app) => {
     app.get(
       '/api/v1/findings',
       {
+        config: {
+          auth: {
+            scope: 'read',
+            role: 'reader',
+            refused: { action: 'findings.list_refused', message: (who) => `${who.id} may not read reconciliation findings`, hint: 'Admins and auditors (roles in lapse.yaml) read findings.' },
+          },
+        },
         schema: {
           tags: ['reconciliation'],
           summary: 'Reconciliation findings: standing access and missing access, most recently seen first',
@@ -116,11 +115,6 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { principal } = await authenticate(engine, request, 'read');
-        const roles = engine.config.roles;
-        if (!inSubjectSet(principal, roles.admins) && !inSubjectSet(principal, roles.auditors)) {
-          await refuse(principal, 'findings.list_refused', `${principal.id} may not read reconciliation findings`, 'Admins and auditors (roles in lapse.yaml) read findings.');
-        }
         const findings = await engine.listFindings(request.query);
         return { findings: findings.map(findingOut) };
       },
@@ -129,6 +123,13 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/reconcile/runs',
       {
+        config: {
+          auth: {
+            scope: 'read',
+            role: 'reader',
+            refused: { action: 'findings.list_refused', message: (who) => `${who.id} may not read reconciliation runs`, hint: 'Admins and auditors (roles in lapse.yaml) read reconciliation runs.' },
+          },
+        },
         schema: {
           tags: ['reconciliation'],
           summary: 'Recent reconciliation runs (newest first): when each target was last compared, what was seen, errors',
@@ -138,11 +139,6 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { principal } = await authenticate(engine, request, 'read');
-        const roles = engine.config.roles;
-        if (!inSubjectSet(principal, roles.admins) && !inSubjectSet(principal, roles.auditors)) {
-          await refuse(principal, 'findings.list_refused', `${principal.id} may not read reconciliation runs`, 'Admins and auditors (roles in lapse.yaml) read reconciliation runs.');
-        }
         const runs = await engine.listReconcileRuns(request.query);
         return { runs: runs.map((run) => ({ ...run, startedAt: run.startedAt.toISOString(), finishedAt: run.finishedAt?.toISOString() ?? null })) };
       },
@@ -151,6 +147,13 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/reconcile',
       {
+        config: {
+          auth: {
+            scope: 'admin',
+            role: 'admin',
+            refused: { action: 'reconcile.refused', message: (who) => `${who.id} is not an admin`, hint: 'Only admins (roles.admins) start a reconciliation; it runs on its own every reconcile.interval.' },
+          },
+        },
         schema: {
           tags: ['reconciliation'],
           summary: 'Reconcile one target (or all) now; answers when the run is done',
@@ -160,10 +163,7 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { principal } = await authenticate(engine, request, 'admin');
-        if (!inSubjectSet(principal, engine.config.roles.admins)) {
-          await refuse(principal, 'reconcile.refused', `${principal.id} is not an admin`, 'Only admins (roles.admins) start a reconciliation; it runs on its own every reconcile.interval.');
-        }
+        const { principal } = callerOf(request);
         const { target, remediate } = request.body ?? {};
         await engine.recordSecurityEvent({ action: 'reconcile.requested', actor: principal.id, ...(target ? { subject: target } : {}), data: { target: target ?? '*', ...(remediate !== undefined ? { remediate } : {}) } });
         const reports = await engine.reconcile(target, { actor: principal.id, ...(remediate !== undefined ? { remediate } : {}) });

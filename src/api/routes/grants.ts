@@ -5,13 +5,12 @@ import { durationText, idOf, reasonText, ticketText } from '../../domain/input-s
 import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import type { Engine } from '../../engine/index.js';
-import { getGrant, hasCredentials, listGrants } from '../../store/index.js';
-import { canSeeGrant, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
-import { authenticate, type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
 import { decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, toGrantView, toRequestView } from '../views.js';
 import { clientOf } from './requests.js';
+import { callerOf, visibleGrant, refuseRole } from '../authorization.js';
+import { readsEverything, holdsGrant } from '../../domain/authorization.js';
 
 const grantId = z.object({ id: idOf('grant') });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
@@ -30,16 +29,9 @@ const listQuery = z
   })
   .strict();
 
-async function visibleGrant(engine: Engine, caller: Caller, id: string, route: string) {
-  const grant = await getGrant(engine.store.db, id);
-  if (!grant || !canSeeGrant(engine.config, caller.principal, grant)) return refuseUnseen(engine, caller.principal, 'grant', id, grant !== undefined, route);
-  return grant;
-}
-
 async function view(engine: Engine, id: string) {
-  const db = engine.store.db;
-  const grant = (await getGrant(db, id))!;
-  return toGrantView(grant, await hasCredentials(db, id));
+  const grant = (await engine.read.grant(id))!;
+  return toGrantView(grant, await engine.read.credentialsWaiting(id));
 }
 
 /** Grants: what access people hold now, and ending or extending it. */
@@ -47,16 +39,15 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/api/v1/grants',
-      { schema: { tags: ['grants'], summary: 'List grants: mine, or all (admins, auditors)', security: [{ bearer: [] }], querystring: listQuery, response: { 200: pageOf(grantView), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['grants'], summary: 'List grants: mine, or all (admins, auditors)', security: [{ bearer: [] }], querystring: listQuery, response: { 200: pageOf(grantView), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { scope, status, target, limit, cursor } = request.query;
-        if (scope === 'all' && !readsEverything(engine.config, caller.principal)) {
+        if (scope === 'all' && !readsEverything(engine.config.roles, caller.principal)) {
           await refuseRole(engine, caller.principal, '/api/v1/grants?scope=all', 'only admins and auditors may list every grant', 'Use scope=mine.');
         }
         const beforeId = decodeCursor(cursor);
-        const db = engine.store.db;
-        const items = await listGrants(db, {
+        const items = await engine.read.grants({
           ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
           ...(status ? { statuses: status.split(',') as GrantStatus[] } : {}),
           ...(target ? { target } : {}),
@@ -64,19 +55,16 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
           limit: limit + 1,
         });
         const page = items.slice(0, limit);
-        const waiting = new Set(
-          page.length === 0 ? [] : (await db.selectFrom('grant_credentials').select('grant_id').where('grant_id', 'in', page.map((g) => g.id)).execute()).map((r) => r.grant_id),
-        );
+        const waiting = await engine.read.credentialsWaitingAmong(page.map((g) => g.id));
         return { items: page.map((g) => toGrantView(g, waiting.has(g.id))), nextCursor: items.length > limit ? encodeCursor(page.at(-1)!.id) : null };
       },
     );
 
     app.get(
       '/api/v1/grants/:id',
-      { schema: { tags: ['grants'], summary: 'One grant', security: [{ bearer: [] }], params: grantId, response: { 200: z.object({ grant: grantView }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['grants'], summary: 'One grant', security: [{ bearer: [] }], params: grantId, response: { 200: z.object({ grant: grantView }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        await visibleGrant(engine, request, request.params.id);
         return { grant: await view(engine, request.params.id) };
       },
     );
@@ -84,6 +72,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/grants/:id/extend',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['grants'],
           summary: 'Ask for more time on my active grant (the policy decides; access stays continuous)',
@@ -94,8 +83,8 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
-        await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleGrant(engine, request, request.params.id);
         const body = request.body;
         return idempotent(
           engine,
@@ -120,6 +109,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/grants/:id/release',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['grants'],
           summary: 'Give my access back now',
@@ -130,8 +120,8 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
-        await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleGrant(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -148,6 +138,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/grants/:id/revoke',
       {
+        config: { auth: { scope: 'admin' } },
         schema: {
           tags: ['grants'],
           summary: 'Take access away now (admins)',
@@ -158,8 +149,8 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'admin');
-        await visibleGrant(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleGrant(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -175,6 +166,7 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/grants/:id/credentials',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['grants'],
           summary: 'Fetch the credentials of my active grant, once',
@@ -185,10 +177,9 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
+        const caller = callerOf(request);
         reply.header('cache-control', 'no-store');
-        const grant = await getGrant(engine.store.db, request.params.id);
-        if (!grant || grant.principalId !== caller.principal.id) await refuseUnseen(engine, caller.principal, 'grant', request.params.id, grant !== undefined, request.routeOptions.url ?? '');
+        await visibleGrant(engine, request, request.params.id, holdsGrant);
         // NB. Not idempotent by design: a replay would hand the secret out a second time.
         const credentials = await engine.fetchCredentials({ grantId: request.params.id, by: caller.principal });
         return { credentials };

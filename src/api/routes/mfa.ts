@@ -1,6 +1,5 @@
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
-import { sql } from 'kysely';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { markSessionMfa } from '../../auth/index.js';
@@ -26,9 +25,10 @@ import {
 } from '../../auth/mfa/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate, type Caller } from '../authenticate.js';
+import { type Caller } from '../authenticate.js';
 import { problemSchema, stepUpGuidanceSchema } from '../problem.js';
 import { MANAGE_FACTORS_MAX_AGE_MS, mfaContext, requireFreshMfa, stepUpGuidance } from '../step-up.js';
+import { callerOf } from '../authorization.js';
 
 const code = z.string().regex(TOTP_CODE, 'a code is 6 digits').describe('The current 6-digit code from the authenticator app');
 const problems = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 429: problemSchema };
@@ -99,15 +99,10 @@ const stepUpBody = z
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
-async function databaseNow(engine: Engine): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(engine.store.db);
-  return new Date(rows[0]!.now);
-}
-
 /** Adding a factor to an account that has one needs that one first: a stolen session must not add its own. */
 async function requireFreshMfaIfEnrolled(engine: Engine, caller: Caller, what: string): Promise<void> {
   if ((await enrolledFactors(engine.store.db, caller.principal.id)).length === 0) return;
-  await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, what);
+  await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
 }
 
 /** A verified second factor counts for the session it was verified in. */
@@ -122,16 +117,16 @@ async function rememberStepUp(engine: Engine, caller: Caller, proof: MfaProof) {
  */
 export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
-    const as = async (request: FastifyRequest, scope: 'read' | 'request') => {
-      const caller = await authenticate(engine, request, scope);
+    const as = async (request: FastifyRequest) => {
+      const caller = callerOf(request);
       return { caller, user: await findMfaUser(engine.store.db, caller.principal.id), context: mfaContext(engine, request) };
     };
 
     app.get(
       '/api/v1/mfa',
-      { schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } } },
       async (request) => {
-        const { caller, user, context } = await as(request, 'read');
+        const { caller, user, context } = await as(request);
         const [factors, totp, passkeys] = await Promise.all([enrolledFactors(context.db, user.name), totpStatus(context, user), listPasskeys(context, user)]);
         return {
           factors,
@@ -146,6 +141,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/totp',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Start enrolling an authenticator app (pending until confirmed)',
@@ -155,7 +151,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfaIfEnrolled(engine, caller, 'adding an authenticator app');
         const enrollment = await enrollTotp(context, user, context.relyingParty?.name ?? 'Lapse');
         return reply.code(201).header('cache-control', 'no-store').send(enrollment);
@@ -165,6 +161,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/totp/confirm',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Confirm an authenticator app with its first code',
@@ -174,7 +171,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         await confirmTotp(context, user, request.body.code);
         return { factor: 'totp' as const, status: 'active' as const };
       },
@@ -182,10 +179,10 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/mfa/totp',
-      { schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
+      { config: { auth: { scope: 'request' } }, schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
-        await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
+        const { caller, user, context } = await as(request);
+        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
         await removeTotp(context, user);
         return reply.code(204).send(null);
       },
@@ -194,6 +191,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys/registration-options',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Options for navigator.credentials.create() (a single-use challenge, valid 5 minutes)',
@@ -202,7 +200,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         await requireFreshMfaIfEnrolled(engine, caller, 'adding a passkey');
         return passkeyRegistrationOptions(context, user);
       },
@@ -211,6 +209,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Register a passkey from the result of navigator.credentials.create()',
@@ -220,7 +219,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         const passkey = await registerPasskey(context, user, request.body.name, request.body.response);
         return reply.code(201).send({ ...passkey, transports: [...passkey.transports], createdAt: passkey.createdAt.toISOString(), lastUsedAt: iso(passkey.lastUsedAt) });
       },
@@ -229,6 +228,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.delete(
       '/api/v1/mfa/passkeys/:id',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Remove one of my passkeys (needs a fresh step-up)',
@@ -238,8 +238,8 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { caller, user, context } = await as(request, 'request');
-        await requireFreshMfa(engine, caller, await databaseNow(engine), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
+        const { caller, user, context } = await as(request);
+        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
         await removePasskey(context, user, request.params.id);
         return reply.code(204).send(null);
       },
@@ -248,6 +248,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/passkeys/authentication-options',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Options for navigator.credentials.get() to step up with a passkey (single-use challenge, 5 minutes)',
@@ -256,7 +257,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { user, context } = await as(request, 'request');
+        const { user, context } = await as(request);
         return passkeyAuthenticationOptions(context, user);
       },
     );
@@ -264,6 +265,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/mfa/step-up',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['mfa'],
           summary: 'Verify a second factor for this session (step-up)',
@@ -274,7 +276,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const { caller, user, context } = await as(request, 'request');
+        const { caller, user, context } = await as(request);
         if (caller.via !== 'session') {
           throw new LapseError('validation_failed', 'an API token has no session to remember a step-up in', {
             where: 'Authorization',

@@ -54,7 +54,7 @@ export function portalRoutes(engine: Engine, options: { root?: string } = {}): F
         .header('referrer-policy', 'same-origin')
         .header('permissions-policy', 'camera=(), microphone=(), geolocation=(), payment=(), usb=()');
 
-    app.get('/*', { schema: { hide: true } }, async (request, reply) => {
+    app.get('/*', { config: { auth: { public: "the portal's static files: they hold no data" } }, schema: { hide: true } }, async (request, reply) => {
       const path = request.url.split('?')[0] ?? '/';
       if (NOT_PORTAL.test(path)) return reply.callNotFound();
       if (!built) {

@@ -23,6 +23,32 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     expect((await api.call('mallory', { method: 'GET', url: '/api/v1/catalogue' })).json().items).toEqual([]);
   });
 
+  it('pages the approvals inbox in the database: only the approvers of the current stage, each request once, newest first', async () => {
+    const ids: string[] = [];
+    for (const ticket of ['OPS-301', 'OPS-302', 'OPS-303']) {
+      const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'inbox paging check', ticket } });
+      ids.unshift(created.json().request.id);
+    }
+    const inbox = async (who: 'bob' | 'carol') => {
+      const seen: string[] = [];
+      let cursor: string | null = null;
+      do {
+        const page: { items: { id: string }[]; nextCursor: string | null } = (await api.call(who, { method: 'GET', url: `/api/v1/requests?scope=review&limit=1${cursor ? `&cursor=${cursor}` : ''}` })).json();
+        expect(page.items.length).toBeLessThanOrEqual(1);
+        seen.push(...page.items.map((r: { id: string }) => r.id));
+        cursor = page.nextCursor;
+      } while (cursor);
+      return seen.filter((id) => ids.includes(id));
+    };
+    expect(await inbox('bob')).toEqual(ids);
+    expect(await inbox('carol')).toEqual([]);
+    await api.call('bob', { method: 'POST', url: `/api/v1/requests/${ids[1]}/reviews`, payload: { decision: 'approve' } });
+    expect(await inbox('bob')).toEqual([ids[0], ids[2]]);
+    expect(await inbox('carol')).toEqual([ids[1]]);
+    expect((await api.call('alice', { method: 'GET', url: '/api/v1/requests?scope=review' })).json().items.filter((r: { id: string }) => ids.includes(r.id))).toEqual([]);
+    for (const id of ids) await api.call('alice', { method: 'POST', url: `/api/v1/requests/${id}/cancel` });
+  });
+
   it('runs a request through two approval stages to an active grant, with a timeline', async () => {
     const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'rotate the replication slot', ticket: 'OPS-12' } });
     expect(created.statusCode).toBe(201);

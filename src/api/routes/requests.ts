@@ -2,20 +2,18 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { commentText, connectorParameters, durationText, idOf, reasonText, resourceName as name, ticketText } from '../../domain/input-schemas.js';
-import { queryAuditEvents } from '../../audit/index.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
-import { matchesEntitlementPattern } from '../../domain/policy/index.js';
-import { inSubjectSet } from '../../domain/principal.js';
+import { candidatePolicies } from '../../domain/policy/index.js';
 import { REQUEST_STATUSES } from '../../domain/request.js';
-import { canReview, REVIEW_DECISIONS } from '../../domain/review.js';
+import { REVIEW_DECISIONS } from '../../domain/review.js';
 import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
-import { getGrant, getRequest, hasCredentials, listRequests, listReviews, listReviewsOf, requesterHistory } from '../../store/index.js';
-import { canSeeRequest, isApproverOf, readsEverything, refuseRole, refuseUnseen } from '../access-rules.js';
-import { authenticate, type Caller } from '../authenticate.js';
+import { type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
 import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
+import { callerOf, visibleRequest, refuseRole } from '../authorization.js';
+import { readsEverything } from '../../domain/authorization.js';
 
 const parameters = connectorParameters.optional();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 409: problemSchema, 410: problemSchema };
@@ -99,13 +97,6 @@ export function clientOf(request: FastifyRequest, caller: Caller) {
   return { ip: request.ip.slice(0, 64), ...(userAgent ? { userAgent } : {}), ...(caller.mfaAt ? { mfaAt: caller.mfaAt } : {}) };
 }
 
-/** Loads a request the caller may see; anything else is "not found". */
-async function visibleRequest(engine: Engine, caller: Caller, requestId: string, route: string) {
-  const request = await getRequest(engine.store.db, requestId);
-  if (!request || !canSeeRequest(engine.config, caller.principal, request)) return refuseUnseen(engine, caller.principal, 'request', requestId, request !== undefined, route);
-  return request;
-}
-
 /**
  * The catalogue, requests, reviews and break-glass: how people ask for access and decide on it.
  */
@@ -113,17 +104,15 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/api/v1/catalogue',
-      { schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const config = engine.config;
         const items: z.infer<typeof catalogueItem>[] = [];
         for (const target of config.targets.values()) {
           for (const entitlement of target.entitlements.values()) {
             // First match wins in evaluation, so the first policy naming the caller sets the terms.
-            const policy = config.policies.policies
-              .map((p) => p.definition)
-              .find((d) => inSubjectSet(caller.principal, d.subjects) && d.entitlements.some((p) => matchesEntitlementPattern(p, target.name, entitlement.name)));
+            const policy = candidatePolicies(config.policies, target.name, entitlement.name, caller.principal)[0]?.definition;
             if (!policy) continue;
             items.push({
               target: target.name,
@@ -148,6 +137,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['requests'],
           summary: 'Ask for an entitlement',
@@ -158,7 +148,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
+        const caller = callerOf(request);
         const body = request.body;
         return idempotent(
           engine,
@@ -185,6 +175,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'List requests: mine, those I may review now, or all (admins, auditors)',
@@ -194,23 +185,17 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { scope, status, target, kind, awaitingReview, limit, cursor } = request.query;
         const beforeId = decodeCursor(cursor);
-        const db = engine.store.db;
-        if (scope === 'all' && !readsEverything(engine.config, caller.principal)) {
+        if (scope === 'all' && !readsEverything(engine.config.roles, caller.principal)) {
           await refuseRole(engine, caller.principal, '/api/v1/requests?scope=all', 'only admins and auditors may list every request', 'Use scope=mine or scope=review.');
         }
         let items;
         if (scope === 'review') {
-          // Pending requests are few; canReview applies the full rule (current stage, not self, once).
-          const pending = (await listRequests(db, { status: 'pending', ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: 1000 })).filter(
-            (candidate) => candidate.principal.id !== caller.principal.id && isApproverOf(candidate, caller.principal),
-          );
-          const reviews = await listReviewsOf(db, pending.map((candidate) => candidate.id));
-          items = pending.filter((candidate) => canReview(candidate, reviews.get(candidate.id) ?? [], caller.principal)).slice(0, limit + 1);
+          items = await engine.read.reviewInbox(caller.principal, { ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: limit + 1 });
         } else {
-          items = await listRequests(db, {
+          items = await engine.read.requests({
             ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
             ...(status ? { status } : {}),
             ...(target ? { target } : {}),
@@ -228,6 +213,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests/:id',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'A request with its reviews, grant and timeline',
@@ -237,17 +223,14 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
-        const db = engine.store.db;
-        const grant = found.grantId ? await getGrant(db, found.grantId) : undefined;
-        const reviews = await listReviews(db, found.id);
-        const subjects = [found.id, ...(grant ? [grant.id] : [])];
-        const timeline = await queryAuditEvents(db, { subjects, ascending: true, limit: 500 });
+        const found = await visibleRequest(engine, request, request.params.id);
+        const grant = found.grantId ? await engine.read.grant(found.grantId) : undefined;
+        const reviews = await engine.read.reviews(found.id);
+        const timeline = await engine.read.timeline([found.id, ...(grant ? [grant.id] : [])], 500);
         return {
           request: toRequestView(found),
           reviews: reviews.map(toReviewView),
-          grant: grant ? toGrantView(grant, await hasCredentials(db, grant.id)) : null,
+          grant: grant ? toGrantView(grant, await engine.read.credentialsWaiting(grant.id)) : null,
           timeline: timeline.map(toAuditEventView),
         };
       },
@@ -256,6 +239,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/requests/:id/requester-history',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
@@ -267,12 +251,11 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        const found = await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const found = await visibleRequest(engine, request, request.params.id);
         const windowMs = parseDuration(request.query.since, 'since');
         if (windowMs > MAX_HISTORY_MS) throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, { where: 'since', hint: 'Use at most 365d.' });
         const since = new Date(Date.now() - windowMs);
-        const history = await requesterHistory(engine.store.db, found.principal.id, { since, limit: request.query.limit });
+        const history = await engine.read.requesterHistory(found.principal.id, { since, limit: request.query.limit });
         return {
           principalId: found.principal.id,
           since: since.toISOString(),
@@ -285,11 +268,12 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/cancel',
       {
+        config: { auth: { scope: 'request' } },
         schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: idOf('request') }), response: { 200: z.object({ request: requestView }), ...errors } },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -305,6 +289,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/requests/:id/reviews',
       {
+        config: { auth: { scope: 'approve' } },
         schema: {
           tags: ['requests'],
           summary: 'Approve or deny a request (approvers of its current stage; never your own)',
@@ -315,8 +300,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'approve');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,
@@ -339,6 +324,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/break-glass/entitlements',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['requests'],
           summary: 'What I may break glass into (empty when break-glass is off or not for me)',
@@ -354,7 +340,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { maxDurationMs, minReasonLength } = engine.config.breakGlass;
         return { items: breakGlassEntitlements(engine.config, caller.principal), maxDurationMs, minReasonLength };
       },
@@ -363,6 +349,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/break-glass',
       {
+        config: { auth: { scope: 'request' } },
         schema: {
           tags: ['requests'],
           summary: 'Emergency access without approval (configured subjects and entitlements only; reviewed afterwards)',
@@ -372,7 +359,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'request');
+        const caller = callerOf(request);
         const body = request.body;
         return idempotent(
           engine,
@@ -398,6 +385,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/break-glass/:id/review',
       {
+        config: { auth: { scope: 'approve' } },
         schema: {
           tags: ['requests'],
           summary: 'Review a break-glass use after the fact (admins, auditors; not your own)',
@@ -408,8 +396,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'approve');
-        await visibleRequest(engine, caller, request.params.id, request.routeOptions.url ?? '');
+        const caller = callerOf(request);
+        await visibleRequest(engine, request, request.params.id);
         return idempotent(
           engine,
           request,

@@ -33,14 +33,14 @@ export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/setup',
-      { schema: { tags: ['auth'], summary: 'First start: create the first admin with the one-time setup token', body: setupBody, response: { 201: setupResponse, 400: problemSchema, 401: problemSchema, 409: problemSchema } } },
+      { config: { auth: { public: 'first start: the one-time setup token is the credential' } }, schema: { tags: ['auth'], summary: 'First start: create the first admin with the one-time setup token', body: setupBody, response: { 201: setupResponse, 400: problemSchema, 401: problemSchema, 409: problemSchema } } },
       async (request, reply) => {
         const { user, session } = await setUp(request, reply, request.body);
         return reply.code(201).send({ user: { name: user.name, groups: [...user.groups] }, csrfToken: session.csrfToken });
       },
     );
 
-    app.get('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: boundedText(128).optional() }).strict() } }, async (request, reply) => {
+    app.get('/setup', { config: { auth: { public: 'first start: the one-time setup token is the credential' } }, schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: boundedText(128).optional() }).strict() } }, async (request, reply) => {
       if (!(await needsFirstAdmin(engine.store.db, engine.config))) return sendPage(reply, 404, 'Already set up', '<p>Lapse already has an admin. <a href="/auth/login">Sign in</a>.</p>');
       return sendPage(
         reply,
@@ -53,7 +53,7 @@ export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
       );
     });
 
-    app.post('/setup', { schema: { tags: ['auth'], summary: 'First start: the setup form post (HTML)', body: setupBody } }, async (request, reply) => {
+    app.post('/setup', { config: { auth: { public: 'first start: the one-time setup token is the credential' } }, schema: { tags: ['auth'], summary: 'First start: the setup form post (HTML)', body: setupBody } }, async (request, reply) => {
       assertSameOriginForm(request);
       try {
         const { user } = await setUp(request, reply, request.body);

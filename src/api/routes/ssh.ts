@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
-import { SshConnector } from '../../connectors/index.js';
-import { LapseError } from '../../domain/errors.js';
 import { NAME_PATTERN } from '../../domain/input-schemas.js';
 import type { Engine } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
@@ -15,17 +13,11 @@ const params = z.object({ target: z.string().min(1).max(63).regex(NAME_PATTERN, 
  * every minute (`curl -z`/`If-None-Match`) transfers it only when it changed.
  */
 export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
-  const sshTarget = (name: string) => {
-    const target = engine.config.targets.get(name);
-    const connector = target ? engine.connectors.get(target.connector) : undefined;
-    if (!target || !(connector instanceof SshConnector)) throw new LapseError('not_found', `there is no ssh target ${name}`, { where: name });
-    return { target, connector };
-  };
-
   return async (app) => {
     app.get(
       '/api/v1/ssh/:target/krl',
       {
+        config: { auth: { public: 'what sshd hosts fetch: a public key and revoked serials, nothing secret' } },
         schema: {
           tags: ['ssh'],
           summary: "The target's key revocation list, for sshd's RevokedKeys (no authentication: it names only revoked serials)",
@@ -34,8 +26,7 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { target, connector } = sshTarget(request.params.target);
-        const krl = await connector.revocationList(target, AbortSignal.timeout(engine.config.scheduler.connectorTimeoutMs));
+        const krl = await engine.hostTrust(request.params.target).revocationList();
         const etag = `"${createHash('sha256').update(krl).digest('base64url')}"`;
         reply.header('etag', etag).header('cache-control', 'no-cache');
         if (request.headers['if-none-match'] === etag) return reply.code(304).send(null);
@@ -46,6 +37,7 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/ssh/:target/ca.pub',
       {
+        config: { auth: { public: 'what sshd hosts fetch: a public key and revoked serials, nothing secret' } },
         schema: {
           tags: ['ssh'],
           summary: "The target's user CA public key, for sshd's TrustedUserCAKeys",
@@ -54,8 +46,7 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request, reply) => {
-        const { target, connector } = sshTarget(request.params.target);
-        return reply.type('text/plain; charset=utf-8').send(`${await connector.caPublicKey(target)}\n`);
+        return reply.type('text/plain; charset=utf-8').send(`${await engine.hostTrust(request.params.target).caPublicKey()}\n`);
       },
     );
   };

@@ -4,10 +4,9 @@ import { boundedText } from '../../domain/text.js';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { accessStatistics, databaseNow } from '../../store/index.js';
-import { readsEverything } from '../access-rules.js';
-import { authenticate } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
+import { callerOf } from '../authorization.js';
+import { readsEverything } from '../../domain/authorization.js';
 
 const HOUR_MS = 3_600_000;
 const DAY_MS = 24 * HOUR_MS;
@@ -66,6 +65,7 @@ export function statsRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/stats',
       {
+        config: { auth: { scope: 'read' } },
         schema: {
           tags: ['stats'],
           summary: 'Dashboard figures over a window: active grants over time, requests by outcome, median time to approve, overdue revocations',
@@ -76,15 +76,14 @@ export function statsRoutes(engine: Engine): FastifyPluginAsyncZod {
         },
       },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const { windowMs, stepMs } = parseWindow(request.query.since);
-        const everything = readsEverything(engine.config, caller.principal);
-        const db = engine.store.db;
+        const everything = readsEverything(engine.config.roles, caller.principal);
         // NB. The database's clock, as every lifecycle timestamp is: no skew between "now" and the rows.
-        const until = await databaseNow(db);
+        const until = await engine.read.now();
         const since = new Date(until.getTime() - windowMs);
         const [figures, overdue] = await Promise.all([
-          accessStatistics(db, { since, until, stepMs, ...(everything ? {} : { principalId: caller.principal.id }) }),
+          engine.read.statistics({ since, until, stepMs, ...(everything ? {} : { principalId: caller.principal.id }) }),
           everything ? engine.overdueRevocations() : Promise.resolve(null),
         ]);
         return {

@@ -1,4 +1,3 @@
-import { sql } from 'kysely';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
@@ -7,10 +6,12 @@ import { redeemCliLoginCode } from '../../auth/cli-login.js';
 import { userNameSchema } from '../../auth/principals.js';
 import { parseDuration } from '../../domain/duration.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
-import { inSubjectSet, viaData } from '../../domain/principal.js';
+import { viaData } from '../../domain/principal.js';
+import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
-import { authenticate } from '../authenticate.js';
+import { findEnabledUserById, findTokenOwner, findUserByNameForTokens, listTokensOf } from '../../auth/accounts.js';
 import { problemSchema } from '../problem.js';
+import { callerOf, refuse } from '../authorization.js';
 
 /** Tokens from `lapse login` last 30 days; sign in again after that. */
 const CLI_TOKEN_LIFETIME_MS = 30 * 86_400_000;
@@ -41,10 +42,6 @@ const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
 
-async function databaseNow(db: Engine['store']['db']): Promise<Date> {
-  const { rows } = await sql<{ now: Date }>`SELECT now() AS now`.execute(db);
-  return new Date(rows[0]!.now);
-}
 
 /**
  * API tokens for the CLI and automation: list mine (with last use), create (shown once; never more
@@ -54,37 +51,29 @@ async function databaseNow(db: Engine['store']['db']): Promise<Date> {
 export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     const db = engine.store.db;
-    const userByName = (name: string) => db.selectFrom('users').select(['id', 'name', 'kind', 'groups', 'disabled_at']).where('name', '=', name).executeTakeFirst();
+    const userByName = (name: string) => findUserByNameForTokens(db, name);
 
     app.get(
       '/api/v1/tokens',
-      { schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const name = request.query.user ?? caller.principal.id;
         if (name !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens', reason: 'not admin', user: name } });
-          throw new LapseError('not_found', `there is no user ${name}`);
+          await refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason: 'not admin', action: 'auth.refused', data: { user: name } }, new LapseError('not_found', `there is no user ${name}`));
         }
-        const rows = await db
-          .selectFrom('api_tokens as t')
-          .innerJoin('users as u', 'u.id', 't.user_id')
-          .select(['t.id', 't.name', 't.scopes', 't.issued_by', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
-          .where('u.name', '=', name)
-          .orderBy('t.created_at', 'desc')
-          .limit(500)
-          .execute();
+        const rows = await listTokensOf(db, name);
         return {
           tokens: rows.map((t) => ({
             id: t.id,
             user: t.user,
             name: t.name,
             scopes: t.scopes as TokenScope[],
-            issuedBy: t.issued_by,
-            createdAt: iso(t.created_at)!,
-            expiresAt: iso(t.expires_at),
-            lastUsedAt: iso(t.last_used_at),
-            status: t.revoked_at ? ('revoked' as const) : t.expired ? ('expired' as const) : ('active' as const),
+            issuedBy: t.issuedBy,
+            createdAt: iso(t.createdAt)!,
+            expiresAt: iso(t.expiresAt),
+            lastUsedAt: iso(t.lastUsedAt),
+            status: t.revokedAt ? ('revoked' as const) : t.expired ? ('expired' as const) : ('active' as const),
           })),
         };
       },
@@ -92,39 +81,37 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/tokens',
-      { schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
       async (request, reply) => {
-        const caller = await authenticate(engine, request, 'read');
+        const caller = callerOf(request);
         const body = request.body;
-        const refuse = async (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> => {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { ...viaData(caller.principal), route: '/api/v1/tokens', reason, ...extra } });
-          throw new LapseError('forbidden', message, { where, hint });
-        };
+        const refuseToken = (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> =>
+          refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason, action: 'auth.refused', data: { ...viaData(caller.principal), ...extra } }, new LapseError('forbidden', message, { where, hint }));
         // NB. caller.scopes are what the caller may do now (a token: its scopes within its owner's roles today).
         const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
         if (missing.length > 0) {
-          await refuse(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
+          await refuseToken(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
         }
         const ownerName = body.user ?? caller.principal.id;
         if (ownerName !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await refuse('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
+          await refuseToken('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
         }
         const owner = await userByName(ownerName);
         if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
         // NB. Nobody, admins included, holds a token that acts as another person: it would let them
         // approve their own request in that person's name. Tokens for others are for service identities.
         if (owner.name !== caller.principal.id && owner.kind !== 'service') {
-          await refuse('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
+          await refuseToken('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
         }
         // NB. A token for someone else cannot exceed what that principal could do when signed in.
-        if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !inSubjectSet({ id: owner.name, groups: owner.groups }, engine.config.roles.admins)) {
+        if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !isAdmin(engine.config.roles, { id: owner.name, groups: owner.groups })) {
           throw new LapseError('forbidden', `${ownerName} is not an admin, so their token cannot have the admin scope`, { where: 'scopes' });
         }
         const expiresInMs = body.expiresIn === 'never' ? null : parseDuration(body.expiresIn, 'expiresIn');
         // A token never mints one that outlives it (a stolen token must not buy itself a longer life).
         const notAfter = caller.via === 'token' ? (caller.tokenExpiresAt ?? null) : null;
-        if (notAfter !== null && (expiresInMs === null || (await databaseNow(db)).getTime() + expiresInMs > notAfter.getTime())) {
-          await refuse('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
+        if (notAfter !== null && (expiresInMs === null || (await engine.read.now()).getTime() + expiresInMs > notAfter.getTime())) {
+          await refuseToken('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
         }
         // The person behind this: a service's token passes on the issuer of the token that made it.
         const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
@@ -145,13 +132,16 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/tokens/:id',
-      { schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
+      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
       async (request) => {
-        const caller = await authenticate(engine, request, 'read');
-        const token = await db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', request.params.id).executeTakeFirst();
+        const caller = callerOf(request);
+        const token = await findTokenOwner(db, request.params.id);
         if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
-          await engine.recordSecurityEvent({ action: 'auth.refused', actor: caller.principal.id, data: { route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', tokenId: request.params.id.slice(0, 64) } });
-          throw new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`);
+          return refuse(
+            engine,
+            { caller: caller.principal, route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', action: 'auth.refused', data: { tokenId: request.params.id.slice(0, 64) } },
+            new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`),
+          );
         }
         const revoked = await auditedChange(db, async (tx, _now, audit) => {
           const changed = await revokeApiToken(tx, token.id);
@@ -164,13 +154,13 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/auth/cli/token',
-      { schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
+      { config: { auth: { public: '`lapse login`: the one-time code with its PKCE verifier is the credential' } }, schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
       async (request, reply) => {
         try {
           // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
           const userId = await redeemCliLoginCode(db, request.body);
           const issued = await auditedChange(db, async (tx, now, audit) => {
-            const user = await tx.selectFrom('users').select(['id', 'name', 'kind', 'groups']).where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
+            const user = await findEnabledUserById(tx, userId);
             if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
             const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
             const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS, issuedBy: user.name }, now);

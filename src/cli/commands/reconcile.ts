@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { EXIT, LapseError } from '../../domain/errors.js';
 import { NAME_PATTERN } from '../../domain/input-schemas.js';
-import type { ReconcileReport } from '../../engine/index.js';
-import type { Finding } from '../../store/index.js';
+import type { Finding, ReconcileReport } from '../../engine/index.js';
 import { addLocationOptions, resolveLocation } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 

@@ -48,7 +48,7 @@ export function registerServeCommand(program: Command): void {
         await announceFirstStart(engine, engine.config.auth.publicUrl ?? address, logger);
         const stats = await engine.stats();
         logger.info(
-          { address, config: location.configPath, version: engine.config.version, database: engine.store.kind, dataDir: location.dataDir, jobs: stats.jobs },
+          { address, config: location.configPath, version: engine.config.version, database: runtime.databaseKind, dataDir: location.dataDir, jobs: stats.jobs },
           'lapse is running',
         );
         const stopWatching = watchConfig(location.configPath, {

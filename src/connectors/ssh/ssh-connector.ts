@@ -3,7 +3,7 @@ import { isId } from '../../domain/ids.js';
 import { LapseError } from '../../domain/errors.js';
 import type { EntitlementConfig, TargetConfig } from '../../config/types.js';
 import { withinDeadline } from '../shared/index.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import type { AccessHandle, Connector, CurrentAccess, GrantSpec, HostTrust, ProvisionResult } from '../types.js';
 import { loadCertificateAuthority } from './ca-key.js';
 import { keyIdForGrant, serialForGrant, signUserCertificate } from './certificate.js';
 import { Ledger, type IssuedCertificate } from './ledger.js';
@@ -23,6 +23,11 @@ export const CLOCK_SKEW_MS = 60_000;
 
 export class SshConnector implements Connector {
   readonly type = 'ssh';
+  /** sshd hosts fetch the CA key (TrustedUserCAKeys) and the KRL (RevokedKeys). */
+  readonly hostTrust: HostTrust = {
+    caPublicKey: (target) => this.caPublicKey(target),
+    revocationList: (target, signal) => this.revocationList(target, signal),
+  };
 
   validateSettings(target: TargetConfig): string[] {
     return validateSshSettings(target);

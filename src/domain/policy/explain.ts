@@ -1,7 +1,7 @@
 import { formatDuration } from '../duration.js';
-import { inSubjectSet, type Principal, type SubjectSet } from '../principal.js';
+import type { Principal, SubjectSet } from '../principal.js';
+import { candidatePolicies } from './candidates.js';
 import type { PolicySet } from './compile.js';
-import { matchesEntitlementPattern } from './definition.js';
 
 export interface EntitlementTerms {
   readonly entitlement: string;
@@ -21,9 +21,7 @@ export interface EntitlementTerms {
 export function explainPolicies(set: PolicySet, entitlements: readonly { target: string; name: string }[], principal?: Pick<Principal, 'id' | 'groups'>): EntitlementTerms[] {
   const out: EntitlementTerms[] = [];
   for (const { target, name } of entitlements) {
-    for (const { definition: def } of set.policies) {
-      if (!def.entitlements.some((p) => matchesEntitlementPattern(p, target, name))) continue;
-      if (principal && !inSubjectSet(principal, def.subjects)) continue;
+    for (const { definition: def } of candidatePolicies(set, target, name, principal)) {
       const requirements = [
         ...(def.require.justificationMinLength > 0 ? [`reason of at least ${def.require.justificationMinLength} characters`] : []),
         ...(def.require.ticketPattern ? [`ticket matching ${def.require.ticketPattern}`] : []),

@@ -4,3 +4,4 @@ export { compilePolicies, compileTicketPattern, MAX_EXPRESSION_LENGTH, type Poli
 export { evaluatePolicy } from './evaluate.js';
 export { explainPolicies, type EntitlementTerms } from './explain.js';
 export { isKnownTimezone } from './context.js';
+export { candidatePolicies } from './candidates.js';
