@@ -4,6 +4,9 @@ import type { Command } from 'commander';
 import { LapseError } from '../domain/errors.js';
 import type { Store } from '../store/index.js';
 
+/** The opened database, as the offline admin commands hand it to auth's unit of work. */
+export type { Store };
+
 /** Where a command finds its database and config: flags first, then environment, then defaults. */
 export interface RuntimeLocation {
   readonly configPath: string;

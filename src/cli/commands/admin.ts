@@ -1,8 +1,7 @@
 import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
-import type { Store } from '../../store/index.js';
-import { addLocationOptions, openStoreAt, resolveLocation } from '../context.js';
+import { addLocationOptions, openStoreAt, resolveLocation, type Store } from '../context.js';
 import { action, emit, type GlobalOptions } from '../output.js';
 import { readSecretFromStdin } from '../stdin.js';
 
