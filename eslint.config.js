@@ -27,7 +27,10 @@ function layerRule(extra = {}) {
     'error',
     {
       default: 'disallow',
-      policies: Object.entries(allowed).map(([from, to]) => ({ from: { element: { type: from } }, allow: { to: { element: { types: { anyOf: to.length > 0 ? to : ['-none-'] } } } } })),
+      policies: Object.entries(allowed).map(([from, to]) => ({
+        from: { element: { type: from } },
+        allow: { to: { element: { types: { anyOf: to.length > 0 ? to : ['-none-'] } } } },
+      })),
     },
   ];
 }

@@ -49,7 +49,15 @@ export async function benchAuditVerify(store: Store): Promise<AuditBenchResult> 
   const broken = result.problems.find((p) => p.kind !== 'checkpoint_unverified');
   if (broken) throw new Error(`audit chain broken during bench: seq ${broken.seq}: ${broken.message}`);
   const perEvent = round((seconds * 1000) / Math.max(1, result.events));
-  return { scenario: 'audit_verify', count: result.events, seconds: round(seconds), p50_ms: perEvent, p99_ms: perEvent, max_ms: perEvent, per_s: Math.round(result.events / seconds) };
+  return {
+    scenario: 'audit_verify',
+    count: result.events,
+    seconds: round(seconds),
+    p50_ms: perEvent,
+    p99_ms: perEvent,
+    max_ms: perEvent,
+    per_s: Math.round(result.events / seconds),
+  };
 }
 
 const round = (value: number) => Math.round(value * 1000) / 1000;

@@ -40,7 +40,15 @@ const ENGINE_CALL_CONCURRENCY = 32;
 const signal = () => AbortSignal.timeout(60_000);
 
 function grantOn(target: TargetConfig, entitlement: string): GrantSpec {
-  return { grantId: newId('grant'), principalId: 'bench@example.com', target, entitlement: target.entitlements.get(entitlement)!, durationMs: 3_600_000, notAfter: new Date(Date.now() + 3_600_000), parameters: {} };
+  return {
+    grantId: newId('grant'),
+    principalId: 'bench@example.com',
+    target,
+    entitlement: target.entitlements.get(entitlement)!,
+    durationMs: 3_600_000,
+    notAfter: new Date(Date.now() + 3_600_000),
+    parameters: {},
+  };
 }
 
 /** p50/p99 of revoke alone: each iteration provisions a fresh grant (untimed), then times its revoke. */
@@ -54,15 +62,19 @@ async function revokeLatency(connector: Connector, target: TargetConfig, entitle
     await connector.revoke(grant, handle, signal());
     latencies.push(performance.now() - t0);
   }
-  return summarise('connector_revoke', name, latencies, performance.now() - started, { entitlement: target.entitlements.get(entitlement)!.settings.mode ?? 'ephemeral' });
+  return summarise('connector_revoke', name, latencies, performance.now() - started, {
+    entitlement: target.entitlements.get(entitlement)!.settings.mode ?? 'ephemeral',
+  });
 }
 
 /** Runs `work` over `items` with at most `lanes` in flight, like the engine's revocation batch. */
 async function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(lanes, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(lanes, items.length) }, async () => {
+      while (next < items.length) await work(items[next++]!);
+    }),
+  );
 }
 
 export const CONNECTOR_BENCHES: ConnectorBench[] = [
@@ -77,7 +89,11 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
         results.push(await revokeLatency(connector, target, 'readonly', quick ? 20 : 100, 'postgres'));
 
         for (const maxConnections of [4, 16]) {
-          const burstTarget = scratch.target(`bench-pg-burst-${maxConnections}-${scratch.suffix}`, { readonly: { roles: [scratch.reader] } }, { maxConnections });
+          const burstTarget = scratch.target(
+            `bench-pg-burst-${maxConnections}-${scratch.suffix}`,
+            { readonly: { roles: [scratch.reader] } },
+            { maxConnections },
+          );
           const grants = Array.from({ length: quick ? 200 : 1_000 }, () => grantOn(burstTarget, 'readonly'));
           await inLanes(grants, 8, async (grant) => void (await connector.provision(grant, signal())));
           const latencies: number[] = [];
@@ -88,7 +104,13 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
             latencies.push(performance.now() - t0);
           });
           const wallMs = performance.now() - started;
-          results.push(summarise('connector_revoke_burst', 'postgres', latencies, wallMs, { total_s: Math.round(wallMs) / 1000, in_flight: ENGINE_CALL_CONCURRENCY, max_connections: maxConnections }));
+          results.push(
+            summarise('connector_revoke_burst', 'postgres', latencies, wallMs, {
+              total_s: Math.round(wallMs) / 1000,
+              in_flight: ENGINE_CALL_CONCURRENCY,
+              max_connections: maxConnections,
+            }),
+          );
         }
       } finally {
         await connector.close();
@@ -103,7 +125,9 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
       const scratch = await openMysqlScratch(MYSQL_URL);
       const connector = new MysqlConnector();
       try {
-        const target = scratch.target(`bench-my-${scratch.suffix}`, { readonly: { grants: [{ privileges: ['SELECT'], database: scratch.database, table: 'facts' }] } });
+        const target = scratch.target(`bench-my-${scratch.suffix}`, {
+          readonly: { grants: [{ privileges: ['SELECT'], database: scratch.database, table: 'facts' }] },
+        });
         return [await revokeLatency(connector, target, 'readonly', quick ? 20 : 100, 'mysql')];
       } finally {
         await connector.close();
@@ -194,7 +218,14 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
       await once(receiver.server, 'listening');
       try {
         const { port } = receiver.server.address() as AddressInfo;
-        const target: TargetConfig = { name: 'bench-webhook', connector: 'webhook', description: '', settings: { url: `http://127.0.0.1:${port}/lapse`, secret }, labels: {}, entitlements: new Map([['agent', { name: 'agent', target: 'bench-webhook', description: '', settings: {}, labels: {} }]]) };
+        const target: TargetConfig = {
+          name: 'bench-webhook',
+          connector: 'webhook',
+          description: '',
+          settings: { url: `http://127.0.0.1:${port}/lapse`, secret },
+          labels: {},
+          entitlements: new Map([['agent', { name: 'agent', target: 'bench-webhook', description: '', settings: {}, labels: {} }]]),
+        };
         return [await revokeLatency(new WebhookConnector(), target, 'agent', quick ? 100 : 500, 'webhook')];
       } finally {
         receiver.server.close();

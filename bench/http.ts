@@ -12,9 +12,16 @@ interface Server {
 
 /** Starts bench/http-server.ts in a second process and waits for its address and token. */
 async function startServer(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./http-server.ts', import.meta.url).pathname, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', new URL('./http-server.ts', import.meta.url).pathname, ...args], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: child.stdout });
-  const [first] = (await Promise.race([once(lines, 'line'), once(child, 'exit').then(() => { throw new Error('the benchmark server exited before it was ready'); })])) as [string];
+  const [first] = (await Promise.race([
+    once(lines, 'line'),
+    once(child, 'exit').then(() => {
+      throw new Error('the benchmark server exited before it was ready');
+    }),
+  ])) as [string];
   const { port, token } = JSON.parse(first) as { port: number; token: string };
   return {
     port,
@@ -54,7 +61,11 @@ export async function benchHttp(backend: string, serverArgs: string[], quick: bo
     const headers = { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' };
     const duration = quick ? 3 : 10;
     // One request so the access check finds a grant, and a short warm-up.
-    await fetch(`${base}/api/v1/requests`, { method: 'POST', headers, body: JSON.stringify({ target: 'bench', entitlement: 'readonly', duration: '8h', reason: 'bench' }) });
+    await fetch(`${base}/api/v1/requests`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ target: 'bench', entitlement: 'readonly', duration: '8h', reason: 'bench' }),
+    });
     const check = `${base}/api/v1/access/check?principal=bench-user&target=bench&entitlement=readonly`;
     await autocannon({ url: check, headers, connections: 4, duration: 1 });
     const results = [await load('http_access_check', backend, { url: check, headers, duration })];

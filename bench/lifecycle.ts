@@ -79,7 +79,13 @@ export async function benchWorkflowThroughput(engine: Engine, backend: string, c
 export async function benchIsolatedRevocation(engine: Engine, backend: string, count: number): Promise<BenchResult> {
   const grantIds: string[] = [];
   for (let i = 0; i < count; i++) {
-    const { request } = await engine.submit({ principal: principal(200_000 + i), target: 'bench', entitlement: 'readonly', durationMs: 1_000 + ((i * 37) % 2_000), reason: 'bench' });
+    const { request } = await engine.submit({
+      principal: principal(200_000 + i),
+      target: 'bench',
+      entitlement: 'readonly',
+      durationMs: 1_000 + ((i * 37) % 2_000),
+      reason: 'bench',
+    });
     grantIds.push(request.grantId!);
   }
   return measureLag(engine.store, 'revocation_lag_isolated', backend, grantIds, 60_000);
@@ -113,7 +119,12 @@ export async function benchBurstRevocation(engine: Engine, backend: string, coun
 async function measureLag(store: Store, scenario: string, backend: string, grantIds: string[], timeoutMs: number): Promise<BenchResult> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const open = await store.db.selectFrom('grants').select((eb) => eb.fn.countAll<string>().as('n')).where('id', 'in', grantIds).where('status', '<>', 'revoked').executeTakeFirstOrThrow();
+    const open = await store.db
+      .selectFrom('grants')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('id', 'in', grantIds)
+      .where('status', '<>', 'revoked')
+      .executeTakeFirstOrThrow();
     if (Number(open.n) === 0) break;
     if (Date.now() > deadline) throw new Error(`${scenario}: ${open.n} grants not revoked after ${timeoutMs} ms`);
     await new Promise((resolve) => setTimeout(resolve, 100));

@@ -11,7 +11,11 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const dataDir = join(dir, 'data');
 
 function lapse(args: string[], stdin = '') {
-  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--config', 'examples/lapse.yaml', '--data-dir', dataDir], { input: stdin, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } });
+  const run = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--config', 'examples/lapse.yaml', '--data-dir', dataDir], {
+    input: stdin,
+    encoding: 'utf8',
+    env: { ...process.env, DATABASE_URL: '' },
+  });
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 

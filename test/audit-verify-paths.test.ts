@@ -38,7 +38,9 @@ describe('audit verification paths', { timeout: 120_000 }, () => {
     const { token } = JSON.parse(issued.stdout) as { token: string };
 
     const port = await freePort();
-    const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--data-dir', dataDir, '--port', String(port)], { env });
+    const server = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', config, '--data-dir', dataDir, '--port', String(port)], {
+      env,
+    });
     let log = '';
     server.stdout.on('data', (chunk: Buffer) => (log += chunk.toString()));
     server.stderr.on('data', (chunk: Buffer) => (log += chunk.toString()));
@@ -47,7 +49,9 @@ describe('audit verification paths', { timeout: 120_000 }, () => {
       const deadline = Date.now() + 90_000;
       for (;;) {
         if (Date.now() > deadline) throw new Error(`no verification with a checkpoint within 90 s:\n${log}`);
-        const answer = await fetch(`http://127.0.0.1:${port}/api/v1/audit/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }).catch(() => null);
+        const answer = await fetch(`http://127.0.0.1:${port}/api/v1/audit/verify`, { method: 'POST', headers: { authorization: `Bearer ${token}` } }).catch(
+          () => null,
+        );
         if (answer?.status === 200) {
           api = (await answer.json()) as typeof api;
           if (api!.checkpoints > 0) break;

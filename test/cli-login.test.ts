@@ -18,7 +18,11 @@ interface Run {
 }
 
 /** `lapse ...` as a user runs it, with its own config dir; `onStderr` sees output as it arrives. */
-function lapse(configDir: string, args: string[], options: { stdin?: string; onStderr?: (text: string) => void; env?: Record<string, string> } = {}): Promise<Run> {
+function lapse(
+  configDir: string,
+  args: string[],
+  options: { stdin?: string; onStderr?: (text: string) => void; env?: Record<string, string> } = {},
+): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
       env: { ...process.env, LAPSE_CONFIG_DIR: configDir, LAPSE_TOKEN: '', LAPSE_SERVER: '', DISPLAY: '', WAYLAND_DISPLAY: '', ...options.env },
@@ -61,7 +65,9 @@ describe('lapse login / whoami / logout against a real server', { timeout: 120_0
     idp = await startOidcProvider({ users: { alice: { groups: ['sre', 'oncall'] }, root: { groups: ['admins'] } } });
     writeFileSync(join(dir, 'secret'), idp.clientSecret);
     opened = await openTestStore('pglite');
-    t = await startEngine(opened.store, { yaml: configWithAuth(`oidc:\n  issuer: ${idp.issuer}\n  clientId: lapse\n  clientSecret: \${file:${join(dir, 'secret')}}\n  allowInsecureHttp: true`) });
+    t = await startEngine(opened.store, {
+      yaml: configWithAuth(`oidc:\n  issuer: ${idp.issuer}\n  clientId: lapse\n  clientSecret: \${file:${join(dir, 'secret')}}\n  allowInsecureHttp: true`),
+    });
     app = await buildApiServer({ engine: t.engine, version: 'test' });
     server = await app.listen({ port: 0, host: '127.0.0.1' });
     await createLocalUser(opened.store, 'carol', ['security']);
@@ -87,7 +93,12 @@ describe('lapse login / whoami / logout against a real server', { timeout: 120_0
     expect(file.servers[server]).toMatchObject({ token: expect.stringMatching(/^lapse_/), user: 'alice' });
     const who = await lapse(configDir, ['--json', 'whoami']);
     expect(who.code, who.stderr).toBe(0);
-    expect(JSON.parse(who.stdout)).toMatchObject({ server, principal: { id: 'alice', groups: ['sre', 'oncall'] }, scopes: ['read', 'request', 'approve'], via: 'token' });
+    expect(JSON.parse(who.stdout)).toMatchObject({
+      server,
+      principal: { id: 'alice', groups: ['sre', 'oncall'] },
+      scopes: ['read', 'request', 'approve'],
+      via: 'token',
+    });
   });
 
   it('signs a local user in through the sign-in form, and an admin gets the admin scope', async () => {
@@ -121,7 +132,11 @@ describe('lapse login / whoami / logout against a real server', { timeout: 120_0
 
   it('stores a given token after checking it (--with-token), and refuses a bad one (exit 6)', async () => {
     const configDir = join(dir, 'token-user');
-    const created = await fetch(`${server}/api/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${loadCredentials(undefined, { LAPSE_CONFIG_DIR: join(dir, 'root') })!.token}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'ci', scopes: ['read'], expiresIn: '7d' }) });
+    const created = await fetch(`${server}/api/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${loadCredentials(undefined, { LAPSE_CONFIG_DIR: join(dir, 'root') })!.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ name: 'ci', scopes: ['read'], expiresIn: '7d' }),
+    });
     const { token } = (await created.json()) as { token: string };
     const ok = await lapse(configDir, ['--json', 'login', '--server', server, '--with-token'], { stdin: `${token}\n` });
     expect(ok.code, ok.stderr).toBe(0);

@@ -34,35 +34,47 @@ describe('lapse CLI', { timeout: 120_000 }, () => {
 
   it('reports schema and connector-settings problems in one pass, each at its file:line:col', () => {
     const path = join(dir, 'both.yaml');
-    writeFileSync(path, [
-      'version: 1',
-      'targets:',
-      '  db.main:',
-      '    connector: postgres',
-      '    settings:',
-      '      host: db.internal',
-      '      port: 99999',
-      '      database: app',
-      '      user: lapse',
-      '    entitlements:',
-      '      ro:',
-      '        settings: { roles: [] }',
-      'policies:',
-      '  - name: p',
-      '    subjects: { groups: [sre] }',
-      '    entitlements: ["db.main/ro"]',
-      '    autoApprove: true',
-      '    colour: blue',
-      '',
-    ].join('\n'));
+    writeFileSync(
+      path,
+      [
+        'version: 1',
+        'targets:',
+        '  db.main:',
+        '    connector: postgres',
+        '    settings:',
+        '      host: db.internal',
+        '      port: 99999',
+        '      database: app',
+        '      user: lapse',
+        '    entitlements:',
+        '      ro:',
+        '        settings: { roles: [] }',
+        'policies:',
+        '  - name: p',
+        '    subjects: { groups: [sre] }',
+        '    entitlements: ["db.main/ro"]',
+        '    autoApprove: true',
+        '    colour: blue',
+        '',
+      ].join('\n'),
+    );
     const run = lapse('config', 'validate', path);
     expect(run.code).toBe(1);
-    const problems = run.stderr.split('\n').filter((line) => line.startsWith('  - ')).map((line) => line.slice(4));
-    expect(problems).toEqual(expect.arrayContaining([
-      `${path}:18:5: policies[0]: unknown key "colour"`,
-      `${path}:7:13: targets.db.main.settings.port: must be a port number from 1 to 65535`,
-      expect.stringMatching(new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:28: targets\\.db\\.main\\.entitlements\\.ro\\.settings\\.roles: must be a list of 1 to \\d+ role names$`)),
-    ]));
+    const problems = run.stderr
+      .split('\n')
+      .filter((line) => line.startsWith('  - '))
+      .map((line) => line.slice(4));
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        `${path}:18:5: policies[0]: unknown key "colour"`,
+        `${path}:7:13: targets.db.main.settings.port: must be a port number from 1 to 65535`,
+        expect.stringMatching(
+          new RegExp(
+            `^${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:12:28: targets\\.db\\.main\\.entitlements\\.ro\\.settings\\.roles: must be a list of 1 to \\d+ role names$`,
+          ),
+        ),
+      ]),
+    );
     expect(problems).toHaveLength(3);
     // The connector (unknown here) is checked in the same pass too.
     writeFileSync(path, readFileSync(path, 'utf8').replace('connector: postgres', 'connector: oracle'));
@@ -82,7 +94,10 @@ describe('lapse CLI', { timeout: 120_000 }, () => {
   it('runs policy cases and shows a readable diff for a failing one', () => {
     expect(lapse('policy', 'test', 'examples/policy-tests.yaml', '--config', 'examples/lapse.yaml').code).toBe(0);
     const cases = join(dir, 'cases.yaml');
-    writeFileSync(cases, 'cases:\n  - name: wrong on purpose\n    principal: { id: alice, groups: [sre] }\n    request: { entitlement: prod-db/readonly, duration: 1h, reason: "INC-1 looking" }\n    expect: { outcome: pending }\n');
+    writeFileSync(
+      cases,
+      'cases:\n  - name: wrong on purpose\n    principal: { id: alice, groups: [sre] }\n    request: { entitlement: prod-db/readonly, duration: 1h, reason: "INC-1 looking" }\n    expect: { outcome: pending }\n',
+    );
     const run = lapse('policy', 'test', cases, '--config', 'examples/lapse.yaml');
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('FAIL  wrong on purpose');
@@ -107,7 +122,9 @@ describe('lapse CLI', { timeout: 120_000 }, () => {
 
   it('creates a user and a token shown once, and refuses bad scopes and unknown users', () => {
     const dataDir = join(dir, 'admin');
-    expect(lapse('admin', 'user', 'create', 'alice', '--group', 'sre', '--group', 'oncall', '--data-dir', dataDir).stdout).toMatch(/created user alice \(usr_[0-9a-z]+\) in sre, oncall/);
+    expect(lapse('admin', 'user', 'create', 'alice', '--group', 'sre', '--group', 'oncall', '--data-dir', dataDir).stdout).toMatch(
+      /created user alice \(usr_[0-9a-z]+\) in sre, oncall/,
+    );
     expect(lapse('admin', 'user', 'create', 'alice', '--data-dir', dataDir).code).toBe(4);
     const issued = lapse('--json', 'admin', 'token', 'create', '--user', 'alice', '--scope', 'read', '--expires', '30d', '--data-dir', dataDir);
     expect(issued.code).toBe(0);

@@ -10,12 +10,16 @@ afterAll(() => rmSync(cwd, { recursive: true, force: true }));
 
 describe('lapse demo', { timeout: 120_000 }, () => {
   it('keeps to its own data directory, leaving ./.lapse (and a DATABASE_URL server) to `lapse serve`', () => {
-    const run = spawnSync(process.execPath, ['--import', import.meta.resolve('tsx'), resolve('src/cli/main.ts'), 'demo', '--config', resolve('examples/lapse.yaml')], {
-      cwd,
-      encoding: 'utf8',
-      // The operator's server settings must not pull the demo's users and events into them.
-      env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/production', LAPSE_DATA_DIR: join(cwd, 'server-data') },
-    });
+    const run = spawnSync(
+      process.execPath,
+      ['--import', import.meta.resolve('tsx'), resolve('src/cli/main.ts'), 'demo', '--config', resolve('examples/lapse.yaml')],
+      {
+        cwd,
+        encoding: 'utf8',
+        // The operator's server settings must not pull the demo's users and events into them.
+        env: { ...process.env, DATABASE_URL: 'postgres://nobody@127.0.0.1:1/production', LAPSE_DATA_DIR: join(cwd, 'server-data') },
+      },
+    );
     expect(run.stderr).toBe('');
     expect(run.status).toBe(0);
     expect(run.stdout).toContain(`pglite database in ${join(cwd, '.lapse-demo')}`);

@@ -136,7 +136,18 @@ describe.each(backends())('end to end: lapse serve, OIDC sign-in and the lapse c
     expect(json(await lapse(home.bob, ['--json', 'whoami']))).toMatchObject({ principal: { id: 'bob', groups: ['sre-leads'] } });
 
     // alice asks and waits; bob finds it in his inbox and approves.
-    const asking = lapse(home.alice, ['--json', 'request', 'prod-db/admin', '--for', '15s', '--reason', 'rotate the replication slot', '--wait', '--timeout', '2m']);
+    const asking = lapse(home.alice, [
+      '--json',
+      'request',
+      'prod-db/admin',
+      '--for',
+      '15s',
+      '--reason',
+      'rotate the replication slot',
+      '--wait',
+      '--timeout',
+      '2m',
+    ]);
     let requestId = '';
     for (let i = 0; i < 60 && !requestId; i += 1) {
       const inbox = json(await lapse(home.bob, ['--json', 'ls', '--to-approve']));
@@ -168,7 +179,15 @@ describe.each(backends())('end to end: lapse serve, OIDC sign-in and the lapse c
     expect(status.grant).toMatchObject({ status: 'revoked', endReason: 'expired' });
     expect(new Date(status.grant.endedAt).getTime()).toBeGreaterThanOrEqual(new Date(status.grant.expiresAt).getTime());
     expect(status.timeline.map((e: { action: string }) => e.action)).toEqual(
-      expect.arrayContaining(['request.pending', 'review.approve', 'request.approved', 'grant.activated', 'grant.credentials_fetched', 'grant.expired', 'grant.revoked']),
+      expect.arrayContaining([
+        'request.pending',
+        'review.approve',
+        'request.approved',
+        'grant.activated',
+        'grant.credentials_fetched',
+        'grant.expired',
+        'grant.revoked',
+      ]),
     );
   });
 });

@@ -27,9 +27,13 @@ async function until(condition: () => boolean, timeoutMs: number, explain: () =>
 describe('lapse serve on a fresh install', { timeout: 120_000 }, () => {
   it('prints a one-time setup link that creates the first admin (no default password)', async () => {
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', 'examples/lapse.yaml', '--data-dir', join(dir, 'data'), '--port', String(port)], {
-      env: { ...process.env, DATABASE_URL: '', LAPSE_LOG_LEVEL: 'warn' },
-    });
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', 'examples/lapse.yaml', '--data-dir', join(dir, 'data'), '--port', String(port)],
+      {
+        env: { ...process.env, DATABASE_URL: '', LAPSE_LOG_LEVEL: 'warn' },
+      },
+    );
     let stderr = '';
     let stdout = '';
     child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
@@ -50,16 +54,32 @@ describe('lapse serve on a fresh install', { timeout: 120_000 }, () => {
       const token = new URL(link).searchParams.get('token')!;
       // The JSON log (stdout, shipped to log stores) says a link was printed, never the link itself.
       // stdout and stderr are separate pipes: the log line may arrive after the link.
-      await until(() => stdout.includes('a one-time setup link was printed to the terminal'), 10_000, () => `no log line about the link; stdout:\n${stdout}`);
+      await until(
+        () => stdout.includes('a one-time setup link was printed to the terminal'),
+        10_000,
+        () => `no log line about the link; stdout:\n${stdout}`,
+      );
       expect(stdout).not.toContain(token);
       const page = await fetch(link);
       expect(page.status).toBe(200);
       expect(await page.text()).toContain('Create the first admin');
-      const res = await fetch(`http://127.0.0.1:${port}/api/v1/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, username: 'root', password: 'a long first password' }) });
+      const res = await fetch(`http://127.0.0.1:${port}/api/v1/setup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, username: 'root', password: 'a long first password' }),
+      });
       expect(res.status).toBe(201);
-      const login = await fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'root', password: 'a long first password' }) });
+      const login = await fetch(`http://127.0.0.1:${port}/api/v1/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ username: 'root', password: 'a long first password' }),
+      });
       expect(login.status).toBe(200);
-      const again = await fetch(`http://127.0.0.1:${port}/api/v1/setup`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ token, username: 'root2', password: 'a long first password' }) });
+      const again = await fetch(`http://127.0.0.1:${port}/api/v1/setup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ token, username: 'root2', password: 'a long first password' }),
+      });
       expect(again.status).toBe(401);
     } finally {
       child.kill('SIGTERM');

@@ -22,7 +22,15 @@ interface Operation {
 const SKIPPED = new Set(['GET /api/v1/events']);
 const RUNS_PER_OPERATION = 40;
 
-function operationsOf(doc: { paths: Record<string, Record<string, { parameters?: { in: string; name: string }[]; requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> } }>> }): Operation[] {
+function operationsOf(doc: {
+  paths: Record<
+    string,
+    Record<
+      string,
+      { parameters?: { in: string; name: string }[]; requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown> } }> } }
+    >
+  >;
+}): Operation[] {
   const operations: Operation[] = [];
   for (const [path, methods] of Object.entries(doc.paths)) {
     for (const [method, operation] of Object.entries(methods)) {
@@ -41,9 +49,63 @@ function operationsOf(doc: { paths: Record<string, Record<string, { parameters?:
   return operations.filter((o) => !SKIPPED.has(`${o.method} ${o.path}`));
 }
 
-const controlUnit = fc.constantFrom('\u0000', '\u0001', '\u0007', '\b', '\t', '\n', '\u000b', '\r', '\u001b', '\u007f', '\u0085', '\u009b', '\ud800', '\udfff', '\u2028', '\u202e', 'a', 'Z', '0', '-', '_', '.', '/', '*', ' ', 'é', '😀', '%', '"', "'", '\\');
+const controlUnit = fc.constantFrom(
+  '\u0000',
+  '\u0001',
+  '\u0007',
+  '\b',
+  '\t',
+  '\n',
+  '\u000b',
+  '\r',
+  '\u001b',
+  '\u007f',
+  '\u0085',
+  '\u009b',
+  '\ud800',
+  '\udfff',
+  '\u2028',
+  '\u202e',
+  'a',
+  'Z',
+  '0',
+  '-',
+  '_',
+  '.',
+  '/',
+  '*',
+  ' ',
+  'é',
+  '😀',
+  '%',
+  '"',
+  "'",
+  '\\',
+);
 /** Plausible values, so some requests pass validation and reach the handlers and the database. */
-const plausible = fc.constantFrom('prod-db', 'readonly', 'admin', 'alice', 'root', '1h', '30m', '24h', '7d', 'never', 'approve', 'deny', 'grant.*', 'req_0', 'grt_0', 'OPS-1', 'a reason that is long enough', '2026-01-01T00:00:00Z', '0', '-1', '');
+const plausible = fc.constantFrom(
+  'prod-db',
+  'readonly',
+  'admin',
+  'alice',
+  'root',
+  '1h',
+  '30m',
+  '24h',
+  '7d',
+  'never',
+  'approve',
+  'deny',
+  'grant.*',
+  'req_0',
+  'grt_0',
+  'OPS-1',
+  'a reason that is long enough',
+  '2026-01-01T00:00:00Z',
+  '0',
+  '-1',
+  '',
+);
 /** A valid value for body fields of these names (the test config's entitlements and cast). */
 const VALID_FIELDS: Record<string, unknown> = {
   target: 'prod-db',
@@ -65,7 +127,10 @@ const hostileString = fc.oneof(
   { weight: 2, arbitrary: fc.tuple(plausible, fc.string({ unit: controlUnit, maxLength: 4 })).map(([a, b]) => a + b) },
   { weight: 2, arbitrary: plausible },
   { weight: 1, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
-  { weight: 1, arbitrary: fc.constantFrom('x'.repeat(70_000), '\u0000'.repeat(3_000), `${'9'.repeat(400)}d`, '99999999999d', '-9e999', '+275760-09-14T00:00:00Z') },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom('x'.repeat(70_000), '\u0000'.repeat(3_000), `${'9'.repeat(400)}d`, '99999999999d', '-9e999', '+275760-09-14T00:00:00Z'),
+  },
 );
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 6, arbitrary: hostileString },
@@ -77,15 +142,29 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 function requestFor(operation: Operation) {
   const params = fc.tuple(...operation.pathParams.map(() => hostileString));
   const query = fc.oneof(
-    fc.record(Object.fromEntries(operation.queryParams.map((name) => [name, fc.option(fc.oneof(plausible, hostileString), { nil: undefined })])) as Record<string, fc.Arbitrary<string | undefined>>),
+    fc.record(
+      Object.fromEntries(operation.queryParams.map((name) => [name, fc.option(fc.oneof(plausible, hostileString), { nil: undefined })])) as Record<
+        string,
+        fc.Arbitrary<string | undefined>
+      >,
+    ),
     fc.dictionary(fc.oneof(fc.constantFrom(...operation.queryParams, 'x'), fc.string({ unit: controlUnit, maxLength: 6 })), hostileString, { maxKeys: 4 }),
   );
   // Mostly the documented fields, most of them valid for their name, so one hostile value gets
   // past the others' validation and reaches the handler, the engine and the database.
-  const field = (name: string) => fc.oneof({ weight: 3, arbitrary: name in VALID_FIELDS ? fc.constant(VALID_FIELDS[name]) : plausible }, { weight: 2, arbitrary: hostileValue });
-  const knownBody = fc.record(Object.fromEntries((operation.bodyProperties ?? []).map((name) => [name, fc.option(field(name), { nil: undefined, freq: 8 })])) as Record<string, fc.Arbitrary<unknown>>);
+  const field = (name: string) =>
+    fc.oneof({ weight: 3, arbitrary: name in VALID_FIELDS ? fc.constant(VALID_FIELDS[name]) : plausible }, { weight: 2, arbitrary: hostileValue });
+  const knownBody = fc.record(
+    Object.fromEntries((operation.bodyProperties ?? []).map((name) => [name, fc.option(field(name), { nil: undefined, freq: 8 })])) as Record<
+      string,
+      fc.Arbitrary<unknown>
+    >,
+  );
   const junkBody = fc.dictionary(fc.string({ unit: controlUnit, maxLength: 6 }), hostileValue, { maxKeys: 4 });
-  const body = operation.bodyProperties === null && operation.method === 'GET' ? fc.constant(undefined) : fc.oneof({ weight: 6, arbitrary: knownBody }, { weight: 1, arbitrary: junkBody }, { weight: 1, arbitrary: fc.anything({ maxDepth: 3 }) });
+  const body =
+    operation.bodyProperties === null && operation.method === 'GET'
+      ? fc.constant(undefined)
+      : fc.oneof({ weight: 6, arbitrary: knownBody }, { weight: 1, arbitrary: junkBody }, { weight: 1, arbitrary: fc.anything({ maxDepth: 3 }) });
   return fc.record({ params, query, body });
 }
 
@@ -104,27 +183,31 @@ describeEachStore('hostile input at every route', ({ store }) => {
     expect(operations.length).toBeGreaterThan(40);
     const failures: string[] = [];
     for (const operation of operations) {
-      await fc.assert(
-        fc.asyncProperty(requestFor(operation), async ({ params, query, body }) => {
-          let url = operation.path;
-          operation.pathParams.forEach((name, i) => (url = url.replace(`{${name}}`, encodeURIComponent(params[i]!))));
-          const search = new URLSearchParams(Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined)).toString();
-          // A fresh admin token each time: sign-out and token routes may end the one they are called with.
-          const token = await api.tokenWith('root', ['admin']);
-          const answer = await api.app.inject({
-            method: operation.method as 'GET',
-            url: search ? `${url}?${search}` : url,
-            headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-            ...(body !== undefined ? { payload: JSON.stringify(body) ?? 'null' } : {}),
-          });
-          if (answer.statusCode >= 500) {
-            failures.push(`${operation.method} ${operation.path}: ${answer.statusCode} for ${JSON.stringify({ params, query, body }).slice(0, 300)}: ${answer.body.slice(0, 200)}`);
-            return false;
-          }
-          return true;
-        }),
-        { numRuns: RUNS_PER_OPERATION, seed: 42 + operations.indexOf(operation), endOnFailure: true },
-      ).catch(() => undefined);
+      await fc
+        .assert(
+          fc.asyncProperty(requestFor(operation), async ({ params, query, body }) => {
+            let url = operation.path;
+            operation.pathParams.forEach((name, i) => (url = url.replace(`{${name}}`, encodeURIComponent(params[i]!))));
+            const search = new URLSearchParams(Object.entries(query).filter((entry): entry is [string, string] => entry[1] !== undefined)).toString();
+            // A fresh admin token each time: sign-out and token routes may end the one they are called with.
+            const token = await api.tokenWith('root', ['admin']);
+            const answer = await api.app.inject({
+              method: operation.method as 'GET',
+              url: search ? `${url}?${search}` : url,
+              headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+              ...(body !== undefined ? { payload: JSON.stringify(body) ?? 'null' } : {}),
+            });
+            if (answer.statusCode >= 500) {
+              failures.push(
+                `${operation.method} ${operation.path}: ${answer.statusCode} for ${JSON.stringify({ params, query, body }).slice(0, 300)}: ${answer.body.slice(0, 200)}`,
+              );
+              return false;
+            }
+            return true;
+          }),
+          { numRuns: RUNS_PER_OPERATION, seed: 42 + operations.indexOf(operation), endOnFailure: true },
+        )
+        .catch(() => undefined);
     }
     expect(failures).toEqual([]);
   });

@@ -47,7 +47,8 @@ async function startServer(configPath: string, where: string, failpoint = ''): P
   return { url, token, child, exited };
 }
 
-async function post(server: Server, key: string, body: unknown): Promise<{ status: number; replayed: boolean; json: Record<string, any> } | Error> { // eslint-disable-line @typescript-eslint/no-explicit-any -- API response, checked field by field
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- API response, checked field by field
+async function post(server: Server, key: string, body: unknown): Promise<{ status: number; replayed: boolean; json: Record<string, any> } | Error> {
   try {
     const response = await fetch(`${server.url}/api/v1/requests`, {
       method: 'POST',
@@ -68,51 +69,55 @@ describe.each(backends())('Idempotency-Key after a kill -9 [%s]', (backend) => {
     rmSync(root, { recursive: true, force: true });
   });
 
-  it.each(IDEMPOTENCY_FAILPOINTS)('a retry after a crash at %s gets the result or runs the request, exactly once', async (failpoint) => {
-    const dir = mkdtempSync(join(root, 'case-'));
-    const configPath = join(dir, 'lapse.yaml');
-    writeFileSync(configPath, CONFIG);
-    let where = join(dir, 'data');
-    if (backend === 'postgres') {
-      const database = await createServerDatabase();
-      databases.push(database);
-      where = database.url;
-    }
-    const key = `crash-${failpoint}`;
-    const body = { target: 'db', entitlement: 'readonly', duration: '30m', reason: `crash at ${failpoint}` };
+  it.each(IDEMPOTENCY_FAILPOINTS)(
+    'a retry after a crash at %s gets the result or runs the request, exactly once',
+    async (failpoint) => {
+      const dir = mkdtempSync(join(root, 'case-'));
+      const configPath = join(dir, 'lapse.yaml');
+      writeFileSync(configPath, CONFIG);
+      let where = join(dir, 'data');
+      if (backend === 'postgres') {
+        const database = await createServerDatabase();
+        databases.push(database);
+        where = database.url;
+      }
+      const key = `crash-${failpoint}`;
+      const body = { target: 'db', entitlement: 'readonly', duration: '30m', reason: `crash at ${failpoint}` };
 
-    const crashing = await startServer(configPath, where, failpoint);
-    const lost = await post(crashing, key, body);
-    expect(lost, 'the response is lost with the process').toBeInstanceOf(Error);
-    expect(await crashing.exited).toBe('SIGKILL');
+      const crashing = await startServer(configPath, where, failpoint);
+      const lost = await post(crashing, key, body);
+      expect(lost, 'the response is lost with the process').toBeInstanceOf(Error);
+      expect(await crashing.exited).toBe('SIGKILL');
 
-    const restarted = await startServer(configPath, where);
-    try {
-      const retried = await post(restarted, key, body);
-      if (retried instanceof Error) throw retried;
-      expect(retried.status, JSON.stringify(retried.json)).toBe(201);
-      // Committed before the crash: the stored result; otherwise the request runs now.
-      expect(retried.replayed).toBe(failpoint === 'idempotency:after-commit');
-      // Once more: the stored result, the same request.
-      const again = await post(restarted, key, body);
-      if (again instanceof Error) throw again;
-      expect(again).toMatchObject({ status: 201, replayed: true });
-      expect(again.json.request.id).toBe(retried.json.request.id);
-      // A different request under the same key is still refused.
-      const other = await post(restarted, key, { ...body, reason: 'something else' });
-      if (other instanceof Error) throw other;
-      expect(other.status).toBe(409);
-    } finally {
-      restarted.child.kill('SIGTERM');
-      await restarted.exited;
-    }
+      const restarted = await startServer(configPath, where);
+      try {
+        const retried = await post(restarted, key, body);
+        if (retried instanceof Error) throw retried;
+        expect(retried.status, JSON.stringify(retried.json)).toBe(201);
+        // Committed before the crash: the stored result; otherwise the request runs now.
+        expect(retried.replayed).toBe(failpoint === 'idempotency:after-commit');
+        // Once more: the stored result, the same request.
+        const again = await post(restarted, key, body);
+        if (again instanceof Error) throw again;
+        expect(again).toMatchObject({ status: 201, replayed: true });
+        expect(again.json.request.id).toBe(retried.json.request.id);
+        // A different request under the same key is still refused.
+        const other = await post(restarted, key, { ...body, reason: 'something else' });
+        if (other instanceof Error) throw other;
+        expect(other.status).toBe(409);
+      } finally {
+        restarted.child.kill('SIGTERM');
+        await restarted.exited;
+      }
 
-    const store = await openStore(backend === 'postgres' ? { databaseUrl: where } : { dataDir: where });
-    try {
-      const requests = await store.db.selectFrom('requests').select('id').where('reason', '=', body.reason).execute();
-      expect(requests, 'exactly one request was made').toHaveLength(1);
-    } finally {
-      await store.close();
-    }
-  }, 90_000);
+      const store = await openStore(backend === 'postgres' ? { databaseUrl: where } : { dataDir: where });
+      try {
+        const requests = await store.db.selectFrom('requests').select('id').where('reason', '=', body.reason).execute();
+        expect(requests, 'exactly one request was made').toHaveLength(1);
+      } finally {
+        await store.close();
+      }
+    },
+    90_000,
+  );
 });

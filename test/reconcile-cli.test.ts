@@ -15,7 +15,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 const callLog = join(dir, 'db-calls.jsonl');
 const otherLog = join(dir, 'zz-calls.jsonl');
 const config = join(dir, 'lapse.yaml');
-writeFileSync(config, `version: 1\ntargets:\n  db:\n    connector: noop\n    settings: { callLog: "${callLog}" }\n    entitlements: { ro: {} }\n  zz:\n    connector: noop\n    settings: { callLog: "${otherLog}" }\n    entitlements: { ro: {} }\n`);
+writeFileSync(
+  config,
+  `version: 1\ntargets:\n  db:\n    connector: noop\n    settings: { callLog: "${callLog}" }\n    entitlements: { ro: {} }\n  zz:\n    connector: noop\n    settings: { callLog: "${otherLog}" }\n    entitlements: { ro: {} }\n`,
+);
 
 function lapse(...args: string[]) {
   const result = spawnSync(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args, '--config', config, '--data-dir', join(dir, 'data')], {
@@ -28,7 +31,10 @@ function lapse(...args: string[]) {
 // NB. Each run starts tsx and the embedded database: seconds each on a loaded 2-core machine.
 describe('lapse reconcile', { timeout: 120_000 }, () => {
   it('reports standing access with exit 1, removes it with --remediate, then exits 0', () => {
-    appendFileSync(callLog, `${JSON.stringify({ op: 'provision', target: 'db', grantId: 'grt_made_by_hand', principalId: 'dave', entitlement: 'ro', at: Date.now() })}\n`);
+    appendFileSync(
+      callLog,
+      `${JSON.stringify({ op: 'provision', target: 'db', grantId: 'grt_made_by_hand', principalId: 'dave', entitlement: 'ro', at: Date.now() })}\n`,
+    );
 
     const found = lapse('reconcile');
     expect(found.stderr).toBe('');
@@ -38,8 +44,12 @@ describe('lapse reconcile', { timeout: 120_000 }, () => {
 
     const json = lapse('--json', 'reconcile', 'db');
     expect(json.code).toBe(1);
-    const { reports } = JSON.parse(json.stdout) as { reports: { target: string; opened: number; findings: { kind: string; status: string; account: string }[] }[] };
-    expect(reports).toEqual([expect.objectContaining({ target: 'db', opened: 0, findings: [expect.objectContaining({ kind: 'standing', status: 'open', account: 'dave' })] })]);
+    const { reports } = JSON.parse(json.stdout) as {
+      reports: { target: string; opened: number; findings: { kind: string; status: string; account: string }[] }[];
+    };
+    expect(reports).toEqual([
+      expect.objectContaining({ target: 'db', opened: 0, findings: [expect.objectContaining({ kind: 'standing', status: 'open', account: 'dave' })] }),
+    ]);
 
     const removed = lapse('reconcile', '--remediate');
     expect(removed.code).toBe(1);
@@ -52,7 +62,10 @@ describe('lapse reconcile', { timeout: 120_000 }, () => {
   }, 240_000); // five real processes, each opening the embedded database
 
   it('prints a hostile account name with its control characters escaped', () => {
-    appendFileSync(otherLog, `${JSON.stringify({ op: 'provision', target: 'zz', grantId: 'grt_x', principalId: 'evil\u001b[2J\u001b]0;pwned\u0007', entitlement: 'ro', at: Date.now() })}\n`);
+    appendFileSync(
+      otherLog,
+      `${JSON.stringify({ op: 'provision', target: 'zz', grantId: 'grt_x', principalId: 'evil\u001b[2J\u001b]0;pwned\u0007', entitlement: 'ro', at: Date.now() })}\n`,
+    );
     const run = lapse('reconcile', 'zz');
     expect(run.code).toBe(1);
     expect(run.stdout).toContain('evil\\u001b[2J\\u001b]0;pwned\\u0007');

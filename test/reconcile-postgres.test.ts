@@ -67,9 +67,18 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
   };
 
   it('finds a role membership granted behind its back and revokes it, keeping the granted one', async () => {
-    const { request } = await engine.submit({ principal: { id: 'alice', kind: 'user', groups: ['sre'] }, target: 'pg', entitlement: 'readonly', durationMs: 3_600_000, reason: 'reconcile test' });
+    const { request } = await engine.submit({
+      principal: { id: 'alice', kind: 'user', groups: ['sre'] },
+      target: 'pg',
+      entitlement: 'readonly',
+      durationMs: 3_600_000,
+      reason: 'reconcile test',
+    });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     expect(await canRead(aliceRole)).toBe(true);
 
     // The DBA, in plain SQL, with no grant in Lapse.
@@ -93,7 +102,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     const [again] = await engine.reconcile('pg');
     expect(again).toMatchObject({ listed: 2, covered: 2, opened: 0, findings: [] });
     await engine.release({ grantId, by: { id: 'alice', kind: 'user', groups: ['sre'] }, reason: 'done' });
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
     expect(await canRead(aliceRole)).toBe(false);
     expect(await listFindings(opened.store.db, { target: 'pg', status: 'open' })).toEqual([]);
   });
@@ -102,13 +114,19 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     const alice = { id: 'alice', kind: 'user' as const, groups: ['sre'] };
     const { request } = await engine.submit({ principal: alice, target: 'pg', entitlement: 'readonly', durationMs: 3_600_000, reason: 'reconcile test 2' });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     await scratch.dba.query(`REVOKE ${scratch.dba.escapeIdentifier(scratch.reader)} FROM ${scratch.dba.escapeIdentifier(aliceRole)}`);
 
     const [report] = await engine.reconcile('pg');
     expect(report!.findings).toEqual([expect.objectContaining({ kind: 'missing', grantId, account: 'alice', status: 'open' })]);
     expect(await canRead(aliceRole)).toBe(false); // recorded, not put back
     await engine.release({ grantId, by: alice, reason: 'done' });
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
   });
 });

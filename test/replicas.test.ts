@@ -17,7 +17,13 @@ describe.skipIf(offline())('several engines on one PostgreSQL', () => {
       const grantIds: string[] = [];
       for (let i = 0; i < count; i++) {
         const { engine } = engines[i % 2]!;
-        const { request } = await engine.submit({ principal: { ...alice, id: `user-${i}` }, target: 'prod-db', entitlement: 'readonly', durationMs: 500 + (i % 10) * 100, reason: 'replicas' });
+        const { request } = await engine.submit({
+          principal: { ...alice, id: `user-${i}` },
+          target: 'prod-db',
+          entitlement: 'readonly',
+          durationMs: 500 + (i % 10) * 100,
+          reason: 'replicas',
+        });
         grantIds.push(request.grantId!);
       }
       await waitFor(
@@ -45,10 +51,19 @@ describeEachStore('catching up after downtime', ({ store }) => {
     const first = await startEngine(store());
     const ids: string[] = [];
     for (let i = 0; i < 20; i++) {
-      const { request } = await first.engine.submit({ principal: { ...alice, id: `down-${i}` }, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'downtime' });
+      const { request } = await first.engine.submit({
+        principal: { ...alice, id: `down-${i}` },
+        target: 'prod-db',
+        entitlement: 'readonly',
+        durationMs: 60_000,
+        reason: 'downtime',
+      });
       ids.push(request.grantId!);
     }
-    await waitFor(() => store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute(), (rows) => rows.every((r) => r.status === 'active'));
+    await waitFor(
+      () => store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute(),
+      (rows) => rows.every((r) => r.status === 'active'),
+    );
     await first.stop();
     // An hour passes while nobody runs: move the expiries (and their timers) into the past.
     await sql`UPDATE grants SET expires_at = now() - interval '1 hour' WHERE id = ANY(${ids})`.execute(store().db);
@@ -59,7 +74,11 @@ describeEachStore('catching up after downtime', ({ store }) => {
     const second = await startEngine(store(), { noop: first.noop });
     const started = Date.now();
     try {
-      await waitFor(() => store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute(), (rows) => rows.every((r) => r.status === 'revoked'), 5_000);
+      await waitFor(
+        () => store().db.selectFrom('grants').select('status').where('id', 'in', ids).execute(),
+        (rows) => rows.every((r) => r.status === 'revoked'),
+        5_000,
+      );
       expect(Date.now() - started).toBeLessThan(3_000);
     } finally {
       await second.stop();

@@ -30,7 +30,10 @@ function lapse(args: string[]): Promise<{ code: number | null; stdout: string; s
 }
 
 async function serve(): Promise<{ url: string; child: ChildProcess; log: string[]; exited: Promise<number | null> }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...location, '--port', '0'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...location, '--port', '0'], {
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const log: string[] = [];
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   child.stderr!.on('data', (chunk: Buffer) => log.push(chunk.toString()));
@@ -61,7 +64,9 @@ describe('lapse serve shutdown', { timeout: 180_000 }, () => {
       const { port, hostname } = new URL(server.url);
       const stuck = connect(Number(port), hostname);
       await new Promise<void>((resolve) => stuck.once('connect', () => resolve()));
-      stuck.write(`POST /api/v1/requests HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"target":`);
+      stuck.write(
+        `POST /api/v1/requests HTTP/1.1\r\nhost: ${hostname}\r\nauthorization: Bearer ${token}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{"target":`,
+      );
       stuck.on('error', () => undefined);
 
       server.child.kill('SIGTERM');

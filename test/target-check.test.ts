@@ -75,7 +75,9 @@ describe.skipIf(offline())('target checks from the command line and at serve', {
     expect(json.code).toBe(1);
     const report = JSON.parse(json.stdout) as { ok: boolean; targets: { target: string; ok: boolean; code: string; problem: string }[] };
     expect(report.ok).toBe(false);
-    expect(report.targets).toEqual([expect.objectContaining({ target: 'weak-db', ok: false, code: 'forbidden', problem: expect.stringContaining(`GRANT pg_signal_backend TO "${weak}"`) })]);
+    expect(report.targets).toEqual([
+      expect.objectContaining({ target: 'weak-db', ok: false, code: 'forbidden', problem: expect.stringContaining(`GRANT pg_signal_backend TO "${weak}"`) }),
+    ]);
 
     expect(lapse('target', 'check', 'fine', '--config', configPath).code).toBe(0);
     const unknown = lapse('target', 'check', 'nope', '--config', configPath);
@@ -132,10 +134,14 @@ async function until(check: () => Promise<boolean>, timeoutMs: number): Promise<
 }
 
 async function serve(): Promise<{ url: string; process: ChildProcess; log: string[] }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', configPath, '--data-dir', join(dir, 'data'), '--port', '0'], {
-    env: { PATH: process.env.PATH, HOME: dir },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--config', configPath, '--data-dir', join(dir, 'data'), '--port', '0'],
+    {
+      env: { PATH: process.env.PATH, HOME: dir },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const log: string[] = [];
   child.stderr!.on('data', (chunk: Buffer) => log.push(chunk.toString()));
   const lines = createInterface({ input: child.stdout! });

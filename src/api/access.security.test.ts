@@ -34,7 +34,11 @@ describeEachStore('GET /api/v1/access/check (security)', ({ store }) => {
   });
 
   const check = (token: string | undefined, principal = 'alice') =>
-    app.inject({ method: 'GET', url: `/api/v1/access/check?principal=${principal}&target=prod-db&entitlement=readonly`, headers: token ? { authorization: `Bearer ${token}` } : {} });
+    app.inject({
+      method: 'GET',
+      url: `/api/v1/access/check?principal=${principal}&target=prod-db&entitlement=readonly`,
+      headers: token ? { authorization: `Bearer ${token}` } : {},
+    });
 
   it('refuses a call without a token, with a malformed, unknown, expired or revoked token, and audits each', async () => {
     const before = await sql<{ n: string }>`SELECT count(*) AS n FROM audit_events WHERE payload LIKE '%"action":"auth.refused"%'`.execute(store().db);
@@ -63,7 +67,10 @@ describeEachStore('GET /api/v1/access/check (security)', ({ store }) => {
   it('answers a user about their own access, and an admin about anyone, saying no at expiry', async () => {
     expect((await check(tokens.alice)).json()).toEqual({ allowed: false, grantId: null, expiresAt: null });
     const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'api check test' });
-    await waitFor(() => check(tokens.alice).then((r) => r.json() as { allowed: boolean }), (body) => body.allowed);
+    await waitFor(
+      () => check(tokens.alice).then((r) => r.json() as { allowed: boolean }),
+      (body) => body.allowed,
+    );
     const asAdmin = (await check(tokens.root)).json() as { allowed: boolean; grantId: string };
     expect(asAdmin).toMatchObject({ allowed: true, grantId: request.grantId });
     await sql`UPDATE grants SET expires_at = clock_timestamp() WHERE id = ${request.grantId}`.execute(store().db);
@@ -71,7 +78,11 @@ describeEachStore('GET /api/v1/access/check (security)', ({ store }) => {
   });
 
   it('validates the query', async () => {
-    const res = await app.inject({ method: 'GET', url: '/api/v1/access/check?principal=alice&target=PROD;drop&entitlement=readonly', headers: { authorization: `Bearer ${tokens.alice}` } });
+    const res = await app.inject({
+      method: 'GET',
+      url: '/api/v1/access/check?principal=alice&target=PROD;drop&entitlement=readonly',
+      headers: { authorization: `Bearer ${tokens.alice}` },
+    });
     expect(res.statusCode).toBe(400);
     expect(res.json()).toMatchObject({ code: 'validation_failed' });
   });

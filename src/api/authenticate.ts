@@ -42,9 +42,13 @@ export async function checkCredential(engine: Engine, request: FastifyRequest, s
       actor: caller.principal.id,
       data: { route: routeOf(request), reason: `missing scope ${scope}`, via: caller.tokenId ?? caller.sessionId },
     });
-    throw new LapseError('forbidden', caller.via === 'token' ? `this token lacks the "${scope}" scope` : `signing in does not give the "${scope}" scope to ${caller.principal.id}`, {
-      hint: caller.via === 'token' ? `Create a token with --scope ${scope}.` : 'Admin rights come from roles.admins in the config.',
-    });
+    throw new LapseError(
+      'forbidden',
+      caller.via === 'token' ? `this token lacks the "${scope}" scope` : `signing in does not give the "${scope}" scope to ${caller.principal.id}`,
+      {
+        hint: caller.via === 'token' ? `Create a token with --scope ${scope}.` : 'Admin rights come from roles.admins in the config.',
+      },
+    );
   }
   return caller;
 }
@@ -78,16 +82,23 @@ export async function recheckCaller(engine: Engine, request: FastifyRequest, sco
 
 async function identify(engine: Engine, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {
   const refuse = async (reason: string, actor = 'anonymous', extra: Record<string, unknown> = {}): Promise<never> => {
-    if (!options.quiet) await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
+    if (!options.quiet)
+      await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
     if (reason === 'csrf') {
       throw new LapseError('forbidden', 'this request needs the CSRF token of your session', {
         where: 'X-CSRF-Token',
         hint: 'Send the csrfToken from sign-in (or GET /api/v1/auth/session) in the X-CSRF-Token header.',
       });
     }
-    throw new LapseError('unauthenticated', reason === 'no credentials' ? 'this endpoint needs you to sign in or an API token' : 'your credentials are not valid (unknown, expired, revoked or signed out)', {
-      hint: 'Sign in again (`lapse login`), or send `Authorization: Bearer <token>`.',
-    });
+    throw new LapseError(
+      'unauthenticated',
+      reason === 'no credentials'
+        ? 'this endpoint needs you to sign in or an API token'
+        : 'your credentials are not valid (unknown, expired, revoked or signed out)',
+      {
+        hint: 'Sign in again (`lapse login`), or send `Authorization: Bearer <token>`.',
+      },
+    );
   };
 
   const header = request.headers.authorization;

@@ -60,7 +60,11 @@ describe('route authorization (every route)', () => {
     for (const route of routes) {
       const auth = route.auth;
       if (!auth || 'public' in auth || auth.optional) continue;
-      const res = await app.inject({ method: route.method as 'GET', url: pathOf(route.url), ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { payload: {} }) });
+      const res = await app.inject({
+        method: route.method as 'GET',
+        url: pathOf(route.url),
+        ...(route.method === 'GET' || route.method === 'DELETE' ? {} : { payload: {} }),
+      });
       if (res.statusCode !== 401) failures.push(`${route.method} ${route.url}: ${res.statusCode}`);
     }
     expect(failures).toEqual([]);
@@ -69,7 +73,9 @@ describe('route authorization (every route)', () => {
   it('answers a visitor on an optional route without auditing them, and 401 to a bad credential', async () => {
     for (const route of routes.filter((r) => r.auth && !('public' in r.auth) && r.auth.optional)) {
       expect((await app.inject({ method: route.method as 'GET', url: pathOf(route.url) })).statusCode).toBe(200);
-      expect((await app.inject({ method: route.method as 'GET', url: pathOf(route.url), headers: { authorization: 'Bearer lapse_not-a-token' } })).statusCode).toBe(401);
+      expect(
+        (await app.inject({ method: route.method as 'GET', url: pathOf(route.url), headers: { authorization: 'Bearer lapse_not-a-token' } })).statusCode,
+      ).toBe(401);
     }
   });
 

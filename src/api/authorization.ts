@@ -62,7 +62,14 @@ export function routeOf(request: FastifyRequest): string {
  */
 export async function refuse(
   engine: Engine,
-  refusal: { readonly caller: Principal; readonly route: string; readonly reason: string; readonly action?: string; readonly subject?: string; readonly data?: Record<string, unknown> },
+  refusal: {
+    readonly caller: Principal;
+    readonly route: string;
+    readonly reason: string;
+    readonly action?: string;
+    readonly subject?: string;
+    readonly data?: Record<string, unknown>;
+  },
   error: LapseError,
 ): Promise<never> {
   await engine.recordSecurityEvent({
@@ -93,12 +100,18 @@ export async function refuseUnseen(engine: Engine, caller: Principal, kind: 'req
 export async function visibleRequest(engine: Engine, request: FastifyRequest, requestId: string) {
   const caller = callerOf(request).principal;
   const found = await engine.read.request(requestId);
-  if (!found || !canSeeRequest(engine.config.roles, caller, found)) return refuseUnseen(engine, caller, 'request', requestId, found !== undefined, routeOf(request));
+  if (!found || !canSeeRequest(engine.config.roles, caller, found))
+    return refuseUnseen(engine, caller, 'request', requestId, found !== undefined, routeOf(request));
   return found;
 }
 
 /** Loads a grant the caller may see (`rule`: default, the holder or a reader of everything); anything else is "not found". */
-export async function visibleGrant(engine: Engine, request: FastifyRequest, grantId: string, rule: (caller: Principal, grant: { principalId: string }) => boolean = (caller, grant) => canSeeGrant(engine.config.roles, caller, grant)) {
+export async function visibleGrant(
+  engine: Engine,
+  request: FastifyRequest,
+  grantId: string,
+  rule: (caller: Principal, grant: { principalId: string }) => boolean = (caller, grant) => canSeeGrant(engine.config.roles, caller, grant),
+) {
   const caller = callerOf(request).principal;
   const grant = await engine.read.grant(grantId);
   if (!grant || !rule(caller, grant)) return refuseUnseen(engine, caller, 'grant', grantId, grant !== undefined, routeOf(request));
@@ -142,7 +155,8 @@ export function routeAuthorization(engine: Engine): FastifyPluginAsync {
       try {
         credentials.set(request, await checkCredential(engine, request, rule.scope));
       } catch (error) {
-        if (rule.optional && isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined) clearSessionCookie(reply, engine.config.auth);
+        if (rule.optional && isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined)
+          clearSessionCookie(reply, engine.config.auth);
         throw error;
       }
     });
@@ -154,7 +168,10 @@ export function routeAuthorization(engine: Engine): FastifyPluginAsync {
       // Remembers the caller for callerOf (and for step-up guidance on errors).
       const caller = await completeAuthentication(engine, request, credential);
       if (rule.role && !holdsRole(engine.config.roles, caller.principal, rule.role)) {
-        const refused = rule.refused ?? { message: rule.role === 'admin' ? 'only admins may do this' : 'only admins and auditors may do this', hint: 'Roles come from roles.admins and roles.auditors in the config.' };
+        const refused = rule.refused ?? {
+          message: rule.role === 'admin' ? 'only admins may do this' : 'only admins and auditors may do this',
+          hint: 'Roles come from roles.admins and roles.auditors in the config.',
+        };
         const message = typeof refused.message === 'function' ? refused.message(caller.principal) : refused.message;
         await refuseRole(engine, caller.principal, routeOf(request), message, refused.hint, refused.action);
       }

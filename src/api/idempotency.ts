@@ -23,16 +23,27 @@ const KEY_PATTERN = /^[\x21-\x7e]{1,200}$/;
  * racing with one key both run; the second to commit hits the key's primary key, is rolled back
  * whole, and answers with the first one's stored response.
  */
-export async function idempotent<V, B>(engine: Engine, request: FastifyRequest, reply: FastifyReply, caller: Caller, status: number, act: () => Promise<V>, render: (value: V) => B): Promise<B> {
+export async function idempotent<V, B>(
+  engine: Engine,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  caller: Caller,
+  status: number,
+  act: () => Promise<V>,
+  render: (value: V) => B,
+): Promise<B> {
   const header = request.headers['idempotency-key'];
   if (header === undefined) {
     const body = render(await act());
     reply.code(status);
     return body;
   }
-  const key = Array.isArray(header) ? header[0] ?? '' : header;
+  const key = Array.isArray(header) ? (header[0] ?? '') : header;
   if (!KEY_PATTERN.test(key)) {
-    throw new LapseError('validation_failed', 'Idempotency-Key must be 1-200 printable ASCII characters', { where: 'Idempotency-Key', hint: 'Use a random UUID per logical request.' });
+    throw new LapseError('validation_failed', 'Idempotency-Key must be 1-200 printable ASCII characters', {
+      where: 'Idempotency-Key',
+      hint: 'Use a random UUID per logical request.',
+    });
   }
   const fingerprint = createHash('sha256')
     .update(JSON.stringify([request.method, request.routeOptions.url ?? '', request.params ?? null, request.body ?? null]))
@@ -81,7 +92,10 @@ async function storedResponse<B>(engine: Engine, principalId: string, key: strin
   const row = await engine.idempotencyKeys.find(principalId, key);
   if (!row) return null;
   if (row.fingerprint !== fingerprint) {
-    throw new LapseError('conflict', 'this Idempotency-Key was already used for a different request', { where: 'Idempotency-Key', hint: 'Use a new key for each distinct request.' });
+    throw new LapseError('conflict', 'this Idempotency-Key was already used for a different request', {
+      where: 'Idempotency-Key',
+      hint: 'Use a new key for each distinct request.',
+    });
   }
   return { status: row.status, body: JSON.parse(row.body) as B };
 }

@@ -34,16 +34,37 @@ export class LapseMetrics {
     const registers = [this.registry];
     // NB. The prefix is "lapse_": prom-client's names already start with process_ / nodejs_.
     collectDefaultMetrics({ register: this.registry, prefix: 'lapse_' });
-    this.httpRequests = new Counter({ name: 'lapse_http_requests_total', help: 'HTTP requests answered, by method, route pattern (unmatched: no route) and status', labelNames: ['method', 'route', 'status'], registers });
-    this.httpDuration = new Histogram({ name: 'lapse_http_request_duration_seconds', help: 'Time to answer an HTTP request, by method, route pattern and status', labelNames: ['method', 'route', 'status'], buckets: LATENCY_BUCKETS, registers });
+    this.httpRequests = new Counter({
+      name: 'lapse_http_requests_total',
+      help: 'HTTP requests answered, by method, route pattern (unmatched: no route) and status',
+      labelNames: ['method', 'route', 'status'],
+      registers,
+    });
+    this.httpDuration = new Histogram({
+      name: 'lapse_http_request_duration_seconds',
+      help: 'Time to answer an HTTP request, by method, route pattern and status',
+      labelNames: ['method', 'route', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
     this.requests = new Counter({
       name: 'lapse_requests_total',
       help: 'Access and extension requests decided by this process: at submission auto_approved, pending, policy_denied or rejected (invalid input); pending ones later approved, denied, cancelled or timed_out',
       labelNames: ['outcome'],
       registers,
     });
-    this.grantsEnded = new Counter({ name: 'lapse_grants_ended_total', help: 'Grants closed by this process, by final status (revoked, failed, force_closed) and end reason', labelNames: ['status', 'reason'], registers });
-    this.revocationLag = new Histogram({ name: 'lapse_revocation_lag_seconds', help: 'For grants ended by expiry: seconds from expiresAt until the revocation was recorded (access gone at the target)', buckets: LAG_BUCKETS, registers });
+    this.grantsEnded = new Counter({
+      name: 'lapse_grants_ended_total',
+      help: 'Grants closed by this process, by final status (revoked, failed, force_closed) and end reason',
+      labelNames: ['status', 'reason'],
+      registers,
+    });
+    this.revocationLag = new Histogram({
+      name: 'lapse_revocation_lag_seconds',
+      help: 'For grants ended by expiry: seconds from expiresAt until the revocation was recorded (access gone at the target)',
+      buckets: LAG_BUCKETS,
+      registers,
+    });
     this.connectorDuration = new Histogram({
       name: 'lapse_connector_call_duration_seconds',
       help: 'Calls to targets (provision, extend, revoke, list, remove, check), by target, connector, operation and outcome (ok, error, timeout)',
@@ -51,9 +72,25 @@ export class LapseMetrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.connectorErrors = new Counter({ name: 'lapse_connector_call_errors_total', help: 'Calls to targets that failed or timed out, by target, connector and operation', labelNames: ['target', 'connector', 'operation'], registers });
-    this.breakGlass = new Counter({ name: 'lapse_break_glass_total', help: 'Break-glass attempts handled by this process: activated or refused', labelNames: ['outcome'], registers });
-    this.schedulerLag = new Histogram({ name: 'lapse_scheduler_lag_seconds', help: 'How late durable jobs started: claim time minus due time, by kind (expire, revoke, provision...)', labelNames: ['kind'], buckets: LAG_BUCKETS, registers });
+    this.connectorErrors = new Counter({
+      name: 'lapse_connector_call_errors_total',
+      help: 'Calls to targets that failed or timed out, by target, connector and operation',
+      labelNames: ['target', 'connector', 'operation'],
+      registers,
+    });
+    this.breakGlass = new Counter({
+      name: 'lapse_break_glass_total',
+      help: 'Break-glass attempts handled by this process: activated or refused',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.schedulerLag = new Histogram({
+      name: 'lapse_scheduler_lag_seconds',
+      help: 'How late durable jobs started: claim time minus due time, by kind (expire, revoke, provision...)',
+      labelNames: ['kind'],
+      buckets: LAG_BUCKETS,
+      registers,
+    });
     this.databaseGauges();
   }
 
@@ -85,7 +122,14 @@ export class LapseMetrics {
     const [kind, what] = entry.action.split('.', 2) as [string, string | undefined];
     if ((kind === 'request' || kind === 'extension') && what !== undefined) {
       const byPeople = data.by === 'review';
-      const outcome = { approved: byPeople ? 'approved' : 'auto_approved', denied: byPeople ? 'denied' : 'policy_denied', pending: 'pending', cancelled: 'cancelled', timed_out: 'timed_out', rejected: 'rejected' }[what];
+      const outcome = {
+        approved: byPeople ? 'approved' : 'auto_approved',
+        denied: byPeople ? 'denied' : 'policy_denied',
+        pending: 'pending',
+        cancelled: 'cancelled',
+        timed_out: 'timed_out',
+        rejected: 'rejected',
+      }[what];
       if (outcome !== undefined) this.requests.inc({ outcome });
     } else if (entry.action === 'break_glass.activated' || entry.action === 'break_glass.refused') {
       this.breakGlass.inc({ outcome: what! });

@@ -25,7 +25,11 @@ describeEachStore('operations endpoints', ({ store }) => {
     await new Promise((resolve) => setTimeout(resolve, 300)); // one scheduler round
     const res = await app.inject({ method: 'GET', url: '/readyz' });
     // Targets are not checked here (lapse serve runs the checks): pending, and not part of readiness.
-    expect(res.json()).toEqual({ status: 'ready', checks: { database: 'ok', migrations: 'ok', scheduler: 'ok' }, targets: { 'prod-db': 'pending', flaky: 'pending' } });
+    expect(res.json()).toEqual({
+      status: 'ready',
+      checks: { database: 'ok', migrations: 'ok', scheduler: 'ok' },
+      targets: { 'prod-db': 'pending', flaky: 'pending' },
+    });
     expect(res.statusCode).toBe(200);
   });
 
@@ -41,7 +45,9 @@ describeEachStore('operations endpoints', ({ store }) => {
     const res = await app.inject({ method: 'GET', url: '/api/openapi.json' });
     const doc = res.json() as { openapi: string; paths: Record<string, unknown> };
     expect(doc.openapi).toBe('3.1.0');
-    expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/healthz', '/readyz', '/metrics', '/api/v1/requests', '/api/v1/grants/{id}/credentials', '/api/v1/events']));
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining(['/healthz', '/readyz', '/metrics', '/api/v1/requests', '/api/v1/grants/{id}/credentials', '/api/v1/events']),
+    );
     // Every operation documents its responses (generated from the zod schemas that validate them).
     for (const [path, operations] of Object.entries(doc.paths as Record<string, Record<string, { responses?: object }>>)) {
       for (const [method, operation] of Object.entries(operations)) expect(operation.responses, `${method} ${path}`).toBeDefined();

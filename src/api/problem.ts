@@ -5,7 +5,10 @@ import { ERROR_CODES, isLapseError, type ErrorCode } from '../domain/errors.js';
 
 /** With `mfa_step_up_required`: how the client completes the step-up (docs/authentication.md). */
 export const stepUpGuidanceSchema = z.object({
-  factors: z.array(z.enum(['totp', 'webauthn'])).max(2).describe('The second factors the caller has enrolled'),
+  factors: z
+    .array(z.enum(['totp', 'webauthn']))
+    .max(2)
+    .describe('The second factors the caller has enrolled'),
   endpoint: z.string().max(200).describe('POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions)'),
   passkeyOptions: z.string().max(200).describe('POST here for passkey assertion options'),
   header: z.string().max(200).describe('For API tokens: repeat the request with this header'),
@@ -48,16 +51,22 @@ export function errorHandler(error: FastifyError, request: FastifyRequest, reply
   if (isLapseError(error)) {
     const { where, hint, problems } = error.details;
     const stepUp = stepUpGuidanceSchema.safeParse(error.details.stepUp);
-    return sendProblem(reply, problem(error.code, error.message, request, {
-      ...(typeof where === 'string' ? { where } : {}),
-      ...(typeof hint === 'string' ? { hint } : {}),
-      ...(Array.isArray(problems) ? { problems: problems.map(String) } : {}),
-      ...(stepUp.success ? { stepUp: stepUp.data } : {}),
-    }));
+    return sendProblem(
+      reply,
+      problem(error.code, error.message, request, {
+        ...(typeof where === 'string' ? { where } : {}),
+        ...(typeof hint === 'string' ? { hint } : {}),
+        ...(Array.isArray(problems) ? { problems: problems.map(String) } : {}),
+        ...(stepUp.success ? { stepUp: stepUp.data } : {}),
+      }),
+    );
   }
   if (hasZodFastifySchemaValidationErrors(error)) {
     const problems = error.validation.map((issue) => `${error.validationContext ?? 'request'}${issue.instancePath || ''}: ${issue.message}`);
-    return sendProblem(reply, problem('validation_failed', problems[0] ?? 'invalid request', request, { problems, hint: 'Correct the fields listed; nothing was changed.' }));
+    return sendProblem(
+      reply,
+      problem('validation_failed', problems[0] ?? 'invalid request', request, { problems, hint: 'Correct the fields listed; nothing was changed.' }),
+    );
   }
   if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500 && !isResponseSerializationError(error)) {
     return sendProblem(reply, { ...problem('validation_failed', error.message, request), status: error.statusCode });

@@ -58,6 +58,9 @@ export function assertSameOriginForm(request: FastifyRequest): void {
     host = undefined;
   }
   if (!host || host !== request.headers.host) {
-    throw new LapseError('forbidden', 'this form was posted from another site', { where: 'Origin', hint: 'Open the sign-in page on this server and submit it there.' });
+    throw new LapseError('forbidden', 'this form was posted from another site', {
+      where: 'Origin',
+      hint: 'Open the sign-in page on this server and submit it there.',
+    });
   }
 }

@@ -57,7 +57,12 @@ describe('security headers (security)', () => {
   it('sends HSTS when served over https: an https public URL, or a trusted proxy saying so (not anyone else)', async () => {
     expect((await https.inject({ method: 'GET', url: '/healthz' })).headers['strict-transport-security']).toMatch(/^max-age=\d{8,}; includeSubDomains$/);
     expect((await https.inject({ method: 'GET', url: '/api/v1/nothing-here' })).headers['strict-transport-security']).toBeDefined();
-    const viaProxy = await proxied.inject({ method: 'GET', url: '/healthz', remoteAddress: '10.0.0.1', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.9' } });
+    const viaProxy = await proxied.inject({
+      method: 'GET',
+      url: '/healthz',
+      remoteAddress: '10.0.0.1',
+      headers: { 'x-forwarded-proto': 'https', 'x-forwarded-for': '203.0.113.9' },
+    });
     expect(viaProxy.headers['strict-transport-security']).toMatch(/^max-age=/);
     const forged = await proxied.inject({ method: 'GET', url: '/healthz', remoteAddress: '10.9.9.9', headers: { 'x-forwarded-proto': 'https' } });
     expect(forged.headers['strict-transport-security']).toBeUndefined();
@@ -73,10 +78,20 @@ describe('security headers (security)', () => {
     const csrf = (login.json() as { csrfToken: string }).csrfToken;
     const session = await plain.inject({ method: 'GET', url: '/api/v1/auth/session', cookies: { lapse_session: cookie } });
     expect(session.headers['cache-control']).toBe('no-store');
-    const created = await plain.inject({ method: 'POST', url: '/api/v1/tokens', cookies: { lapse_session: cookie }, headers: { 'x-csrf-token': csrf }, payload: { name: 'ci', scopes: ['read'], expiresIn: '1d' } });
+    const created = await plain.inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      cookies: { lapse_session: cookie },
+      headers: { 'x-csrf-token': csrf },
+      payload: { name: 'ci', scopes: ['read'], expiresIn: '1d' },
+    });
     expect(created.statusCode).toBe(201);
     expect(created.headers['cache-control']).toBe('no-store');
-    const list = await plain.inject({ method: 'GET', url: '/api/v1/requests', headers: { authorization: `Bearer ${(created.json() as { token: string }).token}` } });
+    const list = await plain.inject({
+      method: 'GET',
+      url: '/api/v1/requests',
+      headers: { authorization: `Bearer ${(created.json() as { token: string }).token}` },
+    });
     expect(list.statusCode).toBe(200);
     expect(list.headers['cache-control']).toBe('no-store');
     expect((await plain.inject({ method: 'GET', url: '/api/v1/nothing-here' })).headers['cache-control']).toBe('no-store');

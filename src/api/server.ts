@@ -57,7 +57,9 @@ export async function buildApiServer(options: ApiServerOptions) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // A step-up refusal gets the caller's factors and the ways to complete it (src/api/step-up.ts).
-  app.setErrorHandler(async (error, request, reply) => errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply));
+  app.setErrorHandler(async (error, request, reply) =>
+    errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply),
+  );
   app.setNotFoundHandler(notFoundHandler);
   await app.register(fastifyCookie);
   await registerSecurityHeaders(app, options.engine);
@@ -82,7 +84,17 @@ export async function buildApiServer(options: ApiServerOptions) {
         { name: 'mfa', description: 'Second factors (authenticator app, passkeys) and step-up' },
         { name: 'auth', description: 'Sign-in, sessions, sign-out and API tokens' },
       ],
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `lapse admin token create`' }, session: { type: 'apiKey', in: 'cookie', name: 'lapse_session', description: 'The session cookie from sign-in (__Host-lapse_session over https); unsafe methods also need X-CSRF-Token' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An API token from `lapse admin token create`' },
+          session: {
+            type: 'apiKey',
+            in: 'cookie',
+            name: 'lapse_session',
+            description: 'The session cookie from sign-in (__Host-lapse_session over https); unsafe methods also need X-CSRF-Token',
+          },
+        },
+      },
     },
     transform: jsonSchemaTransform,
   });

@@ -47,7 +47,9 @@ function stepUpHint(factors: readonly MfaFactor[]): string {
   }
   const ways = [
     ...(factors.includes('totp') ? ['POST /api/v1/mfa/step-up with {"totp":"<code>"}'] : []),
-    ...(factors.includes('webauthn') ? [`a passkey (options from POST ${PASSKEY_OPTIONS_ENDPOINT}, assertion to POST ${STEP_UP_ENDPOINT} as {"webauthn":…})`] : []),
+    ...(factors.includes('webauthn')
+      ? [`a passkey (options from POST ${PASSKEY_OPTIONS_ENDPOINT}, assertion to POST ${STEP_UP_ENDPOINT} as {"webauthn":…})`]
+      : []),
   ];
   const header = factors.includes('totp') ? ' With an API token (the CLI), repeat the request with the header `X-Lapse-MFA: totp <code>`.' : '';
   return `Verify a second factor: ${ways.join(', or ')}; then repeat the request.${header}`;
@@ -88,7 +90,12 @@ export async function withStepUpGuidance(engine: Engine, request: FastifyRequest
   if (!caller) return error;
   try {
     const factors = await enrolledFactors(engine.store.db, caller.principal.id);
-    return new LapseError(error.code, error.message, { ...error.details, hint: `${error.details.hint ?? ''} ${stepUpHint(factors)}`.trim(), stepUp: stepUpGuidance(factors) }, { cause: error });
+    return new LapseError(
+      error.code,
+      error.message,
+      { ...error.details, hint: `${error.details.hint ?? ''} ${stepUpHint(factors)}`.trim(), stepUp: stepUpGuidance(factors) },
+      { cause: error },
+    );
   } catch {
     return error;
   }
@@ -103,7 +110,10 @@ export async function stepUpFromHeader(engine: Engine, request: FastifyRequest, 
   if (value === undefined) return caller;
   const parsed = typeof value === 'string' ? parseMfaHeader(value) : null;
   if (!parsed) {
-    throw new LapseError('validation_failed', 'the X-Lapse-MFA header is not of the form "totp <6 digits>"', { where: 'X-Lapse-MFA', hint: 'Send e.g. `X-Lapse-MFA: totp 123456` with the current code from your authenticator app.' });
+    throw new LapseError('validation_failed', 'the X-Lapse-MFA header is not of the form "totp <6 digits>"', {
+      where: 'X-Lapse-MFA',
+      hint: 'Send e.g. `X-Lapse-MFA: totp 123456` with the current code from your authenticator app.',
+    });
   }
   const context = mfaContext(engine, request);
   const user = await findMfaUser(engine.store.db, caller.principal.id);

@@ -37,7 +37,9 @@ describeEachStore('client addresses behind a reverse proxy (security)', ({ store
       ...(forwardedFor ? { headers: { 'x-forwarded-for': forwardedFor } } : {}),
     });
   const lastFailureIp = async () => {
-    const { rows } = await sql<{ payload: string }>`SELECT payload FROM audit_events WHERE payload LIKE '%"action":"auth.login_failed"%' ORDER BY seq DESC LIMIT 1`.execute(store().db);
+    const { rows } = await sql<{
+      payload: string;
+    }>`SELECT payload FROM audit_events WHERE payload LIKE '%"action":"auth.login_failed"%' ORDER BY seq DESC LIMIT 1`.execute(store().db);
     return (JSON.parse(rows[0]!.payload) as { data: { ip: string } }).data.ip;
   };
 

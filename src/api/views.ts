@@ -125,11 +125,26 @@ export function toGrantView(grant: StoredGrant, credentialsWaiting: boolean): Gr
 }
 
 export function toReviewView(review: Review): z.infer<typeof reviewView> {
-  return { id: review.id, reviewerId: review.reviewer.id, decision: review.decision, comment: review.comment, stage: review.stage, createdAt: review.at.toISOString() };
+  return {
+    id: review.id,
+    reviewerId: review.reviewer.id,
+    decision: review.decision,
+    comment: review.comment,
+    stage: review.stage,
+    createdAt: review.at.toISOString(),
+  };
 }
 
 export function toAuditEventView(event: AuditEvent): z.infer<typeof auditEventView> {
-  return { seq: event.seq, id: event.id, at: event.at, action: event.action, actor: event.actor, ...(event.subject ? { subject: event.subject } : {}), ...(event.data ? { data: event.data } : {}) };
+  return {
+    seq: event.seq,
+    id: event.id,
+    at: event.at,
+    action: event.action,
+    actor: event.actor,
+    ...(event.subject ? { subject: event.subject } : {}),
+    ...(event.data ? { data: event.data } : {}),
+  };
 }
 
 /** A page of a list: `nextCursor` continues it, null at the end. */
@@ -139,7 +154,11 @@ export function pageOf<T extends z.ZodType>(item: T) {
 
 export const pageQuery = {
   limit: z.coerce.number().int().min(1).max(200).default(50),
-  cursor: z.string().max(100).regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor from a previous page').optional(),
+  cursor: z
+    .string()
+    .max(100)
+    .regex(/^[A-Za-z0-9_-]+$/, 'is not a cursor from a previous page')
+    .optional(),
 };
 
 /** Cursors are opaque to clients: base64url of the last item's id (or audit sequence number). */
@@ -151,7 +170,10 @@ export function decodeCursor(cursor: string | undefined): string | undefined {
   if (cursor === undefined) return undefined;
   const value = Buffer.from(cursor, 'base64url').toString('utf8');
   if (!/^[a-z]{3}_[0-9a-z]{1,60}$|^[0-9]{1,18}$/.test(value)) {
-    throw new LapseError('validation_failed', 'cursor is not one this server returned', { where: 'cursor', hint: 'Pass nextCursor from the previous page unchanged, or omit it to start over.' });
+    throw new LapseError('validation_failed', 'cursor is not one this server returned', {
+      where: 'cursor',
+      hint: 'Pass nextCursor from the previous page unchanged, or omit it to start over.',
+    });
   }
   return value;
 }

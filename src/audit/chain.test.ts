@@ -41,8 +41,12 @@ describeEachStore('audit append', ({ store, url, backend }) => {
   });
 
   it('stores the exact hashed bytes, chained from the genesis hash, with the database time', async () => {
-    const first = await db().transaction().execute((tx) => appendAuditEvent(tx, { action: 'grant.activated', actor: 'system', subject: 'grt_1', data: { target: 'prod-db', n: 1 } }));
-    const second = await db().transaction().execute((tx) => appendAuditEvent(tx, { action: 'grant.expired', actor: 'system' }));
+    const first = await db()
+      .transaction()
+      .execute((tx) => appendAuditEvent(tx, { action: 'grant.activated', actor: 'system', subject: 'grt_1', data: { target: 'prod-db', n: 1 } }));
+    const second = await db()
+      .transaction()
+      .execute((tx) => appendAuditEvent(tx, { action: 'grant.expired', actor: 'system' }));
     expect(first).toMatchObject({ seq: 1, id: expect.stringMatching(/^evt_/) });
     expect(second.seq).toBe(2);
     const rows = await db().selectFrom('audit_events').selectAll().orderBy('seq').execute();
@@ -50,7 +54,16 @@ describeEachStore('audit append', ({ store, url, backend }) => {
     expect(rows[0]!.hash).toBe(chainHash(GENESIS_HASH, rows[0]!.payload));
     expect(rows[1]!.prev_hash).toBe(rows[0]!.hash);
     const event = JSON.parse(rows[0]!.payload) as AuditEvent;
-    expect(event).toEqual({ v: 1, seq: 1, id: first.id, at: event.at, action: 'grant.activated', actor: 'system', subject: 'grt_1', data: { n: 1, target: 'prod-db' } });
+    expect(event).toEqual({
+      v: 1,
+      seq: 1,
+      id: first.id,
+      at: event.at,
+      action: 'grant.activated',
+      actor: 'system',
+      subject: 'grt_1',
+      data: { n: 1, target: 'prod-db' },
+    });
     expect(canonicalJson(event)).toBe(rows[0]!.payload);
     expect(Math.abs(Date.parse(event.at) - Date.now())).toBeLessThan(60_000);
     expect(JSON.parse(rows[1]!.payload)).not.toHaveProperty('subject');
@@ -60,10 +73,16 @@ describeEachStore('audit append', ({ store, url, backend }) => {
 
   it('appends batches larger than one INSERT statement as one unbroken run', async () => {
     const entries = Array.from({ length: 2_345 }, (_, i) => ({ action: 'bench', actor: 'alice', data: { i } }));
-    const appended = await db().transaction().execute((tx) => appendAuditEvents(tx, entries));
+    const appended = await db()
+      .transaction()
+      .execute((tx) => appendAuditEvents(tx, entries));
     expect(appended.map((a) => a.seq)).toEqual(entries.map((_, i) => i + 1));
     expect(await verifyAuditChain(db(), { publicKeys: [] })).toMatchObject({ ok: true, events: 2_345, lastSeq: 2_345 });
-    expect(await db().transaction().execute((tx) => appendAuditEvents(tx, []))).toEqual([]);
+    expect(
+      await db()
+        .transaction()
+        .execute((tx) => appendAuditEvents(tx, [])),
+    ).toEqual([]);
   });
 
   it('rolls back with the caller: a failed transaction leaves no event and no hole', async () => {
@@ -75,12 +94,17 @@ describeEachStore('audit append', ({ store, url, backend }) => {
           throw new Error('state change failed');
         }),
     ).rejects.toThrow(/state change failed/);
-    await db().transaction().execute((tx) => appendAuditEvent(tx, { action: 'kept', actor: 'alice' }));
+    await db()
+      .transaction()
+      .execute((tx) => appendAuditEvent(tx, { action: 'kept', actor: 'alice' }));
     expect(await verifyAuditChain(db(), { publicKeys: [] })).toMatchObject({ ok: true, events: 1, lastSeq: 1 });
   });
 
   it('refuses secrets in audit data, at any depth, but not references to them', async () => {
-    const attempt = (data: Record<string, unknown>) => db().transaction().execute((tx) => appendAuditEvent(tx, { action: 'x', actor: 'y', data }));
+    const attempt = (data: Record<string, unknown>) =>
+      db()
+        .transaction()
+        .execute((tx) => appendAuditEvent(tx, { action: 'x', actor: 'y', data }));
     await expect(attempt({ nested: { password: 'hunter2' } })).rejects.toThrow(/must not contain secrets: key "data.nested.password"/);
     for (const key of ['clientSecret', 'access_token', 'Credentials', 'privateKey', 'private_key']) {
       await expect(attempt({ [key]: 'x' })).rejects.toThrow(/secrets/);
@@ -91,7 +115,9 @@ describeEachStore('audit append', ({ store, url, backend }) => {
   });
 
   it('refuses an event over the size limit with a clear error, and writes nothing', async () => {
-    const attempt = db().transaction().execute((tx) => appendAuditEvent(tx, { action: 'request.pending', actor: 'alice', subject: 'req_1', data: { reason: 'x'.repeat(70_000) } }));
+    const attempt = db()
+      .transaction()
+      .execute((tx) => appendAuditEvent(tx, { action: 'request.pending', actor: 'alice', subject: 'req_1', data: { reason: 'x'.repeat(70_000) } }));
     await expect(attempt).rejects.toMatchObject({ code: 'validation_failed', message: expect.stringMatching(/more than the 65536 allowed/) });
     expect(await db().selectFrom('audit_events').select('seq').execute()).toEqual([]);
   });
@@ -106,7 +132,10 @@ describeEachStore('audit append', ({ store, url, backend }) => {
           .execute(async (tx) => {
             await appendAuditEvent(tx, { action: 'concurrent.first', actor: `u${i}` });
             await sql`SELECT pg_sleep(0.001)`.execute(tx);
-            await appendAuditEvents(tx, [{ action: 'concurrent.second', actor: `u${i}` }, { action: 'concurrent.third', actor: `u${i}` }]);
+            await appendAuditEvents(tx, [
+              { action: 'concurrent.second', actor: `u${i}` },
+              { action: 'concurrent.third', actor: `u${i}` },
+            ]);
           }),
       ),
     );
@@ -121,7 +150,9 @@ describeEachStore('audit append', ({ store, url, backend }) => {
     const replica = await openStore({ databaseUrl: url()! });
     try {
       const burst = (database: typeof replica.db, name: string) =>
-        Promise.all(Array.from({ length: 20 }, (_, i) => database.transaction().execute((tx) => appendAuditEvent(tx, { action: 'replica', actor: `${name}-${i}` }))));
+        Promise.all(
+          Array.from({ length: 20 }, (_, i) => database.transaction().execute((tx) => appendAuditEvent(tx, { action: 'replica', actor: `${name}-${i}` }))),
+        );
       await Promise.all([burst(db(), 'a'), burst(replica.db, 'b')]);
       expect(await verifyAuditChain(db(), { publicKeys: [] })).toMatchObject({ ok: true, events: 40, lastSeq: 40 });
     } finally {

@@ -2,7 +2,16 @@ import { hash } from 'node:crypto';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { insertAuditRows, lockAuditHead, runUnitOfWork, type AuditRecord, type AuditRow, type Executor, type StoredChange, type UnitOfWorkSteps } from '../store/index.js';
+import {
+  insertAuditRows,
+  lockAuditHead,
+  runUnitOfWork,
+  type AuditRecord,
+  type AuditRow,
+  type Executor,
+  type StoredChange,
+  type UnitOfWorkSteps,
+} from '../store/index.js';
 
 /** What a caller records (the store's AuditRecord); the chain adds seq, id and the database time. */
 export type AuditEntry = AuditRecord;
@@ -80,10 +89,14 @@ export async function appendAuditEvents(tx: Executor, entries: readonly AuditEnt
     };
     const payload = canonicalJson(event);
     if (Buffer.byteLength(payload) > MAX_EVENT_BYTES) {
-      throw new LapseError('validation_failed', `the audit event ${entry.action} is ${Buffer.byteLength(payload)} bytes, more than the ${MAX_EVENT_BYTES} allowed`, {
-        where: entry.subject ?? entry.action,
-        hint: 'Shorten the free text (reason, comment) or record ids instead of whole documents.',
-      });
+      throw new LapseError(
+        'validation_failed',
+        `the audit event ${entry.action} is ${Buffer.byteLength(payload)} bytes, more than the ${MAX_EVENT_BYTES} allowed`,
+        {
+          where: entry.subject ?? entry.action,
+          hint: 'Shorten the free text (reason, comment) or record ids instead of whole documents.',
+        },
+      );
     }
     const record = { seq, id: event.id, payload, prev_hash: prev, hash: chainHash(prev, payload) };
     prev = record.hash;
@@ -99,6 +112,10 @@ export async function appendAuditEvent(tx: Executor, entry: AuditEntry): Promise
 }
 
 /** The store's one unit of work (runUnitOfWork) with this chain as its audit log. */
-export function auditedTransaction<T>(db: Executor, work: (change: StoredChange) => Promise<T>, steps?: UnitOfWorkSteps<T>): Promise<{ value: T; records: readonly AuditEntry[] }> {
+export function auditedTransaction<T>(
+  db: Executor,
+  work: (change: StoredChange) => Promise<T>,
+  steps?: UnitOfWorkSteps<T>,
+): Promise<{ value: T; records: readonly AuditEntry[] }> {
   return runUnitOfWork(db, appendAuditEvents, work, steps);
 }

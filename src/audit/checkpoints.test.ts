@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { describeEachStore } from '../../test/support/stores.js';
-import { AuditCheckpointer, appendAuditEvents, checkpointMessage, loadOrCreateSigningKey, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, readPublicKey, writeCheckpoint } from './index.js';
+import {
+  AuditCheckpointer,
+  appendAuditEvents,
+  checkpointMessage,
+  loadOrCreateSigningKey,
+  PRIVATE_KEY_FILE,
+  PUBLIC_KEY_FILE,
+  readPublicKey,
+  writeCheckpoint,
+} from './index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lapse-audit-keys-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -30,7 +39,9 @@ describe('checkpoint signing key', () => {
 
   it('refuses a key that is not Ed25519, not a key, or readable by others', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
-    expect(() => loadOrCreateSigningKey({ pem: rsa, dataDir: dir })).toThrow(expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/must be Ed25519, not rsa/) }));
+    expect(() => loadOrCreateSigningKey({ pem: rsa, dataDir: dir })).toThrow(
+      expect.objectContaining({ code: 'config_invalid', message: expect.stringMatching(/must be Ed25519, not rsa/) }),
+    );
     expect(() => loadOrCreateSigningKey({ pem: 'not a key', dataDir: dir })).toThrow(expect.objectContaining({ code: 'config_invalid' }));
     const dataDir = join(dir, 'loose');
     loadOrCreateSigningKey({ dataDir });
@@ -43,7 +54,15 @@ describe('checkpoint signing key', () => {
 describeEachStore('audit checkpoints', ({ store }) => {
   const db = () => store().db;
   const key = loadOrCreateSigningKey({ dataDir: join(dir, 'checkpoints') });
-  const append = (n: number) => db().transaction().execute((tx) => appendAuditEvents(tx, Array.from({ length: n }, () => ({ action: 'test.event', actor: 'alice' }))));
+  const append = (n: number) =>
+    db()
+      .transaction()
+      .execute((tx) =>
+        appendAuditEvents(
+          tx,
+          Array.from({ length: n }, () => ({ action: 'test.event', actor: 'alice' })),
+        ),
+      );
   const checkpoints = async () => (await db().selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute()).map((c) => ({ ...c, seq: Number(c.seq) }));
 
   beforeEach(async () => {

@@ -1,4 +1,14 @@
-export { appendAuditEvent, appendAuditEvents, auditedTransaction, chainHash, GENESIS_HASH, MAX_EVENT_BYTES, type AppendedEvent, type AuditEntry, type AuditEvent } from './chain.js';
+export {
+  appendAuditEvent,
+  appendAuditEvents,
+  auditedTransaction,
+  chainHash,
+  GENESIS_HASH,
+  MAX_EVENT_BYTES,
+  type AppendedEvent,
+  type AuditEntry,
+  type AuditEvent,
+} from './chain.js';
 export { canonicalJson } from '../domain/canonical-json.js';
 export { AuditCheckpointer, checkpointMessage, writeCheckpoint, type CheckpointerOptions } from './checkpoints.js';
 export { loadOrCreateSigningKey, readPublicKey, trustedCheckpointKeys, keyIdOf, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, type SigningKey } from './signing-key.js';

@@ -39,7 +39,10 @@ export async function readEventPages(db: Executor, upTo: number, visit: EventVis
       const page = fetchPage(db, planned, limit);
       unsettled.add(page);
       // Dropped guesses are never awaited; their errors are not this run's errors.
-      page.then(() => unsettled.delete(page), () => unsettled.delete(page));
+      page.then(
+        () => unsettled.delete(page),
+        () => unsettled.delete(page),
+      );
       inFlight.push({ after: planned, limit, page });
       planned += limit;
     }

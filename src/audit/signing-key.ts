@@ -14,7 +14,10 @@ export const PRIVATE_KEY_FILE = 'audit-signing-key.pem';
 export const PUBLIC_KEY_FILE = 'audit-signing-key.pub.pem';
 
 export function keyIdOf(publicKey: KeyObject): string {
-  return createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex').slice(0, 16);
+  return createHash('sha256')
+    .update(publicKey.export({ type: 'spki', format: 'der' }))
+    .digest('hex')
+    .slice(0, 16);
 }
 
 /**
@@ -83,7 +86,10 @@ function parsePrivateKey(pem: string, where: string): KeyObject {
  * names one, and the data directory's public key file, which `lapse serve` keeps in step with the
  * key it signs with (also the generated default).
  */
-export function trustedCheckpointKeys(options: { files?: readonly string[]; signingKeyPem?: string | undefined; dataDir?: string | undefined }): { keys: KeyObject[]; sources: string[] } {
+export function trustedCheckpointKeys(options: { files?: readonly string[]; signingKeyPem?: string | undefined; dataDir?: string | undefined }): {
+  keys: KeyObject[];
+  sources: string[];
+} {
   if (options.files && options.files.length > 0) return { keys: options.files.map(readPublicKey), sources: [...options.files] };
   const found: { key: KeyObject; source: string }[] = [];
   if (options.signingKeyPem) found.push({ key: createPublicKey(parsePrivateKey(options.signingKeyPem, 'audit.signingKey')), source: 'audit.signingKey' });

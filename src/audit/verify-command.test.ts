@@ -30,7 +30,12 @@ describe('lapse audit verify', { timeout: 60_000 }, () => {
   beforeAll(async () => {
     const key = loadOrCreateSigningKey({ dataDir });
     await withStore(async (db) => {
-      await db.transaction().execute((tx) => appendAuditEvents(tx, Array.from({ length: 1_234 }, (_, i) => ({ action: 'test.event', actor: 'alice', data: { i } }))));
+      await db.transaction().execute((tx) =>
+        appendAuditEvents(
+          tx,
+          Array.from({ length: 1_234 }, (_, i) => ({ action: 'test.event', actor: 'alice', data: { i } })),
+        ),
+      );
       await writeCheckpoint(db, key);
       await db.transaction().execute((tx) => appendAuditEvents(tx, [{ action: 'test.event', actor: 'bob' }]));
     });
@@ -62,6 +67,9 @@ describe('lapse audit verify', { timeout: 60_000 }, () => {
     expect(run.code).toBe(1);
     const [summary, ...problems] = run.stdout.trimEnd().split('\n');
     expect(summary).toMatch(/^audit chain BROKEN: 1,235 events, 1 checkpoint, last checkpoint at seq 1,234 \(.+\); 2 problems$/);
-    expect(problems).toEqual(['  seq 7: edited: event 7 does not match its hash: it was edited', '  seq 8: edited: event 8 does not match its hash: it was edited']);
+    expect(problems).toEqual([
+      '  seq 7: edited: event 7 does not match its hash: it was edited',
+      '  seq 8: edited: event 8 does not match its hash: it was edited',
+    ]);
   });
 });

@@ -18,7 +18,15 @@ const key = loadOrCreateSigningKey({ dataDir: dir });
  */
 describeEachStore('audit verify', ({ store }) => {
   const db = () => store().db;
-  const append = (n: number) => db().transaction().execute((tx) => appendAuditEvents(tx, Array.from({ length: n }, (_, i) => ({ action: 'test.event', actor: 'alice', subject: `s${i}`, data: { i } }))));
+  const append = (n: number) =>
+    db()
+      .transaction()
+      .execute((tx) =>
+        appendAuditEvents(
+          tx,
+          Array.from({ length: n }, (_, i) => ({ action: 'test.event', actor: 'alice', subject: `s${i}`, data: { i } })),
+        ),
+      );
   const verify = () => verifyAuditChain(db(), { publicKeys: [key.publicKey] });
   const kinds = async () => (await verify()).problems.map((p) => `${p.kind}@${p.seq}`);
   const row = (seq: number) => db().selectFrom('audit_events').selectAll().where('seq', '=', String(seq)).executeTakeFirstOrThrow();
@@ -26,7 +34,11 @@ describeEachStore('audit verify', ({ store }) => {
   const forge = async (seq: number, edit: (payload: string) => string) => {
     const { payload, prev_hash } = await row(seq);
     const forged = edit(payload);
-    await db().updateTable('audit_events').set({ payload: forged, hash: chainHash(prev_hash, forged) }).where('seq', '=', String(seq)).execute();
+    await db()
+      .updateTable('audit_events')
+      .set({ payload: forged, hash: chainHash(prev_hash, forged) })
+      .where('seq', '=', String(seq))
+      .execute();
   };
 
   beforeEach(async () => {
@@ -39,7 +51,15 @@ describeEachStore('audit verify', ({ store }) => {
 
   it('verifies an intact chain', async () => {
     const result = await verify();
-    expect(result).toMatchObject({ ok: true, events: 25, lastSeq: 25, checkpoints: 1, lastCheckpoint: { seq: 20, keyId: key.keyId }, problems: [], problemsOmitted: 0 });
+    expect(result).toMatchObject({
+      ok: true,
+      events: 25,
+      lastSeq: 25,
+      checkpoints: 1,
+      lastCheckpoint: { seq: 20, keyId: key.keyId },
+      problems: [],
+      problemsOmitted: 0,
+    });
   });
 
   it('verifies an empty log', async () => {
@@ -69,7 +89,11 @@ describeEachStore('audit verify', ({ store }) => {
     for (let seq = 8; seq <= 25; seq++) {
       const previous = await row(seq - 1);
       const { payload } = await row(seq);
-      await db().updateTable('audit_events').set({ prev_hash: previous.hash, hash: chainHash(previous.hash, payload) }).where('seq', '=', String(seq)).execute();
+      await db()
+        .updateTable('audit_events')
+        .set({ prev_hash: previous.hash, hash: chainHash(previous.hash, payload) })
+        .where('seq', '=', String(seq))
+        .execute();
     }
     await sql`UPDATE audit_head SET hash = (SELECT hash FROM audit_events WHERE seq = 25)`.execute(db());
     expect(await kinds()).toEqual(['checkpoint_mismatch@20']);
@@ -102,7 +126,10 @@ describeEachStore('audit verify', ({ store }) => {
     await sql`UPDATE audit_events SET seq = seq - 999 WHERE seq > 1000`.execute(db());
     const previous = await row(12);
     const payload = `{"action":"forged","actor":"mallory","at":"2026-01-01T00:00:00.000Z","id":"evt_forged","seq":13,"v":1}`;
-    await db().insertInto('audit_events').values({ seq: 13, id: 'evt_forged', payload, prev_hash: previous.hash, hash: chainHash(previous.hash, payload) }).execute();
+    await db()
+      .insertInto('audit_events')
+      .values({ seq: 13, id: 'evt_forged', payload, prev_hash: previous.hash, hash: chainHash(previous.hash, payload) })
+      .execute();
     await sql`UPDATE audit_head SET seq = 26, hash = (SELECT hash FROM audit_events WHERE seq = 26)`.execute(db());
     // The forged event links in, but every event after it now sits one seq off what it says,
     // and the checkpoint's seq now holds a different event.

@@ -6,15 +6,7 @@ import { readEventPages } from './pages.js';
 import { keyIdOf } from './signing-key.js';
 
 export type ProblemKind =
-  | 'edited'
-  | 'gap'
-  | 'chain_break'
-  | 'seq_mismatch'
-  | 'truncated'
-  | 'checkpoint_mismatch'
-  | 'checkpoint_signature'
-  | 'checkpoint_unverified'
-  | 'head_mismatch';
+  'edited' | 'gap' | 'chain_break' | 'seq_mismatch' | 'truncated' | 'checkpoint_mismatch' | 'checkpoint_signature' | 'checkpoint_unverified' | 'head_mismatch';
 
 export interface VerifyProblem {
   readonly seq: number;

@@ -3,4 +3,12 @@
  * the API reaches it through auth, never the store itself. The queries are store repositories
  * (src/store/token-admin.ts).
  */
-export { findEnabledUserById, findTokenOwner, findUserByNameForTokens, findUserIdByName, listTokensOf, revokeTokensOfUser, type TokenListing } from '../store/index.js';
+export {
+  findEnabledUserById,
+  findTokenOwner,
+  findUserByNameForTokens,
+  findUserIdByName,
+  listTokensOf,
+  revokeTokensOfUser,
+  type TokenListing,
+} from '../store/index.js';

@@ -33,7 +33,14 @@ export async function issueCliLoginCode(tx: Executor, input: { userId: string; c
   const code = newSecret();
   await insertCliLoginCode(
     tx,
-    { code_hash: hashSecret(code), user_id: input.userId, code_challenge: input.codeChallenge, created_at: now, expires_at: new Date(now.getTime() + CODE_TTL_MS), used_at: null },
+    {
+      code_hash: hashSecret(code),
+      user_id: input.userId,
+      code_challenge: input.codeChallenge,
+      created_at: now,
+      expires_at: new Date(now.getTime() + CODE_TTL_MS),
+      used_at: null,
+    },
     new Date(now.getTime() - CODE_TTL_MS),
   );
   return code;
@@ -45,7 +52,10 @@ export async function issueCliLoginCode(tx: Executor, input: { userId: string; c
  * code is spent by the attempt, right or wrong: call it outside a transaction that could roll back.
  */
 export async function redeemCliLoginCode(db: Executor, input: { code: string; codeVerifier: string }): Promise<string> {
-  const refuse = () => new LapseError('unauthenticated', 'the sign-in code is not valid (unknown, used, expired, or the verifier does not match)', { hint: 'Run `lapse login` again.' });
+  const refuse = () =>
+    new LapseError('unauthenticated', 'the sign-in code is not valid (unknown, used, expired, or the verifier does not match)', {
+      hint: 'Run `lapse login` again.',
+    });
   if (!SECRET_SHAPE.test(input.code)) throw refuse();
   const row = await spendCliLoginCode(db, hashSecret(input.code));
   if (!row) throw refuse();

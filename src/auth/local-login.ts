@@ -43,7 +43,13 @@ export async function checkLocalPassword(db: Executor, attempt: PasswordAttempt,
 
   const byIp = await countLoginFailures(db, 'ip', ip, MINUTE_MS);
   if (byIp.count >= limits.perIpPerMinute) {
-    return refuse('auth.throttled', { failuresLastMinute: byIp.count }, new LapseError('rate_limited', 'too many failed sign-ins from your address; wait a minute and try again', { hint: 'The limit is auth.loginLimits.perIpPerMinute.' }));
+    return refuse(
+      'auth.throttled',
+      { failuresLastMinute: byIp.count },
+      new LapseError('rate_limited', 'too many failed sign-ins from your address; wait a minute and try again', {
+        hint: 'The limit is auth.loginLimits.perIpPerMinute.',
+      }),
+    );
   }
   const byAccount = await countLoginFailures(db, 'account', account, HOUR_MS);
   if (byAccount.count >= limits.perAccountPerHour) {
@@ -64,13 +70,23 @@ export async function checkLocalPassword(db: Executor, attempt: PasswordAttempt,
   await auditedChange(db, async (tx, now, audit) => {
     // NB. Pruning here keeps the table to about an hour of failures without a separate job.
     await recordLoginFailure(tx, { account, ip, at: now }, new Date(now.getTime() - HOUR_MS), Math.random() < 0.01);
-    audit({ action: 'auth.login_failed', actor: 'anonymous', subject: account, data: { ip, reason: user ? (user.password_hash ? 'wrong password' : 'no password set') : 'unknown user' } });
+    audit({
+      action: 'auth.login_failed',
+      actor: 'anonymous',
+      subject: account,
+      data: { ip, reason: user ? (user.password_hash ? 'wrong password' : 'no password set') : 'unknown user' },
+    });
   });
-  throw new LapseError('unauthenticated', 'the user name or password is wrong', { hint: 'Check both and try again; repeated failures lock the account for up to an hour.' });
+  throw new LapseError('unauthenticated', 'the user name or password is wrong', {
+    hint: 'Check both and try again; repeated failures lock the account for up to an hour.',
+  });
 }
 
 /** A user by name with where it comes from (local or OIDC), whatever its kind or state; undefined if none. */
-export async function findAccount(db: Executor, name: string): Promise<{ id: string; name: string; kind: 'user' | 'service'; source: 'local' | 'oidc' } | undefined> {
+export async function findAccount(
+  db: Executor,
+  name: string,
+): Promise<{ id: string; name: string; kind: 'user' | 'service'; source: 'local' | 'oidc' } | undefined> {
   const row = await getUserByName(db, name);
   return row ? { id: row.id, name: row.name, kind: row.kind, source: row.source } : undefined;
 }

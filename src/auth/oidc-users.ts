@@ -27,14 +27,22 @@ export function groupsFromClaim(value: unknown): string[] {
  * by another IdP identity is refused rather than merged, so an IdP account can never take over a
  * local admin by choosing its name.
  */
-export async function upsertOidcUser(tx: Executor, input: { issuer: string; subject: string; username: string; groups: readonly string[] }, now: Date): Promise<SignInUser & { created: boolean }> {
+export async function upsertOidcUser(
+  tx: Executor,
+  input: { issuer: string; subject: string; username: string; groups: readonly string[] },
+  now: Date,
+): Promise<SignInUser & { created: boolean }> {
   const externalId = `${input.issuer}#${input.subject}`.slice(0, 2048);
   const name = userNameSchema.safeParse(input.username.trim().toLowerCase());
   if (!name.success) {
-    throw new LapseError('validation_failed', `the identity provider's user name "${input.username.slice(0, 60)}" is not usable in Lapse: ${name.error.issues[0]?.message}`, {
-      where: 'username claim',
-      hint: 'Point auth.oidc.usernameClaim at a claim with simple names (preferred_username or email).',
-    });
+    throw new LapseError(
+      'validation_failed',
+      `the identity provider's user name "${input.username.slice(0, 60)}" is not usable in Lapse: ${name.error.issues[0]?.message}`,
+      {
+        where: 'username claim',
+        hint: 'Point auth.oidc.usernameClaim at a claim with simple names (preferred_username or email).',
+      },
+    );
   }
   const existing = await getUserByExternalId(tx, externalId);
   const holder = await getUserByName(tx, name.data);
@@ -50,6 +58,16 @@ export async function upsertOidcUser(tx: Executor, input: { issuer: string; subj
     return { id: existing.id, name: name.data, kind: existing.kind, groups: input.groups, created: false };
   }
   const id = newId('user', now.getTime());
-  await insertUser(tx, { id, name: name.data, kind: 'user', groups: JSON.stringify(input.groups), password_hash: null, created_at: now, disabled_at: null, source: 'oidc', external_id: externalId });
+  await insertUser(tx, {
+    id,
+    name: name.data,
+    kind: 'user',
+    groups: JSON.stringify(input.groups),
+    password_hash: null,
+    created_at: now,
+    disabled_at: null,
+    source: 'oidc',
+    external_id: externalId,
+  });
   return { id, name: name.data, kind: 'user', groups: input.groups, created: true };
 }

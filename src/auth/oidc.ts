@@ -44,7 +44,10 @@ export class OidcSignIn {
     private readonly logger?: { warn(details: object, message: string): void },
   ) {
     if (settings.allowInsecureHttp) {
-      logger?.warn({ issuer: settings.issuer }, 'auth.oidc.allowInsecureHttp is on: the identity provider is reached over plain http (loopback only); never use this in production');
+      logger?.warn(
+        { issuer: settings.issuer },
+        'auth.oidc.allowInsecureHttp is on: the identity provider is reached over plain http (loopback only); never use this in production',
+      );
     }
   }
 
@@ -74,7 +77,10 @@ export class OidcSignIn {
   }
 
   /** Starts a sign-in: stores state, nonce and the PKCE verifier, and gives the IdP URL. */
-  async begin(db: Executor, input: { redirectUri: string; returnTo: string; cli?: CliLoginRequest | undefined; loginHint?: string | undefined }): Promise<StartedFlow> {
+  async begin(
+    db: Executor,
+    input: { redirectUri: string; returnTo: string; cli?: CliLoginRequest | undefined; loginHint?: string | undefined },
+  ): Promise<StartedFlow> {
     const configuration = await this.configuration();
     const flowSecret = newSecret();
     const state = client.randomState();
@@ -117,20 +123,31 @@ export class OidcSignIn {
   async complete(db: Executor, input: { flowSecret: string | undefined; callbackUrl: URL; redirectUri: string }): Promise<CompletedFlow> {
     const configuration = await this.configuration();
     if (!input.flowSecret || !SECRET_SHAPE.test(input.flowSecret)) {
-      throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', { hint: 'Start again from the sign-in page.', reason: 'no flow cookie' });
+      throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', {
+        hint: 'Start again from the sign-in page.',
+        reason: 'no flow cookie',
+      });
     }
     const flow = await takeOidcFlow(db, hashSecret(input.flowSecret));
     if (!flow || new Date(flow.expires_at).getTime() < Date.now()) {
-      throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', { hint: 'Start again from the sign-in page.', reason: 'unknown or expired flow' });
+      throw new LapseError('unauthenticated', 'this sign-in did not start in this browser, or took too long', {
+        hint: 'Start again from the sign-in page.',
+        reason: 'unknown or expired flow',
+      });
     }
     let tokens: Awaited<ReturnType<typeof client.authorizationCodeGrant>>;
     try {
-      tokens = await client.authorizationCodeGrant(configuration, input.callbackUrl, {
-        pkceCodeVerifier: flow.code_verifier,
-        expectedState: flow.state,
-        expectedNonce: flow.nonce,
-        idTokenExpected: true,
-      }, { redirect_uri: input.redirectUri });
+      tokens = await client.authorizationCodeGrant(
+        configuration,
+        input.callbackUrl,
+        {
+          pkceCodeVerifier: flow.code_verifier,
+          expectedState: flow.state,
+          expectedNonce: flow.nonce,
+          idTokenExpected: true,
+        },
+        { redirect_uri: input.redirectUri },
+      );
     } catch (error) {
       // NB. openid-client's message names the failed check (state, nonce, signature, iss, aud,
       // exp); it is about the IdP's response, never contains a secret, and helps an admin.

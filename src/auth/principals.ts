@@ -12,18 +12,38 @@ export interface LocalUser {
   readonly disabled: boolean;
 }
 
-export const userNameSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'use lower-case letters, digits, "_", ".", "@" and "-"');
-const groupSchema = z.string().min(1).max(128).regex(/^[a-z0-9][a-z0-9_.-]*$/, 'use lower-case letters, digits, "_", "." and "-"');
+export const userNameSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'use lower-case letters, digits, "_", ".", "@" and "-"');
+const groupSchema = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(/^[a-z0-9][a-z0-9_.-]*$/, 'use lower-case letters, digits, "_", "." and "-"');
 
 export async function createUser(tx: Executor, input: { name: string; groups: readonly string[]; kind?: 'user' | 'service' }, now: Date): Promise<LocalUser> {
   const name = userNameSchema.safeParse(input.name);
-  if (!name.success) throw new LapseError('validation_failed', `"${input.name.slice(0, 40)}" is not a valid user name: ${name.error.issues[0]?.message}`, { where: 'name' });
-  const groups = z.array(groupSchema).max(100).safeParse([...new Set(input.groups)]);
+  if (!name.success)
+    throw new LapseError('validation_failed', `"${input.name.slice(0, 40)}" is not a valid user name: ${name.error.issues[0]?.message}`, { where: 'name' });
+  const groups = z
+    .array(groupSchema)
+    .max(100)
+    .safeParse([...new Set(input.groups)]);
   if (!groups.success) throw new LapseError('validation_failed', `invalid group: ${groups.error.issues[0]?.message}`, { where: 'groups' });
   const existing = await getUserByName(tx, name.data);
   if (existing) throw new LapseError('conflict', `user ${name.data} already exists`, { where: name.data, hint: 'Pick another name.' });
   const user: LocalUser = { id: newId('user'), name: name.data, kind: input.kind ?? 'user', groups: groups.data, disabled: false };
-  await insertUser(tx, { id: user.id, name: user.name, kind: user.kind, groups: JSON.stringify(user.groups), password_hash: null, created_at: now, disabled_at: null });
+  await insertUser(tx, {
+    id: user.id,
+    name: user.name,
+    kind: user.kind,
+    groups: JSON.stringify(user.groups),
+    password_hash: null,
+    created_at: now,
+    disabled_at: null,
+  });
   return user;
 }
 

@@ -1,7 +1,16 @@
 import { createHash } from 'node:crypto';
 import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
-import { deleteOldSessions, endSessionById, endSessionsOfUser, findLiveSession, insertSession, markSessionSeen, setSessionMfaAt, type Executor } from '../store/index.js';
+import {
+  deleteOldSessions,
+  endSessionById,
+  endSessionsOfUser,
+  findLiveSession,
+  insertSession,
+  markSessionSeen,
+  setSessionMfaAt,
+  type Executor,
+} from '../store/index.js';
 import { hashSecret, newSecret, SECRET_SHAPE } from './secrets.js';
 
 /** The timeouts in force (config `auth.sessions`), read at every check so a reload applies at once. */

@@ -39,8 +39,14 @@ export async function createSetupToken(tx: Executor, now: Date): Promise<{ token
  * Creates the first admin with a setup token: once (the token is spent atomically), within 24
  * hours, only while there is still no admin, and only a name the config makes an admin.
  */
-export async function completeSetup(tx: Executor, config: Pick<EffectiveConfig, 'auth' | 'roles'>, input: { token: string; username: string; password: string }, now: Date): Promise<SignInUser> {
-  const refuse = () => new LapseError('unauthenticated', 'the setup token is not valid (unknown, used or expired)', { hint: 'Restart `lapse serve` for a new setup link.' });
+export async function completeSetup(
+  tx: Executor,
+  config: Pick<EffectiveConfig, 'auth' | 'roles'>,
+  input: { token: string; username: string; password: string },
+  now: Date,
+): Promise<SignInUser> {
+  const refuse = () =>
+    new LapseError('unauthenticated', 'the setup token is not valid (unknown, used or expired)', { hint: 'Restart `lapse serve` for a new setup link.' });
   if (!SECRET_SHAPE.test(input.token)) throw refuse();
   const { users, groups } = config.roles.admins;
   if (users.length === 0 && groups.length === 0) throw new LapseError('config_invalid', firstAdminRule(config), { where: 'roles.admins' });
@@ -48,7 +54,8 @@ export async function completeSetup(tx: Executor, config: Pick<EffectiveConfig, 
   checkPasswordPolicy(input.password);
   const spent = await spendSetupToken(tx, hashSecret(input.token), input.username.slice(0, 128), now);
   if (!spent) throw refuse();
-  if (!(await needsFirstAdmin(tx, config))) throw new LapseError('conflict', 'Lapse already has an admin', { hint: 'Sign in as that admin; setup links only work on a fresh install.' });
+  if (!(await needsFirstAdmin(tx, config)))
+    throw new LapseError('conflict', 'Lapse already has an admin', { hint: 'Sign in as that admin; setup links only work on a fresh install.' });
   const user = await createUser(tx, { name: input.username, groups: users.length > 0 ? [] : [groups[0]!] }, now);
   await setPassword(tx, user.id, input.password);
   return { id: user.id, name: user.name, kind: user.kind, groups: user.groups };

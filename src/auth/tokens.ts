@@ -38,9 +38,16 @@ export async function issueApiToken(
   input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy?: string; notAfter?: Date },
   now: Date,
 ): Promise<IssuedToken> {
-  const scopes = z.array(z.enum(TOKEN_SCOPES)).min(1).max(4).safeParse([...new Set(input.scopes)]);
+  const scopes = z
+    .array(z.enum(TOKEN_SCOPES))
+    .min(1)
+    .max(4)
+    .safeParse([...new Set(input.scopes)]);
   if (!scopes.success) {
-    throw new LapseError('validation_failed', `invalid scopes: ${input.scopes.join(', ') || '(none)'}`, { where: 'scope', hint: `Use one or more of ${TOKEN_SCOPES.join(', ')}.` });
+    throw new LapseError('validation_failed', `invalid scopes: ${input.scopes.join(', ') || '(none)'}`, {
+      where: 'scope',
+      hint: `Use one or more of ${TOKEN_SCOPES.join(', ')}.`,
+    });
   }
   const name = input.name.trim();
   if (name.length === 0 || name.length > 100) throw new LapseError('validation_failed', 'a token name is 1 to 100 characters', { where: 'name' });

@@ -30,12 +30,21 @@ async function failure(promise: Promise<unknown>): Promise<LapseError> {
 
 describe('resolveConnection and server addresses', () => {
   it('takes --server and --token, and normalises the address', () => {
-    expect(resolveConnection({ server: 'https://lapse.example.com/', token: 'lapse_x' }, {})).toEqual({ server: 'https://lapse.example.com', token: 'lapse_x' });
+    expect(resolveConnection({ server: 'https://lapse.example.com/', token: 'lapse_x' }, {})).toEqual({
+      server: 'https://lapse.example.com',
+      token: 'lapse_x',
+    });
     expect(resolveConnection({ server: 'https://lapse.example.com/base/', token: 't' }, {}).server).toBe('https://lapse.example.com/base');
   });
 
   it('refuses addresses that are not plain http(s) URLs, before any call', () => {
-    for (const bad of ['lapse.example.com', 'ftp://lapse.example.com', 'https://user:pw@lapse.example.com', 'https://lapse.example.com/?x=1', 'file:///etc/passwd']) {
+    for (const bad of [
+      'lapse.example.com',
+      'ftp://lapse.example.com',
+      'https://user:pw@lapse.example.com',
+      'https://lapse.example.com/?x=1',
+      'file:///etc/passwd',
+    ]) {
       const error = (() => {
         try {
           resolveConnection({ server: bad, token: 't' }, {});
@@ -73,7 +82,9 @@ describe('resolveConnection and server addresses', () => {
   });
 
   it('refuses to run with NODE_TLS_REJECT_UNAUTHORIZED=0 (certificate checks stay on)', () => {
-    expect(() => new LapseClient({ server: 'https://lapse.example.com', token: 't' }, { env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' } })).toThrow(/turns off TLS certificate checks/);
+    expect(() => new LapseClient({ server: 'https://lapse.example.com', token: 't' }, { env: { NODE_TLS_REJECT_UNAUTHORIZED: '0' } })).toThrow(
+      /turns off TLS certificate checks/,
+    );
   });
 });
 
@@ -109,13 +120,19 @@ describe('LapseClient against a real Lapse server', () => {
 
   it('reads an answer', async () => {
     const client = new LapseClient({ server: server.url, token });
-    const answer = await client.get('/api/v1/access/check', z.object({ allowed: z.boolean() }), { query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' } });
+    const answer = await client.get('/api/v1/access/check', z.object({ allowed: z.boolean() }), {
+      query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' },
+    });
     expect(answer.allowed).toBe(false);
   });
 
   it("turns problem documents into LapseErrors with the server's code, detail, hint and exit code", async () => {
     const badToken = `lapse_${'A'.repeat(43)}`;
-    const unauthenticated = await failure(new LapseClient({ server: server.url, token: badToken }).get('/api/v1/access/check', anything, { query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' } }));
+    const unauthenticated = await failure(
+      new LapseClient({ server: server.url, token: badToken }).get('/api/v1/access/check', anything, {
+        query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' },
+      }),
+    );
     expect(unauthenticated).toMatchObject({ code: 'unauthenticated', exitCode: 6 });
     expect(unauthenticated.details.hint).toMatch(/lapse login/);
     expect(JSON.stringify({ message: unauthenticated.message, details: unauthenticated.details })).not.toContain(badToken);
@@ -133,8 +150,12 @@ describe('LapseClient against a real Lapse server', () => {
 
   it('checks answers against the schema it expects', async () => {
     const client = new LapseClient({ server: server.url, token });
-    // @ts-expect-error a schema that does not fit the documented answer (the types refuse it too)
-    const error = await failure(client.get('/api/v1/access/check', z.object({ items: z.array(z.string()) }), { query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' } }));
+    const error = await failure(
+      // @ts-expect-error a schema that does not fit the documented answer (the types refuse it too)
+      client.get('/api/v1/access/check', z.object({ items: z.array(z.string()) }), {
+        query: { principal: 'alice', target: 'prod-db', entitlement: 'readonly' },
+      }),
+    );
     expect(error).toMatchObject({ code: 'internal' });
     expect(error.message).toMatch(/not what this lapse version expects \(items/);
   });
@@ -194,7 +215,8 @@ describe('LapseClient on the wire', () => {
   });
 
   it('without a code, reports the step-up (exit 6) and says how to give one', async () => {
-    handler = (_request, response) => problem(response, 401, { code: 'mfa_step_up_required', detail: 'needs MFA', hint: 'Verify a second factor.', stepUp: { factors: ['totp'] } });
+    handler = (_request, response) =>
+      problem(response, 401, { code: 'mfa_step_up_required', detail: 'needs MFA', hint: 'Verify a second factor.', stepUp: { factors: ['totp'] } });
     // @ts-expect-error an undocumented path: only the transport is under test
     const error = await failure(new LapseClient({ server: base, token: 't' }, { stepUp: async () => undefined }).post('/x', anything, { body: {} }));
     expect(error).toMatchObject({ code: 'mfa_step_up_required', exitCode: 6 });
@@ -243,7 +265,29 @@ describe('TLS certificates are always verified', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lapse-tls-'));
   let base = '';
   const tls = (() => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     return createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_request, response) => {
       response.writeHead(404, { 'content-type': 'application/problem+json' });
       response.end(JSON.stringify({ code: 'not_found', detail: 'no such request' }));

@@ -45,7 +45,11 @@ export function resolveConnection(options: ConnectionOptions, env: NodeJS.Proces
   if (options.token !== undefined) {
     checkTokenShape(options.token, '--token');
     const base = server ?? (env.LAPSE_SERVER ? normalizeServerUrl(env.LAPSE_SERVER, 'LAPSE_SERVER') : loadCredentials(undefined, env)?.server);
-    if (!base) throw new LapseError('validation_failed', '--token needs a server to send it to', { where: '--server', hint: 'Add --server https://lapse.example.com (or set LAPSE_SERVER).' });
+    if (!base)
+      throw new LapseError('validation_failed', '--token needs a server to send it to', {
+        where: '--server',
+        hint: 'Add --server https://lapse.example.com (or set LAPSE_SERVER).',
+      });
     return { server: base, token: options.token };
   }
   const saved = loadCredentials(server, env);
@@ -60,7 +64,10 @@ export function resolveConnection(options: ConnectionOptions, env: NodeJS.Proces
 
 function checkTokenShape(token: string, where: string): void {
   if (token.length === 0 || token.length > 512 || !/^[\x21-\x7e]+$/.test(token)) {
-    throw new LapseError('validation_failed', 'the API token is empty, too long or has spaces or control characters', { where, hint: 'Paste the token exactly as `lapse admin token create` printed it.' });
+    throw new LapseError('validation_failed', 'the API token is empty, too long or has spaces or control characters', {
+      where,
+      hint: 'Paste the token exactly as `lapse admin token create` printed it.',
+    });
   }
 }
 
@@ -82,9 +89,15 @@ type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M
 /** `{id}` in `/api/v1/requests/{id}` -> 'id'. */
 type PathParamNames<P extends string> = P extends `${string}{${infer Name}}${infer Rest}` ? Name | PathParamNames<Rest> : never;
 type QueryOf<P extends keyof paths, M extends Method> = Operation<P, M> extends { parameters: { query?: infer Q } } ? Q : never;
-type BodyOf<P extends keyof paths, M extends Method> = Operation<P, M> extends { requestBody: { content: { 'application/json': infer B } } } ? B : Operation<P, M> extends { requestBody?: { content: { 'application/json': infer B } } } ? B | undefined : never;
+type BodyOf<P extends keyof paths, M extends Method> =
+  Operation<P, M> extends { requestBody: { content: { 'application/json': infer B } } }
+    ? B
+    : Operation<P, M> extends { requestBody?: { content: { 'application/json': infer B } } }
+      ? B | undefined
+      : never;
 /** What the server documents as its 200 answer. */
-export type ApiAnswer<P extends keyof paths, M extends Method> = Operation<P, M> extends { responses: { 200: { content: { 'application/json': infer A } } } } ? A : never;
+export type ApiAnswer<P extends keyof paths, M extends Method> =
+  Operation<P, M> extends { responses: { 200: { content: { 'application/json': infer A } } } } ? A : never;
 /** The schema itself when it accepts the documented answer; otherwise a type naming the mismatch. */
 type Accepting<S extends z.ZodType, A> = [A] extends [z.input<S>] ? S : { readonly 'the answer schema does not accept what the server documents': A };
 
@@ -123,7 +136,11 @@ export class LapseClient {
     this.fetchImpl = options.fetch ?? fetch;
   }
 
-  async get<P extends ApiPath<'get'>, S extends z.ZodType>(template: P, schema: Accepting<S, ApiAnswer<P, 'get'>>, ...[options = {}]: CallOptions<P, 'get'>): Promise<z.infer<S>> {
+  async get<P extends ApiPath<'get'>, S extends z.ZodType>(
+    template: P,
+    schema: Accepting<S, ApiAnswer<P, 'get'>>,
+    ...[options = {}]: CallOptions<P, 'get'>
+  ): Promise<z.infer<S>> {
     const path = fill(template, options);
     const response = await this.send('GET', path, options, {});
     return parseAnswer(schema as S, await readJson(response, path), path);
@@ -133,7 +150,11 @@ export class LapseClient {
    * A mutating call. One Idempotency-Key per call, reused when the call is repeated with a second
    * factor, so the server treats the repeat as the same request and never acts twice.
    */
-  async post<P extends ApiPath<'post'>, S extends z.ZodType>(template: P, schema: Accepting<S, ApiAnswer<P, 'post'>>, ...[options = {}]: CallOptions<P, 'post'>): Promise<z.infer<S>> {
+  async post<P extends ApiPath<'post'>, S extends z.ZodType>(
+    template: P,
+    schema: Accepting<S, ApiAnswer<P, 'post'>>,
+    ...[options = {}]: CallOptions<P, 'post'>
+  ): Promise<z.infer<S>> {
     const path = fill(template, options);
     const key: Record<string, string> = options.idempotent === false ? {} : { 'idempotency-key': randomUUID() };
     let response: Response;
@@ -161,7 +182,13 @@ export class LapseClient {
    * Opens a Server-Sent Events stream and calls `onEvent` for each event until `signal` aborts or
    * the stream ends. Resolves when it ends; rejects when it cannot be opened.
    */
-  async events<P extends ApiPath<'get'>>(path: P, query: QueryOf<P, 'get'>, signal: AbortSignal, onEvent: (event: ServerEvent) => void, onOpen: () => void = () => {}): Promise<void> {
+  async events<P extends ApiPath<'get'>>(
+    path: P,
+    query: QueryOf<P, 'get'>,
+    signal: AbortSignal,
+    onEvent: (event: ServerEvent) => void,
+    onOpen: () => void = () => {},
+  ): Promise<void> {
     const response = await this.send('GET', path, { query }, { accept: 'text/event-stream' }, signal);
     if (!response.body || !(response.headers.get('content-type') ?? '').startsWith('text/event-stream')) {
       await response.body?.cancel();
@@ -303,7 +330,10 @@ const TLS_ERRORS = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|UNABLE_TO_GET_ISSUER|ERR_T
 /** A network failure, said plainly; the token never appears (it is only in a header). */
 function unreachable(server: string, error: unknown, timedOutAfterMs: number | undefined): LapseError {
   if (timedOutAfterMs !== undefined) {
-    return new LapseError('server_unreachable', `the Lapse server at ${server} did not answer within ${timedOutAfterMs / 1000} s`, { where: server, hint: 'Check the server is up (GET /readyz) and try again.' });
+    return new LapseError('server_unreachable', `the Lapse server at ${server} did not answer within ${timedOutAfterMs / 1000} s`, {
+      where: server,
+      hint: 'Check the server is up (GET /readyz) and try again.',
+    });
   }
   const cause = (error as { cause?: { code?: unknown; message?: unknown } } | undefined)?.cause;
   const code = typeof cause?.code === 'string' ? cause.code : '';
@@ -320,7 +350,10 @@ function unreachable(server: string, error: unknown, timedOutAfterMs: number | u
       hint: 'Use the address it redirects to as the server, e.g. https:// instead of http://.',
     });
   }
-  return new LapseError('server_unreachable', `could not reach the Lapse server at ${server} (${reason.slice(0, 200)})`, { where: server, hint: 'Check the address (--server, LAPSE_SERVER or `lapse login`) and that the server is running.' });
+  return new LapseError('server_unreachable', `could not reach the Lapse server at ${server} (${reason.slice(0, 200)})`, {
+    where: server,
+    hint: 'Check the address (--server, LAPSE_SERVER or `lapse login`) and that the server is running.',
+  });
 }
 
 /** The HTTP status's meaning when the server did not send a known code (a proxy's error page, say). */
@@ -381,7 +414,9 @@ async function readText(response: Response, path: string): Promise<string> {
     }
   } catch (error) {
     if (error instanceof LapseError) throw error;
-    throw new LapseError('server_unreachable', `the answer to ${path} was cut off (${error instanceof Error ? error.message : String(error)})`, { hint: 'Try again; if it persists, check the server and any proxy in between.' });
+    throw new LapseError('server_unreachable', `the answer to ${path} was cut off (${error instanceof Error ? error.message : String(error)})`, {
+      hint: 'Try again; if it persists, check the server and any proxy in between.',
+    });
   }
   return Buffer.concat(chunks).toString('utf8');
 }
@@ -399,9 +434,13 @@ function parseAnswer<S extends z.ZodType>(schema: S, value: unknown, path: strin
   const parsed = schema.safeParse(value);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new LapseError('internal', `the answer to ${path} is not what this lapse version expects (${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'})`, {
-      hint: 'The server and the CLI may be of different versions; compare `lapse --version` with the server.',
-    });
+    throw new LapseError(
+      'internal',
+      `the answer to ${path} is not what this lapse version expects (${issue?.path.join('.') || 'body'}: ${issue?.message ?? 'invalid'})`,
+      {
+        hint: 'The server and the CLI may be of different versions; compare `lapse --version` with the server.',
+      },
+    );
   }
   return parsed.data;
 }

@@ -34,8 +34,10 @@ export function normalizeServerUrl(value: string, where = '--server'): string {
   } catch {
     throw new LapseError('validation_failed', `"${value.slice(0, 80)}" is not a URL`, { where, hint: 'Write the server as https://lapse.example.com.' });
   }
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') throw new LapseError('validation_failed', `"${value.slice(0, 80)}" is not an http(s) URL`, { where });
-  if (url.username || url.password || url.search || url.hash) throw new LapseError('validation_failed', 'a server URL has no credentials, query or fragment', { where });
+  if (url.protocol !== 'https:' && url.protocol !== 'http:')
+    throw new LapseError('validation_failed', `"${value.slice(0, 80)}" is not an http(s) URL`, { where });
+  if (url.username || url.password || url.search || url.hash)
+    throw new LapseError('validation_failed', 'a server URL has no credentials, query or fragment', { where });
   return `${url.origin}${url.pathname.replace(/\/+$/, '')}`;
 }
 
@@ -56,7 +58,11 @@ function readFile(path: string): CredentialsFile {
     throw new LapseError('config_invalid', `${path} is not valid JSON`, { where: path, hint: 'Delete it and run `lapse login` again.' });
   }
   const file = fileSchema.safeParse(parsed);
-  if (!file.success) throw new LapseError('config_invalid', `${path} is not a Lapse credentials file: ${file.error.issues[0]?.message}`, { where: path, hint: 'Delete it and run `lapse login` again.' });
+  if (!file.success)
+    throw new LapseError('config_invalid', `${path} is not a Lapse credentials file: ${file.error.issues[0]?.message}`, {
+      where: path,
+      hint: 'Delete it and run `lapse login` again.',
+    });
   return file.data;
 }
 
@@ -81,7 +87,11 @@ export function loadCredentials(server?: string, env: NodeJS.ProcessEnv = proces
   const wanted = server ?? env.LAPSE_SERVER;
   if (env.LAPSE_TOKEN) {
     const chosen = wanted ?? readFile(credentialsPath(env)).current;
-    if (!chosen) throw new LapseError('validation_failed', 'LAPSE_TOKEN is set but no server is', { where: 'LAPSE_SERVER', hint: 'Set LAPSE_SERVER (or pass --server) too.' });
+    if (!chosen)
+      throw new LapseError('validation_failed', 'LAPSE_TOKEN is set but no server is', {
+        where: 'LAPSE_SERVER',
+        hint: 'Set LAPSE_SERVER (or pass --server) too.',
+      });
     return { server: normalizeServerUrl(chosen, 'LAPSE_SERVER'), token: env.LAPSE_TOKEN, user: env.LAPSE_USER ?? '' };
   }
   const file = readFile(credentialsPath(env));

@@ -21,8 +21,12 @@ export async function runDemo(location: RuntimeLocation): Promise<number> {
     await approvalFlow(engine);
     await runtime.checkpointer.stop(); // writes a final checkpoint
     const result = await engine.read.verifyAudit(runtime.checkpointKeys);
-    say(`\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`);
-    say(`\nThe demo's database and keys are in ${location.dataDir}, apart from what \`lapse serve\` uses (./.lapse, LAPSE_DATA_DIR or DATABASE_URL); delete it to start the demo afresh.`);
+    say(
+      `\n3. audit chain: ${result.ok ? 'OK' : 'BROKEN'}: ${result.events} events and ${result.checkpoints} signed checkpoint(s) verified (\`lapse audit verify\` does the same)`,
+    );
+    say(
+      `\nThe demo's database and keys are in ${location.dataDir}, apart from what \`lapse serve\` uses (./.lapse, LAPSE_DATA_DIR or DATABASE_URL); delete it to start the demo afresh.`,
+    );
     return result.ok ? 0 : 1;
   } finally {
     await runtime.close();
@@ -44,7 +48,13 @@ async function until(engine: Engine, grantId: string, status: StoredGrant['statu
 async function autoApproved(engine: Engine): Promise<void> {
   say('\n1. alice asks for prod-db/readonly for 3 seconds; the policy auto-approves it.');
   const started = Date.now();
-  const { request } = await engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 3_000, reason: 'checking replication lag for INC-1042' });
+  const { request } = await engine.submit({
+    principal: alice,
+    target: 'prod-db',
+    entitlement: 'readonly',
+    durationMs: 3_000,
+    reason: 'checking replication lag for INC-1042',
+  });
   say(`   ${request.id}: ${request.status} (${request.reasons.join('; ')})`);
   const active = await until(engine, request.grantId!, 'active');
   say(`   ${active.id}: active after ${Date.now() - started} ms, expires at ${active.expiresAt!.toISOString()}`);
@@ -57,7 +67,14 @@ async function autoApproved(engine: Engine): Promise<void> {
 async function approvalFlow(engine: Engine): Promise<void> {
   say('\n2. alice (not on call today) asks for prod-db/admin; it needs sre-leads, then security.');
   const offDuty = { ...alice, groups: ['sre'] };
-  const { request } = await engine.submit({ principal: offDuty, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'rotate the replication slot after failover', ticket: 'OPS-1234' });
+  const { request } = await engine.submit({
+    principal: offDuty,
+    target: 'prod-db',
+    entitlement: 'admin',
+    durationMs: 60_000,
+    reason: 'rotate the replication slot after failover',
+    ticket: 'OPS-1234',
+  });
   say(`   ${request.id}: ${request.status}, stages: ${request.stages.map((s) => s.name).join(' -> ')}`);
   try {
     await engine.review({ requestId: request.id, reviewer: offDuty, decision: 'approve' });

@@ -26,9 +26,7 @@ export function reportError(options: GlobalOptions, error: unknown): number {
         hint: 'This is a bug or an environment problem; run with LAPSE_DEBUG=1 for the stack trace.',
       });
   if (options.json) {
-    process.stderr.write(
-      `${JSON.stringify({ error: { code: lapseError.code, message: lapseError.message, ...lapseError.details } })}\n`,
-    );
+    process.stderr.write(`${JSON.stringify({ error: { code: lapseError.code, message: lapseError.message, ...lapseError.details } })}\n`);
   } else {
     process.stderr.write(`lapse: ${lapseError.describe()}\n`);
     const problems = lapseError.details.problems;
@@ -41,9 +39,7 @@ export function reportError(options: GlobalOptions, error: unknown): number {
 }
 
 /** Wraps a command action: runs it, maps errors to exit codes, sets process.exitCode. */
-export function action<A extends unknown[]>(
-  run: (...args: A) => Promise<number | void>,
-): (...args: A) => Promise<void> {
+export function action<A extends unknown[]>(run: (...args: A) => Promise<number | void>): (...args: A) => Promise<void> {
   return async (...args: A) => {
     // commander passes (args..., options, command); the command's merged options hold --json.
     const command = args[args.length - 1] as { optsWithGlobals?: () => GlobalOptions } | undefined;

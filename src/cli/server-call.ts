@@ -4,12 +4,20 @@ import { ERROR_CODES, LapseError, type ErrorCode } from '../domain/errors.js';
  * One JSON call to a Lapse server. A problem document comes back as the LapseError it describes
  * (same code, so the same exit code); a server that cannot be reached is `server_unreachable`.
  */
-export async function callServer<T>(server: string, path: string, options: { method?: string; token?: string; body?: unknown; timeoutMs?: number } = {}): Promise<T> {
+export async function callServer<T>(
+  server: string,
+  path: string,
+  options: { method?: string; token?: string; body?: unknown; timeoutMs?: number } = {},
+): Promise<T> {
   let response: Response;
   try {
     response = await fetch(`${server}${path}`, {
       method: options.method ?? 'GET',
-      headers: { accept: 'application/json', ...(options.token ? { authorization: `Bearer ${options.token}` } : {}), ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+      headers: {
+        accept: 'application/json',
+        ...(options.token ? { authorization: `Bearer ${options.token}` } : {}),
+        ...(options.body !== undefined ? { 'content-type': 'application/json' } : {}),
+      },
       ...(options.body !== undefined ? { body: JSON.stringify(options.body) } : {}),
       signal: AbortSignal.timeout(options.timeoutMs ?? 30_000),
     });

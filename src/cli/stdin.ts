@@ -13,7 +13,13 @@ export async function readSecretFromStdin(what: string, maxBytes = 4096): Promis
     if (size > maxBytes) throw new LapseError('validation_failed', `the ${what} on standard input is longer than ${maxBytes} bytes`, { where: 'stdin' });
     chunks.push(buffer);
   }
-  const value = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
-  if (value.length === 0) throw new LapseError('validation_failed', `no ${what} on standard input`, { where: 'stdin', hint: `Pipe it in, e.g. \`printf '%s' "$SECRET" | lapse ...\`.` });
+  const value = Buffer.concat(chunks)
+    .toString('utf8')
+    .replace(/\r?\n$/, '');
+  if (value.length === 0)
+    throw new LapseError('validation_failed', `no ${what} on standard input`, {
+      where: 'stdin',
+      hint: `Pipe it in, e.g. \`printf '%s' "$SECRET" | lapse ...\`.`,
+    });
   return value;
 }

@@ -29,23 +29,44 @@ describe('config: auth', () => {
   });
 
   it('takes trusted proxies as addresses or CIDR ranges, and refuses anything else, saying which', () => {
-    expect(parseConfig(withAuth('trustedProxies: [10.0.0.0/8, 192.168.1.7, "::1", "fd00::/8"]'), 'lapse.yaml', {}).auth.trustedProxies).toEqual(['10.0.0.0/8', '192.168.1.7', '::1', 'fd00::/8']);
+    expect(parseConfig(withAuth('trustedProxies: [10.0.0.0/8, 192.168.1.7, "::1", "fd00::/8"]'), 'lapse.yaml', {}).auth.trustedProxies).toEqual([
+      '10.0.0.0/8',
+      '192.168.1.7',
+      '::1',
+      'fd00::/8',
+    ]);
     for (const bad of ['10.0.0.0/33', 'proxy.example.com', '10.0.0.1/8/2', '"::1/129"', '10.0.0/8', '"*"']) {
       expect(problemsOf(withAuth(`trustedProxies: [${bad}]`)).join('\n'), bad).toMatch(/auth\.trustedProxies\[0\]: write an IP address or a CIDR range/);
     }
   });
 
   it('reads OIDC settings with the client secret from a reference and the documented defaults', () => {
-    const { auth } = parseConfig(withAuth('publicUrl: https://lapse.example.com/\noidc:\n  issuer: https://idp.example.com\n  clientId: lapse\n  clientSecret: ${env:OIDC_SECRET}'), 'lapse.yaml', { OIDC_SECRET: 's3cret' });
+    const { auth } = parseConfig(
+      withAuth('publicUrl: https://lapse.example.com/\noidc:\n  issuer: https://idp.example.com\n  clientId: lapse\n  clientSecret: ${env:OIDC_SECRET}'),
+      'lapse.yaml',
+      { OIDC_SECRET: 's3cret' },
+    );
     expect(auth.publicUrl).toBe('https://lapse.example.com');
-    expect(auth.oidc).toEqual({ issuer: 'https://idp.example.com', clientId: 'lapse', clientSecret: 's3cret', scopes: ['openid', 'profile', 'email'], groupsClaim: 'groups', usernameClaim: 'preferred_username', allowInsecureHttp: false });
+    expect(auth.oidc).toEqual({
+      issuer: 'https://idp.example.com',
+      clientId: 'lapse',
+      clientSecret: 's3cret',
+      scopes: ['openid', 'profile', 'email'],
+      groupsClaim: 'groups',
+      usernameClaim: 'preferred_username',
+      allowInsecureHttp: false,
+    });
   });
 
   it('refuses plain http, the insecure opt-in off loopback, a literal secret, scopes without openid, and nonsense', () => {
     expect(problemsOf(withAuth('oidc: { issuer: "http://idp.example.com", clientId: lapse }')).join('\n')).toMatch(/plain http; use https/);
-    expect(problemsOf(withAuth('oidc: { issuer: "http://idp.example.com", clientId: lapse, allowInsecureHttp: true }')).join('\n')).toMatch(/only allowed for an issuer on 127\.0\.0\.1/);
+    expect(problemsOf(withAuth('oidc: { issuer: "http://idp.example.com", clientId: lapse, allowInsecureHttp: true }')).join('\n')).toMatch(
+      /only allowed for an issuer on 127\.0\.0\.1/,
+    );
     expect(problemsOf(withAuth('oidc: { issuer: "http://127.0.0.1:9000", clientId: lapse, allowInsecureHttp: true }'))).toEqual([]);
-    expect(problemsOf(withAuth('oidc: { issuer: "https://idp.example.com", clientId: lapse, clientSecret: hunter2 }')).join('\n')).toMatch(/clientSecret: give the secret as a reference/);
+    expect(problemsOf(withAuth('oidc: { issuer: "https://idp.example.com", clientId: lapse, clientSecret: hunter2 }')).join('\n')).toMatch(
+      /clientSecret: give the secret as a reference/,
+    );
     expect(problemsOf(withAuth('oidc: { issuer: "https://idp.example.com", clientId: lapse, scopes: [profile] }')).join('\n')).toMatch(/must include "openid"/);
     expect(problemsOf(withAuth('sessions: { idleTimeout: 13h, absoluteTimeout: 12h }')).join('\n')).toMatch(/idleTimeout must not exceed absoluteTimeout/);
     expect(problemsOf(withAuth('local: { enabled: false }')).join('\n')).toMatch(/nobody can sign in/);

@@ -24,7 +24,9 @@ export function resolveAuthConfig(auth: ParsedConfig['auth'], secrets: SecretCon
     }
     const issuer = new URL(oidc.issuer);
     if (issuer.protocol === 'http:' && !oidc.allowInsecureHttp) {
-      problems.push(`auth.oidc.issuer: "${oidc.issuer}" is plain http; use https (for a test provider on this machine only, set auth.oidc.allowInsecureHttp: true)`);
+      problems.push(
+        `auth.oidc.issuer: "${oidc.issuer}" is plain http; use https (for a test provider on this machine only, set auth.oidc.allowInsecureHttp: true)`,
+      );
     }
     if (oidc.allowInsecureHttp && !isLoopbackUrl(oidc.issuer)) {
       problems.push(`auth.oidc.allowInsecureHttp: only allowed for an issuer on 127.0.0.1, localhost or [::1], not ${issuer.hostname}`);
@@ -34,7 +36,15 @@ export function resolveAuthConfig(auth: ParsedConfig['auth'], secrets: SecretCon
   if (auth.sessions.idleTimeout > auth.sessions.absoluteTimeout) problems.push('auth.sessions: idleTimeout must not exceed absoluteTimeout');
   return {
     publicUrl: auth.publicUrl?.replace(/\/+$/, ''),
-    oidc: oidc && { issuer: oidc.issuer, clientId: oidc.clientId, clientSecret, scopes: oidc.scopes, groupsClaim: oidc.groupsClaim, usernameClaim: oidc.usernameClaim, allowInsecureHttp: oidc.allowInsecureHttp },
+    oidc: oidc && {
+      issuer: oidc.issuer,
+      clientId: oidc.clientId,
+      clientSecret,
+      scopes: oidc.scopes,
+      groupsClaim: oidc.groupsClaim,
+      usernameClaim: oidc.usernameClaim,
+      allowInsecureHttp: oidc.allowInsecureHttp,
+    },
     local: { enabled: auth.local.enabled },
     sessions: { idleTimeoutMs: auth.sessions.idleTimeout, absoluteTimeoutMs: auth.sessions.absoluteTimeout },
     loginLimits: auth.loginLimits,

@@ -41,7 +41,13 @@ describe('lapse.yaml', () => {
     const target = config.targets.get('prod-db')!;
     expect(target.settings.password).toBe('s3cret');
     expect(target.entitlements.get('readonly')).toMatchObject({ name: 'readonly', target: 'prod-db' });
-    expect(config.scheduler).toEqual({ pollIntervalMs: 1000, connectorTimeoutMs: 10_000, provisionAttempts: 5, revokeBackoffMinMs: 1000, revokeBackoffMaxMs: 60_000 });
+    expect(config.scheduler).toEqual({
+      pollIntervalMs: 1000,
+      connectorTimeoutMs: 10_000,
+      provisionAttempts: 5,
+      revokeBackoffMinMs: 1000,
+      revokeBackoffMaxMs: 60_000,
+    });
     expect(config.policies.policies[0]!.definition.duration).toEqual({ defaultMs: 3_600_000, maxMs: 8 * 3_600_000 });
     expect(config.breakGlass.enabled).toBe(false);
   });
@@ -97,19 +103,34 @@ describe('lapse.yaml', () => {
   });
 
   it('refuses control characters in names and text, allowing tab and newline only in multi-line text', () => {
-    const problems = problemsOf(BASE.replace('subjects: { groups: [sre] }', 'subjects: { groups: [sre], users: ["ali\\0ce"] }\n    description: "one\\ttwo\\nthree \\e[2J"').replace('readonly: {}', 'readonly: { labels: { team: "a\\nb" } }'));
+    const problems = problemsOf(
+      BASE.replace('subjects: { groups: [sre] }', 'subjects: { groups: [sre], users: ["ali\\0ce"] }\n    description: "one\\ttwo\\nthree \\e[2J"').replace(
+        'readonly: {}',
+        'readonly: { labels: { team: "a\\nb" } }',
+      ),
+    );
     expect(problems).toHaveLength(3);
-    expect(problems).toEqual(expect.arrayContaining([
-      expect.stringMatching(/lapse\.yaml:\d+:\d+: targets\.prod-db\.entitlements\.readonly\.labels\.team: contains a control character \(U\+000A\) at position 2; remove it$/),
-      expect.stringMatching(/lapse\.yaml:\d+:\d+: policies\[0\]\.subjects\.users\[0\]: contains a control character \(U\+0000\) at position 4; remove it$/),
-      expect.stringMatching(/lapse\.yaml:\d+:\d+: policies\[0\]\.description: contains a control character \(U\+001B\) at position 15; remove it \(only tab and newline are allowed\)$/),
-    ]));
-    const multiLine = parseConfig(BASE.replace('autoApprove: true', 'autoApprove: true\n    description: "one\\ttwo\\nthree"'), 'lapse.yaml', { DB_PASSWORD: 'x' });
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(
+          /lapse\.yaml:\d+:\d+: targets\.prod-db\.entitlements\.readonly\.labels\.team: contains a control character \(U\+000A\) at position 2; remove it$/,
+        ),
+        expect.stringMatching(/lapse\.yaml:\d+:\d+: policies\[0\]\.subjects\.users\[0\]: contains a control character \(U\+0000\) at position 4; remove it$/),
+        expect.stringMatching(
+          /lapse\.yaml:\d+:\d+: policies\[0\]\.description: contains a control character \(U\+001B\) at position 15; remove it \(only tab and newline are allowed\)$/,
+        ),
+      ]),
+    );
+    const multiLine = parseConfig(BASE.replace('autoApprove: true', 'autoApprove: true\n    description: "one\\ttwo\\nthree"'), 'lapse.yaml', {
+      DB_PASSWORD: 'x',
+    });
     expect(multiLine.policies.policies[0]!.definition.description).toBe('one\ttwo\nthree');
   });
 
   it('bounds every input', () => {
-    expect(problemsOf(BASE.replace('readonly: {}', `${'x'.repeat(100)}: {}`))[0]).toMatch(/:9:7: .* is not a valid name: Too big: expected string to have <=63 characters/);
+    expect(problemsOf(BASE.replace('readonly: {}', `${'x'.repeat(100)}: {}`))[0]).toMatch(
+      /:9:7: .* is not a valid name: Too big: expected string to have <=63 characters/,
+    );
     expect(problemsOf(`${BASE}    conditions: "${'true && '.repeat(400)}true"\n`)[0]).toMatch(/Too big|at most/i);
     expect(problemsOf('version: 2\ntargets: {}\n').length).toBe(2);
     expect(problemsOf('version: 1\ntargets: [oops\n')[0]).toMatch(/YAML syntax/);
@@ -124,7 +145,11 @@ describe('config reload', () => {
     const initial = await loadConfigFile(path, env);
     const reloaded: EffectiveConfig[] = [];
     const errors: unknown[] = [];
-    const stop = watchConfig(path, { onReload: (c) => reloaded.push(c), onError: (e) => errors.push(e) }, { env, initialVersion: initial.version, debounceMs: 50 });
+    const stop = watchConfig(
+      path,
+      { onReload: (c) => reloaded.push(c), onError: (e) => errors.push(e) },
+      { env, initialVersion: initial.version, debounceMs: 50 },
+    );
     try {
       // Editors replace files by rename; the watch must survive that.
       writeFileSync(`${path}.tmp`, BASE.replace('db.internal', 'db3.internal'));

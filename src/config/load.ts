@@ -90,7 +90,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (seen.has(policy.name)) problems.push(`policies[${i}].name: "${policy.name}" is used by an earlier policy; names must be unique`);
     seen.add(policy.name);
     checkPatterns(policy.entitlements, `policies[${i}] (${policy.name}).entitlements`);
-    if (!isKnownTimezone(policy.timezone)) problems.push(`policies[${i}] (${policy.name}).timezone: "${policy.timezone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`);
+    if (!isKnownTimezone(policy.timezone))
+      problems.push(`policies[${i}] (${policy.name}).timezone: "${policy.timezone}" is not an IANA time zone (e.g. UTC, Europe/Berlin)`);
   });
   checkPatterns(config.breakGlass.entitlements, 'breakGlass.entitlements');
   if (config.scheduler.revokeBackoff.min > config.scheduler.revokeBackoff.max) problems.push('scheduler.revokeBackoff: min must not exceed max');
@@ -101,15 +102,21 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   const secretKeys = [config.secrets.encryptionKey, ...config.secrets.previousEncryptionKeys];
   secretKeys.forEach((value, i) => {
     if (value !== undefined && !value.startsWith('${')) {
-      problems.push(`secrets.${i === 0 ? 'encryptionKey' : `previousEncryptionKeys[${i - 1}]`}: give the key as a reference (\${file:path} or \${env:NAME}), not inline`);
+      problems.push(
+        `secrets.${i === 0 ? 'encryptionKey' : `previousEncryptionKeys[${i - 1}]`}: give the key as a reference (\${file:path} or \${env:NAME}), not inline`,
+      );
     }
   });
-  const encryptionKey = config.secrets.encryptionKey === undefined ? undefined : resolveReference(config.secrets.encryptionKey, 'secrets.encryptionKey', secrets);
-  const previousEncryptionKeys = config.secrets.previousEncryptionKeys.map((value, i) => resolveReference(value, `secrets.previousEncryptionKeys[${i}]`, secrets));
+  const encryptionKey =
+    config.secrets.encryptionKey === undefined ? undefined : resolveReference(config.secrets.encryptionKey, 'secrets.encryptionKey', secrets);
+  const previousEncryptionKeys = config.secrets.previousEncryptionKeys.map((value, i) =>
+    resolveReference(value, `secrets.previousEncryptionKeys[${i}]`, secrets),
+  );
   [encryptionKey, ...previousEncryptionKeys].forEach((value, i) => {
     if (!value) return;
     const where = i === 0 ? 'secrets.encryptionKey' : `secrets.previousEncryptionKeys[${i - 1}]`;
-    if (Buffer.from(value.trim(), 'base64').length !== 32) problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
+    if (Buffer.from(value.trim(), 'base64').length !== 32)
+      problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
   });
   const auth = resolveAuthConfig(config.auth, secrets);
   if (problems.length > 0) fail(located(problems));
@@ -144,7 +151,13 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     source,
     targets,
     policies,
-    breakGlass: { enabled: config.breakGlass.enabled, subjects: config.breakGlass.subjects, entitlements: config.breakGlass.entitlements, maxDurationMs: config.breakGlass.maxDuration, minReasonLength: config.breakGlass.minReasonLength },
+    breakGlass: {
+      enabled: config.breakGlass.enabled,
+      subjects: config.breakGlass.subjects,
+      entitlements: config.breakGlass.entitlements,
+      maxDurationMs: config.breakGlass.maxDuration,
+      minReasonLength: config.breakGlass.minReasonLength,
+    },
     roles: config.roles,
     auth,
     audit: { signingKeyPem: signingKeyPem || undefined, checkpointEvery: config.audit.checkpointEvery, checkpointIntervalMs: config.audit.checkpointInterval },
@@ -161,7 +174,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       targets: new Map(
         Object.entries(config.targets).map(([name, t]) => [
           name,
-          { enabled: t.reconcile.enabled ?? config.reconcile.enabled, remediate: t.reconcile.remediate, intervalMs: t.reconcile.interval ?? config.reconcile.interval },
+          {
+            enabled: t.reconcile.enabled ?? config.reconcile.enabled,
+            remediate: t.reconcile.remediate,
+            intervalMs: t.reconcile.interval ?? config.reconcile.interval,
+          },
         ]),
       ),
     },
@@ -173,10 +190,23 @@ function buildTarget(name: string, target: z.output<typeof targetSchema>, secret
   const entitlements = new Map(
     Object.entries(target.entitlements).map(([ename, e]) => [
       ename,
-      { name: ename, target: name, description: e.description, settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>, labels: e.labels },
+      {
+        name: ename,
+        target: name,
+        description: e.description,
+        settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>,
+        labels: e.labels,
+      },
     ]),
   );
-  return { name, connector: target.connector, description: target.description, settings: resolveSettings(target.settings, `targets.${name}.settings`, secrets) as Record<string, unknown>, labels: target.labels, entitlements };
+  return {
+    name,
+    connector: target.connector,
+    description: target.description,
+    settings: resolveSettings(target.settings, `targets.${name}.settings`, secrets) as Record<string, unknown>,
+    labels: target.labels,
+    entitlements,
+  };
 }
 
 /**
@@ -230,7 +260,13 @@ function describeIssue(issue: z.core.$ZodIssue, doc: Document, lines: LineCounte
     message = `is required (${issue.message.replace(/^Invalid input: /, '')})`;
   }
   const position = locate(doc, at, lines, issue.code === 'unrecognized_keys' || issue.code === 'invalid_key');
-  const dotted = path.length > 0 ? path.map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`)).join('').replace(/^\./, '') : '(top level)';
+  const dotted =
+    path.length > 0
+      ? path
+          .map((p) => (/^\d+$/.test(p) ? `[${p}]` : `.${p}`))
+          .join('')
+          .replace(/^\./, '')
+      : '(top level)';
   return `${source}:${position}: ${dotted}: ${message}`;
 }
 

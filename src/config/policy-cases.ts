@@ -13,10 +13,15 @@ import { boundedText } from '../domain/text.js';
 const caseSchema = z
   .object({
     name: boundedText(200).min(1),
-    principal: z.object({ id: boundedText(256).min(1), kind: z.enum(['user', 'service']).default('user'), groups: z.array(boundedText(256)).max(500).default([]) }).strict(),
+    principal: z
+      .object({ id: boundedText(256).min(1), kind: z.enum(['user', 'service']).default('user'), groups: z.array(boundedText(256)).max(500).default([]) })
+      .strict(),
     request: z
       .object({
-        entitlement: z.string().max(130).regex(/^[^/]+\/[^/]+$/, 'write target/entitlement'),
+        entitlement: z
+          .string()
+          .max(130)
+          .regex(/^[^/]+\/[^/]+$/, 'write target/entitlement'),
         duration: duration.optional(),
         reason: boundedText(2000, { multiline: true }).default(''),
         ticket: boundedText(200).optional(),
@@ -30,7 +35,10 @@ const caseSchema = z
         outcome: z.enum(['approved', 'pending', 'denied']),
         denial: z.string().max(64).optional(),
         policy: z.string().max(63).optional(),
-        approvers: z.array(z.array(z.string().regex(/^(user|group):.+$/, 'write user:NAME or group:NAME'))).max(10).optional(),
+        approvers: z
+          .array(z.array(z.string().regex(/^(user|group):.+$/, 'write user:NAME or group:NAME')))
+          .max(10)
+          .optional(),
         quorum: z.array(z.number().int().min(1)).max(10).optional(),
       })
       .strict(),
@@ -70,7 +78,9 @@ function summarise(decision: PolicyDecision, expected: PolicyCase['expect']): Re
     outcome: decision.outcome,
     ...(expected.denial !== undefined ? { denial: decision.denial?.code ?? null } : {}),
     ...(expected.policy !== undefined ? { policy: decision.policy } : {}),
-    ...(expected.approvers !== undefined ? { approvers: decision.stages.map((s) => [...s.approvers.users.map((u) => `user:${u}`), ...s.approvers.groups.map((g) => `group:${g}`)]) } : {}),
+    ...(expected.approvers !== undefined
+      ? { approvers: decision.stages.map((s) => [...s.approvers.users.map((u) => `user:${u}`), ...s.approvers.groups.map((g) => `group:${g}`)]) }
+      : {}),
     ...(expected.quorum !== undefined ? { quorum: decision.stages.map((s) => s.quorum) } : {}),
   };
 }

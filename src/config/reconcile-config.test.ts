@@ -30,13 +30,19 @@ describe('reconcile settings', () => {
   });
 
   it('applies the global settings to targets that do not override them', () => {
-    const config = parseConfig(base('reconcile: { enabled: false, interval: 1h }\n', '    reconcile: { enabled: true, remediate: true, interval: 5m }\n'), 'lapse.yaml', {});
+    const config = parseConfig(
+      base('reconcile: { enabled: false, interval: 1h }\n', '    reconcile: { enabled: true, remediate: true, interval: 5m }\n'),
+      'lapse.yaml',
+      {},
+    );
     expect(config.reconcile.targets.get('db')).toEqual({ enabled: true, remediate: true, intervalMs: 5 * 60_000 });
     expect(config.reconcile.targets.get('other')).toEqual({ enabled: false, remediate: false, intervalMs: 3_600_000 });
   });
 
   it('refuses unknown keys and bad values with their place in the file', () => {
-    expect(problems(base('', '    reconcile: { remediat: true }\n'))).toEqual([expect.stringMatching(/^lapse\.yaml:5:\d+: targets\.db\.reconcile: unknown key "remediat"/)]);
+    expect(problems(base('', '    reconcile: { remediat: true }\n'))).toEqual([
+      expect.stringMatching(/^lapse\.yaml:5:\d+: targets\.db\.reconcile: unknown key "remediat"/),
+    ]);
     expect(problems(base('reconcile: { interval: soon }\n'))).toEqual([expect.stringMatching(/reconcile\.interval: "soon" is not a duration/)]);
     expect(problems(base('', '    reconcile: { remediate: "yes" }\n'))).toEqual([expect.stringMatching(/targets\.db\.reconcile\.remediate: /)]);
   });

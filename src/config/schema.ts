@@ -68,7 +68,12 @@ export const targetSchema = z
     settings,
     labels,
     reconcile: targetReconcile,
-    entitlements: z.record(name('entitlement'), z.preprocess((e) => e ?? {}, entitlement)).refine((e) => Object.keys(e).length > 0, 'a target needs at least one entitlement'),
+    entitlements: z
+      .record(
+        name('entitlement'),
+        z.preprocess((e) => e ?? {}, entitlement),
+      )
+      .refine((e) => Object.keys(e).length > 0, 'a target needs at least one entitlement'),
   })
   .strict();
 
@@ -85,7 +90,10 @@ const stage = z
     mfa: z.object({ maxAge: duration }).strict().optional(),
   })
   .strict()
-  .refine((s) => s.approvers.users.length + s.approvers.groups.length > 0, { message: 'a stage must name at least one approver user or group', path: ['approvers'] });
+  .refine((s) => s.approvers.users.length + s.approvers.groups.length > 0, {
+    message: 'a stage must name at least one approver user or group',
+    path: ['approvers'],
+  });
 
 const policy = z
   .object({
@@ -94,15 +102,24 @@ const policy = z
     subjects: subjectSet,
     entitlements: z.array(entitlementPattern).min(1).max(500),
     timezone: boundedText(64).default('UTC'),
-    duration: z.object({ default: duration.prefault('1h'), max: duration.prefault('8h') }).strict().prefault({}),
+    duration: z
+      .object({ default: duration.prefault('1h'), max: duration.prefault('8h') })
+      .strict()
+      .prefault({}),
     extension: z
       .object({ maxCount: z.number().int().min(0).max(100).default(0), maxTotal: duration.prefault('24h'), requireApproval: z.boolean().default(true) })
       .strict()
       .prefault({}),
     require: z
       .object({
-        justification: z.object({ minLength: z.number().int().min(0).max(2000) }).strict().optional(),
-        ticket: z.object({ pattern: boundedText(500) }).strict().optional(),
+        justification: z
+          .object({ minLength: z.number().int().min(0).max(2000) })
+          .strict()
+          .optional(),
+        ticket: z
+          .object({ pattern: boundedText(500) })
+          .strict()
+          .optional(),
         mfa: z.object({ maxAge: duration }).strict().optional(),
       })
       .strict()
@@ -121,13 +138,26 @@ const policy = z
 /** Sign-in: the server's external URL, OIDC single sign-on, local accounts, sessions, login limits. */
 const auth = z
   .object({
-    publicUrl: z.url({ protocol: /^https?$/, message: 'write the URL people use to reach Lapse, e.g. https://lapse.example.com' }).max(2048).optional(),
+    publicUrl: z
+      .url({ protocol: /^https?$/, message: 'write the URL people use to reach Lapse, e.g. https://lapse.example.com' })
+      .max(2048)
+      .optional(),
     oidc: z
       .object({
         issuer: z.url({ protocol: /^https?$/ }).max(2048),
         clientId: boundedText(256).min(1),
         clientSecret: text(1024).optional(),
-        scopes: z.array(z.string().min(1).max(64).regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes')).min(1).max(20).default(['openid', 'profile', 'email'])
+        scopes: z
+          .array(
+            z
+              .string()
+              .min(1)
+              .max(64)
+              .regex(/^[\x21\x23-\x5b\x5d-\x7e]+$/, 'a scope is printable ASCII without spaces, quotes or backslashes'),
+          )
+          .min(1)
+          .max(20)
+          .default(['openid', 'profile', 'email'])
           .refine((s) => s.includes('openid'), 'scopes must include "openid"'),
         groupsClaim: boundedText(128).min(1).default('groups'),
         usernameClaim: boundedText(128).min(1).default('preferred_username'),
@@ -135,9 +165,18 @@ const auth = z
       })
       .strict()
       .optional(),
-    local: z.object({ enabled: z.boolean().default(true) }).strict().prefault({}),
-    trustedProxies: z.array(z.string().min(2).max(50).refine(isAddressOrCidr, 'write an IP address or a CIDR range, e.g. 10.0.0.0/8 or ::1')).max(50).default([]),
-    sessions: z.object({ idleTimeout: duration.prefault('30m'), absoluteTimeout: duration.prefault('12h') }).strict().prefault({}),
+    local: z
+      .object({ enabled: z.boolean().default(true) })
+      .strict()
+      .prefault({}),
+    trustedProxies: z
+      .array(z.string().min(2).max(50).refine(isAddressOrCidr, 'write an IP address or a CIDR range, e.g. 10.0.0.0/8 or ::1'))
+      .max(50)
+      .default([]),
+    sessions: z
+      .object({ idleTimeout: duration.prefault('30m'), absoluteTimeout: duration.prefault('12h') })
+      .strict()
+      .prefault({}),
     loginLimits: z
       .object({ perAccountPerHour: z.number().int().min(1).max(10_000).default(100), perIpPerMinute: z.number().int().min(1).max(100_000).default(30) })
       .strict()
@@ -188,7 +227,10 @@ export const configSchema = z
         pollInterval: duration.prefault('1s'),
         connectorTimeout: duration.prefault('10s'),
         provisionAttempts: z.number().int().min(1).max(100).default(5),
-        revokeBackoff: z.object({ min: duration.prefault('1s'), max: duration.prefault('60s') }).strict().prefault({}),
+        revokeBackoff: z
+          .object({ min: duration.prefault('1s'), max: duration.prefault('60s') })
+          .strict()
+          .prefault({}),
       })
       .strict()
       .prefault({}),

@@ -53,7 +53,9 @@ export function resolveReference(value: string, where: string, context: SecretCo
 export function resolveSettings(value: unknown, where: string, context: SecretContext, key = ''): unknown {
   if (typeof value === 'string') {
     if (isSecretKey(key) && value !== '' && !REFERENCE.test(value)) {
-      context.problems.push(`${where}: "${key}" looks like a secret but holds a literal value; use \${env:NAME} or \${file:path} so it is not stored in the config`);
+      context.problems.push(
+        `${where}: "${key}" looks like a secret but holds a literal value; use \${env:NAME} or \${file:path} so it is not stored in the config`,
+      );
     }
     return resolveReference(value, where, context);
   }

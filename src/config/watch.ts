@@ -15,7 +15,11 @@ export interface ConfigWatchHandlers {
  * because editors and config management replace files by rename, which ends a file watch.
  * Debounced, and only a real change of content (a new version hash) is reported.
  */
-export function watchConfig(path: string, handlers: ConfigWatchHandlers, options: { env?: NodeJS.ProcessEnv; initialVersion?: string; debounceMs?: number } = {}): () => void {
+export function watchConfig(
+  path: string,
+  handlers: ConfigWatchHandlers,
+  options: { env?: NodeJS.ProcessEnv; initialVersion?: string; debounceMs?: number } = {},
+): () => void {
   let version = options.initialVersion;
   let timer: NodeJS.Timeout | undefined;
   let loading = Promise.resolve();

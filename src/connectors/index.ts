@@ -17,5 +17,13 @@ import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
 export function builtInConnectors(): ConnectorRegistry {
-  return connectorRegistry([new NoopConnector(), new SshConnector(), new PostgresConnector(), new MysqlConnector(), new RedisConnector(), new RabbitMqConnector(), new WebhookConnector()]);
+  return connectorRegistry([
+    new NoopConnector(),
+    new SshConnector(),
+    new PostgresConnector(),
+    new MysqlConnector(),
+    new RedisConnector(),
+    new RabbitMqConnector(),
+    new WebhookConnector(),
+  ]);
 }

@@ -10,12 +10,7 @@ export type GrantStatus = (typeof GRANT_STATUSES)[number];
 /** Grants that hold, or may still hold, access at the target (a revoke not yet confirmed counts). */
 export const LIVE_GRANT_STATUSES = ['provisioning', 'active', 'revoking'] as const satisfies readonly GrantStatus[];
 
-export type EndReason =
-  | 'expired'
-  | 'released'
-  | 'revoked'
-  | 'provision_failed'
-  | 'cancelled';
+export type EndReason = 'expired' | 'released' | 'revoked' | 'provision_failed' | 'cancelled';
 
 export interface Grant {
   readonly id: string;
@@ -76,7 +71,10 @@ export function extendGrant(grant: Grant, byMs: number): Grant {
   if (grant.status !== 'active' || grant.expiresAt === null) throw invalid(grant, 'extend', 'Only active grants can be extended.');
   // Break-glass is capped by breakGlass.maxDuration and skipped approval: it is never stretched.
   if (grant.breakGlass) {
-    throw new LapseError('invalid_transition', `cannot extend grant ${grant.id}: it is a break-glass grant`, { where: grant.id, hint: 'Break glass again, or request the access normally.' });
+    throw new LapseError('invalid_transition', `cannot extend grant ${grant.id}: it is a break-glass grant`, {
+      where: grant.id,
+      hint: 'Break glass again, or request the access normally.',
+    });
   }
   return {
     ...grant,

@@ -16,11 +16,7 @@ import { boundedText } from './text.js';
  */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9_.-]{0,62}$/;
 
-export const resourceName = z
-  .string()
-  .min(1)
-  .max(63)
-  .regex(NAME_PATTERN, 'must be lower-case letters, digits, "_", "." or "-"');
+export const resourceName = z.string().min(1).max(63).regex(NAME_PATTERN, 'must be lower-case letters, digits, "_", "." or "-"');
 
 /** Any Lapse id (`req_…`, `grt_…`), as use-cases take them. */
 export const anyId = z
@@ -62,4 +58,3 @@ export const MAX_PARAMETERS = 16;
 export const connectorParameters = z
   .record(z.string().regex(PARAMETER_NAME_PATTERN, 'parameter names are letters, digits and "_"'), boundedText(MAX_PARAMETER_LENGTH))
   .refine((value) => Object.keys(value).length <= MAX_PARAMETERS, `at most ${MAX_PARAMETERS} parameters`);
-

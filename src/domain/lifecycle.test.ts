@@ -36,13 +36,24 @@ describe('review state machine (property)', () => {
       fc.property(
         fc.array(stageArb, { minLength: 1, maxLength: 3 }),
         principalArb,
-        fc.array(fc.record({ reviewer: principalArb, decision: fc.constantFrom('approve' as const, 'deny' as const), stageOffset: fc.integer({ min: -1, max: 1 }) }), { maxLength: 25 }),
+        fc.array(
+          fc.record({ reviewer: principalArb, decision: fc.constantFrom('approve' as const, 'deny' as const), stageOffset: fc.integer({ min: -1, max: 1 }) }),
+          { maxLength: 25 },
+        ),
         (stages, requesterBase, events) => {
           const requester = { ...requesterBase, id: 'req' };
           let request = pending(stages, requester);
           const accepted: Review[] = [];
           for (const [i, event] of events.entries()) {
-            const review: Review = { id: `rev_${i}`, requestId: request.id, reviewer: event.reviewer, decision: event.decision, comment: '', stage: request.currentStage + event.stageOffset, at: new Date(i) };
+            const review: Review = {
+              id: `rev_${i}`,
+              requestId: request.id,
+              reviewer: event.reviewer,
+              decision: event.decision,
+              comment: '',
+              stage: request.currentStage + event.stageOffset,
+              at: new Date(i),
+            };
             const before = request;
             try {
               const outcome = applyReview(request, accepted, review);
@@ -59,7 +70,9 @@ describe('review state machine (property)', () => {
           expect(new Set(people).size).toBe(people.length); // one person counts once
           if (request.status === 'approved') {
             stages.forEach((stage, index) => {
-              const approvers = new Set(accepted.filter((r) => r.stage === index && r.decision === 'approve' && inSubjectSet(r.reviewer, stage.approvers)).map((r) => r.reviewer.id));
+              const approvers = new Set(
+                accepted.filter((r) => r.stage === index && r.decision === 'approve' && inSubjectSet(r.reviewer, stage.approvers)).map((r) => r.reviewer.id),
+              );
               expect(approvers.size).toBeGreaterThanOrEqual(stage.quorum);
             });
             expect(accepted.some((r) => r.decision === 'deny')).toBe(false);
@@ -81,7 +94,11 @@ type GrantEvent =
 const grantEventArb: fc.Arbitrary<GrantEvent> = fc.oneof(
   fc.record({ kind: fc.constant('activate' as const), at: fc.integer({ min: 0, max: 10_000 }) }),
   fc.record({ kind: fc.constant('extend' as const), by: fc.integer({ min: 1, max: 5_000 }) }),
-  fc.record({ kind: fc.constant('end' as const), reason: fc.constantFrom('expired' as const, 'released' as const, 'revoked' as const), at: fc.integer({ min: 0, max: 30_000 }) }),
+  fc.record({
+    kind: fc.constant('end' as const),
+    reason: fc.constantFrom('expired' as const, 'released' as const, 'revoked' as const),
+    at: fc.integer({ min: 0, max: 30_000 }),
+  }),
   fc.record({ kind: fc.constant('complete' as const), at: fc.integer({ min: 0, max: 30_000 }) }),
 );
 
@@ -90,8 +107,21 @@ describe('grant state machine (property)', () => {
     fc.assert(
       fc.property(fc.integer({ min: 1, max: 10_000 }), fc.boolean(), fc.array(grantEventArb, { maxLength: 20 }), (durationMs, breakGlass, events) => {
         let grant: Grant = {
-          id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs, breakGlass, parameters: {},
-          activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0,
+          id: 'grt_1',
+          requestId: 'req_1',
+          principalId: 'a',
+          target: 't',
+          entitlement: 'e',
+          status: 'provisioning',
+          durationMs,
+          breakGlass,
+          parameters: {},
+          activatedAt: null,
+          expiresAt: null,
+          endReason: null,
+          endedBy: null,
+          endedAt: null,
+          extensions: 0,
         };
         let granted = durationMs;
         for (const event of events) {
@@ -125,7 +155,23 @@ describe('grant state machine (property)', () => {
 
   it('denies access at expiresAt + 0', () => {
     const active = activateGrant(
-      { id: 'grt_1', requestId: 'req_1', principalId: 'a', target: 't', entitlement: 'e', status: 'provisioning', durationMs: 1000, breakGlass: false, parameters: {}, activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0 },
+      {
+        id: 'grt_1',
+        requestId: 'req_1',
+        principalId: 'a',
+        target: 't',
+        entitlement: 'e',
+        status: 'provisioning',
+        durationMs: 1000,
+        breakGlass: false,
+        parameters: {},
+        activatedAt: null,
+        expiresAt: null,
+        endReason: null,
+        endedBy: null,
+        endedAt: null,
+        extensions: 0,
+      },
       new Date(5000),
     );
     expect(grantCovers(active, new Date(5999))).toBe(true);

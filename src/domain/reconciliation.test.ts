@@ -8,7 +8,17 @@ const before = new Date(listedAt.getTime() - 60_000);
 const after = new Date(listedAt.getTime() + 1_000);
 
 function grant(id: string, principalId: string, overrides: Partial<KnownGrant> = {}): KnownGrant {
-  return { id, target: 'db', principalId, entitlement: 'ro', accessKey: `db/ro/${principalId}`, status: 'active', activatedAt: before, endedAt: null, ...overrides };
+  return {
+    id,
+    target: 'db',
+    principalId,
+    entitlement: 'ro',
+    accessKey: `db/ro/${principalId}`,
+    status: 'active',
+    activatedAt: before,
+    endedAt: null,
+    ...overrides,
+  };
 }
 function entry(principalId: string, overrides: Partial<ObservedAccess> = {}): ObservedAccess {
   return { account: principalId, principalId, entitlement: 'ro', grantId: null, ...overrides };
@@ -27,7 +37,11 @@ describe('compareAccess', () => {
   it('covers access listed under another entitlement that gives the same access (same access key)', () => {
     const analyst = grant('g1', 'alice', { entitlement: 'analyst', accessKey: 'db/elevate/alice/["reader"]' });
     const result = compare(
-      [entry('alice', { entitlement: 'analyst' }), entry('alice', { entitlement: 'ro', accessKey: 'db/elevate/alice/["reader"]' }), entry('dave', { accessKey: 'db/elevate/dave/["reader"]' })],
+      [
+        entry('alice', { entitlement: 'analyst' }),
+        entry('alice', { entitlement: 'ro', accessKey: 'db/elevate/alice/["reader"]' }),
+        entry('dave', { accessKey: 'db/elevate/dave/["reader"]' }),
+      ],
       [analyst],
       ['ro', 'analyst'],
     );
@@ -36,7 +50,10 @@ describe('compareAccess', () => {
   });
 
   it('names standing access unmanaged, left over or claiming an unknown grant', () => {
-    const result = compare([entry('dave'), entry('erin', { grantId: 'g1' }), entry('fay', { grantId: 'grt_forged' })], [grant('g1', 'erin', { status: 'revoked', endedAt: before })]);
+    const result = compare(
+      [entry('dave'), entry('erin', { grantId: 'g1' }), entry('fay', { grantId: 'grt_forged' })],
+      [grant('g1', 'erin', { status: 'revoked', endedAt: before })],
+    );
     expect(result.standing.map((s) => [s.access.principalId, s.reason, s.keep])).toEqual([
       ['dave', 'unmanaged', null],
       ['erin', 'left_over', null],
@@ -58,13 +75,19 @@ describe('compareAccess', () => {
   });
 
   it('reports an active grant with no listed access as missing, unless it was activated after the listing started', () => {
-    const result = compare([], [grant('g1', 'alice'), grant('g2', 'bob', { activatedAt: after }), grant('g3', 'carol', { status: 'provisioning', activatedAt: null })]);
+    const result = compare(
+      [],
+      [grant('g1', 'alice'), grant('g2', 'bob', { activatedAt: after }), grant('g3', 'carol', { status: 'provisioning', activatedAt: null })],
+    );
     expect(result.missing.map((m) => m.grant.id)).toEqual(['g1']);
   });
 
   it('never marks for removal access outside the configured entitlements, or of an entitlement with an unmatched live grant', () => {
     const result = compare([entry('dave', { entitlement: 'superuser' }), entry('db_alice')], [grant('g1', 'alice')], ['ro']);
-    expect(result.standing.map((s) => s.keep)).toEqual(['the entitlement is not configured for this target', 'a live grant of this entitlement matches no listed access']);
+    expect(result.standing.map((s) => s.keep)).toEqual([
+      'the entitlement is not configured for this target',
+      'a live grant of this entitlement matches no listed access',
+    ]);
     expect(result.missing.map((m) => m.grant.id)).toEqual(['g1']);
   });
 
@@ -85,7 +108,11 @@ describe('compareAccess', () => {
       activatedEarly: fc.boolean(),
       endedLate: fc.boolean(),
     });
-    const entryArb = fc.record({ principalId: fc.constantFrom(...people, 'dave'), entitlement: fc.constantFrom('ro', 'rw', 'x'), grantId: fc.option(fc.constantFrom('g1', 'g2', 'g9'), { nil: null }) });
+    const entryArb = fc.record({
+      principalId: fc.constantFrom(...people, 'dave'),
+      entitlement: fc.constantFrom('ro', 'rw', 'x'),
+      grantId: fc.option(fc.constantFrom('g1', 'g2', 'g9'), { nil: null }),
+    });
     fc.assert(
       fc.property(fc.uniqueArray(grantArb, { selector: (g) => g.id }), fc.array(entryArb, { maxLength: 8 }), (specs, entries) => {
         const grants = specs.map((g) =>

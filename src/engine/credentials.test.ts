@@ -17,7 +17,10 @@ describeEachStore('credentials handed out once', ({ store }) => {
   const activeGrant = async (entitlement = 'ephemeral') => {
     const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement, durationMs: 60_000, reason: 'INC-2' });
     const grantId = (await getRequest(store().db, request.id))!.grantId!;
-    await waitFor(() => getGrant(store().db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(store().db, grantId),
+      (g) => g?.status === 'active',
+    );
     return grantId;
   };
   const sealedRows = () => store().db.selectFrom('grant_credentials').selectAll().execute();
@@ -60,9 +63,9 @@ describeEachStore('credentials handed out once', ({ store }) => {
     await expect(
       t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: 'x', parameters: { sshPublicKey: 'ssh-ed25519 AAAA' } }),
     ).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed') && /takes no parameters/.test((e as Error).message));
-    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: 'x', parameters: { 'bad name': 'v' } })).rejects.toSatisfy((e) =>
-      isLapseError(e, 'validation_failed'),
-    );
+    await expect(
+      t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: 'x', parameters: { 'bad name': 'v' } }),
+    ).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed'));
     expect(await store().db.selectFrom('requests').select('id').execute()).toEqual(before);
   });
 });

@@ -19,21 +19,30 @@ describeEachStore('lifecycle engine', ({ store }) => {
   };
   const actions = async (subject: string) => {
     const rows = await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute();
-    return rows.map((r) => JSON.parse(r.payload) as { action: string; subject?: string }).filter((e) => e.subject === subject).map((e) => e.action);
+    return rows
+      .map((r) => JSON.parse(r.payload) as { action: string; subject?: string })
+      .filter((e) => e.subject === subject)
+      .map((e) => e.action);
   };
 
   it('activates an auto-approved request and revokes it at expiry, counting from activation', async () => {
     const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 1_500, reason: 'look at INC-1' });
     expect(request.status).toBe('approved');
     // Wait on activatedAt, not on status: a loaded machine may see the grant only after it ended.
-    const active = await waitFor(() => grantOf(request.id), (g) => g?.activatedAt != null);
+    const active = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.activatedAt != null,
+    );
     expect(active!.expiresAt!.getTime() - active!.activatedAt!.getTime()).toBe(1_500);
     if (active!.status === 'active') {
       expect(t.noop.hasAccess('prod-db', 'readonly', 'alice')).toBe(true);
       expect((await t.engine.checkAccess('alice', 'prod-db', 'readonly')).allowed).toBe(true);
     }
 
-    const revoked = await waitFor(() => grantOf(request.id), (g) => g?.status === 'revoked');
+    const revoked = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'revoked',
+    );
     expect(revoked!.endReason).toBe('expired');
     expect(revoked!.endedAt!.getTime()).toBeGreaterThanOrEqual(revoked!.expiresAt!.getTime());
     expect(t.noop.hasAccess('prod-db', 'readonly', 'alice')).toBe(false);
@@ -42,7 +51,13 @@ describeEachStore('lifecycle engine', ({ store }) => {
   });
 
   it('needs both approval stages, in order, before access', async () => {
-    const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'OPS-7' });
+    const { request } = await t.engine.submit({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'admin',
+      reason: 'rotate replication slot',
+      ticket: 'OPS-7',
+    });
     expect(request.status).toBe('pending');
     await expect(t.engine.review({ requestId: request.id, reviewer: carol, decision: 'approve' })).rejects.toSatisfy((e) => isLapseError(e, 'not_an_approver'));
     const first = await t.engine.review({ requestId: request.id, reviewer: bob, decision: 'approve', comment: 'ok' });
@@ -50,33 +65,62 @@ describeEachStore('lifecycle engine', ({ store }) => {
     expect(await grantOf(request.id)).toBeUndefined();
     const second = await t.engine.review({ requestId: request.id, reviewer: carol, decision: 'approve' });
     expect(second.effect).toBe('approved');
-    await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     expect(await actions(request.id)).toEqual(['request.pending', 'review.refused', 'review.approve', 'review.approve', 'request.approved']);
   });
 
   it('refuses self-approval and records the attempt', async () => {
     const selfish = { ...alice, groups: ['sre', 'sre-leads'] };
-    const { request } = await t.engine.submit({ principal: selfish, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'OPS-8' });
+    const { request } = await t.engine.submit({
+      principal: selfish,
+      target: 'prod-db',
+      entitlement: 'admin',
+      reason: 'rotate replication slot',
+      ticket: 'OPS-8',
+    });
     await expect(t.engine.review({ requestId: request.id, reviewer: selfish, decision: 'approve' })).rejects.toSatisfy((e) => isLapseError(e, 'self_approval'));
     expect((await getRequest(store().db, request.id))!.status).toBe('pending');
     expect(await actions(request.id)).toContain('review.refused');
   });
 
   it('ends a request on the first deny, and reviews after that change nothing', async () => {
-    const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'OPS-9' });
+    const { request } = await t.engine.submit({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'admin',
+      reason: 'rotate replication slot',
+      ticket: 'OPS-9',
+    });
     const denied = await t.engine.review({ requestId: request.id, reviewer: bob, decision: 'deny', comment: 'not now' });
     expect(denied.request.status).toBe('denied');
-    await expect(t.engine.review({ requestId: request.id, reviewer: carol, decision: 'approve' })).rejects.toSatisfy((e) => isLapseError(e, 'invalid_transition'));
+    await expect(t.engine.review({ requestId: request.id, reviewer: carol, decision: 'approve' })).rejects.toSatisfy((e) =>
+      isLapseError(e, 'invalid_transition'),
+    );
     expect(await grantOf(request.id)).toBeUndefined();
   });
 
   it('rejects bad input with a clear error and stores nothing', async () => {
-    const before = await store().db.selectFrom('requests').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
-    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'JIRA-1' })).rejects.toThrow(/ticket/i);
-    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 9 * 3_600_000, reason: 'x' })).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed'));
-    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'nope', reason: 'x' })).rejects.toSatisfy((e) => isLapseError(e, 'not_found'));
+    const before = await store()
+      .db.selectFrom('requests')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
+    await expect(
+      t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'JIRA-1' }),
+    ).rejects.toThrow(/ticket/i);
+    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 9 * 3_600_000, reason: 'x' })).rejects.toSatisfy(
+      (e) => isLapseError(e, 'validation_failed'),
+    );
+    await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'nope', reason: 'x' })).rejects.toSatisfy((e) =>
+      isLapseError(e, 'not_found'),
+    );
     await expect(t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: 'x'.repeat(5000) })).rejects.toThrow(/reason/);
-    const after = await store().db.selectFrom('requests').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const after = await store()
+      .db.selectFrom('requests')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
     expect(after.n).toBe(before.n);
   });
 
@@ -87,7 +131,13 @@ describeEachStore('lifecycle engine', ({ store }) => {
   });
 
   it('lets the requester cancel a pending request, and nobody else', async () => {
-    const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', reason: 'rotate replication slot', ticket: 'OPS-10' });
+    const { request } = await t.engine.submit({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'admin',
+      reason: 'rotate replication slot',
+      ticket: 'OPS-10',
+    });
     await expect(t.engine.cancel({ requestId: request.id, by: bob })).rejects.toSatisfy((e) => isLapseError(e, 'not_found'));
     const cancelled = await t.engine.cancel({ requestId: request.id, by: alice });
     expect(cancelled.status).toBe('cancelled');
@@ -95,7 +145,10 @@ describeEachStore('lifecycle engine', ({ store }) => {
 
   it('extends an active grant without a gap', async () => {
     const { request } = await t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 5_000, reason: 'look at INC-2' });
-    const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const active = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     const extension = await t.engine.extend({ grantId: active!.id, by: alice, durationMs: 60_000, reason: 'still digging' });
     expect(extension.status).toBe('approved');
     const extended = await getGrant(store().db, active!.id);
@@ -115,36 +168,67 @@ describeEachStore('lifecycle engine', ({ store }) => {
     const overlap = { ...alice, id: 'alice-overlap' };
     const one = await t.engine.submit({ principal: overlap, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'first' });
     const two = await t.engine.submit({ principal: overlap, target: 'prod-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'second' });
-    const g1 = await waitFor(() => grantOf(one.request.id), (g) => g?.status === 'active');
-    const g2 = await waitFor(() => grantOf(two.request.id), (g) => g?.status === 'active');
+    const g1 = await waitFor(
+      () => grantOf(one.request.id),
+      (g) => g?.status === 'active',
+    );
+    const g2 = await waitFor(
+      () => grantOf(two.request.id),
+      (g) => g?.status === 'active',
+    );
     await t.engine.release({ grantId: g1!.id, by: overlap });
-    const released = await waitFor(() => getGrant(store().db, g1!.id), (g) => g?.status === 'revoked');
+    const released = await waitFor(
+      () => getGrant(store().db, g1!.id),
+      (g) => g?.status === 'revoked',
+    );
     expect(released!.coveredBy).toBe(g2!.id);
     expect(t.noop.hasAccess('prod-db', 'readonly', overlap.id)).toBe(true);
     await t.engine.release({ grantId: g2!.id, by: overlap });
-    await waitFor(() => getGrant(store().db, g2!.id), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(store().db, g2!.id),
+      (g) => g?.status === 'revoked',
+    );
     expect(t.noop.hasAccess('prod-db', 'readonly', overlap.id)).toBe(false);
     expect(t.noop.calls.filter((c) => c.op === 'revoke' && (c.grantId === g1!.id || c.grantId === g2!.id)).length).toBe(1);
   });
 
   it('retries a failing revoke without giving up, counts it overdue, and finishes when the target recovers', async () => {
     const { request } = await t.engine.submit({ principal: alice, target: 'flaky', entitlement: 'readonly', durationMs: 3_600_000, reason: 'flaky' });
-    const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const active = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     t.noop.behaviour('flaky').failRevoke = true;
     await t.engine.release({ grantId: active!.id, by: alice });
-    const stuck = await waitFor(() => getGrant(store().db, active!.id), (g) => (g?.revokeAttempts ?? 0) >= 4, 15_000);
+    const stuck = await waitFor(
+      () => getGrant(store().db, active!.id),
+      (g) => (g?.revokeAttempts ?? 0) >= 4,
+      15_000,
+    );
     expect(stuck!.status).toBe('revoking');
     expect(stuck!.lastError).toMatch(/told to fail revoke/);
-    await waitFor(() => t.engine.stats(), (s) => s.overdueRevocations >= 1, 5_000);
+    await waitFor(
+      () => t.engine.stats(),
+      (s) => s.overdueRevocations >= 1,
+      5_000,
+    );
     t.noop.behaviour('flaky').failRevoke = false;
-    await waitFor(() => getGrant(store().db, active!.id), (g) => g?.status === 'revoked', 5_000);
+    await waitFor(
+      () => getGrant(store().db, active!.id),
+      (g) => g?.status === 'revoked',
+      5_000,
+    );
     expect(t.noop.hasAccess('flaky', 'readonly', 'alice')).toBe(false);
   });
 
   it('gives up a provision that keeps failing, cleans up, and marks the grant failed', async () => {
     t.noop.behaviour('flaky').failProvision = true;
     const { request } = await t.engine.submit({ principal: alice, target: 'flaky', entitlement: 'readonly', reason: 'flaky provision' });
-    const failed = await waitFor(() => grantOf(request.id), (g) => g?.status === 'failed', 15_000);
+    const failed = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'failed',
+      15_000,
+    );
     t.noop.behaviour('flaky').failProvision = false;
     expect(failed!.provisionAttempts).toBe(3);
     expect(failed!.endReason).toBe('provision_failed');
@@ -152,12 +236,25 @@ describeEachStore('lifecycle engine', ({ store }) => {
   });
 
   it('grants break-glass at once, loudly, and requires a review by someone else', async () => {
-    const request = await t.engine.breakGlass({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'primary is down, failover stuck' });
-    await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const request = await t.engine.breakGlass({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'admin',
+      durationMs: 60_000,
+      reason: 'primary is down, failover stuck',
+    });
+    await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     const log = await actions(request.id);
     expect(log).toContain('break_glass.activated');
-    await expect(t.engine.breakGlass({ principal: mallory, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'primary is down, failover stuck' })).rejects.toSatisfy((e) => isLapseError(e, 'forbidden'));
-    await expect(t.engine.breakGlass({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'down' })).rejects.toThrow(/at least 20 characters/);
+    await expect(
+      t.engine.breakGlass({ principal: mallory, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'primary is down, failover stuck' }),
+    ).rejects.toSatisfy((e) => isLapseError(e, 'forbidden'));
+    await expect(t.engine.breakGlass({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'down' })).rejects.toThrow(
+      /at least 20 characters/,
+    );
     await expect(t.engine.reviewBreakGlass({ requestId: request.id, reviewer: bob })).rejects.toSatisfy((e) => isLapseError(e, 'forbidden'));
     await t.engine.reviewBreakGlass({ requestId: request.id, reviewer: root, comment: 'justified' });
     expect(await actions(request.id)).toContain('break_glass.reviewed');
@@ -168,8 +265,17 @@ describeEachStore('lifecycle engine', ({ store }) => {
 
   it('never extends a break-glass grant, even under a policy that extends without approval', async () => {
     // prod-db/readonly is in sre-readonly (extension.requireApproval: false) and in breakGlass.entitlements.
-    const request = await t.engine.breakGlass({ principal: alice, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'primary is down, failover stuck' });
-    const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const request = await t.engine.breakGlass({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'readonly',
+      durationMs: 60_000,
+      reason: 'primary is down, failover stuck',
+    });
+    const active = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     await expect(t.engine.extend({ grantId: active!.id, by: alice, durationMs: 3_600_000, reason: 'still down' })).rejects.toSatisfy(
       (e) => isLapseError(e, 'forbidden') && /break-glass/.test(e.message) && /break glass again/i.test(e.details.hint ?? ''),
     );
@@ -182,11 +288,17 @@ describeEachStore('lifecycle engine', ({ store }) => {
 
   it('lets only admins revoke and force-close', async () => {
     const { request } = await t.engine.submit({ principal: alice, target: 'flaky', entitlement: 'readonly', reason: 'for revoke' });
-    const active = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const active = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     await expect(t.engine.revoke({ grantId: active!.id, by: bob, reason: 'no' })).rejects.toSatisfy((e) => isLapseError(e, 'forbidden'));
     t.noop.behaviour('flaky').failRevoke = true;
     await t.engine.revoke({ grantId: active!.id, by: root, reason: 'suspicious activity' });
-    await waitFor(() => getGrant(store().db, active!.id), (g) => (g?.revokeAttempts ?? 0) >= 2);
+    await waitFor(
+      () => getGrant(store().db, active!.id),
+      (g) => (g?.revokeAttempts ?? 0) >= 2,
+    );
     await t.engine.forceClose({ grantId: active!.id, by: root, reason: 'target decommissioned, access gone with it' });
     t.noop.behaviour('flaky').failRevoke = false;
     const closed = await getGrant(store().db, active!.id);

@@ -5,7 +5,17 @@ import type { EffectiveConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
-import { countJobs, countOpenFindings, countOverdueRevocations, listFindings, listReconcileRuns, readOperationalGauges, recordConfigVersion, type FindingFilter, type Store } from '../store/index.js';
+import {
+  countJobs,
+  countOpenFindings,
+  countOverdueRevocations,
+  listFindings,
+  listReconcileRuns,
+  readOperationalGauges,
+  recordConfigVersion,
+  type FindingFilter,
+  type Store,
+} from '../store/index.js';
 import { ChangeFeed } from './changes.js';
 import { transact, withSameTransactionWrite, type AuditEntry, type EngineContext, type SameTransactionWrite } from './context.js';
 import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
@@ -228,7 +238,7 @@ export class Engine {
       throw new LapseError('config_invalid', `${config.source}: connector settings are not valid: ${problems.length} problem(s)`, {
         where: config.source,
         problems,
-        hint: 'See docs/connectors/ for each connector\'s settings.',
+        hint: "See docs/connectors/ for each connector's settings.",
       });
     }
   }

@@ -4,7 +4,12 @@
  * at every step of provision and revoke still ends with the access revoked exactly once.
  * NB. Read once at start; unset in production, where each check is one Set lookup.
  */
-const armed = new Set((process.env.LAPSE_FAILPOINTS ?? '').split(',').map((s) => s.trim()).filter(Boolean));
+const armed = new Set(
+  (process.env.LAPSE_FAILPOINTS ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 
 export const FAILPOINTS = [
   'provision:before-call',

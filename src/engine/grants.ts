@@ -58,7 +58,12 @@ async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredG
   await cancelJob(unit.tx, 'expire', grant.id);
   await scheduleJob(unit.tx, 'revoke', grant.id, { delayMs: 0 });
   unit.wake();
-  await unit.audit({ action: `grant.${reason}`, actor: by.id, subject: grant.id, data: { ...viaData(by), reason: note, entitlement: `${grant.target}/${grant.entitlement}` } });
+  await unit.audit({
+    action: `grant.${reason}`,
+    actor: by.id,
+    subject: grant.id,
+    data: { ...viaData(by), reason: note, entitlement: `${grant.target}/${grant.entitlement}` },
+  });
   return { ...grant, ...ending };
 }
 
@@ -75,11 +80,22 @@ export async function releaseGrant(context: EngineContext, raw: EndGrantInput): 
 export async function revokeGrant(context: EngineContext, raw: EndGrantInput): Promise<StoredGrant> {
   const input = parseInput(endGrantInput, raw, 'revoke');
   if (!isAdmin(context, input.by)) {
-    await auditRefusal(context, { action: 'grant.revoke_refused', actor: input.by.id, subject: input.grantId, data: { ...viaData(input.by), code: 'forbidden' } });
-    throw new LapseError('forbidden', `${input.by.id} is not an admin`, { where: input.grantId, hint: 'Only admins (roles.admins) may revoke grants; holders can release their own.' });
+    await auditRefusal(context, {
+      action: 'grant.revoke_refused',
+      actor: input.by.id,
+      subject: input.grantId,
+      data: { ...viaData(input.by), code: 'forbidden' },
+    });
+    throw new LapseError('forbidden', `${input.by.id} is not an admin`, {
+      where: input.grantId,
+      hint: 'Only admins (roles.admins) may revoke grants; holders can release their own.',
+    });
   }
   if (input.reason.trim().length === 0) {
-    throw new LapseError('validation_failed', 'a revoke needs a reason', { where: 'reason', hint: 'Say why the access is taken away; it goes to the audit log.' });
+    throw new LapseError('validation_failed', 'a revoke needs a reason', {
+      where: 'reason',
+      hint: 'Say why the access is taken away; it goes to the audit log.',
+    });
   }
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, () => true);
@@ -95,14 +111,22 @@ export async function forceCloseGrant(context: EngineContext, raw: EndGrantInput
   const input = parseInput(endGrantInput, raw, 'force-close');
   if (!isAdmin(context, input.by)) throw new LapseError('forbidden', `${input.by.id} is not an admin`, { where: input.grantId });
   if (input.reason.trim().length < 10) {
-    throw new LapseError('validation_failed', 'force-closing needs a reason of at least 10 characters', { where: 'reason', hint: 'Explain how the access was removed or why it no longer exists.' });
+    throw new LapseError('validation_failed', 'force-closing needs a reason of at least 10 characters', {
+      where: 'reason',
+      hint: 'Explain how the access was removed or why it no longer exists.',
+    });
   }
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, () => true);
     const closed = completeRevoke(grant, unit.now);
     await updateGrant(unit.tx, closed);
     await cancelJob(unit.tx, 'revoke', grant.id);
-    await unit.audit({ action: 'grant.force_closed', actor: input.by.id, subject: grant.id, data: { ...viaData(input.by), reason: input.reason, lastError: grant.lastError, severity: 'high' } });
+    await unit.audit({
+      action: 'grant.force_closed',
+      actor: input.by.id,
+      subject: grant.id,
+      data: { ...viaData(input.by), reason: input.reason, lastError: grant.lastError, severity: 'high' },
+    });
     return { ...grant, ...closed };
   });
 }
@@ -116,7 +140,12 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
   const known = await getGrant(context.store.db, input.grantId);
   if (known?.breakGlass && known.principalId === input.by.id) {
     const message = `grant ${known.id} is a break-glass grant; break-glass grants cannot be extended`;
-    await auditRefusal(context, { action: 'extension.refused', actor: input.by.id, subject: known.id, data: { code: 'forbidden', message, breakGlass: true, severity: 'high' } });
+    await auditRefusal(context, {
+      action: 'extension.refused',
+      actor: input.by.id,
+      subject: known.id,
+      data: { code: 'forbidden', message, breakGlass: true, severity: 'high' },
+    });
     throw new LapseError('forbidden', message, {
       where: known.id,
       hint: `Break glass again if the emergency goes on (each use is capped at ${context.config().breakGlass.maxDurationMs / 60_000} minutes and reviewed), or request the access normally.`,
@@ -141,7 +170,17 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
     });
     rejectIfInputProblem(decision, grant.id);
     let request = decideRequest(
-      { id: newId('request'), kind: 'extension', principal: input.by, target: grant.target, entitlement: grant.entitlement, reason: input.reason, ticket: input.ticket ?? null, parameters: grant.parameters, grantId: grant.id },
+      {
+        id: newId('request'),
+        kind: 'extension',
+        principal: input.by,
+        target: grant.target,
+        entitlement: grant.entitlement,
+        reason: input.reason,
+        ticket: input.ticket ?? null,
+        parameters: grant.parameters,
+        grantId: grant.id,
+      },
       decision,
       unit.now,
     );
@@ -150,7 +189,14 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
       action: `extension.${request.status}`,
       actor: input.by.id,
       subject: request.id,
-      data: { ...viaData(input.by), grant: grant.id, byMs: request.durationMs, policy: decision.policy, policyVersion: decision.policyVersion, reasons: decision.reasons },
+      data: {
+        ...viaData(input.by),
+        grant: grant.id,
+        byMs: request.durationMs,
+        policy: decision.policy,
+        policyVersion: decision.policyVersion,
+        reasons: decision.reasons,
+      },
     });
     if (request.status === 'approved') request = await settleApproved(context, unit, request);
     if (request.status === 'pending' && request.pendingUntil) await scheduleJob(unit.tx, 'request_timeout', request.id, { at: request.pendingUntil });
@@ -167,27 +213,59 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
   const config = context.config();
   const settings = config.breakGlass;
   const refuse = async (message: string, hint: string): Promise<never> => {
-    await auditRefusal(context, { action: 'break_glass.refused', actor: input.principal.id, data: { ...viaData(input.principal), entitlement: `${input.target}/${input.entitlement}`, message } });
+    await auditRefusal(context, {
+      action: 'break_glass.refused',
+      actor: input.principal.id,
+      data: { ...viaData(input.principal), entitlement: `${input.target}/${input.entitlement}`, message },
+    });
     throw new LapseError('forbidden', message, { where: `${input.target}/${input.entitlement}`, hint });
   };
   // NB. Refused before the entitlement is looked up, so whoever may not break glass learns nothing
   // about which targets exist. The hints speak to the requester, not to whoever edits the config.
-  if (!settings.enabled) await refuse('break-glass is turned off on this server', 'Request access normally; an admin can tell you how emergencies are handled here.');
+  if (!settings.enabled)
+    await refuse('break-glass is turned off on this server', 'Request access normally; an admin can tell you how emergencies are handled here.');
   if (!inSubjectSet(input.principal, settings.subjects)) await refuse(`${input.principal.id} may not use break-glass`, 'Request access normally.');
   if (!breakGlassEntitlements(config, input.principal).some((e) => e.target === input.target && e.entitlement === input.entitlement)) {
-    await refuse(`break-glass does not cover ${input.target}/${input.entitlement}`, 'GET /api/v1/break-glass/entitlements (the picker in the portal) lists what you may break glass into.');
+    await refuse(
+      `break-glass does not cover ${input.target}/${input.entitlement}`,
+      'GET /api/v1/break-glass/entitlements (the picker in the portal) lists what you may break glass into.',
+    );
   }
   checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
   if (input.durationMs > settings.maxDurationMs) {
-    throw new LapseError('validation_failed', `break-glass lasts at most ${settings.maxDurationMs / 60_000} minutes`, { where: 'duration', hint: 'Ask for less time; you can break glass again if needed.' });
+    throw new LapseError('validation_failed', `break-glass lasts at most ${settings.maxDurationMs / 60_000} minutes`, {
+      where: 'duration',
+      hint: 'Ask for less time; you can break glass again if needed.',
+    });
   }
   if (input.reason.trim().length < settings.minReasonLength) {
-    throw new LapseError('validation_failed', `break-glass needs a reason of at least ${settings.minReasonLength} characters`, { where: 'reason', hint: 'Say what is broken and why normal approval cannot wait.' });
+    throw new LapseError('validation_failed', `break-glass needs a reason of at least ${settings.minReasonLength} characters`, {
+      where: 'reason',
+      hint: 'Say what is broken and why normal approval cannot wait.',
+    });
   }
   return transact(context, async (unit) => {
     let request = decideRequest(
-      { id: newId('request'), kind: 'break_glass', principal: input.principal, target: input.target, entitlement: input.entitlement, reason: input.reason, ticket: null, parameters: input.parameters, grantId: null },
-      { outcome: 'approved', policy: null, policyVersion: context.config().version, reasons: ['break-glass'], stages: [], durationMs: input.durationMs, pendingTimeoutMs: 0 },
+      {
+        id: newId('request'),
+        kind: 'break_glass',
+        principal: input.principal,
+        target: input.target,
+        entitlement: input.entitlement,
+        reason: input.reason,
+        ticket: null,
+        parameters: input.parameters,
+        grantId: null,
+      },
+      {
+        outcome: 'approved',
+        policy: null,
+        policyVersion: context.config().version,
+        reasons: ['break-glass'],
+        stages: [],
+        durationMs: input.durationMs,
+        pendingTimeoutMs: 0,
+      },
       unit.now,
     );
     await insertRequest(unit.tx, request, { ...input.client, mfaAt: input.client.mfaAt?.toISOString() });
@@ -196,7 +274,15 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
       action: 'break_glass.activated',
       actor: input.principal.id,
       subject: request.id,
-      data: { ...viaData(input.principal), severity: 'critical', entitlement: `${input.target}/${input.entitlement}`, durationMs: input.durationMs, reason: input.reason, grant: request.grantId, reviewRequired: true },
+      data: {
+        ...viaData(input.principal),
+        severity: 'critical',
+        entitlement: `${input.target}/${input.entitlement}`,
+        durationMs: input.durationMs,
+        reason: input.reason,
+        grant: request.grantId,
+        reviewRequired: true,
+      },
     });
     return request;
   });
@@ -206,24 +292,40 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
 export async function reviewBreakGlass(context: EngineContext, raw: BreakGlassReviewInput): Promise<AccessRequest> {
   const input = parseInput(breakGlassReviewInput, raw, 'break-glass review');
   if (!mayReviewBreakGlass(context.config().roles, input.reviewer)) {
-    throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, { where: input.requestId, hint: 'Admins and auditors review break-glass.' });
+    throw new LapseError('forbidden', `${input.reviewer.id} may not review break-glass use`, {
+      where: input.requestId,
+      hint: 'Admins and auditors review break-glass.',
+    });
   }
   return transact(context, async (unit) => {
     const request = await getRequest(unit.tx, input.requestId, { forUpdate: true });
-    if (!request || request.kind !== 'break_glass') throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
+    if (!request || request.kind !== 'break_glass')
+      throw new LapseError('not_found', `there is no break-glass request ${input.requestId}`, { where: input.requestId });
     const own = sharePerson(input.reviewer, request.principal);
     if (own !== undefined) {
-      throw new LapseError('self_approval', `nobody reviews their own break-glass use: ${own} is behind both ${request.id} and this review${own === input.reviewer.id ? '' : ` (${input.reviewer.id} acts through a token ${own} issued)`}`, {
-        where: request.id,
-        hint: 'Another admin or auditor reviews it.',
-      });
+      throw new LapseError(
+        'self_approval',
+        `nobody reviews their own break-glass use: ${own} is behind both ${request.id} and this review${own === input.reviewer.id ? '' : ` (${input.reviewer.id} acts through a token ${own} issued)`}`,
+        {
+          where: request.id,
+          hint: 'Another admin or auditor reviews it.',
+        },
+      );
     }
     const done = await getBreakGlassReview(unit.tx, request.id);
     if (done.reviewedAt !== null) {
-      throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewedBy ?? 'someone'} at ${done.reviewedAt.toISOString()}`, { where: request.id, hint: 'Its review is in the audit log (break_glass.reviewed).' });
+      throw new LapseError('conflict', `${request.id} was already reviewed by ${done.reviewedBy ?? 'someone'} at ${done.reviewedAt.toISOString()}`, {
+        where: request.id,
+        hint: 'Its review is in the audit log (break_glass.reviewed).',
+      });
     }
     await markBreakGlassReviewed(unit.tx, request.id, input.reviewer.id, unit.now);
-    await unit.audit({ action: 'break_glass.reviewed', actor: input.reviewer.id, subject: request.id, data: { ...viaData(input.reviewer), comment: input.comment } });
+    await unit.audit({
+      action: 'break_glass.reviewed',
+      actor: input.reviewer.id,
+      subject: request.id,
+      data: { ...viaData(input.reviewer), comment: input.comment },
+    });
     return (await getRequest(unit.tx, request.id))!;
   });
 }
@@ -263,7 +365,12 @@ export async function fetchCredentials(context: EngineContext, raw: FetchCredent
       });
     }
     const credentials = JSON.parse(context.sealer.open(held.sealed, credentialsContext(grant.id))) as Record<string, string>;
-    await unit.audit({ action: 'grant.credentials_fetched', actor: input.by.id, subject: grant.id, data: { ...viaData(input.by), entitlement: `${grant.target}/${grant.entitlement}`, fields: Object.keys(credentials).sort() } });
+    await unit.audit({
+      action: 'grant.credentials_fetched',
+      actor: input.by.id,
+      subject: grant.id,
+      data: { ...viaData(input.by), entitlement: `${grant.target}/${grant.entitlement}`, fields: Object.keys(credentials).sort() },
+    });
     return credentials;
   });
 }

@@ -16,7 +16,10 @@ export const principalInput = z
     id: printable(256).min(1),
     kind: z.enum(['user', 'service']).default('user'),
     groups: z.array(printable(256).min(1)).max(500).readonly().default([]),
-    via: z.object({ tokenId: printable(64).min(1), issuedBy: printable(256).min(1) }).strict().optional(),
+    via: z
+      .object({ tokenId: printable(64).min(1), issuedBy: printable(256).min(1) })
+      .strict()
+      .optional(),
   })
   .strict();
 
@@ -46,15 +49,11 @@ export const submitInput = z
   })
   .strict();
 
-export const reviewInput = z
-  .object({ requestId: id, reviewer: principalInput, decision: z.enum(REVIEW_DECISIONS), comment, client: clientInput })
-  .strict();
+export const reviewInput = z.object({ requestId: id, reviewer: principalInput, decision: z.enum(REVIEW_DECISIONS), comment, client: clientInput }).strict();
 
 export const cancelInput = z.object({ requestId: id, by: principalInput }).strict();
 
-export const extendInput = z
-  .object({ grantId: id, by: principalInput, durationMs, reason, ticket: ticketText.optional(), client: clientInput })
-  .strict();
+export const extendInput = z.object({ grantId: id, by: principalInput, durationMs, reason, ticket: ticketText.optional(), client: clientInput }).strict();
 
 export const endGrantInput = z.object({ grantId: id, by: principalInput, reason: reasonText.default('') }).strict();
 

@@ -10,7 +10,14 @@ import { inSubjectSet } from '../domain/principal.js';
  * reviews, cancellations and releases come in, no grant exists without every approval stage met
  * by people other than the requester, and refused operations change nothing.
  */
-const people = [alice, bob, carol, root, { id: 'dave', kind: 'user' as const, groups: ['sre-leads', 'sre'] }, { id: 'erin', kind: 'user' as const, groups: ['security', 'sre'] }];
+const people = [
+  alice,
+  bob,
+  carol,
+  root,
+  { id: 'dave', kind: 'user' as const, groups: ['sre-leads', 'sre'] },
+  { id: 'erin', kind: 'user' as const, groups: ['security', 'sre'] },
+];
 
 type Step =
   | { kind: 'submit'; who: number }
@@ -22,7 +29,15 @@ const stepArb: fc.Arbitrary<Step> = fc.oneof(
   // Mostly eligible requesters (alice, dave, erin), sometimes someone who is not.
   fc.record({ kind: fc.constant('submit' as const), who: fc.constantFrom(0, 4, 5, 0, 4, 5, 1, 2) }),
   // Reviews weigh most, mostly approvals, so that many runs reach a grant.
-  { arbitrary: fc.record({ kind: fc.constant('review' as const), request: fc.nat({ max: 5 }), who: fc.integer({ min: 0, max: people.length - 1 }), approve: fc.constantFrom(true, true, true, false) }), weight: 6 },
+  {
+    arbitrary: fc.record({
+      kind: fc.constant('review' as const),
+      request: fc.nat({ max: 5 }),
+      who: fc.integer({ min: 0, max: people.length - 1 }),
+      approve: fc.constantFrom(true, true, true, false),
+    }),
+    weight: 6,
+  },
   fc.record({ kind: fc.constant('cancel' as const), request: fc.nat({ max: 5 }), who: fc.integer({ min: 0, max: people.length - 1 }) }),
   fc.record({ kind: fc.constant('release' as const), request: fc.nat({ max: 5 }), who: fc.integer({ min: 0, max: people.length - 1 }) }),
 );
@@ -48,7 +63,13 @@ describeEachStore('lifecycle engine (property)', ({ store }) => {
           const id = requests.length > 0 ? requests[requests.length - 1 - (back % Math.min(3, requests.length))] : undefined;
           try {
             if (step.kind === 'submit') {
-              const { request } = await t.engine.submit({ principal: who, target: 'prod-db', entitlement: 'admin', reason: 'property based testing run', ticket: 'OPS-1' });
+              const { request } = await t.engine.submit({
+                principal: who,
+                target: 'prod-db',
+                entitlement: 'admin',
+                reason: 'property based testing run',
+                ticket: 'OPS-1',
+              });
               requests.push(request.id);
             } else if (step.kind === 'review' && id) {
               await t.engine.review({ requestId: id, reviewer: who, decision: step.approve ? 'approve' : 'deny' });
@@ -75,7 +96,9 @@ describeEachStore('lifecycle engine (property)', ({ store }) => {
           granted += 1;
           expect(request.status).toBe('approved');
           request.stages.forEach((stage, index) => {
-            const approvers = new Set(mine.filter((r) => r.stage === index && r.decision === 'approve' && inSubjectSet(r.reviewer, stage.approvers)).map((r) => r.reviewer_id));
+            const approvers = new Set(
+              mine.filter((r) => r.stage === index && r.decision === 'approve' && inSubjectSet(r.reviewer, stage.approvers)).map((r) => r.reviewer_id),
+            );
             expect(approvers.size).toBeGreaterThanOrEqual(stage.quorum);
           });
           expect(mine.some((r) => r.decision === 'deny')).toBe(false);
@@ -87,7 +110,16 @@ describeEachStore('lifecycle engine (property)', ({ store }) => {
       {
         numRuns: 60,
         // A known path to a grant runs first, so the invariant is never only vacuously true.
-        examples: [[[{ kind: 'submit', who: 0 }, { kind: 'review', request: 0, who: 1, approve: true }, { kind: 'review', request: 0, who: 2, approve: true }, { kind: 'release', request: 0, who: 0 }]]],
+        examples: [
+          [
+            [
+              { kind: 'submit', who: 0 },
+              { kind: 'review', request: 0, who: 1, approve: true },
+              { kind: 'review', request: 0, who: 2, approve: true },
+              { kind: 'release', request: 0, who: 0 },
+            ],
+          ],
+        ],
       },
     );
     expect(granted).toBeGreaterThan(0); // the property was exercised, not vacuously true

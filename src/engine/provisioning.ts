@@ -88,7 +88,12 @@ export function backoffMs(attempt: number, minMs: number, maxMs: number, random:
 const WAIT_FOR_REVOKE_MS = 200;
 
 /** Seals what the connector issued for the principal, bound to the grant, until fetched once. */
-async function holdCredentials(context: EngineContext, unit: UnitOfWork, grant: StoredGrant | Grant, credentials: Readonly<Record<string, string>>): Promise<void> {
+async function holdCredentials(
+  context: EngineContext,
+  unit: UnitOfWork,
+  grant: StoredGrant | Grant,
+  credentials: Readonly<Record<string, string>>,
+): Promise<void> {
   const sealed = context.sealer.seal(JSON.stringify(credentials), credentialsContext(grant.id));
   await putCredentials(unit.tx, { grantId: grant.id, principalId: grant.principalId, keyId: context.sealer.keyId, sealed, createdAt: unit.now });
 }
@@ -156,7 +161,14 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
         action: 'grant.activated',
         actor: 'system',
         subject: grant.id,
-        data: { request: grant.requestId, entitlement: `${grant.target}/${grant.entitlement}`, principal: grant.principalId, expiresAt: active.expiresAt!.toISOString(), breakGlass: grant.breakGlass, fetchOnce: credentials !== undefined },
+        data: {
+          request: grant.requestId,
+          entitlement: `${grant.target}/${grant.entitlement}`,
+          principal: grant.principalId,
+          expiresAt: active.expiresAt!.toISOString(),
+          breakGlass: grant.breakGlass,
+          fetchOnce: credentials !== undefined,
+        },
       });
       return;
     }
@@ -206,7 +218,9 @@ export async function extendJob(context: EngineContext, job: Job, worker: number
   });
   if (!prepared) return;
   const { grant, call, settling, spec } = prepared;
-  const actions = settling ? { done: 'grant.target_expiry_set', failed: 'grant.target_expiry_set_failed' } : { done: 'grant.target_extended', failed: 'grant.target_extend_failed' };
+  const actions = settling
+    ? { done: 'grant.target_expiry_set', failed: 'grant.target_expiry_set_failed' }
+    : { done: 'grant.target_extended', failed: 'grant.target_extend_failed' };
   let error: string | null = null;
   let credentials: Readonly<Record<string, string>> | undefined;
   try {
@@ -220,7 +234,13 @@ export async function extendJob(context: EngineContext, job: Job, worker: number
     if (error === null || !current || current.status !== 'active') {
       if (error === null && current?.status === 'active' && credentials) await holdCredentials(context, unit, current, credentials);
       await completeJob(unit.tx, job, worker);
-      if (error === null) await unit.audit({ action: actions.done, actor: 'system', subject: grant.id, data: { notAfter: spec.notAfter.toISOString(), fetchOnce: credentials !== undefined } });
+      if (error === null)
+        await unit.audit({
+          action: actions.done,
+          actor: 'system',
+          subject: grant.id,
+          data: { notAfter: spec.notAfter.toISOString(), fetchOnce: credentials !== undefined },
+        });
       // NB. Extended again while we called: the calls for the two expiries may have landed in
       // either order at the target, so tell it the latest once more.
       if (error === null && current?.status === 'active' && current.expiresAt!.getTime() !== spec.notAfter.getTime()) {

@@ -77,7 +77,10 @@ export function readModel(context: EngineContext): ReadModel {
       // requests that share a person through a token, so a page may need another query.
       for (;;) {
         const candidates = await listReviewInbox(db(), reviewer, { ...filter, ...(beforeId ? { beforeId } : {}), limit: filter.limit });
-        const reviews = await listReviewsOf(db(), candidates.map((candidate) => candidate.id));
+        const reviews = await listReviewsOf(
+          db(),
+          candidates.map((candidate) => candidate.id),
+        );
         for (const candidate of candidates) {
           if (canReview(candidate, reviews.get(candidate.id) ?? [], reviewer)) found.push(candidate);
           if (found.length === filter.limit) return found;

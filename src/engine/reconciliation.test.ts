@@ -61,7 +61,11 @@ describeEachStore('reconciliation', ({ store }) => {
   afterEach(async () => {
     await t.stop();
     // Each test starts from a clean slate: a fresh connector, so no grant may stay live either.
-    await store().db.updateTable('grants').set({ status: 'revoked', ended_at: new Date() }).where('status', 'in', ['provisioning', 'active', 'revoking']).execute();
+    await store()
+      .db.updateTable('grants')
+      .set({ status: 'revoked', ended_at: new Date() })
+      .where('status', 'in', ['provisioning', 'active', 'revoking'])
+      .execute();
     await store().db.deleteFrom('findings').execute();
     await store().db.deleteFrom('jobs').execute();
   });
@@ -69,22 +73,42 @@ describeEachStore('reconciliation', ({ store }) => {
   const target = (name: string) => t.engine.config.targets.get(name)!;
   const events = async (action: string) => {
     const rows = await store().db.selectFrom('audit_events').select('payload').where('seq', '>', String(since)).orderBy('seq').execute();
-    return rows.map((r) => JSON.parse(r.payload) as { action: string; actor: string; subject?: string; data: Record<string, unknown> }).filter((e) => e.action === action);
+    return rows
+      .map((r) => JSON.parse(r.payload) as { action: string; actor: string; subject?: string; data: Record<string, unknown> })
+      .filter((e) => e.action === action);
   };
   const grantFor = async (principal: typeof alice, targetName: string, entitlement = 'readonly') => {
     const { request } = await t.engine.submit({ principal, target: targetName, entitlement, durationMs: 3_600_000, reason: 'reconciliation test' });
     const stored = await getRequest(store().db, request.id);
-    return waitFor(() => getGrant(store().db, stored!.grantId!), (g) => g?.status === 'active');
+    return waitFor(
+      () => getGrant(store().db, stored!.grantId!),
+      (g) => g?.status === 'active',
+    );
   };
 
   it('finds standing access created behind its back, audits it, and leaves it alone without remediate', async () => {
     connector.addUnmanaged(target('watched'), 'readonly', 'dba-dave');
     const [report] = await t.engine.reconcile('watched', { actor: 'cli:test' });
     expect(report).toMatchObject({ target: 'watched', error: null, listed: 1, opened: 1, remediated: 0, remediate: false });
-    expect(report!.findings).toEqual([expect.objectContaining({ kind: 'standing', status: 'open', account: 'dba-dave', principalId: 'dba-dave', entitlement: 'readonly', detail: expect.objectContaining({ reason: 'unmanaged' }) })]);
+    expect(report!.findings).toEqual([
+      expect.objectContaining({
+        kind: 'standing',
+        status: 'open',
+        account: 'dba-dave',
+        principalId: 'dba-dave',
+        entitlement: 'readonly',
+        detail: expect.objectContaining({ reason: 'unmanaged' }),
+      }),
+    ]);
     expect(connector.hasAccess('watched', 'readonly', 'dba-dave')).toBe(true);
     const opened = await events('finding.opened');
-    expect(opened).toEqual([expect.objectContaining({ actor: 'cli:test', subject: report!.findings[0]!.id, data: expect.objectContaining({ kind: 'standing', severity: 'high', target: 'watched' }) })]);
+    expect(opened).toEqual([
+      expect.objectContaining({
+        actor: 'cli:test',
+        subject: report!.findings[0]!.id,
+        data: expect.objectContaining({ kind: 'standing', severity: 'high', target: 'watched' }),
+      }),
+    ]);
 
     // Seen again: the same finding, refreshed, not reported twice.
     const [again] = await t.engine.reconcile('watched');
@@ -102,7 +126,9 @@ describeEachStore('reconciliation', ({ store }) => {
     const [finding] = await listFindings(store().db, { target: 'guarded' });
     expect(finding).toMatchObject({ status: 'remediated', kind: 'standing', account: 'mallory' });
     expect(finding!.remediatedAt).not.toBeNull();
-    expect(await events('finding.remediated')).toEqual([expect.objectContaining({ subject: finding!.id, data: expect.objectContaining({ severity: 'medium' }) })]);
+    expect(await events('finding.remediated')).toEqual([
+      expect.objectContaining({ subject: finding!.id, data: expect.objectContaining({ severity: 'medium' }) }),
+    ]);
     // Gone at the target: the next run finds nothing.
     const [next] = await t.engine.reconcile('guarded');
     expect(next).toMatchObject({ listed: 0, opened: 0, findings: [] });
@@ -122,7 +148,10 @@ describeEachStore('reconciliation', ({ store }) => {
     // The second provision re-recorded the access under its own grant id; ending it leaves the
     // access (still covered by the first) named after an ended grant.
     await t.engine.release({ grantId: two!.id, by: overlap });
-    const released = await waitFor(() => getGrant(store().db, two!.id), (g) => g?.status === 'revoked');
+    const released = await waitFor(
+      () => getGrant(store().db, two!.id),
+      (g) => g?.status === 'revoked',
+    );
     expect(released!.coveredBy).toBe(one!.id);
     const listed = await connector.listAccess(target('guarded'), AbortSignal.timeout(1000));
     expect(listed).toEqual([expect.objectContaining({ principalId: overlap.id, grantId: two!.id })]);
@@ -136,7 +165,10 @@ describeEachStore('reconciliation', ({ store }) => {
   it('reports access left over after its grant ended, and removes it', async () => {
     const grant = await grantFor(alice, 'guarded');
     await t.engine.release({ grantId: grant!.id, by: alice });
-    await waitFor(() => getGrant(store().db, grant!.id), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(store().db, grant!.id),
+      (g) => g?.status === 'revoked',
+    );
     // The target kept it (a restore from backup, a revoke that silently did nothing…).
     connector.addUnmanaged(target('guarded'), 'readonly', 'alice');
     const [report] = await t.engine.reconcile('guarded');
@@ -152,7 +184,9 @@ describeEachStore('reconciliation', ({ store }) => {
     const [report] = await t.engine.reconcile('watched');
     expect(report).toMatchObject({ opened: 1, remediated: 0 });
     expect(report!.findings).toEqual([expect.objectContaining({ kind: 'missing', grantId: grant!.id, account: 'alice', status: 'open' })]);
-    expect(await events('finding.opened')).toEqual([expect.objectContaining({ data: expect.objectContaining({ kind: 'missing', severity: 'medium', grant: grant!.id }) })]);
+    expect(await events('finding.opened')).toEqual([
+      expect.objectContaining({ data: expect.objectContaining({ kind: 'missing', severity: 'medium', grant: grant!.id }) }),
+    ]);
     expect((await getGrant(store().db, grant!.id))!.status).toBe('active'); // recorded, not re-provisioned
 
     connector.addUnmanaged(target('watched'), 'readonly', 'alice');
@@ -167,7 +201,11 @@ describeEachStore('reconciliation', ({ store }) => {
     connector.addUnmanaged(target('watched'), 'readonly', 'temp-admin');
     const [first] = await t.engine.reconcile('watched');
     const id = first!.findings[0]!.id;
-    await connector.removeAccess(target('watched'), { account: 'temp-admin', principalId: 'temp-admin', entitlement: 'readonly', grantId: null }, AbortSignal.timeout(1000));
+    await connector.removeAccess(
+      target('watched'),
+      { account: 'temp-admin', principalId: 'temp-admin', entitlement: 'readonly', grantId: null },
+      AbortSignal.timeout(1000),
+    );
     const [second] = await t.engine.reconcile('watched');
     expect(second).toMatchObject({ resolved: 1, findings: [] });
     expect(await listFindings(store().db, { status: 'resolved' })).toEqual([expect.objectContaining({ id })]);
@@ -195,7 +233,10 @@ describeEachStore('reconciliation', ({ store }) => {
     expect(connector.hasAccess('guarded', 'readonly', 'mallory')).toBe(false);
     expect(connector.hasAccess('guarded', 'readonly', 'alice')).toBe(true);
     const findings = await listFindings(store().db, { target: 'guarded' });
-    expect(findings.find((f) => f.account === 'alice')).toMatchObject({ status: 'resolved', detail: expect.objectContaining({ resolvedBy: `covered by ${granted!.id}` }) });
+    expect(findings.find((f) => f.account === 'alice')).toMatchObject({
+      status: 'resolved',
+      detail: expect.objectContaining({ resolvedBy: `covered by ${granted!.id}` }),
+    });
     expect((await getGrant(store().db, granted!.id))!.status).toBe('active');
   });
 
@@ -237,12 +278,25 @@ describeEachStore('reconciliation', ({ store }) => {
     expect(await events('reconcile.failed')).toEqual([expect.objectContaining({ subject: 'watched', data: expect.objectContaining({ severity: 'high' }) })]);
 
     // The scheduled run of the failing target neither crashes the scheduler nor stops other work.
-    await t.engine.reloadConfig((await import('../config/index.js')).parseConfig(CONFIG.replace('version: 1', 'version: 1\nreconcile: { interval: 200ms }'), 'test.yaml', {}));
-    await waitFor(() => listReconcileRuns(store().db, { target: 'watched' }), (runs) => runs.filter((r) => r.trigger === 'schedule' && r.error !== null).length >= 2);
-    await waitFor(() => listReconcileRuns(store().db, { target: 'guarded' }), (runs) => runs.some((r) => r.trigger === 'schedule' && r.error === null));
+    await t.engine.reloadConfig(
+      (await import('../config/index.js')).parseConfig(CONFIG.replace('version: 1', 'version: 1\nreconcile: { interval: 200ms }'), 'test.yaml', {}),
+    );
+    await waitFor(
+      () => listReconcileRuns(store().db, { target: 'watched' }),
+      (runs) => runs.filter((r) => r.trigger === 'schedule' && r.error !== null).length >= 2,
+    );
+    await waitFor(
+      () => listReconcileRuns(store().db, { target: 'guarded' }),
+      (runs) => runs.some((r) => r.trigger === 'schedule' && r.error === null),
+    );
     const grant = await grantFor(alice, 'watched');
     expect(grant!.status).toBe('active');
-    const jobs = await store().db.selectFrom('jobs').select(['subject_id', 'attempts', 'last_error']).where('kind', '=', 'reconcile').orderBy('subject_id').execute();
+    const jobs = await store()
+      .db.selectFrom('jobs')
+      .select(['subject_id', 'attempts', 'last_error'])
+      .where('kind', '=', 'reconcile')
+      .orderBy('subject_id')
+      .execute();
     expect(jobs.map((j) => j.subject_id)).toEqual(['guarded', 'watched']); // not `quiet`: reconcile.enabled is false
   });
 
@@ -272,9 +326,15 @@ describe.skipIf(offline())('reconciliation on replicas sharing one PostgreSQL', 
       connector.behaviour('watched').delayMs = 150;
       connector.behaviour('guarded').delayMs = 150;
       const db = stores[0]!.db;
-      await waitFor(() => listReconcileRuns(db, { target: 'watched', limit: 100 }), (runs) => runs.filter((r) => r.finishedAt !== null).length >= 8, 30_000);
+      await waitFor(
+        () => listReconcileRuns(db, { target: 'watched', limit: 100 }),
+        (runs) => runs.filter((r) => r.finishedAt !== null).length >= 8,
+        30_000,
+      );
       for (const target of ['watched', 'guarded']) {
-        const runs = (await listReconcileRuns(db, { target, limit: 1000 })).filter((r) => r.finishedAt !== null).sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
+        const runs = (await listReconcileRuns(db, { target, limit: 1000 }))
+          .filter((r) => r.finishedAt !== null)
+          .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime());
         for (let i = 1; i < runs.length; i++) expect(runs[i]!.startedAt.getTime()).toBeGreaterThanOrEqual(runs[i - 1]!.finishedAt!.getTime());
       }
       const opened = await db.selectFrom('findings').select(['target', 'account', 'status']).orderBy('target').execute();
@@ -283,7 +343,10 @@ describe.skipIf(offline())('reconciliation on replicas sharing one PostgreSQL', 
         { target: 'watched', account: 'dba-dave', status: 'open' },
       ]);
       expect(connector.calls.filter((c) => c.op === 'revoke' && c.principalId === 'mallory')).toHaveLength(1);
-      expect(await db.selectFrom('jobs').select('subject_id').where('kind', '=', 'reconcile').orderBy('subject_id').execute()).toEqual([{ subject_id: 'guarded' }, { subject_id: 'watched' }]);
+      expect(await db.selectFrom('jobs').select('subject_id').where('kind', '=', 'reconcile').orderBy('subject_id').execute()).toEqual([
+        { subject_id: 'guarded' },
+        { subject_id: 'watched' },
+      ]);
     } finally {
       for (const t of engines) await t.stop();
       for (const store of stores) await store.close();

@@ -108,7 +108,13 @@ function usableEntries(listed: readonly CurrentAccess[], keyOf: (entry: CurrentA
     const grantOk = entry.grantId === null || entry.grantId === undefined || entry.grantId === '' || field(entry.grantId);
     if (field(entry.account) && field(entry.principalId) && field(entry.entitlement) && grantOk) {
       const grantId = entry.grantId || null;
-      entries.push({ account: entry.account, principalId: entry.principalId, entitlement: entry.entitlement, grantId, accessKey: grantId === null ? keyOf(entry) : null });
+      entries.push({
+        account: entry.account,
+        principalId: entry.principalId,
+        entitlement: entry.entitlement,
+        grantId,
+        accessKey: grantId === null ? keyOf(entry) : null,
+      });
     } else {
       invalid++;
     }
@@ -182,7 +188,23 @@ export async function reconcileTarget(context: EngineContext, targetName: string
     });
     context.logger.warn({ target: target.name, error }, 'reconciliation could not list the target');
     const findings = await currentFindings(context, target.name, []);
-    return { target: target.name, runId: run.id, trigger: options.trigger, remediate, startedAt: run.startedAt, finishedAt, error, listed: 0, covered: 0, invalid: 0, opened: 0, resolved: 0, remediated: 0, raced: 0, findings };
+    return {
+      target: target.name,
+      runId: run.id,
+      trigger: options.trigger,
+      remediate,
+      startedAt: run.startedAt,
+      finishedAt,
+      error,
+      listed: 0,
+      covered: 0,
+      invalid: 0,
+      opened: 0,
+      resolved: 0,
+      remediated: 0,
+      raced: 0,
+      findings,
+    };
   }
 
   const { entries, invalid } = usableEntries(listed, (entry) => derivedAccessKey(connector, target, entry));
@@ -200,7 +222,13 @@ export async function reconcileTarget(context: EngineContext, targetName: string
   }
 
   const finishedAt = await transact(context, async (unit) => {
-    await finishReconcileRun(unit.tx, run.id, unit.now, { ...recorded.counts, remediated: remediatedIds.length }, invalid > 0 ? `${invalid} listed entries were not usable (empty, NUL or over ${MAX_FIELD} characters)` : null);
+    await finishReconcileRun(
+      unit.tx,
+      run.id,
+      unit.now,
+      { ...recorded.counts, remediated: remediatedIds.length },
+      invalid > 0 ? `${invalid} listed entries were not usable (empty, NUL or over ${MAX_FIELD} characters)` : null,
+    );
     await pruneReconcileRuns(unit.tx, target.name);
     return unit.now;
   });
@@ -239,10 +267,22 @@ interface Recorded {
 }
 
 /** Compares the listing with the grants and brings the findings up to date, audited, in one transaction. */
-async function recordComparison(unit: UnitOfWork, target: TargetConfig, entries: readonly ObservedAccess[], run: { id: string; startedAt: Date }, options: ReconcileOptions): Promise<Recorded> {
+async function recordComparison(
+  unit: UnitOfWork,
+  target: TargetConfig,
+  entries: readonly ObservedAccess[],
+  run: { id: string; startedAt: Date },
+  options: ReconcileOptions,
+): Promise<Recorded> {
   const named = entries.flatMap((e) => (e.grantId ? [e.grantId] : []));
   const grants = await grantsForReconciliation(unit.tx, target.name, run.startedAt, named);
-  const comparison = compareAccess({ target: target.name, observed: entries, grants, listedAt: run.startedAt, entitlements: new Set(target.entitlements.keys()) });
+  const comparison = compareAccess({
+    target: target.name,
+    observed: entries,
+    grants,
+    listedAt: run.startedAt,
+    entitlements: new Set(target.entitlements.keys()),
+  });
 
   const observed = new Map<string, { finding: ObservedFinding; access?: ObservedAccess; removable: boolean }>();
   for (const standing of comparison.standing) {
@@ -273,7 +313,17 @@ async function recordComparison(unit: UnitOfWork, target: TargetConfig, entries:
         action: 'finding.opened',
         actor: options.actor,
         subject: inserted.id,
-        data: { kind: finding.kind, target: target.name, entitlement: finding.entitlement, account: finding.account, principal: finding.principalId, grant: finding.grantId, ...finding.detail, run: run.id, severity: SEVERITY[finding.kind] },
+        data: {
+          kind: finding.kind,
+          target: target.name,
+          entitlement: finding.entitlement,
+          account: finding.account,
+          principal: finding.principalId,
+          grant: finding.grantId,
+          ...finding.detail,
+          run: run.id,
+          severity: SEVERITY[finding.kind],
+        },
       });
     }
     if (access && canRemove) removable.push({ finding: current, access });
@@ -283,7 +333,20 @@ async function recordComparison(unit: UnitOfWork, target: TargetConfig, entries:
     if (observed.has(findingKey(finding))) continue;
     if (!(await closeFinding(unit.tx, finding.id, 'resolved', unit.now, { resolvedBy: 'no longer observed' }))) continue;
     resolved++;
-    await unit.audit({ action: 'finding.resolved', actor: options.actor, subject: finding.id, data: { kind: finding.kind, target: target.name, entitlement: finding.entitlement, account: finding.account, reason: 'no longer observed', run: run.id, severity: 'info' } });
+    await unit.audit({
+      action: 'finding.resolved',
+      actor: options.actor,
+      subject: finding.id,
+      data: {
+        kind: finding.kind,
+        target: target.name,
+        entitlement: finding.entitlement,
+        account: finding.account,
+        reason: 'no longer observed',
+        run: run.id,
+        severity: 'info',
+      },
+    });
   }
   return {
     counts: { listed: entries.length, standing: comparison.standing.length, missing: comparison.missing.length, opened, resolved },
@@ -296,14 +359,33 @@ async function recordComparison(unit: UnitOfWork, target: TargetConfig, entries:
  * Removes one piece of standing access. Re-checked right before the call: a grant provisioned
  * since the listing covers it and it stays. Returns whether it was removed.
  */
-async function removeStanding(context: EngineContext, target: TargetConfig, connector: Connector, candidate: Removable, actor: string): Promise<{ removed: boolean; raced: boolean }> {
+async function removeStanding(
+  context: EngineContext,
+  target: TargetConfig,
+  connector: Connector,
+  candidate: Removable,
+  actor: string,
+): Promise<{ removed: boolean; raced: boolean }> {
   const { finding, access } = candidate;
   const known = await transact(context, async (unit) => {
     const grants = await grantsForReconciliation(unit.tx, target.name, unit.now, access.grantId ? [access.grantId] : []);
     const cover = coveringGrant(access, grants, unit.now);
     if (!cover) return new Set(grants.map((g) => g.id));
     if (await closeFinding(unit.tx, finding.id, 'resolved', unit.now, { resolvedBy: `covered by ${cover.id}` })) {
-      await unit.audit({ action: 'finding.resolved', actor, subject: finding.id, data: { kind: finding.kind, target: target.name, entitlement: finding.entitlement, account: finding.account, reason: 'a grant now covers it', coveredBy: cover.id, severity: 'info' } });
+      await unit.audit({
+        action: 'finding.resolved',
+        actor,
+        subject: finding.id,
+        data: {
+          kind: finding.kind,
+          target: target.name,
+          entitlement: finding.entitlement,
+          account: finding.account,
+          reason: 'a grant now covers it',
+          coveredBy: cover.id,
+          severity: 'info',
+        },
+      });
     }
     return null;
   });
@@ -311,7 +393,9 @@ async function removeStanding(context: EngineContext, target: TargetConfig, conn
 
   let error: string | null = null;
   try {
-    await callConnector(context, `removal of ${access.account} from ${target.name}/${access.entitlement}`, (signal) => connector.removeAccess(target, access, signal));
+    await callConnector(context, `removal of ${access.account} from ${target.name}/${access.entitlement}`, (signal) =>
+      connector.removeAccess(target, access, signal),
+    );
   } catch (caught) {
     error = errorMessage(caught);
   }
@@ -319,12 +403,22 @@ async function removeStanding(context: EngineContext, target: TargetConfig, conn
   return transact(context, async (unit) => {
     if (error !== null) {
       await annotateFinding(unit.tx, finding.id, { remediationError: error, remediationFailedAt: unit.now.toISOString() });
-      await unit.audit({ action: 'finding.remediation_failed', actor, subject: finding.id, data: { target: target.name, entitlement: access.entitlement, account: access.account, error, severity: 'high' } });
+      await unit.audit({
+        action: 'finding.remediation_failed',
+        actor,
+        subject: finding.id,
+        data: { target: target.name, entitlement: access.entitlement, account: access.account, error, severity: 'high' },
+      });
       return { removed: false, raced: false };
     }
     const closed = await closeFinding(unit.tx, finding.id, 'remediated', unit.now, { remediatedBy: actor });
     if (closed) {
-      await unit.audit({ action: 'finding.remediated', actor, subject: finding.id, data: { target: target.name, entitlement: access.entitlement, account: access.account, principal: access.principalId, severity: 'medium' } });
+      await unit.audit({
+        action: 'finding.remediated',
+        actor,
+        subject: finding.id,
+        data: { target: target.name, entitlement: access.entitlement, account: access.account, principal: access.principalId, severity: 'medium' },
+      });
     }
     // NB. A grant that appeared between the re-check and the removal may just have lost its
     // access. It is not put back behind the target owner's back: it is reported loudly, and the
@@ -332,7 +426,12 @@ async function removeStanding(context: EngineContext, target: TargetConfig, conn
     const fresh = (await grantsForReconciliation(unit.tx, target.name, unit.now, [])).filter((g) => !known.has(g.id));
     const raced = coveringGrant({ ...access, grantId: null }, fresh, unit.now);
     if (raced) {
-      await unit.audit({ action: 'finding.remediation_raced', actor, subject: finding.id, data: { target: target.name, entitlement: access.entitlement, account: access.account, grant: raced.id, severity: 'high' } });
+      await unit.audit({
+        action: 'finding.remediation_raced',
+        actor,
+        subject: finding.id,
+        data: { target: target.name, entitlement: access.entitlement, account: access.account, grant: raced.id, severity: 'high' },
+      });
       await ensureJob(unit.tx, 'reconcile', target.name, 0);
       unit.wake();
     }
@@ -376,7 +475,13 @@ export async function reconcileNow(context: EngineContext, targetName: string | 
   if (targetName !== undefined) resolveTarget(context, targetName);
   const reports: ReconcileReport[] = [];
   for (const name of names) {
-    reports.push(await reconcileTarget(context, name, { trigger: 'manual', actor: options.actor ?? 'system', ...(options.remediate !== undefined ? { remediate: options.remediate } : {}) }));
+    reports.push(
+      await reconcileTarget(context, name, {
+        trigger: 'manual',
+        actor: options.actor ?? 'system',
+        ...(options.remediate !== undefined ? { remediate: options.remediate } : {}),
+      }),
+    );
   }
   return reports;
 }

@@ -6,17 +6,7 @@ import { applyReview, type Review } from '../domain/review.js';
 import { viaData } from '../domain/principal.js';
 import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
 import { extendGrant as extendGrantState } from '../domain/grant.js';
-import {
-  cancelJob,
-  getGrant,
-  getRequest,
-  insertRequest,
-  insertReview,
-  listReviews,
-  scheduleJob,
-  updateGrant,
-  updateRequest,
-} from '../store/index.js';
+import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listReviews, scheduleJob, updateGrant, updateRequest } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './approvals.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
@@ -146,10 +136,14 @@ function requireFreshMfa(request: AccessRequest, mfaAt: Date | undefined, now: D
   if (maxAge === undefined || request.status !== 'pending') return;
   const age = mfaAt ? now.getTime() - mfaAt.getTime() : Number.POSITIVE_INFINITY;
   if (age <= maxAge) return;
-  throw new LapseError('mfa_step_up_required', `approving at stage ${request.stages[request.currentStage]!.name} needs MFA within the last ${formatDuration(maxAge)}`, {
-    where: request.id,
-    hint: 'Complete MFA again (step-up), then repeat the review.',
-  });
+  throw new LapseError(
+    'mfa_step_up_required',
+    `approving at stage ${request.stages[request.currentStage]!.name} needs MFA within the last ${formatDuration(maxAge)}`,
+    {
+      where: request.id,
+      hint: 'Complete MFA again (step-up), then repeat the review.',
+    },
+  );
 }
 
 /**
@@ -161,7 +155,12 @@ export async function settleApproved(context: EngineContext, unit: UnitOfWork, r
   const grant = request.grantId ? await getGrant(unit.tx, request.grantId, { forUpdate: true }) : undefined;
   if (!grant || grant.status !== 'active' || grant.breakGlass) {
     // (An extension of a break-glass grant asked for before they were refused is never applied.)
-    await unit.audit({ action: 'grant.extension_lapsed', actor: 'system', subject: request.grantId ?? request.id, data: { request: request.id, ...(grant?.breakGlass ? { breakGlass: true } : {}) } });
+    await unit.audit({
+      action: 'grant.extension_lapsed',
+      actor: 'system',
+      subject: request.grantId ?? request.id,
+      data: { request: request.id, ...(grant?.breakGlass ? { breakGlass: true } : {}) },
+    });
     return request;
   }
   const extended = extendGrantState(grant, request.durationMs);

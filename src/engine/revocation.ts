@@ -100,7 +100,10 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
   // Reference counting: another live grant of the same access keeps it, so only the last grant
   // of an access to end removes it at the target. Grants ending in this batch cover nothing.
   const endingIds = new Set(ending.map((e) => e.grant.id));
-  const live = await liveGrantsForKeys(unit.tx, ending.map((e) => e.grant.accessKey));
+  const live = await liveGrantsForKeys(
+    unit.tx,
+    ending.map((e) => e.grant.accessKey),
+  );
   const covered: Grant[] = [];
   const coveredBy = new Map<string, string>();
   const calls: RevokeCall[] = [];
@@ -110,7 +113,12 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
       covered.push(completeRevoke(grant, unit.now));
       coveredBy.set(grant.id, cover.id);
       finished.push(job);
-      await unit.audit({ action: 'grant.revoked', actor: 'system', subject: grant.id, data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, coveredBy: cover.id, targetCall: false } });
+      await unit.audit({
+        action: 'grant.revoked',
+        actor: 'system',
+        subject: grant.id,
+        data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, coveredBy: cover.id, targetCall: false },
+      });
       continue;
     }
     let resolved: ResolvedEntitlement;
@@ -120,7 +128,12 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
       // The target left the config: keep retrying (and alerting) until it is back or force-closed.
       const delay = backoffMs(grant.revokeAttempts + 1, context.config().scheduler.revokeBackoffMinMs, context.config().scheduler.revokeBackoffMaxMs);
       await retryJob(unit.tx, job, worker, delay, errorMessage(error));
-      await unit.audit({ action: 'grant.revoke_failed', actor: 'system', subject: grant.id, data: { error: errorMessage(error), retryInMs: delay, severity: 'high' } });
+      await unit.audit({
+        action: 'grant.revoke_failed',
+        actor: 'system',
+        subject: grant.id,
+        data: { error: errorMessage(error), retryInMs: delay, severity: 'high' },
+      });
       continue;
     }
     calls.push({ grant, job, attemptId: newId('attempt'), resolved, spec: specFor(grant, resolved, unit.now) });
@@ -128,16 +141,36 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
 
   await updateGrantStates(unit.tx, started);
   await updateGrantStates(unit.tx, covered, { coveredBy });
-  await updateGrantStates(unit.tx, calls.map((c) => c.grant), { revokeAttempt: true });
-  await startConnectorAttempts(unit.tx, calls.map((c) => ({ id: c.attemptId, grantId: c.grant.id, operation: 'revoke' as const, worker, startedAt: unit.now })));
+  await updateGrantStates(
+    unit.tx,
+    calls.map((c) => c.grant),
+    { revokeAttempt: true },
+  );
+  await startConnectorAttempts(
+    unit.tx,
+    calls.map((c) => ({ id: c.attemptId, grantId: c.grant.id, operation: 'revoke' as const, worker, startedAt: unit.now })),
+  );
   await convertJobs(unit.tx, expired, 'revoke');
   await completeJobs(unit.tx, finished, worker);
   return calls;
 }
 
-async function recordOutcomes(context: EngineContext, unit: UnitOfWork, calls: readonly RevokeCall[], errors: ReadonlyMap<string, string>, worker: number): Promise<void> {
-  await finishConnectorAttempts(unit.tx, unit.now, calls.map((c) => ({ id: c.attemptId, error: errors.get(c.grant.id) ?? null })));
-  const current = await getGrantsForUpdate(unit.tx, calls.map((c) => c.grant.id));
+async function recordOutcomes(
+  context: EngineContext,
+  unit: UnitOfWork,
+  calls: readonly RevokeCall[],
+  errors: ReadonlyMap<string, string>,
+  worker: number,
+): Promise<void> {
+  await finishConnectorAttempts(
+    unit.tx,
+    unit.now,
+    calls.map((c) => ({ id: c.attemptId, error: errors.get(c.grant.id) ?? null })),
+  );
+  const current = await getGrantsForUpdate(
+    unit.tx,
+    calls.map((c) => c.grant.id),
+  );
   const done: Grant[] = [];
   const finished: Job[] = [];
   const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
@@ -152,14 +185,24 @@ async function recordOutcomes(context: EngineContext, unit: UnitOfWork, calls: r
       const closed = completeRevoke(grant, unit.now);
       done.push(closed);
       finished.push(call.job);
-      await unit.audit({ action: `grant.${closed.status}`, actor: 'system', subject: grant.id, data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, targetCall: true } });
+      await unit.audit({
+        action: `grant.${closed.status}`,
+        actor: 'system',
+        subject: grant.id,
+        data: { reason: grant.endReason, expiresAt: grant.expiresAt?.toISOString() ?? null, targetCall: true },
+      });
       continue;
     }
     // Never given up: retried with capped backoff until it works or an admin force-closes it.
     const delay = backoffMs(grant.revokeAttempts, revokeBackoffMinMs, revokeBackoffMaxMs);
     await setGrantLastError(unit.tx, grant.id, error);
     await retryJob(unit.tx, call.job, worker, delay, error);
-    await unit.audit({ action: 'grant.revoke_failed', actor: 'system', subject: grant.id, data: { attempt: grant.revokeAttempts, error, retryInMs: delay, severity: 'high' } });
+    await unit.audit({
+      action: 'grant.revoke_failed',
+      actor: 'system',
+      subject: grant.id,
+      data: { attempt: grant.revokeAttempts, error, retryInMs: delay, severity: 'high' },
+    });
     context.logger.warn({ grant: grant.id, attempt: grant.revokeAttempts, retryInMs: delay, error }, 'revoke failed; will retry');
   }
   await updateGrantStates(unit.tx, done, { clearError: true });

@@ -64,14 +64,25 @@ describeEachStore('scheduler', ({ store }) => {
     for (const subject of ['req_next1', 'req_next2']) await scheduleJob(db, 'request_timeout', subject, { delayMs: 0 });
     await scheduler.start();
     try {
-      await waitFor(async () => ran, (r) => r.includes('req_stuck'));
+      await waitFor(
+        async () => ran,
+        (r) => r.includes('req_stuck'),
+      );
       const stopping = Date.now();
       await scheduler.stop();
       expect(Date.now() - stopping).toBeLessThan(2_000);
       // Not started, and free for any worker to take at once.
       expect(ran).toEqual(['req_stuck']);
-      const left = await db.selectFrom('jobs').select(['subject_id', 'locked_by']).where('subject_id', 'in', ['req_next1', 'req_next2']).orderBy('subject_id').execute();
-      expect(left).toEqual([{ subject_id: 'req_next1', locked_by: null }, { subject_id: 'req_next2', locked_by: null }]);
+      const left = await db
+        .selectFrom('jobs')
+        .select(['subject_id', 'locked_by'])
+        .where('subject_id', 'in', ['req_next1', 'req_next2'])
+        .orderBy('subject_id')
+        .execute();
+      expect(left).toEqual([
+        { subject_id: 'req_next1', locked_by: null },
+        { subject_id: 'req_next2', locked_by: null },
+      ]);
     } finally {
       release();
     }
@@ -84,7 +95,10 @@ describeEachStore('scheduler', ({ store }) => {
     slow.noop.behaviour('prod-db').delayMs = 20_000;
     const { request } = await slow.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: 'stalled target' });
     const grantId = request.grantId!;
-    await waitFor(() => store().db.selectFrom('connector_attempts').select('id').where('grant_id', '=', grantId).execute(), (rows) => rows.length > 0);
+    await waitFor(
+      () => store().db.selectFrom('connector_attempts').select('id').where('grant_id', '=', grantId).execute(),
+      (rows) => rows.length > 0,
+    );
     const stopping = Date.now();
     await slow.engine.stop();
     // The default grace is 5 s; without it, stop waited for the hanging call (20 s).
@@ -92,7 +106,11 @@ describeEachStore('scheduler', ({ store }) => {
 
     const next = await startEngine(store());
     try {
-      const active = await waitFor(() => getGrant(store().db, grantId), (g) => g?.status === 'active', 10_000);
+      const active = await waitFor(
+        () => getGrant(store().db, grantId),
+        (g) => g?.status === 'active',
+        10_000,
+      );
       expect(active!.requestId).toBe((await getRequest(store().db, request.id))!.id);
     } finally {
       await next.stop();

@@ -97,7 +97,13 @@ function timeCalls(connector: Connector, telemetry: Telemetry): Connector {
         const started = performance.now();
         const signal = args.find((arg): arg is AbortSignal => arg instanceof AbortSignal);
         const sample = (outcome: ConnectorCallSample['outcome']) =>
-          telemetry.connectorCall({ target: targetName(args[0]), connector: connector.type, operation, seconds: (performance.now() - started) / 1000, outcome });
+          telemetry.connectorCall({
+            target: targetName(args[0]),
+            connector: connector.type,
+            operation,
+            seconds: (performance.now() - started) / 1000,
+            outcome,
+          });
         try {
           const result = await method.apply(target, args);
           sample('ok');

@@ -27,11 +27,20 @@ export async function findLiveApiToken(db: Executor, secretHash: string) {
 }
 
 export async function markApiTokenUsed(db: Executor, tokenId: string): Promise<void> {
-  await db.updateTable('api_tokens').set({ last_used_at: sql<Date>`now()` }).where('id', '=', tokenId).execute();
+  await db
+    .updateTable('api_tokens')
+    .set({ last_used_at: sql<Date>`now()` })
+    .where('id', '=', tokenId)
+    .execute();
 }
 
 /** Revokes a token; true if it was not revoked already. */
 export async function markApiTokenRevoked(db: Executor, tokenId: string): Promise<boolean> {
-  const result = await db.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('id', '=', tokenId).where('revoked_at', 'is', null).executeTakeFirst();
+  const result = await db
+    .updateTable('api_tokens')
+    .set({ revoked_at: sql<Date>`now()` })
+    .where('id', '=', tokenId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }

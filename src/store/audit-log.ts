@@ -111,7 +111,8 @@ export interface AuditEventPage {
 
 // NB. Payloads over maxPayloadBytes are cut at that + 1, so a huge forged row costs no memory and
 // still fails its hash (and the verifier's length test).
-const clampedPayload = (maxPayloadBytes: number) => sql`CASE WHEN octet_length(payload) > ${maxPayloadBytes} THEN left(payload, ${maxPayloadBytes + 1}) ELSE payload END`;
+const clampedPayload = (maxPayloadBytes: number) =>
+  sql`CASE WHEN octet_length(payload) > ${maxPayloadBytes} THEN left(payload, ${maxPayloadBytes + 1}) ELSE payload END`;
 
 /**
  * The events after `after` (at most `limit`), in seq order, as one string.
@@ -123,13 +124,20 @@ export async function fetchAuditEventPage(db: Executor, after: number, limit: nu
     SELECT string_agg(seq::text || ' ' || prev_hash || ' ' || hash || ' ' || payload, E'\n' ORDER BY seq) AS text,
            count(*)::int AS rows, max(seq)::text AS last,
            bool_and(octet_length(prev_hash) = 64 AND octet_length(hash) = 64) AS plain
-    FROM (SELECT seq, prev_hash, hash, ${clampedPayload(maxPayloadBytes)} AS payload FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}) AS page`.execute(db);
+    FROM (SELECT seq, prev_hash, hash, ${clampedPayload(maxPayloadBytes)} AS payload FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}) AS page`.execute(
+    db,
+  );
   const row = rows[0]!;
   return { text: row.text, rows: row.rows, last: row.last, plain: row.plain === true };
 }
 
 /** The same events row by row, NULLs as empty strings (for pages whose lines cannot be trusted). */
-export async function fetchAuditEventRows(db: Executor, after: number, limit: number, maxPayloadBytes: number): Promise<{ seq: number; prev_hash: string; hash: string; payload: string }[]> {
+export async function fetchAuditEventRows(
+  db: Executor,
+  after: number,
+  limit: number,
+  maxPayloadBytes: number,
+): Promise<{ seq: number; prev_hash: string; hash: string; payload: string }[]> {
   const { rows } = await sql<{ seq: string; prev_hash: string; hash: string; payload: string }>`
     SELECT seq, coalesce(prev_hash, '') AS prev_hash, coalesce(hash, '') AS hash, coalesce(${clampedPayload(maxPayloadBytes)}, '') AS payload
     FROM audit_events WHERE seq > ${after} ORDER BY seq LIMIT ${limit}`.execute(db);
@@ -172,6 +180,9 @@ export async function selectAuditPayloads(db: Executor, filter: AuditFilter): Pr
   if (filter.until) query = query.where(field('at'), '<', filter.until.toISOString());
   if (filter.beforeSeq !== undefined) query = query.where('seq', '<', String(filter.beforeSeq));
   if (filter.afterSeq !== undefined) query = query.where('seq', '>', String(filter.afterSeq));
-  const rows = await query.orderBy('seq', filter.ascending ? 'asc' : 'desc').limit(filter.limit).execute();
+  const rows = await query
+    .orderBy('seq', filter.ascending ? 'asc' : 'desc')
+    .limit(filter.limit)
+    .execute();
   return rows.map((row) => row.payload);
 }

@@ -15,7 +15,18 @@ export async function startConnectorAttempts(tx: Executor, attempts: readonly St
   if (attempts.length === 0) return;
   await tx
     .insertInto('connector_attempts')
-    .values(attempts.map((a) => ({ id: a.id, grant_id: a.grantId, operation: a.operation, worker: a.worker, started_at: a.startedAt, finished_at: null, outcome: null, error: null })))
+    .values(
+      attempts.map((a) => ({
+        id: a.id,
+        grant_id: a.grantId,
+        operation: a.operation,
+        worker: a.worker,
+        started_at: a.startedAt,
+        finished_at: null,
+        outcome: null,
+        error: null,
+      })),
+    )
     .execute();
 }
 
@@ -24,7 +35,11 @@ export async function finishConnectorAttempts(tx: Executor, at: Date, outcomes: 
   if (outcomes.length === 0) return;
   if (outcomes.length === 1) {
     const [{ id, error }] = outcomes as [{ id: string; error: string | null }];
-    await tx.updateTable('connector_attempts').set({ finished_at: at, outcome: error === null ? 'ok' : 'error', error }).where('id', '=', id).execute();
+    await tx
+      .updateTable('connector_attempts')
+      .set({ finished_at: at, outcome: error === null ? 'ok' : 'error', error })
+      .where('id', '=', id)
+      .execute();
     return;
   }
   await sql`

@@ -11,7 +11,13 @@ export interface SealedCredentials {
 
 /** Stores (or, after a repeated provision, replaces) a grant's sealed credentials. */
 export async function putCredentials(tx: Executor, credentials: SealedCredentials): Promise<void> {
-  const row = { grant_id: credentials.grantId, principal_id: credentials.principalId, key_id: credentials.keyId, sealed: credentials.sealed, created_at: credentials.createdAt };
+  const row = {
+    grant_id: credentials.grantId,
+    principal_id: credentials.principalId,
+    key_id: credentials.keyId,
+    sealed: credentials.sealed,
+    created_at: credentials.createdAt,
+  };
   await tx
     .insertInto('grant_credentials')
     .values(row)
@@ -33,5 +39,8 @@ export async function hasCredentials(tx: Executor, grantId: string): Promise<boo
 /** Erases what ended grants were still holding: nothing secret outlives the access it opened. */
 export async function eraseCredentials(tx: Executor, grantIds: readonly string[]): Promise<void> {
   if (grantIds.length === 0) return;
-  await tx.deleteFrom('grant_credentials').where('grant_id', 'in', [...grantIds]).execute();
+  await tx
+    .deleteFrom('grant_credentials')
+    .where('grant_id', 'in', [...grantIds])
+    .execute();
 }

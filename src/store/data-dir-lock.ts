@@ -48,7 +48,15 @@ export async function lockDataDir(dataDir: string, options: DataDirLockOptions =
   const path = resolve(join(dataDir, 'lapse.lock'));
   if (held.has(path)) throw inUse(dataDir, path, process.pid);
   const token = randomBytes(12).toString('hex');
-  const mine = JSON.stringify({ pid: process.pid, host: hostname(), start: SELF.start, boot: SELF.boot, pidNamespace: SELF.pidNamespace, token, since: new Date().toISOString() });
+  const mine = JSON.stringify({
+    pid: process.pid,
+    host: hostname(),
+    start: SELF.start,
+    boot: SELF.boot,
+    pidNamespace: SELF.pidNamespace,
+    token,
+    since: new Date().toISOString(),
+  });
   for (;;) {
     try {
       const fd = openSync(path, 'wx', 0o600);
@@ -72,10 +80,14 @@ export async function lockDataDir(dataDir: string, options: DataDirLockOptions =
     const holder = seen.holder;
     if (verdict.kind === 'alive' || !holder) throw inUse(dataDir, path, holder?.pid ?? 0);
     if (Date.now() >= deadline) {
-      throw new LapseError('storage_locked', `the data directory ${dataDir} is locked by process ${holder.pid} on host ${holder.host}, whose lease was renewed ${Math.round(verdict.ageMs / 1000)} s ago`, {
-        where: path,
-        hint: `Only one Lapse process may use an embedded database. If that process is gone, its lease runs out ${Math.round(staleAfterMs / 1000)} s after its last renewal and the next start takes over; to share data between replicas, set DATABASE_URL to a PostgreSQL server.`,
-      });
+      throw new LapseError(
+        'storage_locked',
+        `the data directory ${dataDir} is locked by process ${holder.pid} on host ${holder.host}, whose lease was renewed ${Math.round(verdict.ageMs / 1000)} s ago`,
+        {
+          where: path,
+          hint: `Only one Lapse process may use an embedded database. If that process is gone, its lease runs out ${Math.round(staleAfterMs / 1000)} s after its last renewal and the next start takes over; to share data between replicas, set DATABASE_URL to a PostgreSQL server.`,
+        },
+      );
     }
     await sleep(Math.min(250, Math.max(10, deadline - Date.now())));
   }
@@ -152,7 +164,14 @@ function parseHolder(text: string): Holder | null {
     const parsed = JSON.parse(text) as Record<string, unknown>;
     if (typeof parsed.pid !== 'number' || typeof parsed.host !== 'string') return null;
     const optional = (value: unknown) => (typeof value === 'string' && value !== '' ? value : null);
-    return { pid: parsed.pid, host: parsed.host, start: optional(parsed.start), boot: optional(parsed.boot), pidNamespace: optional(parsed.pidNamespace), token: optional(parsed.token) };
+    return {
+      pid: parsed.pid,
+      host: parsed.host,
+      start: optional(parsed.start),
+      boot: optional(parsed.boot),
+      pidNamespace: optional(parsed.pidNamespace),
+      token: optional(parsed.token),
+    };
   } catch {
     return null;
   }

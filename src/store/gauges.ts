@@ -20,7 +20,15 @@ export interface OperationalGauges {
 }
 
 export async function readOperationalGauges(db: Executor): Promise<OperationalGauges> {
-  const { rows } = await sql<{ provisioning: string; active: string; revoking: string; pending: string; head: string; signed: string | null; checkpoint_at: Date | string | null }>`
+  const { rows } = await sql<{
+    provisioning: string;
+    active: string;
+    revoking: string;
+    pending: string;
+    head: string;
+    signed: string | null;
+    checkpoint_at: Date | string | null;
+  }>`
     SELECT
       (SELECT count(*) FROM grants WHERE status = 'provisioning') AS provisioning,
       (SELECT count(*) FROM grants WHERE status = 'active') AS active,

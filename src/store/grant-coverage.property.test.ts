@@ -24,7 +24,17 @@ const grantArb = fc
 
 function requestFor(principalId: string) {
   return decideRequest(
-    { id: newId('request'), kind: 'access', principal: { id: principalId, kind: 'user', groups: [] }, target: 'prod-db', entitlement: 'readonly', reason: 'property test', ticket: null, parameters: {}, grantId: null },
+    {
+      id: newId('request'),
+      kind: 'access',
+      principal: { id: principalId, kind: 'user', groups: [] },
+      target: 'prod-db',
+      entitlement: 'readonly',
+      reason: 'property test',
+      ticket: null,
+      parameters: {},
+      grantId: null,
+    },
     { outcome: 'approved', policy: 'p', policyVersion: 'v1', reasons: ['matched p'], stages: [], durationMs: 3_600_000, pendingTimeoutMs: 86_400_000 },
     new Date('2026-01-01T00:00:00Z'),
   );
@@ -42,9 +52,21 @@ describeEachStore('the access check agrees with grantCovers', ({ store }) => {
           const request = requestFor(principalId);
           await insertRequest(db, request, {});
           const grant: Grant = {
-            id: newId('grant'), requestId: request.id, principalId, target: 'prod-db', entitlement: 'readonly', status: spec.status, durationMs: 3_600_000, breakGlass: false, parameters: {},
-            activatedAt: spec.expiresInMs === null ? null : now, expiresAt: spec.expiresInMs === null ? null : new Date(now.getTime() + spec.expiresInMs),
-            endReason: null, endedBy: null, endedAt: null, extensions: 0,
+            id: newId('grant'),
+            requestId: request.id,
+            principalId,
+            target: 'prod-db',
+            entitlement: 'readonly',
+            status: spec.status,
+            durationMs: 3_600_000,
+            breakGlass: false,
+            parameters: {},
+            activatedAt: spec.expiresInMs === null ? null : now,
+            expiresAt: spec.expiresInMs === null ? null : new Date(now.getTime() + spec.expiresInMs),
+            endReason: null,
+            endedBy: null,
+            endedAt: null,
+            extensions: 0,
           };
           await insertGrant(db, grant, `${principalId}:${i}`, now);
           grants.push(grant);

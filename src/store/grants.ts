@@ -148,7 +148,11 @@ export async function lockAccessKeys(tx: Executor, accessKeys: readonly string[]
 /** The access keys of these grants (immutable, so read without locks; missing ids are skipped). */
 export async function accessKeysOf(tx: Executor, grantIds: readonly string[]): Promise<Map<string, string>> {
   if (grantIds.length === 0) return new Map();
-  const rows = await tx.selectFrom('grants').select(['id', 'access_key']).where('id', 'in', [...new Set(grantIds)]).execute();
+  const rows = await tx
+    .selectFrom('grants')
+    .select(['id', 'access_key'])
+    .where('id', 'in', [...new Set(grantIds)])
+    .execute();
   return new Map(rows.map((row) => [row.id, row.access_key]));
 }
 
@@ -168,7 +172,10 @@ export async function listGrants(tx: Executor, filter: GrantFilter = {}): Promis
   if (filter.statuses && filter.statuses.length > 0) query = query.where('status', 'in', [...filter.statuses]);
   if (filter.target) query = query.where('target', '=', filter.target);
   if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
-  const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 10_000)).execute();
+  const rows = await query
+    .orderBy('id', 'desc')
+    .limit(Math.min(filter.limit ?? 100, 10_000))
+    .execute();
   return rows.map(toGrant);
 }
 
@@ -181,7 +188,9 @@ export async function countOverdueRevocations(tx: Executor, graceMs: number): Pr
   const row = await tx
     .selectFrom('grants')
     .select((eb) => eb.fn.countAll<string>().as('n'))
-    .where((eb) => eb.or([eb.and([eb('status', '=', 'active'), eb('expires_at', '<', cutoff)]), eb.and([eb('status', '=', 'revoking'), eb('ended_at', '<', cutoff)])]))
+    .where((eb) =>
+      eb.or([eb.and([eb('status', '=', 'active'), eb('expires_at', '<', cutoff)]), eb.and([eb('status', '=', 'revoking'), eb('ended_at', '<', cutoff)])]),
+    )
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
@@ -189,7 +198,13 @@ export async function countOverdueRevocations(tx: Executor, graceMs: number): Pr
 /** Several grants, locked for change in id order (a fixed order keeps concurrent batches from deadlocking). */
 export async function getGrantsForUpdate(tx: Executor, ids: readonly string[]): Promise<Map<string, StoredGrant>> {
   if (ids.length === 0) return new Map();
-  const rows = await tx.selectFrom('grants').selectAll().where('id', 'in', [...ids]).orderBy('id').forUpdate().execute();
+  const rows = await tx
+    .selectFrom('grants')
+    .selectAll()
+    .where('id', 'in', [...ids])
+    .orderBy('id')
+    .forUpdate()
+    .execute();
   return new Map(rows.map((row) => [row.id, toGrant(row)]));
 }
 
@@ -207,7 +222,11 @@ export async function liveGrantsForKeys(tx: Executor, accessKeys: readonly strin
 }
 
 /** Writes the state of many grants after checked domain transitions, in one statement. */
-export async function updateGrantStates(tx: Executor, grants: readonly Grant[], changes: { coveredBy?: ReadonlyMap<string, string>; clearError?: boolean; revokeAttempt?: boolean } = {}): Promise<void> {
+export async function updateGrantStates(
+  tx: Executor,
+  grants: readonly Grant[],
+  changes: { coveredBy?: ReadonlyMap<string, string>; clearError?: boolean; revokeAttempt?: boolean } = {},
+): Promise<void> {
   if (grants.length === 0) return;
   const column = <T>(pick: (g: Grant) => T) => grants.map(pick);
   await sql`
@@ -224,7 +243,10 @@ export async function updateGrantStates(tx: Executor, grants: readonly Grant[], 
                 ${column((g) => changes.coveredBy?.get(g.id) ?? null)}::text[])
       AS v(id, status, end_reason, ended_by, ended_at, covered_by)
     WHERE g.id = v.id`.execute(tx);
-  await eraseCredentials(tx, grants.filter((g) => g.status !== 'provisioning' && g.status !== 'active').map((g) => g.id));
+  await eraseCredentials(
+    tx,
+    grants.filter((g) => g.status !== 'provisioning' && g.status !== 'active').map((g) => g.id),
+  );
 }
 
 /** Records the last error a target call for this grant returned. */
@@ -236,7 +258,12 @@ export async function setGrantLastError(tx: Executor, grantId: string, error: st
  * The active grant of this entitlement to this principal that lasts longest, if one is in force now
  * (database clock: gone at expires_at + 0).
  */
-export async function findGrantInForce(db: Executor, principalId: string, target: string, entitlement: string): Promise<{ id: string; expiresAt: Date } | undefined> {
+export async function findGrantInForce(
+  db: Executor,
+  principalId: string,
+  target: string,
+  entitlement: string,
+): Promise<{ id: string; expiresAt: Date } | undefined> {
   const row = await db
     .selectFrom('grants')
     .select(['id', 'expires_at'])

@@ -36,6 +36,13 @@ export async function findIdempotencyRecord(db: Executor, principalId: string, k
 export async function recordIdempotencyKey(tx: Transaction<Database>, record: IdempotencyRecord): Promise<void> {
   await tx
     .insertInto('idempotency_keys')
-    .values({ principal_id: record.principalId, key: record.key, fingerprint: record.fingerprint, status: record.status, body: record.body, created_at: sql<Date>`now()` })
+    .values({
+      principal_id: record.principalId,
+      key: record.key,
+      fingerprint: record.fingerprint,
+      status: record.status,
+      body: record.body,
+      created_at: sql<Date>`now()`,
+    })
     .execute();
 }

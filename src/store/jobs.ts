@@ -37,9 +37,7 @@ export async function scheduleJob(tx: Executor, kind: JobKind, subjectId: string
       locked_until: null,
       created_at: sql<Date>`now()`,
     })
-    .onConflict((oc) =>
-      oc.columns(['kind', 'subject_id']).doUpdateSet({ due_at: due, locked_by: null, locked_until: null, attempts: 0, last_error: null }),
-    )
+    .onConflict((oc) => oc.columns(['kind', 'subject_id']).doUpdateSet({ due_at: due, locked_by: null, locked_until: null, attempts: 0, last_error: null }))
     .execute();
 }
 
@@ -124,7 +122,13 @@ export async function completeJob(tx: Executor, job: Job, worker: number): Promi
 export async function rescheduleJob(tx: Executor, job: Job, worker: number, delayMs: number): Promise<void> {
   await tx
     .updateTable('jobs')
-    .set({ due_at: sql<Date>`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`, locked_by: null, locked_until: null, attempts: 0, last_error: null })
+    .set({
+      due_at: sql<Date>`now() + ${`${Math.max(0, Math.round(delayMs))} milliseconds`}::interval`,
+      locked_by: null,
+      locked_until: null,
+      attempts: 0,
+      last_error: null,
+    })
     .where('id', '=', job.id)
     .where('locked_by', '=', worker)
     .execute();
@@ -176,7 +180,11 @@ export async function msUntilNextJob(db: Executor): Promise<number | null> {
 }
 
 export async function countJobs(db: Executor): Promise<Record<JobKind, number>> {
-  const rows = await db.selectFrom('jobs').select(['kind', (eb) => eb.fn.countAll<string>().as('n')]).groupBy('kind').execute();
+  const rows = await db
+    .selectFrom('jobs')
+    .select(['kind', (eb) => eb.fn.countAll<string>().as('n')])
+    .groupBy('kind')
+    .execute();
   const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0, reconcile: 0, extend: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
@@ -188,7 +196,11 @@ export async function releaseJobs(tx: Executor, jobs: readonly Job[], worker: nu
   await tx
     .updateTable('jobs')
     .set({ locked_by: null, locked_until: null, attempts: sql<number>`GREATEST(attempts - 1, 0)` })
-    .where('id', 'in', jobs.map((j) => j.id))
+    .where(
+      'id',
+      'in',
+      jobs.map((j) => j.id),
+    )
     .where('locked_by', '=', worker)
     .execute();
 }
@@ -196,11 +208,27 @@ export async function releaseJobs(tx: Executor, jobs: readonly Job[], worker: nu
 /** Completes many claimed jobs at once (see completeJob). */
 export async function completeJobs(tx: Executor, jobs: readonly Job[], worker: number): Promise<void> {
   if (jobs.length === 0) return;
-  await tx.deleteFrom('jobs').where('id', 'in', jobs.map((j) => j.id)).where('locked_by', '=', worker).execute();
+  await tx
+    .deleteFrom('jobs')
+    .where(
+      'id',
+      'in',
+      jobs.map((j) => j.id),
+    )
+    .where('locked_by', '=', worker)
+    .execute();
 }
 
 /** Turns many claimed jobs into another kind, keeping the claims (see convertJob). */
 export async function convertJobs(tx: Executor, jobs: readonly Job[], kind: JobKind): Promise<void> {
   if (jobs.length === 0) return;
-  await tx.updateTable('jobs').set({ kind }).where('id', 'in', jobs.map((j) => j.id)).execute();
+  await tx
+    .updateTable('jobs')
+    .set({ kind })
+    .where(
+      'id',
+      'in',
+      jobs.map((j) => j.id),
+    )
+    .execute();
 }

@@ -20,7 +20,12 @@ export async function factorsOfUser(db: Executor, userName: string) {
 
 /** Failed MFA attempts of a user since `since`. */
 export async function countMfaFailures(tx: Executor, userId: string, since: Date): Promise<number> {
-  const { n } = await tx.selectFrom('mfa_failures').select((eb) => eb.fn.countAll<string>().as('n')).where('user_id', '=', userId).where('at', '>', since).executeTakeFirstOrThrow();
+  const { n } = await tx
+    .selectFrom('mfa_failures')
+    .select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('user_id', '=', userId)
+    .where('at', '>', since)
+    .executeTakeFirstOrThrow();
   return Number(n);
 }
 
@@ -90,7 +95,11 @@ export async function insertPasskey(tx: Executor, row: Insertable<WebauthnCreden
 }
 
 export async function recordPasskeyUse(tx: Executor, passkeyId: string, use: { counter: number; backedUp: boolean; at: Date }): Promise<void> {
-  await tx.updateTable('webauthn_credentials').set({ counter: String(use.counter), backed_up: use.backedUp, last_used_at: use.at }).where('id', '=', passkeyId).execute();
+  await tx
+    .updateTable('webauthn_credentials')
+    .set({ counter: String(use.counter), backed_up: use.backedUp, last_used_at: use.at })
+    .where('id', '=', passkeyId)
+    .execute();
 }
 
 /** Deletes one of the user's passkeys; what was deleted, or undefined (unknown or someone else's). */
@@ -108,5 +117,11 @@ export async function insertMfaChallenge(tx: Executor, row: Insertable<MfaChalle
 
 /** Deletes and returns (its expiry) the challenge issued to this user for this purpose, or undefined. */
 export async function takeMfaChallenge(tx: Executor, userId: string, purpose: 'registration' | 'authentication', challenge: string) {
-  return tx.deleteFrom('mfa_challenges').where('challenge', '=', challenge).where('user_id', '=', userId).where('purpose', '=', purpose).returning('expires_at').executeTakeFirst();
+  return tx
+    .deleteFrom('mfa_challenges')
+    .where('challenge', '=', challenge)
+    .where('user_id', '=', userId)
+    .where('purpose', '=', purpose)
+    .returning('expires_at')
+    .executeTakeFirst();
 }

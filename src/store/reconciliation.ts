@@ -108,7 +108,13 @@ export async function refreshFindings(tx: Executor, refreshed: readonly { id: st
  * Closes an open finding as resolved (no longer observed) or remediated (Lapse removed the access);
  * returns false when it was no longer open (another run closed it first).
  */
-export async function closeFinding(tx: Executor, id: string, status: 'resolved' | 'remediated', now: Date, detail: Record<string, unknown> = {}): Promise<boolean> {
+export async function closeFinding(
+  tx: Executor,
+  id: string,
+  status: 'resolved' | 'remediated',
+  now: Date,
+  detail: Record<string, unknown> = {},
+): Promise<boolean> {
   const result = await tx
     .updateTable('findings')
     .set({
@@ -124,7 +130,11 @@ export async function closeFinding(tx: Executor, id: string, status: 'resolved' 
 
 /** Adds to an open finding's detail (e.g. why a removal failed). */
 export async function annotateFinding(tx: Executor, id: string, detail: Record<string, unknown>): Promise<void> {
-  await tx.updateTable('findings').set({ detail: sql`detail || ${JSON.stringify(detail)}::jsonb` }).where('id', '=', id).execute();
+  await tx
+    .updateTable('findings')
+    .set({ detail: sql`detail || ${JSON.stringify(detail)}::jsonb` })
+    .where('id', '=', id)
+    .execute();
 }
 
 /** A target's open findings (oldest first, at most 1,000) and the given ones (those a run just closed). */
@@ -143,7 +153,12 @@ export async function findingsOfRun(db: Executor, target: string, alsoIds: reado
 
 /** Open findings by kind (the metric to alert on). */
 export async function countOpenFindings(db: Executor): Promise<Record<FindingKind, number>> {
-  const rows = await db.selectFrom('findings').select(['kind', (eb) => eb.fn.countAll<string>().as('n')]).where('status', '=', 'open').groupBy('kind').execute();
+  const rows = await db
+    .selectFrom('findings')
+    .select(['kind', (eb) => eb.fn.countAll<string>().as('n')])
+    .where('status', '=', 'open')
+    .groupBy('kind')
+    .execute();
   const counts: Record<FindingKind, number> = { standing: 0, missing: 0 };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
@@ -178,7 +193,11 @@ export interface RunCounts {
 }
 
 export async function startReconcileRun(tx: Executor, target: string, trigger: 'schedule' | 'manual', now: Date): Promise<string> {
-  const row = await tx.insertInto('reconcile_runs').values({ target, trigger, started_at: now, finished_at: null, error: null }).returning('id').executeTakeFirstOrThrow();
+  const row = await tx
+    .insertInto('reconcile_runs')
+    .values({ target, trigger, started_at: now, finished_at: null, error: null })
+    .returning('id')
+    .executeTakeFirstOrThrow();
   return String(row.id);
 }
 
@@ -194,7 +213,11 @@ export async function finishReconcileRun(tx: Executor, id: string, now: Date, co
 const RUN_RETENTION = '30 days';
 
 export async function pruneReconcileRuns(tx: Executor, target: string): Promise<void> {
-  await tx.deleteFrom('reconcile_runs').where('target', '=', target).where('started_at', '<', sql<Date>`now() - ${RUN_RETENTION}::interval`).execute();
+  await tx
+    .deleteFrom('reconcile_runs')
+    .where('target', '=', target)
+    .where('started_at', '<', sql<Date>`now() - ${RUN_RETENTION}::interval`)
+    .execute();
 }
 
 export interface ReconcileRun extends RunCounts {
@@ -210,7 +233,11 @@ export interface ReconcileRun extends RunCounts {
 export async function listReconcileRuns(db: Executor, filter: { target?: string; limit?: number } = {}): Promise<ReconcileRun[]> {
   let query = db.selectFrom('reconcile_runs').selectAll();
   if (filter.target) query = query.where('target', '=', filter.target);
-  const rows = await query.orderBy('started_at', 'desc').orderBy('id', 'desc').limit(Math.max(1, Math.min(filter.limit ?? 20, 1000))).execute();
+  const rows = await query
+    .orderBy('started_at', 'desc')
+    .orderBy('id', 'desc')
+    .limit(Math.max(1, Math.min(filter.limit ?? 20, 1000)))
+    .execute();
   return rows.map((row) => ({
     id: String(row.id),
     target: row.target,
@@ -244,7 +271,13 @@ export async function grantsForReconciliation(tx: Executor, target: string, sinc
   const seen = new Set(rows.map((r) => r.id));
   const named = [...new Set(namedIds)].filter((id) => !seen.has(id));
   for (let i = 0; i < named.length; i += 1000) {
-    rows.push(...(await tx.selectFrom('grants').select(columns).where('id', 'in', named.slice(i, i + 1000)).execute()));
+    rows.push(
+      ...(await tx
+        .selectFrom('grants')
+        .select(columns)
+        .where('id', 'in', named.slice(i, i + 1000))
+        .execute()),
+    );
   }
   return rows.map((row) => ({
     id: row.id,

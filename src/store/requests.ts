@@ -107,7 +107,13 @@ function toReview(row: Selectable<ReviewsTable>): Review {
 export async function listReviewsOf(tx: Executor, requestIds: readonly string[]): Promise<Map<string, Review[]>> {
   const byRequest = new Map<string, Review[]>(requestIds.map((id) => [id, []]));
   if (requestIds.length === 0) return byRequest;
-  const rows = await tx.selectFrom('reviews').selectAll().where('request_id', 'in', [...requestIds]).orderBy('created_at').orderBy('id').execute();
+  const rows = await tx
+    .selectFrom('reviews')
+    .selectAll()
+    .where('request_id', 'in', [...requestIds])
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
   for (const row of rows) byRequest.get(row.request_id)?.push(toReview(row));
   return byRequest;
 }
@@ -154,7 +160,10 @@ export async function listRequests(tx: Executor, filter: RequestFilter = {}): Pr
   if (filter.kind) query = query.where('kind', '=', filter.kind);
   if (filter.awaitingReview !== undefined) query = query.where('kind', '=', 'break_glass').where('reviewed_at', filter.awaitingReview ? 'is' : 'is not', null);
   if (filter.beforeId) query = query.where('id', '<', filter.beforeId);
-  const rows = await query.orderBy('id', 'desc').limit(Math.min(filter.limit ?? 100, 1000)).execute();
+  const rows = await query
+    .orderBy('id', 'desc')
+    .limit(Math.min(filter.limit ?? 100, 1000))
+    .execute();
   return rows.map(toRequest);
 }
 
@@ -194,7 +203,16 @@ export async function requesterHistory(tx: Executor, principalId: string, option
       .groupBy('requests.status')
       .execute(),
     base
-      .select(['requests.id', 'requests.kind', 'requests.target', 'requests.entitlement', 'requests.status', 'requests.duration_ms', 'requests.created_at', 'grants.end_reason'])
+      .select([
+        'requests.id',
+        'requests.kind',
+        'requests.target',
+        'requests.entitlement',
+        'requests.status',
+        'requests.duration_ms',
+        'requests.created_at',
+        'grants.end_reason',
+      ])
       .orderBy('requests.created_at', 'desc')
       .limit(options.limit)
       .execute(),

@@ -29,7 +29,9 @@ export async function listReviewInbox(tx: Executor, reviewer: Pick<Principal, 'i
         ? sql<boolean>`(jsonb_exists(${approvers} -> 'users', ${reviewer.id}) OR jsonb_exists_any(${approvers} -> 'groups', ${sql.val([...reviewer.groups])}::text[]))`
         : sql<boolean>`jsonb_exists(${approvers} -> 'users', ${reviewer.id})`,
     )
-    .where(({ not, exists, selectFrom }) => not(exists(selectFrom('reviews').select('reviews.id').whereRef('reviews.request_id', '=', 'requests.id').where('reviews.reviewer_id', '=', reviewer.id))));
+    .where(({ not, exists, selectFrom }) =>
+      not(exists(selectFrom('reviews').select('reviews.id').whereRef('reviews.request_id', '=', 'requests.id').where('reviews.reviewer_id', '=', reviewer.id))),
+    );
   if (filter.target) query = query.where('target', '=', filter.target);
   if (filter.kind) query = query.where('kind', '=', filter.kind);
   if (filter.beforeId) query = query.where('id', '<', filter.beforeId);

@@ -37,18 +37,33 @@ export async function findLiveSession(db: Executor, secretHash: string, limits: 
 
 /** Restarts a live session's idle clock (database time). */
 export async function markSessionSeen(db: Executor, sessionId: string): Promise<void> {
-  await db.updateTable('sessions').set({ last_seen_at: sql<Date>`clock_timestamp()` }).where('id', '=', sessionId).where('ended_at', 'is', null).execute();
+  await db
+    .updateTable('sessions')
+    .set({ last_seen_at: sql<Date>`clock_timestamp()` })
+    .where('id', '=', sessionId)
+    .where('ended_at', 'is', null)
+    .execute();
 }
 
 /** Ends one live session; true if it was live. */
 export async function endSessionById(db: Executor, sessionId: string): Promise<boolean> {
-  const result = await db.updateTable('sessions').set({ ended_at: sql<Date>`clock_timestamp()` }).where('id', '=', sessionId).where('ended_at', 'is', null).executeTakeFirst();
+  const result = await db
+    .updateTable('sessions')
+    .set({ ended_at: sql<Date>`clock_timestamp()` })
+    .where('id', '=', sessionId)
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows) > 0;
 }
 
 /** Ends every live session of a user; returns how many were live. */
 export async function endSessionsOfUser(db: Executor, userId: string): Promise<number> {
-  const result = await db.updateTable('sessions').set({ ended_at: sql<Date>`clock_timestamp()` }).where('user_id', '=', userId).where('ended_at', 'is', null).executeTakeFirst();
+  const result = await db
+    .updateTable('sessions')
+    .set({ ended_at: sql<Date>`clock_timestamp()` })
+    .where('user_id', '=', userId)
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
 

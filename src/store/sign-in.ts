@@ -8,7 +8,10 @@ import type { CliLoginCodesTable, OidcFlowsTable } from './schema.js';
  */
 
 export async function insertSetupToken(tx: Executor, row: { secretHash: string; createdAt: Date; expiresAt: Date }): Promise<void> {
-  await tx.insertInto('setup_tokens').values({ secret_hash: row.secretHash, created_at: row.createdAt, expires_at: row.expiresAt, used_at: null, used_by: null }).execute();
+  await tx
+    .insertInto('setup_tokens')
+    .values({ secret_hash: row.secretHash, created_at: row.createdAt, expires_at: row.expiresAt, used_at: null, used_by: null })
+    .execute();
 }
 
 /** Spends an unused, unexpired setup token; true if this call spent it. */
@@ -54,7 +57,12 @@ export async function takeOidcFlow(db: Executor, idHash: string) {
 }
 
 /** Failed sign-ins by account or address within the last `windowMs` (database clock), and the oldest. */
-export async function countLoginFailures(db: Executor, column: 'account' | 'ip', value: string, windowMs: number): Promise<{ count: number; oldest: Date | null }> {
+export async function countLoginFailures(
+  db: Executor,
+  column: 'account' | 'ip',
+  value: string,
+  windowMs: number,
+): Promise<{ count: number; oldest: Date | null }> {
   const row = await db
     .selectFrom('login_failures')
     .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.min('at').as('oldest')])

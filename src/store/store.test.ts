@@ -48,8 +48,21 @@ async function grantsWithJobs(db: Parameters<typeof insertRequest>[0], principal
     const request = sampleRequest(principalId);
     await insertRequest(db, request, {});
     const grant: Grant = {
-      id: newId('grant'), requestId: request.id, principalId, target: 'prod-db', entitlement: 'readonly', status: 'provisioning', durationMs: 60_000,
-      breakGlass: false, parameters: {}, activatedAt: null, expiresAt: null, endReason: null, endedBy: null, endedAt: null, extensions: 0,
+      id: newId('grant'),
+      requestId: request.id,
+      principalId,
+      target: 'prod-db',
+      entitlement: 'readonly',
+      status: 'provisioning',
+      durationMs: 60_000,
+      breakGlass: false,
+      parameters: {},
+      activatedAt: null,
+      expiresAt: null,
+      endReason: null,
+      endedBy: null,
+      endedAt: null,
+      extensions: 0,
     };
     await insertGrant(db, grant, key(i), new Date());
     await scheduleJob(db, 'provision', grant.id, { at: new Date(Date.now() - 60_000 + ids.length) });
@@ -74,11 +87,13 @@ describeEachStore('storage', ({ store }) => {
     const requests = Array.from({ length: 25 }, (_, i) => sampleRequest(`user-${i}`));
     await Promise.all(
       requests.map((request) =>
-        store().db.transaction().execute(async (tx) => {
-          await insertRequest(tx, request, {});
-          // Give other transactions a chance to interleave before this one commits.
-          await sql`SELECT pg_sleep(0.005)`.execute(tx);
-        }),
+        store()
+          .db.transaction()
+          .execute(async (tx) => {
+            await insertRequest(tx, request, {});
+            // Give other transactions a chance to interleave before this one commits.
+            await sql`SELECT pg_sleep(0.005)`.execute(tx);
+          }),
       ),
     );
     const stored = await listRequests(store().db, { limit: 1000 });
@@ -88,10 +103,12 @@ describeEachStore('storage', ({ store }) => {
   it('rolls back every write of a failed transaction', async () => {
     const request = sampleRequest();
     await expect(
-      store().db.transaction().execute(async (tx) => {
-        await insertRequest(tx, request, {});
-        throw new Error('boom');
-      }),
+      store()
+        .db.transaction()
+        .execute(async (tx) => {
+          await insertRequest(tx, request, {});
+          throw new Error('boom');
+        }),
     ).rejects.toThrow('boom');
     expect(await getRequest(store().db, request.id)).toBeUndefined();
   });
@@ -118,7 +135,7 @@ describeEachStore('storage', ({ store }) => {
     expect(wait).toBeLessThanOrEqual(60_000);
   });
 
-  it('hands a dead worker\'s claimed job to another worker at once', async () => {
+  it("hands a dead worker's claimed job to another worker at once", async () => {
     const db = store().db;
     const dead = await registerWorker(store());
     await scheduleJob(db, 'revoke', 'grt_orphan', { delayMs: 0 });

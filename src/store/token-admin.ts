@@ -21,7 +21,18 @@ export async function listTokensOf(db: Executor, userName: string): Promise<Toke
   const rows = await db
     .selectFrom('api_tokens as t')
     .innerJoin('users as u', 'u.id', 't.user_id')
-    .select(['t.id', 't.name', 't.scopes', 't.issued_by', 't.created_at', 't.expires_at', 't.last_used_at', 't.revoked_at', 'u.name as user', sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired')])
+    .select([
+      't.id',
+      't.name',
+      't.scopes',
+      't.issued_by',
+      't.created_at',
+      't.expires_at',
+      't.last_used_at',
+      't.revoked_at',
+      'u.name as user',
+      sql<boolean>`t.expires_at IS NOT NULL AND t.expires_at <= clock_timestamp()`.as('expired'),
+    ])
     .where('u.name', '=', userName)
     .orderBy('t.created_at', 'desc')
     .limit(500)
@@ -42,12 +53,22 @@ export async function listTokensOf(db: Executor, userName: string): Promise<Toke
 
 /** A token's id and its owner's name, or undefined. */
 export async function findTokenOwner(db: Executor, tokenId: string): Promise<{ id: string; name: string } | undefined> {
-  return db.selectFrom('api_tokens as t').innerJoin('users as u', 'u.id', 't.user_id').select(['t.id', 'u.name']).where('t.id', '=', tokenId).executeTakeFirst();
+  return db
+    .selectFrom('api_tokens as t')
+    .innerJoin('users as u', 'u.id', 't.user_id')
+    .select(['t.id', 'u.name'])
+    .where('t.id', '=', tokenId)
+    .executeTakeFirst();
 }
 
 /** Revokes every live token of a user (sign out everywhere); how many. */
 export async function revokeTokensOfUser(tx: Executor, userId: string): Promise<number> {
-  const revoked = await tx.updateTable('api_tokens').set({ revoked_at: sql<Date>`now()` }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+  const revoked = await tx
+    .updateTable('api_tokens')
+    .set({ revoked_at: sql<Date>`now()` })
+    .where('user_id', '=', userId)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
   return Number(revoked.numUpdatedRows);
 }
 

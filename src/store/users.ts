@@ -51,7 +51,11 @@ export async function anyEnabledUserIn(db: Executor, names: readonly string[], g
 }
 
 export async function setUserNameAndGroups(tx: Executor, userId: string, name: string, groups: readonly string[]): Promise<void> {
-  await tx.updateTable('users').set({ name, groups: JSON.stringify(groups) }).where('id', '=', userId).execute();
+  await tx
+    .updateTable('users')
+    .set({ name, groups: JSON.stringify(groups) })
+    .where('id', '=', userId)
+    .execute();
 }
 
 export async function setUserPasswordHash(tx: Executor, userId: string, passwordHash: string | null): Promise<void> {

@@ -17,7 +17,9 @@ describe("the portal's and the CLI's API types", () => {
         const after = paths(current);
         const added = [...after].filter((p) => !before.has(p));
         const removed = [...before].filter((p) => !after.has(p));
-        expect.fail(`${name} is stale: run \`npm run web:api-types\` and commit it (paths added: ${added.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'}; otherwise a schema changed)`);
+        expect.fail(
+          `${name} is stale: run \`npm run web:api-types\` and commit it (paths added: ${added.join(', ') || 'none'}; removed: ${removed.join(', ') || 'none'}; otherwise a schema changed)`,
+        );
       }
     }
     expect(current).toContain('"/api/v1/requests/{id}/reviews"');

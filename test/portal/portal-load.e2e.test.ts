@@ -46,7 +46,16 @@ describe.skipIf(missing !== null)('portal load time', { timeout: 600_000 }, () =
       Array.from({ length: 4 }, async () => {
         while (next < HISTORY) {
           const n = next++;
-          const { request } = await portal.t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 3_600_000, reason: `seeded request ${n} for the load test`, ticket: `OPS-${n}`, parameters: {}, client: { ip: '127.0.0.1' } });
+          const { request } = await portal.t.engine.submit({
+            principal: alice,
+            target: 'prod-db',
+            entitlement: 'admin',
+            durationMs: 3_600_000,
+            reason: `seeded request ${n} for the load test`,
+            ticket: `OPS-${n}`,
+            parameters: {},
+            client: { ip: '127.0.0.1' },
+          });
           if (n === 0) firstId = request.id;
         }
       }),
@@ -89,7 +98,18 @@ describe.skipIf(missing !== null)('portal load time', { timeout: 600_000 }, () =
       for (let i = 0; i < LOADS; i++) loads.push(await timeToInteractive(page, entry.path, entry.ready));
       const sorted = [...loads].sort((a, b) => a.at - b.at);
       const median = sorted[Math.floor(LOADS / 2)]!;
-      results.push({ page: entry.name, path: entry.path, history: HISTORY, loads: LOADS, first_ms: Math.round(loads[0]!.at), median_ms: Math.round(median.at), max_ms: Math.round(sorted.at(-1)!.at), median_slowest_api: median.slowest ?? null, target_met: median.at < TARGET_MS, load_per_core: Number((loadavg()[0]! / cpus().length).toFixed(1)) });
+      results.push({
+        page: entry.name,
+        path: entry.path,
+        history: HISTORY,
+        loads: LOADS,
+        first_ms: Math.round(loads[0]!.at),
+        median_ms: Math.round(median.at),
+        max_ms: Math.round(sorted.at(-1)!.at),
+        median_slowest_api: median.slowest ?? null,
+        target_met: median.at < TARGET_MS,
+        load_per_core: Number((loadavg()[0]! / cpus().length).toFixed(1)),
+      });
     }
     mkdirSync('test-artifacts', { recursive: true });
     writeFileSync('test-artifacts/portal-load.json', `${JSON.stringify(results, null, 2)}\n`);

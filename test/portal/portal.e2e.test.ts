@@ -174,7 +174,11 @@ describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 
     await alice.getByRole('textbox', { name: 'Entitlement' }).click();
     const options = alice.getByRole('option');
     await options.first().waitFor();
-    expect(await options.allTextContents()).toEqual(['prod-db/readonly — read only', 'prod-db/admin — full control', 'prod-db/ephemeral — a throw-away account']);
+    expect(await options.allTextContents()).toEqual([
+      'prod-db/readonly — read only',
+      'prod-db/admin — full control',
+      'prod-db/ephemeral — a throw-away account',
+    ]);
     await alice.keyboard.press('Escape');
   });
 
@@ -214,7 +218,8 @@ describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 
     await root.getByLabel('Subject').fill(requestId);
     await root.getByRole('button', { name: 'Search' }).click();
     const table = root.getByRole('table', { name: 'Audit events' });
-    for (const action of ['request.pending', 'review.approve', 'request.approved']) await table.getByRole('cell', { name: action, exact: true }).first().waitFor();
+    for (const action of ['request.pending', 'review.approve', 'request.approved'])
+      await table.getByRole('cell', { name: action, exact: true }).first().waitFor();
     await root.getByRole('button', { name: 'Verify chain' }).click();
     await root.getByText('Audit chain intact').waitFor();
     await screenshot(root, 'admin-audit');

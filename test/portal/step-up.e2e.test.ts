@@ -46,7 +46,10 @@ describe.skipIf(missing !== null)('portal step-up', { timeout: 90_000 }, () => {
     const enrolled = await alice.request.post(`${portal.base}/api/v1/mfa/totp`, { headers });
     expect(enrolled.status()).toBe(201);
     const { secret } = (await enrolled.json()) as { secret: string };
-    const confirmed = await alice.request.post(`${portal.base}/api/v1/mfa/totp/confirm`, { headers, data: { code: totpCodeAt(secret, new Date(Date.now() - 30_000)) } });
+    const confirmed = await alice.request.post(`${portal.base}/api/v1/mfa/totp/confirm`, {
+      headers,
+      data: { code: totpCodeAt(secret, new Date(Date.now() - 30_000)) },
+    });
     expect(confirmed.status()).toBe(200);
     // As if the last verification was long ago.
     await sql`UPDATE sessions SET mfa_at = NULL`.execute(store.db);
@@ -94,7 +97,14 @@ describe.skipIf(missing !== null)('portal step-up with a passkey', { timeout: 90
     const cdp = await context.newCDPSession(page);
     await cdp.send('WebAuthn.enable');
     await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+      options: {
+        protocol: 'ctap2',
+        transport: 'internal',
+        hasResidentKey: true,
+        hasUserVerification: true,
+        isUserVerified: true,
+        automaticPresenceSimulation: true,
+      },
     });
     await page.goto(`${portal.base}/`);
     await page.getByLabel('User name').fill('alice');
@@ -107,7 +117,9 @@ describe.skipIf(missing !== null)('portal step-up with a passkey', { timeout: 90
     const headers = { 'x-csrf-token': session.csrfToken };
     const options = await (await page.request.post(`${portal.base}/api/v1/mfa/passkeys/registration-options`, { headers })).json();
     // NB. The project's TypeScript has no DOM types: the page function is a string.
-    const response = await page.evaluate(`(async (o) => (await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(o) })).toJSON())(${JSON.stringify(options)})`);
+    const response = await page.evaluate(
+      `(async (o) => (await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(o) })).toJSON())(${JSON.stringify(options)})`,
+    );
     expect((await page.request.post(`${portal.base}/api/v1/mfa/passkeys`, { headers, data: { name: 'laptop', response } })).status()).toBe(201);
     await sql`UPDATE sessions SET mfa_at = NULL`.execute(store.db);
 

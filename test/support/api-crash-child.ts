@@ -16,7 +16,11 @@ import { openStore } from '../../src/store/index.js';
 
 const [configPath, where] = process.argv.slice(2) as [string, string];
 const store = await openStore(where.startsWith('postgres') ? { databaseUrl: where } : { dataDir: where });
-const engine = new Engine({ store, config: parseConfig(readFileSync(configPath, 'utf8'), configPath, {}), connectors: connectorRegistry([new NoopConnector()]) });
+const engine = new Engine({
+  store,
+  config: parseConfig(readFileSync(configPath, 'utf8'), configPath, {}),
+  connectors: connectorRegistry([new NoopConnector()]),
+});
 await engine.start();
 const app = await buildApiServer({ engine, version: 'test' });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });

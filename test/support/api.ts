@@ -36,7 +36,8 @@ export async function startTestApi(store: Store, options: { yaml?: string } = {}
   for (const [name, groups] of Object.entries(CAST) as [CastMember, readonly string[]][]) {
     users.set(name, (await createUser(store.db, { name, groups: [...groups] }, now)).id);
   }
-  const tokenWith = async (who: CastMember, scopes: TokenScope[]) => (await issueApiToken(store.db, { userId: users.get(who)!, name: 'test', scopes, expiresInMs: 3_600_000 }, new Date())).token;
+  const tokenWith = async (who: CastMember, scopes: TokenScope[]) =>
+    (await issueApiToken(store.db, { userId: users.get(who)!, name: 'test', scopes, expiresInMs: 3_600_000 }, new Date())).token;
   const tokens = {} as Record<CastMember, string>;
   for (const name of users.keys()) tokens[name] = await tokenWith(name, name === 'root' ? ['admin'] : ['read', 'request', 'approve']);
   return {

@@ -13,12 +13,22 @@ import { openStore } from '../../src/store/index.js';
 
 const [mode, configPath, where, countText] = process.argv.slice(2) as [string, string, string, string];
 const store = await openStore(where.startsWith('postgres') ? { databaseUrl: where } : { dataDir: where });
-const engine = new Engine({ store, config: parseConfig(readFileSync(configPath, 'utf8'), configPath, {}), connectors: connectorRegistry([new NoopConnector()]) });
+const engine = new Engine({
+  store,
+  config: parseConfig(readFileSync(configPath, 'utf8'), configPath, {}),
+  connectors: connectorRegistry([new NoopConnector()]),
+});
 await engine.start();
 
 if (mode === 'submit') {
   for (let i = 0; i < Number(countText); i++) {
-    await engine.submit({ principal: { id: `user-${i}`, kind: 'user', groups: ['sre'] }, target: 'crashy', entitlement: 'readonly', durationMs: 1_000, reason: 'crash test' });
+    await engine.submit({
+      principal: { id: `user-${i}`, kind: 'user', groups: ['sre'] },
+      target: 'crashy',
+      entitlement: 'readonly',
+      durationMs: 1_000,
+      reason: 'crash test',
+    });
   }
 }
 

@@ -37,13 +37,15 @@ export function crashRecoverySuite(backend: Backend): void {
       rmSync(root, { recursive: true, force: true });
     });
 
-    it.each(FAILPOINTS)('ends every grant revoked exactly once after a crash at %s', async (failpoint) => {
-      const dir = mkdtempSync(join(root, 'case-'));
-      const callLog = join(dir, 'calls.jsonl');
-      const configPath = join(dir, 'lapse.yaml');
-      writeFileSync(
-        configPath,
-        `version: 1
+    it.each(FAILPOINTS)(
+      'ends every grant revoked exactly once after a crash at %s',
+      async (failpoint) => {
+        const dir = mkdtempSync(join(root, 'case-'));
+        const callLog = join(dir, 'calls.jsonl');
+        const configPath = join(dir, 'lapse.yaml');
+        writeFileSync(
+          configPath,
+          `version: 1
 targets:
   crashy:
     connector: noop
@@ -53,38 +55,43 @@ policies:
   - { name: all, subjects: { groups: [sre] }, entitlements: ["crashy/*"], duration: { default: 1s, max: 1h }, autoApprove: true }
 scheduler: { pollInterval: 100ms, connectorTimeout: 2s, provisionAttempts: 5, revokeBackoff: { min: 50ms, max: 500ms } }
 `,
-      );
-      let where = join(dir, 'data');
-      if (backend === 'postgres') {
-        const database = await createServerDatabase();
-        databases.push(database);
-        where = database.url;
-      }
-
-      const crashed = await run(['submit', configPath, where, String(GRANTS)], failpoint);
-      expect(crashed.signal, `process should have been killed at ${failpoint}: ${crashed.stderr}`).toBe('SIGKILL');
-      const resumed = await run(['resume', configPath, where, '0']);
-      expect(resumed.code, resumed.stderr).toBe(0);
-
-      const store = await openStore(backend === 'postgres' ? { databaseUrl: where } : { dataDir: where });
-      try {
-        const grants = await store.db.selectFrom('grants').select(['id', 'status', 'activated_at']).execute();
-        expect(grants.length).toBeGreaterThan(0);
-        const calls = readFileSync(callLog, 'utf8').trim().split('\n').map((line) => JSON.parse(line) as NoopCall);
-        for (const grant of grants) {
-          expect(grant.status).toBe('revoked');
-          const mine = calls.filter((c) => c.grantId === grant.id);
-          // Calls may repeat after a crash (they are idempotent); their effect happens exactly once.
-          expect(mine.filter((c) => c.effect === 'created')).toHaveLength(1);
-          expect(mine.filter((c) => c.effect === 'removed')).toHaveLength(1);
-          expect(mine.findLastIndex((c) => c.op === 'revoke')).toBeGreaterThan(mine.findLastIndex((c) => c.op === 'provision'));
+        );
+        let where = join(dir, 'data');
+        if (backend === 'postgres') {
+          const database = await createServerDatabase();
+          databases.push(database);
+          where = database.url;
         }
-        // Every timer of the grants is done; only the targets' recurring reconciliation remains.
-        const pending = await store.db.selectFrom('jobs').select('kind').where('kind', '<>', 'reconcile').execute();
-        expect(pending).toEqual([]);
-      } finally {
-        await store.close();
-      }
-    }, 90_000);
+
+        const crashed = await run(['submit', configPath, where, String(GRANTS)], failpoint);
+        expect(crashed.signal, `process should have been killed at ${failpoint}: ${crashed.stderr}`).toBe('SIGKILL');
+        const resumed = await run(['resume', configPath, where, '0']);
+        expect(resumed.code, resumed.stderr).toBe(0);
+
+        const store = await openStore(backend === 'postgres' ? { databaseUrl: where } : { dataDir: where });
+        try {
+          const grants = await store.db.selectFrom('grants').select(['id', 'status', 'activated_at']).execute();
+          expect(grants.length).toBeGreaterThan(0);
+          const calls = readFileSync(callLog, 'utf8')
+            .trim()
+            .split('\n')
+            .map((line) => JSON.parse(line) as NoopCall);
+          for (const grant of grants) {
+            expect(grant.status).toBe('revoked');
+            const mine = calls.filter((c) => c.grantId === grant.id);
+            // Calls may repeat after a crash (they are idempotent); their effect happens exactly once.
+            expect(mine.filter((c) => c.effect === 'created')).toHaveLength(1);
+            expect(mine.filter((c) => c.effect === 'removed')).toHaveLength(1);
+            expect(mine.findLastIndex((c) => c.op === 'revoke')).toBeGreaterThan(mine.findLastIndex((c) => c.op === 'provision'));
+          }
+          // Every timer of the grants is done; only the targets' recurring reconciliation remains.
+          const pending = await store.db.selectFrom('jobs').select('kind').where('kind', '<>', 'reconcile').execute();
+          expect(pending).toEqual([]);
+        } finally {
+          await store.close();
+        }
+      },
+      90_000,
+    );
   });
 }

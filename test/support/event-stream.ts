@@ -57,7 +57,10 @@ export async function within(promise: Promise<unknown>, limitMs: number, what: s
   const started = Date.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   try {
-    await Promise.race([promise, new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not happen within ${limitMs} ms`)), limitMs)))]);
+    await Promise.race([
+      promise,
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`${what} did not happen within ${limitMs} ms`)), limitMs))),
+    ]);
   } finally {
     clearTimeout(timer);
   }

@@ -43,7 +43,11 @@ export interface Walk {
 }
 
 /** Follows redirects from `start` (at most 20), adding `login_hint` on the way to the provider's /auth. */
-async function walk(start: string, username: string, options: { jar?: CookieJar; stopAt?: (url: URL) => boolean; rewrite?: (url: URL) => URL } = {}): Promise<Walk> {
+async function walk(
+  start: string,
+  username: string,
+  options: { jar?: CookieJar; stopAt?: (url: URL) => boolean; rewrite?: (url: URL) => URL } = {},
+): Promise<Walk> {
   const jar = options.jar ?? new CookieJar();
   const steps: BrowserStep[] = [];
   let url = new URL(start);
@@ -77,16 +81,25 @@ export interface LapseSignIn {
  * Signs `username` in to the Lapse server at `serverBaseUrl` through its OIDC provider, and
  * returns the session cookie and CSRF token. Throws with the redirect chain when it fails.
  */
-export async function signInThroughOidc(serverBaseUrl: string, username: string, options: { returnTo?: string; rewrite?: (url: URL) => URL } = {}): Promise<LapseSignIn> {
+export async function signInThroughOidc(
+  serverBaseUrl: string,
+  username: string,
+  options: { returnTo?: string; rewrite?: (url: URL) => URL } = {},
+): Promise<LapseSignIn> {
   const server = new URL(serverBaseUrl);
   const start = new URL('/auth/oidc/login', server);
   if (options.returnTo !== undefined) start.searchParams.set('returnTo', options.returnTo);
-  const result = await walk(start.href, username, { stopAt: (url) => url.origin === server.origin && !url.pathname.startsWith('/auth/'), ...(options.rewrite ? { rewrite: options.rewrite } : {}) });
+  const result = await walk(start.href, username, {
+    stopAt: (url) => url.origin === server.origin && !url.pathname.startsWith('/auth/'),
+    ...(options.rewrite ? { rewrite: options.rewrite } : {}),
+  });
   const cookieName = result.jar.get(server.origin, '__Host-lapse_session') ? '__Host-lapse_session' : 'lapse_session';
   const cookie = result.jar.get(server.origin, cookieName);
   if (!cookie) {
     const body = await result.final.text().catch(() => '');
-    throw new Error(`sign-in of ${username} did not end with a session: ${result.steps.map((s) => `${s.status} ${s.url}`).join(' -> ')}\n${body.slice(0, 500)}`);
+    throw new Error(
+      `sign-in of ${username} did not end with a session: ${result.steps.map((s) => `${s.status} ${s.url}`).join(' -> ')}\n${body.slice(0, 500)}`,
+    );
   }
   const session = await fetch(new URL('/api/v1/auth/session', server), { headers: { cookie: `${cookieName}=${cookie}` } });
   const { csrfToken } = (await session.json()) as { csrfToken: string };
@@ -99,7 +112,11 @@ export async function signInThroughOidc(serverBaseUrl: string, username: string,
  * the local sign-in form. Follows the final redirect to the CLI's loopback listener too.
  * Returns the last response (the listener's answer).
  */
-export async function completeLoginAt(url: string, username: string, options: { password?: string } = {}): Promise<{ status: number; body: string; steps: BrowserStep[] }> {
+export async function completeLoginAt(
+  url: string,
+  username: string,
+  options: { password?: string } = {},
+): Promise<{ status: number; body: string; steps: BrowserStep[] }> {
   const jar = new CookieJar();
   let result = await walk(url, username, { jar });
   let body = await result.final.text();
@@ -113,7 +130,12 @@ export async function completeLoginAt(url: string, username: string, options: { 
       for (const [, name, value] of body.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)">/g)) fields.set(name!, value!.replace(/&amp;/g, '&'));
       fields.set('username', username);
       fields.set('password', options.password);
-      const post = await fetch(new URL('/auth/login', result.finalUrl), { method: 'POST', redirect: 'manual', body: fields, headers: { cookie: jar.header(result.finalUrl) } });
+      const post = await fetch(new URL('/auth/login', result.finalUrl), {
+        method: 'POST',
+        redirect: 'manual',
+        body: fields,
+        headers: { cookie: jar.header(result.finalUrl) },
+      });
       const location = post.headers.get('location');
       if (post.status !== 303 || !location) return { status: post.status, body: await post.text(), steps: result.steps };
       result = await walk(new URL(location, result.finalUrl).href, username, { jar });

@@ -88,7 +88,14 @@ export async function startOidcProvider(options: StartOidcProviderOptions): Prom
       if (!user) return undefined;
       return {
         accountId: id,
-        claims: () => ({ sub: id, preferred_username: user.preferredUsername ?? id, name: id, groups: user.groups, email: `${id}@example.test`, email_verified: true }),
+        claims: () => ({
+          sub: id,
+          preferred_username: user.preferredUsername ?? id,
+          name: id,
+          groups: user.groups,
+          email: `${id}@example.test`,
+          email_verified: true,
+        }),
       };
     },
   });
@@ -109,7 +116,9 @@ export async function startOidcProvider(options: StartOidcProviderOptions): Prom
         ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, { login: { accountId: login } }, { mergeWithLastSubmission: false }));
         return;
       }
-      const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId: details.session!.accountId, clientId: details.params.client_id! });
+      const grant = details.grantId
+        ? await provider.Grant.find(details.grantId)
+        : new provider.Grant({ accountId: details.session!.accountId, clientId: details.params.client_id! });
       const missing = details.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
       if (missing.missingOIDCScope) grant!.addOIDCScope(missing.missingOIDCScope.join(' '));
       if (missing.missingOIDCClaims) grant!.addOIDCClaims(missing.missingOIDCClaims);

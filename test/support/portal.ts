@@ -19,8 +19,10 @@ export const SCREENSHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
 
 /** Why the portal suites cannot run here, or null when they can. */
 export function portalPrerequisiteMissing(): string | null {
-  if (!existsSync(CHROMIUM)) return `Chromium is not at ${CHROMIUM}: install it (\`apt-get install -y chromium\`), point LAPSE_TEST_CHROMIUM at one, or run \`npm run test:offline\`.`;
-  if (!existsSync(join(PORTAL_DIR, 'index.html'))) return `the portal is not built (${PORTAL_DIR} has no index.html): run \`npm run build:web\` (npm ci does it).`;
+  if (!existsSync(CHROMIUM))
+    return `Chromium is not at ${CHROMIUM}: install it (\`apt-get install -y chromium\`), point LAPSE_TEST_CHROMIUM at one, or run \`npm run test:offline\`.`;
+  if (!existsSync(join(PORTAL_DIR, 'index.html')))
+    return `the portal is not built (${PORTAL_DIR} has no index.html): run \`npm run build:web\` (npm ci does it).`;
   return null;
 }
 
@@ -58,7 +60,10 @@ export async function startPortal(store: Store, options: { config?: string; host
   const host = options.host ?? '127.0.0.1';
   await app.listen({ port: 0, host });
   const base = `http://${host}:${(app.server.address() as AddressInfo).port}`;
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'] });
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
+  });
   const contexts: BrowserContext[] = [];
   const pageErrors: string[] = [];
 
@@ -68,12 +73,15 @@ export async function startPortal(store: Store, options: { config?: string; host
     // NB. The test provider signs in whoever `login_hint` names (there is no login form to fill).
     // Redirect hops cannot be intercepted, so the first hop (our /auth/oidc/login) is fetched here
     // and its redirect to the provider gets the hint.
-    await context.route((url) => url.pathname === '/auth/oidc/login', async (route) => {
-      const response = await route.fetch({ maxRedirects: 0 });
-      const location = new URL(response.headers().location!);
-      location.searchParams.set('login_hint', who);
-      await route.fulfill({ response, headers: { ...response.headers(), location: location.href } });
-    });
+    await context.route(
+      (url) => url.pathname === '/auth/oidc/login',
+      async (route) => {
+        const response = await route.fetch({ maxRedirects: 0 });
+        const location = new URL(response.headers().location!);
+        location.searchParams.set('login_hint', who);
+        await route.fulfill({ response, headers: { ...response.headers(), location: location.href } });
+      },
+    );
     const page = await context.newPage();
     page.on('console', (message) => {
       if (message.type() === 'error') pageErrors.push(`${who}: ${message.text()}`);

@@ -31,7 +31,11 @@ const HEADER = `/**
 /** The OpenAPI document exactly as GET /api/openapi.json serves it. */
 export async function currentOpenApiDocument(): Promise<OpenAPI3> {
   const store = await openStore({ dataDir: 'memory://' });
-  const engine = new Engine({ store, config: parseConfig('version: 1\ntargets: { any: { connector: noop, entitlements: { read: {} } } }\n', 'api-types.yaml', {}), connectors: connectorRegistry([new NoopConnector()]) });
+  const engine = new Engine({
+    store,
+    config: parseConfig('version: 1\ntargets: { any: { connector: noop, entitlements: { read: {} } } }\n', 'api-types.yaml', {}),
+    connectors: connectorRegistry([new NoopConnector()]),
+  });
   const app = await buildApiServer({ engine, version: 'api-types' });
   try {
     const response = await app.inject({ method: 'GET', url: '/api/openapi.json' });

@@ -71,22 +71,29 @@ export function App() {
       <AppShell.Navbar p="xs" aria-label="Main">
         <Stack gap={2}>
           {links.map((l) => (
-            <NavLink key={l.to} component={Link} to={l.to} label={l.label} active={l.to === '/' ? location.pathname === '/' : location.pathname.startsWith(l.to)} onClick={close} />
+            <NavLink
+              key={l.to}
+              component={Link}
+              to={l.to}
+              label={l.label}
+              active={l.to === '/' ? location.pathname === '/' : location.pathname.startsWith(l.to)}
+              onClick={close}
+            />
           ))}
         </Stack>
       </AppShell.Navbar>
       <AppShell.Main>
         <Suspense fallback={<Loader aria-label="Loading" />}>
-        <Routes>
-          <Route path="/" element={<CataloguePage />} />
-          <Route path="/access" element={<MyAccessPage />} />
-          <Route path="/approvals" element={<ApprovalsPage />} />
-          <Route path="/requests/:id" element={<RequestDetailPage />} />
-          <Route path="/dashboard" element={<DashboardPage />} />
-          <Route path="/security" element={<SecurityPage />} />
-          <Route path="/admin/*" element={readsEverything ? <AdminPage /> : <Navigate to="/" replace />} />
-          <Route path="*" element={<Text>There is no page here.</Text>} />
-        </Routes>
+          <Routes>
+            <Route path="/" element={<CataloguePage />} />
+            <Route path="/access" element={<MyAccessPage />} />
+            <Route path="/approvals" element={<ApprovalsPage />} />
+            <Route path="/requests/:id" element={<RequestDetailPage />} />
+            <Route path="/dashboard" element={<DashboardPage />} />
+            <Route path="/security" element={<SecurityPage />} />
+            <Route path="/admin/*" element={readsEverything ? <AdminPage /> : <Navigate to="/" replace />} />
+            <Route path="*" element={<Text>There is no page here.</Text>} />
+          </Routes>
         </Suspense>
       </AppShell.Main>
     </AppShell>

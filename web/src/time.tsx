@@ -2,7 +2,14 @@ import { Text, Tooltip } from '@mantine/core';
 import { useEffect, useState } from 'react';
 
 /** Dates in the viewer's own time zone (the browser's), with the zone named. */
-const absolute = new Intl.DateTimeFormat(undefined, { year: 'numeric', month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', timeZoneName: 'short' });
+const absolute = new Intl.DateTimeFormat(undefined, {
+  year: 'numeric',
+  month: 'short',
+  day: 'numeric',
+  hour: '2-digit',
+  minute: '2-digit',
+  timeZoneName: 'short',
+});
 const relative = new Intl.RelativeTimeFormat(undefined, { numeric: 'auto' });
 
 export function formatAbsolute(iso: string): string {
@@ -40,7 +47,12 @@ export function useNow(everyMs = 1000): number {
 /** A time shown relative ("5 minutes ago"), with the absolute local time on hover and for screen readers. */
 export function When({ at }: { at: string | null | undefined }) {
   const now = useNow(30_000);
-  if (!at) return <Text span c="dimmed">—</Text>;
+  if (!at)
+    return (
+      <Text span c="dimmed">
+        —
+      </Text>
+    );
   return (
     <Tooltip label={formatAbsolute(at)}>
       <time dateTime={at} title={formatAbsolute(at)}>
@@ -59,7 +71,13 @@ export function Countdown({ until }: { until: string }) {
   const s = Math.floor((left % 60_000) / 1000);
   const text = `${h}:${String(m).padStart(2, '0')}:${String(s).padStart(2, '0')}`;
   return (
-    <Text span ff="monospace" style={{ fontVariantNumeric: 'tabular-nums' }} data-testid="countdown" aria-label={`${formatDuration(left)} left, until ${formatAbsolute(until)}`}>
+    <Text
+      span
+      ff="monospace"
+      style={{ fontVariantNumeric: 'tabular-nums' }}
+      data-testid="countdown"
+      aria-label={`${formatDuration(left)} left, until ${formatAbsolute(until)}`}
+    >
       {text}
     </Text>
   );

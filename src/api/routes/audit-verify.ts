@@ -14,9 +14,12 @@ const verifyResult = z.object({
   lastCheckpoint: z.object({ seq: z.number().int(), at: z.string(), keyId: z.string() }).nullable(),
   problems: z.array(z.object({ seq: z.number().int(), kind: z.string(), message: z.string() })),
   problemsOmitted: z.number().int(),
-  checkpointKeyKnown: z.boolean().describe('Whether the server knows a checkpoint public key (audit.signingKey, or the key generated in its data directory); without one, checkpoints are reported as unverified'),
+  checkpointKeyKnown: z
+    .boolean()
+    .describe(
+      'Whether the server knows a checkpoint public key (audit.signingKey, or the key generated in its data directory); without one, checkpoints are reported as unverified',
+    ),
 });
-
 
 /**
  * `POST /api/v1/audit/verify`: the portal's "verify chain" button, the same check as `lapse
@@ -29,7 +32,13 @@ export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyO
     app.post(
       '/api/v1/audit/verify',
       {
-        config: { auth: { scope: 'read', role: 'reader', refused: { message: 'only admins and auditors may verify the audit log', hint: 'Ask an auditor; roles come from roles.auditors in the config.' } } },
+        config: {
+          auth: {
+            scope: 'read',
+            role: 'reader',
+            refused: { message: 'only admins and auditors may verify the audit log', hint: 'Ask an auditor; roles come from roles.auditors in the config.' },
+          },
+        },
         schema: {
           tags: ['audit'],
           summary: 'Recompute the audit hash chain and check its signed checkpoints (admins and auditors)',
@@ -44,7 +53,11 @@ export function auditVerifyRoutes(engine: Engine, checkpointKeys?: readonly KeyO
           running = null;
         });
         const result = await running;
-        await engine.recordSecurityEvent({ action: 'audit.verified', actor: caller.principal.id, data: { ok: result.ok, events: result.events, problems: result.problems.length + result.problemsOmitted } });
+        await engine.recordSecurityEvent({
+          action: 'audit.verified',
+          actor: caller.principal.id,
+          data: { ok: result.ok, events: result.events, problems: result.problems.length + result.problemsOmitted },
+        });
         return { ...result, problems: [...result.problems], checkpointKeyKnown: publicKeys.length > 0 };
       },
     );

@@ -13,7 +13,11 @@ import { callerOf, type RouteAuth } from '../authorization.js';
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 const when = boundedText(40).describe('An ISO-8601 time, or a duration ago such as 1h or 7d');
 const filters = {
-  action: z.string().max(100).regex(/^[a-z_.]+\*?$/, 'is an action like grant.revoked, or a family like grant.*').optional(),
+  action: z
+    .string()
+    .max(100)
+    .regex(/^[a-z_.]+\*?$/, 'is an action like grant.revoked, or a family like grant.*')
+    .optional(),
   actor: boundedText(256).optional(),
   subject: boundedText(64).optional(),
   since: when.optional(),
@@ -25,11 +29,21 @@ function parseWhen(text: string | undefined, where: string): Date | undefined {
   if (text === undefined) return undefined;
   if (/^\d+[a-z]/.test(text)) return new Date(Date.now() - parseDuration(text, where));
   const date = new Date(text);
-  if (Number.isNaN(date.getTime())) throw new LapseError('validation_failed', `${where}: "${text.slice(0, 40)}" is neither a time nor a duration`, { where, hint: 'Write 2026-11-23T10:00:00Z or 24h.' });
+  if (Number.isNaN(date.getTime()))
+    throw new LapseError('validation_failed', `${where}: "${text.slice(0, 40)}" is neither a time nor a duration`, {
+      where,
+      hint: 'Write 2026-11-23T10:00:00Z or 24h.',
+    });
   return date;
 }
 
-function filterOf(query: { action?: string | undefined; actor?: string | undefined; subject?: string | undefined; since?: string | undefined; until?: string | undefined }): Omit<AuditFilter, 'limit'> {
+function filterOf(query: {
+  action?: string | undefined;
+  actor?: string | undefined;
+  subject?: string | undefined;
+  since?: string | undefined;
+  until?: string | undefined;
+}): Omit<AuditFilter, 'limit'> {
   const since = parseWhen(query.since, 'since');
   const until = parseWhen(query.until, 'until');
   return {
@@ -48,14 +62,20 @@ function csvCell(value: string): string {
 }
 
 function csvLine(event: AuditEvent): string {
-  return [String(event.seq), event.at, event.action, event.actor, event.subject ?? '', event.data ? JSON.stringify(event.data) : ''].map(csvCell).join(',') + '\r\n';
+  return (
+    [String(event.seq), event.at, event.action, event.actor, event.subject ?? '', event.data ? JSON.stringify(event.data) : ''].map(csvCell).join(',') + '\r\n'
+  );
 }
 
 /** Who reads the audit log: admins and auditors (everyone else: forbidden, and audited). */
 const readerOnly: RouteAuth = {
   scope: 'read',
   role: 'reader',
-  refused: { action: 'audit.read_refused', message: 'only admins and auditors may read the audit log', hint: 'Ask an auditor; roles come from roles.auditors in the config.' },
+  refused: {
+    action: 'audit.read_refused',
+    message: 'only admins and auditors may read the audit log',
+    hint: 'Ask an auditor; roles come from roles.auditors in the config.',
+  },
 };
 
 /** Audit search and export: admins and auditors only (everyone else: forbidden, and audited). */
@@ -98,7 +118,11 @@ export function auditRoutes(engine: Engine): FastifyPluginAsyncZod {
         const caller = callerOf(request);
         const filter = filterOf(request.query);
         const csv = request.query.format === 'csv';
-        await engine.recordSecurityEvent({ action: 'audit.exported', actor: caller.principal.id, data: { format: request.query.format, filter: { ...request.query } } });
+        await engine.recordSecurityEvent({
+          action: 'audit.exported',
+          actor: caller.principal.id,
+          data: { format: request.query.format, filter: { ...request.query } },
+        });
         async function* lines() {
           if (csv) yield 'seq,at,action,actor,subject,data\r\n';
           let afterSeq = 0;

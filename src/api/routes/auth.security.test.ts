@@ -52,14 +52,18 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
       expect(res.json()).toMatchObject({ code: 'forbidden', where: 'X-CSRF-Token' });
     }
     expect(await countAudit(store(), 'auth.refused')).toBe(before + 4);
-    const { rows } = await sql<{ data: string }>`SELECT payload AS data FROM audit_events WHERE payload LIKE '%"action":"auth.refused"%' ORDER BY seq DESC LIMIT 1`.execute(store().db);
+    const { rows } = await sql<{
+      data: string;
+    }>`SELECT payload AS data FROM audit_events WHERE payload LIKE '%"action":"auth.refused"%' ORDER BY seq DESC LIMIT 1`.execute(store().db);
     expect(JSON.parse(rows[0]!.data)).toMatchObject({ actor: 'alice', data: { reason: 'csrf' } });
     expect((await app.inject({ method: 'GET', url: '/api/v1/auth/session', cookies: { lapse_session: aliceCookie } })).statusCode).toBe(200);
   });
 
   it('locks an account after 100 failures in an hour: even the right password is refused, audited auth.locked', async () => {
     // 99 earlier failures from many addresses, then the 100th through the API
-    await sql`INSERT INTO login_failures (account, ip, at) SELECT 'victim', '10.9.0.' || g, now() - interval '30 minutes' FROM generate_series(1, 99) g`.execute(store().db);
+    await sql`INSERT INTO login_failures (account, ip, at) SELECT 'victim', '10.9.0.' || g, now() - interval '30 minutes' FROM generate_series(1, 99) g`.execute(
+      store().db,
+    );
     expect((await login('victim', 'a wrong guess here', '10.2.0.1')).statusCode).toBe(401);
     const before = await countAudit(store(), 'auth.locked');
     const right = await login('victim', PASSWORD, '10.2.0.2');
@@ -69,7 +73,9 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
     expect(right.cookies).toHaveLength(0);
     expect(await countAudit(store(), 'auth.locked')).toBe(before + 1);
     // an unknown name locks the same way, so locking reveals nothing about which accounts exist
-    await sql`INSERT INTO login_failures (account, ip, at) SELECT 'ghost', '10.9.1.' || g, now() - interval '10 minutes' FROM generate_series(1, 100) g`.execute(store().db);
+    await sql`INSERT INTO login_failures (account, ip, at) SELECT 'ghost', '10.9.1.' || g, now() - interval '10 minutes' FROM generate_series(1, 100) g`.execute(
+      store().db,
+    );
     expect((await login('ghost', 'whatever it is', '10.2.0.3')).statusCode).toBe(429);
     // the window slides: once the failures are over an hour old, the right password works again
     await sql`UPDATE login_failures SET at = now() - interval '61 minutes' WHERE account = 'victim'`.execute(store().db);
@@ -87,7 +93,9 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
 
   it('refuses an expired session, audited', async () => {
     const cookie = sessionCookieFrom(await login('bob', PASSWORD));
-    await sql`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE ended_at IS NULL AND user_id = (SELECT id FROM users WHERE name = 'bob')`.execute(store().db);
+    await sql`UPDATE sessions SET expires_at = now() - interval '1 second' WHERE ended_at IS NULL AND user_id = (SELECT id FROM users WHERE name = 'bob')`.execute(
+      store().db,
+    );
     const before = await countAudit(store(), 'auth.refused');
     expect((await app.inject({ method: 'GET', url: '/api/v1/auth/session', cookies: { lapse_session: cookie } })).statusCode).toBe(401);
     expect(await countAudit(store(), 'auth.refused')).toBe(before + 1);
@@ -109,13 +117,25 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
     });
 
     it('creates a token once (the secret only in the answer), lists mine with last use, and revokes it', async () => {
-      const created = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: { 'x-csrf-token': aliceCsrf }, cookies: { lapse_session: aliceCookie }, payload: { name: 'laptop', scopes: ['read', 'request'], expiresIn: '30d' } });
+      const created = await app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: { 'x-csrf-token': aliceCsrf },
+        cookies: { lapse_session: aliceCookie },
+        payload: { name: 'laptop', scopes: ['read', 'request'], expiresIn: '30d' },
+      });
       expect(created.statusCode).toBe(201);
       const token = created.json() as { id: string; token: string; expiresAt: string };
       expect(token.token).toMatch(/^lapse_/);
       expect(Date.parse(token.expiresAt) - Date.now()).toBeGreaterThan(29 * 86_400_000);
-      expect((await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: bearer(token.token) })).json()).toMatchObject({ principal: { id: 'alice' }, via: 'token', scopes: ['read', 'request'] });
-      const list = (await app.inject({ method: 'GET', url: '/api/v1/tokens', headers: bearer(token.token) })).json() as { tokens: { id: string; lastUsedAt: string | null; status: string }[] };
+      expect((await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: bearer(token.token) })).json()).toMatchObject({
+        principal: { id: 'alice' },
+        via: 'token',
+        scopes: ['read', 'request'],
+      });
+      const list = (await app.inject({ method: 'GET', url: '/api/v1/tokens', headers: bearer(token.token) })).json() as {
+        tokens: { id: string; lastUsedAt: string | null; status: string }[];
+      };
       expect(JSON.stringify(list)).not.toContain(token.token);
       expect(list.tokens.find((t) => t.id === token.id)).toMatchObject({ status: 'active', lastUsedAt: expect.any(String) });
       expect(list.tokens.every((t) => t.id !== bobTokenId)).toBe(true);
@@ -135,12 +155,28 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
     });
 
     it('refuses a token with more scopes than the caller has, and admin for a non-admin', async () => {
-      const wider = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(aliceRead), payload: { name: 'escalate', scopes: ['read', 'approve'] } });
+      const wider = await app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: bearer(aliceRead),
+        payload: { name: 'escalate', scopes: ['read', 'approve'] },
+      });
       expect(wider.statusCode).toBe(403);
       expect(wider.json()).toMatchObject({ code: 'forbidden', where: 'scopes' });
-      const admin = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: { 'x-csrf-token': aliceCsrf }, cookies: { lapse_session: aliceCookie }, payload: { name: 'escalate', scopes: ['admin'] } });
+      const admin = await app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: { 'x-csrf-token': aliceCsrf },
+        cookies: { lapse_session: aliceCookie },
+        payload: { name: 'escalate', scopes: ['admin'] },
+      });
       expect(admin.statusCode).toBe(403);
-      const forOther = await app.inject({ method: 'POST', url: '/api/v1/tokens', headers: bearer(aliceRead), payload: { name: 'x', scopes: ['read'], user: 'bob' } });
+      const forOther = await app.inject({
+        method: 'POST',
+        url: '/api/v1/tokens',
+        headers: bearer(aliceRead),
+        payload: { name: 'x', scopes: ['read'], user: 'bob' },
+      });
       expect(forOther.statusCode).toBe(403);
     });
 
@@ -181,7 +217,12 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
       expect(location.startsWith('/') && !location.startsWith('//') && !location.includes('\\')).toBe(true);
       expect(new URL(location, 'http://lapse.test').origin).toBe('http://lapse.test');
     }
-    const kept = await app.inject({ method: 'POST', url: '/auth/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: new URLSearchParams({ username: 'bob', password: PASSWORD, returnTo: '/requests?mine=1' }).toString() });
+    const kept = await app.inject({
+      method: 'POST',
+      url: '/auth/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: new URLSearchParams({ username: 'bob', password: PASSWORD, returnTo: '/requests?mine=1' }).toString(),
+    });
     expect(kept.headers.location).toBe('/requests?mine=1');
   });
 
@@ -203,7 +244,11 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
     const wrongVerifier = await app.inject({ method: 'POST', url: '/api/v1/auth/cli/token', payload: { code, codeVerifier: 'x'.repeat(43) } });
     expect(wrongVerifier.statusCode).toBe(401);
     // the code was spent by the failed attempt: a stolen code cannot be retried
-    const right = await app.inject({ method: 'POST', url: '/api/v1/auth/cli/token', payload: { code, codeVerifier: 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk' } });
+    const right = await app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/cli/token',
+      payload: { code, codeVerifier: 'dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk' },
+    });
     expect(right.statusCode).toBe(401);
   });
 

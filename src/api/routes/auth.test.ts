@@ -10,7 +10,9 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
   let t: TestEngine;
   let app: ApiServer;
   beforeAll(async () => {
-    t = await startEngine(store(), { yaml: configWithAuth('sessions: { idleTimeout: 30m, absoluteTimeout: 12h }\nloginLimits: { perAccountPerHour: 100, perIpPerMinute: 1000 }') });
+    t = await startEngine(store(), {
+      yaml: configWithAuth('sessions: { idleTimeout: 30m, absoluteTimeout: 12h }\nloginLimits: { perAccountPerHour: 100, perIpPerMinute: 1000 }'),
+    });
     app = await buildApiServer({ engine: t.engine, version: 'test' });
     await createLocalUser(store(), 'alice', ['sre', 'oncall']);
     await createLocalUser(store(), 'root', ['admins']);
@@ -34,16 +36,27 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     expect(cookie.secure).toBeFalsy(); // no https publicUrl configured
     expect(cookie.value).toMatch(/^[A-Za-z0-9_-]{43}$/);
     // only the hash is stored
-    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM sessions WHERE secret_hash = ${cookie.value} OR id = ${cookie.value}`.execute(store().db);
+    const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM sessions WHERE secret_hash = ${cookie.value} OR id = ${cookie.value}`.execute(
+      store().db,
+    );
     expect(Number(rows[0]!.n)).toBe(0);
     const me = (await whoami(cookie.value)).json();
-    expect(me).toEqual({ principal: { id: 'alice', kind: 'user', groups: ['sre', 'oncall'] }, roles: [], scopes: ['read', 'request', 'approve'], via: 'session', mfaAt: null, csrfToken: body.csrfToken });
+    expect(me).toEqual({
+      principal: { id: 'alice', kind: 'user', groups: ['sre', 'oncall'] },
+      roles: [],
+      scopes: ['read', 'request', 'approve'],
+      via: 'session',
+      mfaAt: null,
+      csrfToken: body.csrfToken,
+    });
   });
 
   it('gives admins the admin scope and reports the MFA time the MFA routes record', async () => {
     const res = await login('root', PASSWORD);
     const cookie = sessionCookieFrom(res);
-    const { rows } = await sql<{ id: string }>`SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.name = 'root' ORDER BY s.created_at DESC LIMIT 1`.execute(store().db);
+    const { rows } = await sql<{
+      id: string;
+    }>`SELECT s.id FROM sessions s JOIN users u ON u.id = s.user_id WHERE u.name = 'root' ORDER BY s.created_at DESC LIMIT 1`.execute(store().db);
     const at = new Date('2030-01-01T00:00:00Z');
     await markSessionMfa(store().db, rows[0]!.id, at);
     const me = (await whoami(cookie)).json() as { roles: string[]; scopes: string[]; mfaAt: string };
@@ -86,7 +99,13 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     const a2 = await login('alice', PASSWORD);
     const r1 = await login('root', PASSWORD);
     const csrf = (a1.json() as { csrfToken: string }).csrfToken;
-    const out = await app.inject({ method: 'POST', url: '/api/v1/auth/logout-all', cookies: { lapse_session: sessionCookieFrom(a1) }, headers: { 'x-csrf-token': csrf }, payload: {} });
+    const out = await app.inject({
+      method: 'POST',
+      url: '/api/v1/auth/logout-all',
+      cookies: { lapse_session: sessionCookieFrom(a1) },
+      headers: { 'x-csrf-token': csrf },
+      payload: {},
+    });
     expect(out.statusCode, out.body).toBe(200);
     expect((out.json() as { sessionsEnded: number }).sessionsEnded).toBeGreaterThanOrEqual(2);
     expect((await whoami(sessionCookieFrom(a1))).statusCode).toBe(401);
@@ -102,7 +121,9 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     const [freshId, oldId, idleId] = ids.rows.map((r) => r.id);
     await sql`UPDATE sessions SET last_seen_at = now() - interval '31 minutes' WHERE id = ${idleId}`.execute(store().db);
     await sql`UPDATE sessions SET last_seen_at = now() - interval '29 minutes' WHERE id = ${freshId}`.execute(store().db);
-    await sql`UPDATE sessions SET created_at = now() - interval '12 hours 1 minute', expires_at = now() - interval '1 minute' WHERE id = ${oldId}`.execute(store().db);
+    await sql`UPDATE sessions SET created_at = now() - interval '12 hours 1 minute', expires_at = now() - interval '1 minute' WHERE id = ${oldId}`.execute(
+      store().db,
+    );
     expect((await whoami(idle)).statusCode).toBe(401);
     expect((await whoami(old)).statusCode).toBe(401);
     expect((await whoami(fresh)).statusCode).toBe(200);
@@ -111,7 +132,9 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     await login('alice', PASSWORD);
     expect(Number((await sql<{ n: string }>`SELECT count(*) AS n FROM sessions WHERE id = ${oldId}`.execute(store().db)).rows[0]!.n)).toBe(0);
     // activity restarted the idle clock
-    const { rows } = await sql<{ age: number }>`SELECT extract(epoch FROM now() - last_seen_at)::float AS age FROM sessions WHERE id = ${freshId}`.execute(store().db);
+    const { rows } = await sql<{ age: number }>`SELECT extract(epoch FROM now() - last_seen_at)::float AS age FROM sessions WHERE id = ${freshId}`.execute(
+      store().db,
+    );
     expect(rows[0]!.age).toBeLessThan(60);
   });
 
@@ -119,12 +142,24 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     await createUser(store().db, { name: 'ci-bot', groups: ['deployers'], kind: 'service' }, new Date());
     const res = await login('root', PASSWORD);
     const csrf = (res.json() as { csrfToken: string }).csrfToken;
-    const created = await app.inject({ method: 'POST', url: '/api/v1/tokens', cookies: { lapse_session: sessionCookieFrom(res) }, headers: { 'x-csrf-token': csrf }, payload: { name: 'deploys', scopes: ['read', 'request'], expiresIn: '7d', user: 'ci-bot' } });
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      cookies: { lapse_session: sessionCookieFrom(res) },
+      headers: { 'x-csrf-token': csrf },
+      payload: { name: 'deploys', scopes: ['read', 'request'], expiresIn: '7d', user: 'ci-bot' },
+    });
     expect(created.statusCode, created.body).toBe(201);
     const { token } = created.json() as { token: string };
     const me = await app.inject({ method: 'GET', url: '/api/v1/auth/session', headers: { authorization: `Bearer ${token}` } });
     expect(me.json()).toMatchObject({ principal: { id: 'ci-bot', kind: 'service', groups: ['deployers'] }, scopes: ['read', 'request'], via: 'token' });
-    const adminForBot = await app.inject({ method: 'POST', url: '/api/v1/tokens', cookies: { lapse_session: sessionCookieFrom(res) }, headers: { 'x-csrf-token': csrf }, payload: { name: 'x', scopes: ['admin'], user: 'ci-bot' } });
+    const adminForBot = await app.inject({
+      method: 'POST',
+      url: '/api/v1/tokens',
+      cookies: { lapse_session: sessionCookieFrom(res) },
+      headers: { 'x-csrf-token': csrf },
+      payload: { name: 'x', scopes: ['admin'], user: 'ci-bot' },
+    });
     expect(adminForBot.statusCode).toBe(403);
     // a service identity has no password: it cannot sign in with one
     expect((await login('ci-bot', PASSWORD)).statusCode).toBe(401);
@@ -168,7 +203,21 @@ describeEachStore('sign-in behind https', ({ store }) => {
     const app = await buildApiServer({ engine: t.engine, version: 'test' });
     try {
       const doc = (await app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as { paths: Record<string, unknown> };
-      expect(Object.keys(doc.paths)).toEqual(expect.arrayContaining(['/api/v1/auth/login', '/api/v1/auth/session', '/api/v1/auth/logout', '/api/v1/auth/logout-all', '/api/v1/tokens', '/api/v1/tokens/{id}', '/api/v1/auth/cli/token', '/api/v1/setup', '/auth/oidc/login', '/auth/oidc/callback', '/auth/cli']));
+      expect(Object.keys(doc.paths)).toEqual(
+        expect.arrayContaining([
+          '/api/v1/auth/login',
+          '/api/v1/auth/session',
+          '/api/v1/auth/logout',
+          '/api/v1/auth/logout-all',
+          '/api/v1/tokens',
+          '/api/v1/tokens/{id}',
+          '/api/v1/auth/cli/token',
+          '/api/v1/setup',
+          '/auth/oidc/login',
+          '/auth/oidc/callback',
+          '/auth/cli',
+        ]),
+      );
     } finally {
       await app.close();
     }

@@ -2,7 +2,18 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { auditedChange, checkLocalPassword, csrfTokenFor, endAllSessions, endSession, PASSWORD_MAX_LENGTH, revokeApiToken, roleNames, sessionCookieName, TOKEN_SCOPES } from '../../auth/index.js';
+import {
+  auditedChange,
+  checkLocalPassword,
+  csrfTokenFor,
+  endAllSessions,
+  endSession,
+  PASSWORD_MAX_LENGTH,
+  revokeApiToken,
+  roleNames,
+  sessionCookieName,
+  TOKEN_SCOPES,
+} from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
 import { findUserIdByName, revokeTokensOfUser } from '../../auth/accounts.js';
@@ -25,7 +36,10 @@ const sessionView = z.object({
 });
 const statusView = z.object({ signedIn: z.boolean(), session: sessionView.nullable() });
 const logoutResponse = z.object({ ended: z.enum(['session', 'token']), logoutUrl: z.string().nullable() });
-const logoutAllBody = z.object({ revokeTokens: z.boolean().default(false) }).strict().prefault({});
+const logoutAllBody = z
+  .object({ revokeTokens: z.boolean().default(false) })
+  .strict()
+  .prefault({});
 const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevoked: z.number().int() });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
 
@@ -43,13 +57,26 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
   return async (app) => {
     app.post(
       '/api/v1/auth/login',
-      { config: { auth: { public: 'signing in: the password is the credential' } }, schema: { tags: ['auth'], summary: 'Sign in with a local user name and password (sets the session cookie)', body: loginBody, response: { 200: loginResponse, ...errors } } },
+      {
+        config: { auth: { public: 'signing in: the password is the credential' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Sign in with a local user name and password (sets the session cookie)',
+          body: loginBody,
+          response: { 200: loginResponse, ...errors },
+        },
+      },
       async (request, reply) => {
         const auth = engine.config.auth;
-        if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Sign in with single sign-on: /auth/oidc/login.' });
+        if (!auth.local.enabled)
+          throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Sign in with single sign-on: /auth/oidc/login.' });
         const user = await checkLocalPassword(engine.store.db, { ...request.body, ip: request.ip }, auth.loginLimits);
         const session = await startSession(engine, request, reply, user, 'password');
-        return { user: { name: user.name, kind: user.kind, groups: [...user.groups] }, csrfToken: session.csrfToken, expiresAt: session.expiresAt.toISOString() };
+        return {
+          user: { name: user.name, kind: user.kind, groups: [...user.groups] },
+          csrfToken: session.csrfToken,
+          expiresAt: session.expiresAt.toISOString(),
+        };
       },
     );
 
@@ -64,7 +91,15 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
 
     app.get(
       '/api/v1/auth/session',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token', security: [{ bearer: [] }, { session: [] }], response: { 200: sessionView, ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Who am I: principal, groups, roles, scopes, MFA time, CSRF token',
+          security: [{ bearer: [] }, { session: [] }],
+          response: { 200: sessionView, ...errors },
+        },
+      },
       async (request, reply) => {
         const caller = callerOf(request);
         reply.header('cache-control', 'no-store');
@@ -94,7 +129,15 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
 
     app.post(
       '/api/v1/auth/logout',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Sign out: ends this session (cookie) or revokes this token (bearer)', security: [{ bearer: [] }, { session: [] }], response: { 200: logoutResponse, ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Sign out: ends this session (cookie) or revokes this token (bearer)',
+          security: [{ bearer: [] }, { session: [] }],
+          response: { 200: logoutResponse, ...errors },
+        },
+      },
       async (request, reply) => {
         const caller = callerOf(request);
         if (caller.via === 'token') {
@@ -115,7 +158,16 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
 
     app.post(
       '/api/v1/auth/logout-all',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Sign out everywhere: every session of mine (and with revokeTokens, every token)', security: [{ bearer: [] }, { session: [] }], body: logoutAllBody, response: { 200: logoutAllResponse, ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Sign out everywhere: every session of mine (and with revokeTokens, every token)',
+          security: [{ bearer: [] }, { session: [] }],
+          body: logoutAllBody,
+          response: { 200: logoutAllResponse, ...errors },
+        },
+      },
       async (request, reply) => {
         const caller = callerOf(request);
         const userId = await userIdOf(engine, caller);

@@ -23,7 +23,11 @@ describeEachStore('break-glass scope', ({ store }) => {
     return response.json<{ items: { target: string; entitlement: string }[]; maxDurationMs: number; minReasonLength: number }>();
   };
   const breakGlass = (who: CastMember, target: string, entitlement: string) =>
-    api.call(who, { method: 'POST', url: '/api/v1/break-glass', payload: { target, entitlement, duration: '10m', reason: 'the primary is down, failing over now' } });
+    api.call(who, {
+      method: 'POST',
+      url: '/api/v1/break-glass',
+      payload: { target, entitlement, duration: '10m', reason: 'the primary is down, failing over now' },
+    });
 
   it('lists only what the caller may break glass into, and refuses anything else the same way', async () => {
     const alice = await listed('alice');
@@ -34,7 +38,10 @@ describeEachStore('break-glass scope', ({ store }) => {
 
     const uncovered = await breakGlass('alice', 'flaky', 'readonly');
     expect(uncovered.statusCode).toBe(403);
-    expect(uncovered.json()).toMatchObject({ detail: 'break-glass does not cover flaky/readonly', hint: expect.stringContaining('/api/v1/break-glass/entitlements') });
+    expect(uncovered.json()).toMatchObject({
+      detail: 'break-glass does not cover flaky/readonly',
+      hint: expect.stringContaining('/api/v1/break-glass/entitlements'),
+    });
     // Whoever may not break glass learns nothing about which targets exist.
     const stranger = await breakGlass('bob', 'no-such-target', 'x');
     expect(stranger.statusCode).toBe(403);

@@ -43,7 +43,8 @@ const pageErrors = { 400: problemSchema, 401: problemSchema, 403: problemSchema,
 function cliRequestFrom(fields: { port?: string | undefined; state?: string | undefined; code_challenge?: string | undefined }): CliLoginRequest | undefined {
   if (fields.port === undefined && fields.state === undefined && fields.code_challenge === undefined) return undefined;
   const parsed = cliLoginRequestSchema.safeParse({ port: fields.port, state: fields.state, code_challenge: fields.code_challenge });
-  if (!parsed.success) throw new LapseError('validation_failed', `this CLI sign-in link is not valid: ${parsed.error.issues[0]?.message}`, { hint: 'Run `lapse login` again.' });
+  if (!parsed.success)
+    throw new LapseError('validation_failed', `this CLI sign-in link is not valid: ${parsed.error.issues[0]?.message}`, { hint: 'Run `lapse login` again.' });
   return toCliLoginRequest(parsed.data);
 }
 
@@ -62,8 +63,12 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
 
     const loginPage = (reply: FastifyReply, status: number, options: { returnTo: string; cli?: CliLoginRequest | undefined; error?: string }) => {
       const auth = engine.config.auth;
-      const ssoQuery = new URLSearchParams(options.cli ? { port: String(options.cli.port), state: options.cli.state, code_challenge: options.cli.codeChallenge } : { returnTo: options.returnTo });
-      const sso = auth.oidc ? `<p><a id="sso" class="button" href="/auth/oidc/login?${escapeHtml(ssoQuery.toString())}">Sign in with single sign-on</a></p>` : '';
+      const ssoQuery = new URLSearchParams(
+        options.cli ? { port: String(options.cli.port), state: options.cli.state, code_challenge: options.cli.codeChallenge } : { returnTo: options.returnTo },
+      );
+      const sso = auth.oidc
+        ? `<p><a id="sso" class="button" href="/auth/oidc/login?${escapeHtml(ssoQuery.toString())}">Sign in with single sign-on</a></p>`
+        : '';
       const local = auth.local.enabled
         ? `<form method="post" action="/auth/login">${hiddenFields(options.cli ? cliFields(options.cli) : { returnTo: options.returnTo })}
 <label for="username">User name</label><input id="username" name="username" autocomplete="username" required maxlength="256">
@@ -85,37 +90,64 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       return reply.redirect(loopbackRedirect(cli, code), 303);
     };
 
-    app.get('/auth/login', { config: { auth: { public: 'the sign-in page' } }, schema: { tags: ['auth'], summary: 'The sign-in page (HTML)', querystring: returnToQuery } }, async (request, reply) => {
-      return loginPage(reply, 200, { returnTo: safeReturnTo(request.query.returnTo) });
-    });
+    app.get(
+      '/auth/login',
+      { config: { auth: { public: 'the sign-in page' } }, schema: { tags: ['auth'], summary: 'The sign-in page (HTML)', querystring: returnToQuery } },
+      async (request, reply) => {
+        return loginPage(reply, 200, { returnTo: safeReturnTo(request.query.returnTo) });
+      },
+    );
 
-    app.post('/auth/login', { config: { auth: { public: 'signing in: the password is the credential' } }, schema: { tags: ['auth'], summary: 'Sign-in form post (HTML); redirects to returnTo, or to the CLI', body: loginForm, response: pageErrors } }, async (request, reply) => {
-      assertSameOriginForm(request);
-      const auth = engine.config.auth;
-      const cli = cliRequestFrom(request.body);
-      const returnTo = safeReturnTo(request.body.returnTo);
-      if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Use single sign-on.' });
-      let user: SignInUser;
-      try {
-        user = await checkLocalPassword(engine.store.db, { username: request.body.username, password: request.body.password, ip: request.ip }, auth.loginLimits);
-      } catch (error) {
-        if (isLapseError(error, 'unauthenticated') || isLapseError(error, 'rate_limited')) {
-          return loginPage(reply, error.httpStatus, { returnTo, cli, error: error.message });
+    app.post(
+      '/auth/login',
+      {
+        config: { auth: { public: 'signing in: the password is the credential' } },
+        schema: { tags: ['auth'], summary: 'Sign-in form post (HTML); redirects to returnTo, or to the CLI', body: loginForm, response: pageErrors },
+      },
+      async (request, reply) => {
+        assertSameOriginForm(request);
+        const auth = engine.config.auth;
+        const cli = cliRequestFrom(request.body);
+        const returnTo = safeReturnTo(request.body.returnTo);
+        if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Use single sign-on.' });
+        let user: SignInUser;
+        try {
+          user = await checkLocalPassword(
+            engine.store.db,
+            { username: request.body.username, password: request.body.password, ip: request.ip },
+            auth.loginLimits,
+          );
+        } catch (error) {
+          if (isLapseError(error, 'unauthenticated') || isLapseError(error, 'rate_limited')) {
+            return loginPage(reply, error.httpStatus, { returnTo, cli, error: error.message });
+          }
+          throw error;
         }
-        throw error;
-      }
-      if (cli) return finishCli(reply, request, user, cli, 'password');
-      await startSession(engine, request, reply, user, 'password');
-      return reply.redirect(returnTo, 303);
-    });
+        if (cli) return finishCli(reply, request, user, cli, 'password');
+        await startSession(engine, request, reply, user, 'password');
+        return reply.redirect(returnTo, 303);
+      },
+    );
 
-    app.get('/auth/cli', { config: { auth: { public: 'signing in for `lapse login`' } }, schema: { tags: ['auth'], summary: '`lapse login` opens this: sign in, then the browser is sent to the CLI on 127.0.0.1', querystring: cliLoginRequestSchema, response: pageErrors } }, async (request, reply) => {
-      const cli = toCliLoginRequest(request.query);
-      const auth = engine.config.auth;
-      const signIn = oidc();
-      if (signIn && !auth.local.enabled) return beginOidc(request, reply, signIn, '/', cli);
-      return loginPage(reply, 200, { returnTo: '/', cli });
-    });
+    app.get(
+      '/auth/cli',
+      {
+        config: { auth: { public: 'signing in for `lapse login`' } },
+        schema: {
+          tags: ['auth'],
+          summary: '`lapse login` opens this: sign in, then the browser is sent to the CLI on 127.0.0.1',
+          querystring: cliLoginRequestSchema,
+          response: pageErrors,
+        },
+      },
+      async (request, reply) => {
+        const cli = toCliLoginRequest(request.query);
+        const auth = engine.config.auth;
+        const signIn = oidc();
+        if (signIn && !auth.local.enabled) return beginOidc(request, reply, signIn, '/', cli);
+        return loginPage(reply, 200, { returnTo: '/', cli });
+      },
+    );
 
     const beginOidc = async (request: FastifyRequest, reply: FastifyReply, signIn: OidcSignIn, returnTo: string, cli: CliLoginRequest | undefined) => {
       const redirectUri = `${publicBaseUrl(engine.config.auth, request)}/auth/oidc/callback`;
@@ -124,32 +156,59 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       return reply.redirect(flow.url, 302);
     };
 
-    app.get('/auth/oidc/login', { config: { auth: { public: 'single sign-on starts here' } }, schema: { tags: ['auth'], summary: 'Start single sign-on: redirects to the identity provider', querystring: oidcLoginQuery, response: pageErrors } }, async (request, reply) => {
-      const signIn = oidc();
-      if (!signIn) throw new LapseError('not_found', 'single sign-on is not configured on this server', { hint: 'Configure auth.oidc, or sign in at /auth/login.' });
-      return beginOidc(request, reply, signIn, safeReturnTo(request.query.returnTo), cliRequestFrom(request.query));
-    });
+    app.get(
+      '/auth/oidc/login',
+      {
+        config: { auth: { public: 'single sign-on starts here' } },
+        schema: { tags: ['auth'], summary: 'Start single sign-on: redirects to the identity provider', querystring: oidcLoginQuery, response: pageErrors },
+      },
+      async (request, reply) => {
+        const signIn = oidc();
+        if (!signIn)
+          throw new LapseError('not_found', 'single sign-on is not configured on this server', { hint: 'Configure auth.oidc, or sign in at /auth/login.' });
+        return beginOidc(request, reply, signIn, safeReturnTo(request.query.returnTo), cliRequestFrom(request.query));
+      },
+    );
 
-    app.get('/auth/oidc/callback', { config: { auth: { public: "single sign-on: the identity provider's answer is the credential" } }, schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back', querystring: callbackQuery, response: pageErrors } }, async (request, reply) => {
-      const signIn = oidc();
-      if (!signIn) throw new LapseError('not_found', 'single sign-on is not configured on this server');
-      const base = publicBaseUrl(engine.config.auth, request);
-      const flowSecret = request.cookies[flowCookie()];
-      reply.clearCookie(flowCookie(), { httpOnly: true, sameSite: 'lax', path: '/', secure: isHttps(engine.config.auth) });
-      let completed;
-      try {
-        if (request.query.error) {
-          throw new LapseError('unauthenticated', `the identity provider refused the sign-in: ${request.query.error}${request.query.error_description ? ` (${request.query.error_description})` : ''}`, { reason: 'idp error' });
+    app.get(
+      '/auth/oidc/callback',
+      {
+        config: { auth: { public: "single sign-on: the identity provider's answer is the credential" } },
+        schema: { tags: ['auth'], summary: 'Where the identity provider sends the browser back', querystring: callbackQuery, response: pageErrors },
+      },
+      async (request, reply) => {
+        const signIn = oidc();
+        if (!signIn) throw new LapseError('not_found', 'single sign-on is not configured on this server');
+        const base = publicBaseUrl(engine.config.auth, request);
+        const flowSecret = request.cookies[flowCookie()];
+        reply.clearCookie(flowCookie(), { httpOnly: true, sameSite: 'lax', path: '/', secure: isHttps(engine.config.auth) });
+        let completed;
+        try {
+          if (request.query.error) {
+            throw new LapseError(
+              'unauthenticated',
+              `the identity provider refused the sign-in: ${request.query.error}${request.query.error_description ? ` (${request.query.error_description})` : ''}`,
+              { reason: 'idp error' },
+            );
+          }
+          completed = await signIn.complete(engine.store.db, {
+            flowSecret,
+            callbackUrl: new URL(`${base}${request.url}`),
+            redirectUri: `${base}/auth/oidc/callback`,
+          });
+        } catch (error) {
+          const reason = isLapseError(error) ? String(error.details.reason ?? error.code) : 'error';
+          await engine.recordSecurityEvent({
+            action: 'auth.oidc_failed',
+            actor: 'anonymous',
+            data: { ip: request.ip, reason, message: error instanceof Error ? error.message.slice(0, 500) : '' },
+          });
+          throw error;
         }
-        completed = await signIn.complete(engine.store.db, { flowSecret, callbackUrl: new URL(`${base}${request.url}`), redirectUri: `${base}/auth/oidc/callback` });
-      } catch (error) {
-        const reason = isLapseError(error) ? String(error.details.reason ?? error.code) : 'error';
-        await engine.recordSecurityEvent({ action: 'auth.oidc_failed', actor: 'anonymous', data: { ip: request.ip, reason, message: error instanceof Error ? error.message.slice(0, 500) : '' } });
-        throw error;
-      }
-      if (completed.cli) return finishCli(reply, request, completed.user, completed.cli, 'oidc');
-      await startSession(engine, request, reply, completed.user, 'oidc', { groups: completed.user.groups, created: completed.user.created });
-      return reply.redirect(safeReturnTo(completed.returnTo), 303);
-    });
+        if (completed.cli) return finishCli(reply, request, completed.user, completed.cli, 'oidc');
+        await startSession(engine, request, reply, completed.user, 'oidc', { groups: completed.user.groups, created: completed.user.created });
+        return reply.redirect(safeReturnTo(completed.returnTo), 303);
+      },
+    );
   };
 }

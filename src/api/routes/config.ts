@@ -10,7 +10,7 @@ const subjectSet = z.object({ users: z.array(z.string()), groups: z.array(z.stri
 const targetCheckView = z
   .object({
     status: z.enum(['ok', 'failed', 'pending']).describe('pending: not checked since start or the last reload'),
-    problem: z.string().nullable().describe('What is missing or wrong (e.g. the privilege Lapse\'s account lacks), with how to fix it'),
+    problem: z.string().nullable().describe("What is missing or wrong (e.g. the privilege Lapse's account lacks), with how to fix it"),
     code: z.string().nullable(),
     checkedAt: z.string().nullable(),
     durationMs: z.number().int().nullable(),
@@ -51,7 +51,13 @@ type TargetCheckRow = ReturnType<Engine['targetChecks']>[number];
 function checkView(row: TargetCheckRow | undefined): z.infer<typeof targetCheckView> {
   const check = row?.check ?? null;
   if (check === null) return { status: 'pending', problem: null, code: null, checkedAt: null, durationMs: null };
-  return { status: check.ok ? 'ok' : 'failed', problem: check.problem, code: check.code, checkedAt: check.checkedAt.toISOString(), durationMs: check.durationMs };
+  return {
+    status: check.ok ? 'ok' : 'failed',
+    problem: check.problem,
+    code: check.code,
+    checkedAt: check.checkedAt.toISOString(),
+    durationMs: check.durationMs,
+  };
 }
 
 /** A read-only view of the configuration in force, without secrets (admins and auditors). */
@@ -60,20 +66,36 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.post(
       '/api/v1/config/targets/check',
       {
-        config: { auth: { scope: 'admin', role: 'admin', refused: { message: 'only admins may run the target checks', hint: 'The results of the last checks are in GET /api/v1/config.' } } },
+        config: {
+          auth: {
+            scope: 'admin',
+            role: 'admin',
+            refused: { message: 'only admins may run the target checks', hint: 'The results of the last checks are in GET /api/v1/config.' },
+          },
+        },
         schema: {
           tags: ['config'],
-          summary: 'Run the target checks now (admins): each target\'s connectivity and the privileges Lapse needs there',
+          summary: "Run the target checks now (admins): each target's connectivity and the privileges Lapse needs there",
           security: [{ bearer: [] }],
           body: z.object({ target: resourceName.optional() }).strict().optional(),
-          response: { 200: z.object({ targets: z.array(z.object({ name: z.string(), connector: z.string(), check: targetCheckView })) }), 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema },
+          response: {
+            200: z.object({ targets: z.array(z.object({ name: z.string(), connector: z.string(), check: targetCheckView })) }),
+            400: problemSchema,
+            401: problemSchema,
+            403: problemSchema,
+            404: problemSchema,
+          },
         },
       },
       async (request) => {
         const caller = callerOf(request);
         const target = request.body?.target;
         const results = await engine.checkTargets(target);
-        await engine.recordSecurityEvent({ action: 'target.checked', actor: caller.principal.id, data: { target: target ?? '*', failed: results.filter((r) => !r.ok).map((r) => r.target) } });
+        await engine.recordSecurityEvent({
+          action: 'target.checked',
+          actor: caller.principal.id,
+          data: { target: target ?? '*', failed: results.filter((r) => !r.ok).map((r) => r.target) },
+        });
         const rows = engine.targetChecks().filter((row) => target === undefined || row.target === target);
         return { targets: rows.map((row) => ({ name: row.target, connector: row.connector, check: checkView(row) })) };
       },
@@ -82,7 +104,13 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.get(
       '/api/v1/config',
       {
-        config: { auth: { scope: 'read', role: 'reader', refused: { message: 'only admins and auditors may read the configuration', hint: 'GET /api/v1/catalogue shows what you may request.' } } },
+        config: {
+          auth: {
+            scope: 'read',
+            role: 'reader',
+            refused: { message: 'only admins and auditors may read the configuration', hint: 'GET /api/v1/catalogue shows what you may request.' },
+          },
+        },
         schema: {
           tags: ['config'],
           summary: 'The configuration in force: targets, entitlements, who may get what on which terms',
@@ -107,13 +135,21 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
             check: checkView(checks.get(t.name)),
             entitlements: [...t.entitlements.values()].map((e) => ({ name: e.name, description: e.description, labels: { ...e.labels } })),
           })),
-          policies: explainPolicies(config.policies, targets.flatMap((t) => [...t.entitlements.keys()].map((name) => ({ target: t.name, name })))).map((p) => ({
+          policies: explainPolicies(
+            config.policies,
+            targets.flatMap((t) => [...t.entitlements.keys()].map((name) => ({ target: t.name, name }))),
+          ).map((p) => ({
             ...p,
             subjects: copy(p.subjects),
             requirements: [...p.requirements],
           })),
           roles: { admins: copy(config.roles.admins), auditors: copy(config.roles.auditors) },
-          breakGlass: { enabled: config.breakGlass.enabled, subjects: copy(config.breakGlass.subjects), entitlements: [...config.breakGlass.entitlements], maxDurationMs: config.breakGlass.maxDurationMs },
+          breakGlass: {
+            enabled: config.breakGlass.enabled,
+            subjects: copy(config.breakGlass.subjects),
+            entitlements: [...config.breakGlass.entitlements],
+            maxDurationMs: config.breakGlass.maxDurationMs,
+          },
         };
       },
     );

@@ -22,14 +22,23 @@ describeEachStore('GET /api/v1/events ends with its credential (security)', ({ s
     issueApiToken(store().db, { userId: ids[who]!, name: 'stream', scopes, expiresInMs }, new Date());
   const bearer = (value: string) => ({ authorization: `Bearer ${value}` });
   const ask = (value: string) =>
-    fetch(`${base}/api/v1/requests`, { method: 'POST', headers: { ...bearer(value), 'content-type': 'application/json' }, body: JSON.stringify({ target: 'prod-db', entitlement: 'readonly', duration: '10m', reason: 'look at a slow query' }) });
+    fetch(`${base}/api/v1/requests`, {
+      method: 'POST',
+      headers: { ...bearer(value), 'content-type': 'application/json' },
+      body: JSON.stringify({ target: 'prod-db', entitlement: 'readonly', duration: '10m', reason: 'look at a slow query' }),
+    });
 
   beforeAll(async () => {
     t = await startEngine(store(), { yaml: YAML });
     app = await buildApiServer({ engine: t.engine, version: 'test', eventStream: { recheckMs: RECHECK_MS } });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-    for (const [name, groups] of [['alice', ['sre', 'oncall']], ['bob', ['sre']], ['root', ['admins']]] as const) ids[name] = (await createLocalUser(store(), name, [...groups])).id;
+    for (const [name, groups] of [
+      ['alice', ['sre', 'oncall']],
+      ['bob', ['sre']],
+      ['root', ['admins']],
+    ] as const)
+      ids[name] = (await createLocalUser(store(), name, [...groups])).id;
   });
   afterAll(async () => {
     await app.close();
@@ -54,7 +63,11 @@ describeEachStore('GET /api/v1/events ends with its credential (security)', ({ s
   });
 
   it('closes the stream of a session that signs out, and of a user who is disabled', async () => {
-    const login = await fetch(`${base}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username: 'bob', password: PASSWORD }) });
+    const login = await fetch(`${base}/api/v1/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ username: 'bob', password: PASSWORD }),
+    });
     const cookie = `lapse_session=${sessionCookieFrom({ cookies: login.headers.getSetCookie().map((c) => ({ name: c.split('=')[0]!, value: c.split('=')[1]!.split(';')[0]! })) })}`;
     const { csrfToken } = (await login.json()) as { csrfToken: string };
     const session = await openEventStream(`${base}/api/v1/events`, { cookie });
@@ -83,7 +96,6 @@ describeEachStore('GET /api/v1/events ends with its credential (security)', ({ s
       await new Promise((resolve) => setTimeout(resolve, 1_000));
       expect(stream.text()).not.toContain(after.request.id);
       stream.close();
-
     } finally {
       await t.engine.reloadConfig(parseConfig(YAML, 'test.yaml', {}));
     }
@@ -123,7 +135,19 @@ describe('GET /api/v1/events at shutdown', () => {
       const app = await buildApiServer({ engine: t.engine, version: 'test' });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-      const user = await store().db.insertInto('users').values({ id: 'usr_shutdown', name: 'alice', kind: 'user', groups: JSON.stringify(['sre']), password_hash: null, created_at: new Date(), disabled_at: null }).returning('id').executeTakeFirstOrThrow();
+      const user = await store()
+        .db.insertInto('users')
+        .values({
+          id: 'usr_shutdown',
+          name: 'alice',
+          kind: 'user',
+          groups: JSON.stringify(['sre']),
+          password_hash: null,
+          created_at: new Date(),
+          disabled_at: null,
+        })
+        .returning('id')
+        .executeTakeFirstOrThrow();
       const { token } = await issueApiToken(store().db, { userId: user.id, name: 'stream', scopes: ['read'], expiresInMs: 600_000 }, new Date());
       const streams = await Promise.all([1, 2, 3].map(() => openEventStream(`${base}/api/v1/events`, { authorization: `Bearer ${token}` })));
       await Promise.all(streams.map((s) => s.waitFor(/: connected/)));

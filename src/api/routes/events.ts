@@ -65,7 +65,15 @@ export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): F
             'Events are named `request` or `grant`; data is JSON {"id","action","at"}. A comment line every 15 s keeps proxies from closing the stream. ' +
             'The credential is checked again every 5 s and before each change: when it no longer holds, or the server shuts down, a last event `closed` with data {"reason":"unauthenticated"|"unavailable"|"overflow"|"shutdown"} ends the stream.',
           security: [{ bearer: [] }],
-          querystring: z.object({ subject: z.string().max(200).regex(/^((req|grt)_[0-9a-z]{1,60},?)+$/, 'is a comma-separated list of req_/grt_ ids').optional() }).strict(),
+          querystring: z
+            .object({
+              subject: z
+                .string()
+                .max(200)
+                .regex(/^((req|grt)_[0-9a-z]{1,60},?)+$/, 'is a comma-separated list of req_/grt_ ids')
+                .optional(),
+            })
+            .strict(),
           response: { 200: z.string().describe('text/event-stream'), 401: problemSchema, 403: problemSchema },
         },
       },
@@ -120,7 +128,13 @@ export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): F
         });
         open.add(close);
         // NB. Headers only once subscribed: a client that acts as soon as the stream opens must not miss its own change.
-        raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no', 'x-content-type-options': 'nosniff' });
+        raw.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+          'x-content-type-options': 'nosniff',
+        });
         raw.write(': connected\n\n');
         timers.push(
           setInterval(() => raw.write(': keepalive\n\n'), KEEPALIVE_MS),

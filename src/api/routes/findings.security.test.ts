@@ -28,8 +28,10 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
     await t?.stop();
   });
 
-  const list = (token: string | undefined, query = '') => app.inject({ method: 'GET', url: `/api/v1/findings${query}`, headers: token ? { authorization: `Bearer ${token}` } : {} });
-  const run = (token: string | undefined, body: unknown = {}) => app.inject({ method: 'POST', url: '/api/v1/reconcile', payload: body as object, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const list = (token: string | undefined, query = '') =>
+    app.inject({ method: 'GET', url: `/api/v1/findings${query}`, headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const run = (token: string | undefined, body: unknown = {}) =>
+    app.inject({ method: 'POST', url: '/api/v1/reconcile', payload: body as object, headers: token ? { authorization: `Bearer ${token}` } : {} });
   const audited = async (action: string) => {
     const rows = await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute();
     return rows.map((r) => JSON.parse(r.payload) as { action: string; actor: string; data: Record<string, unknown> }).filter((e) => e.action === action);
@@ -52,7 +54,8 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
     expect(await audited('findings.list_refused')).toEqual([expect.objectContaining({ actor: 'alice' })]);
     expect((await list(tokens.auditor)).statusCode).toBe(200);
     expect((await list(tokens.rootRead)).statusCode).toBe(200);
-    const runs = (token: string | undefined) => app.inject({ method: 'GET', url: '/api/v1/reconcile/runs', headers: token ? { authorization: `Bearer ${token}` } : {} });
+    const runs = (token: string | undefined) =>
+      app.inject({ method: 'GET', url: '/api/v1/reconcile/runs', headers: token ? { authorization: `Bearer ${token}` } : {} });
     expect((await runs(undefined)).statusCode).toBe(401);
     expect((await runs(tokens.alice)).statusCode).toBe(403);
     expect((await runs(tokens.auditor)).statusCode).toBe(200);
@@ -75,7 +78,9 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
     t.noop.addUnmanaged(t.engine.config.targets.get('prod-db')!, 'admin', 'dba-dave');
     const res = await run(tokens.root, { target: 'prod-db' });
     expect(res.statusCode).toBe(200);
-    const { reports } = res.json() as { reports: { target: string; opened: number; remediate: boolean; findings: { id: string; kind: string; account: string }[] }[] };
+    const { reports } = res.json() as {
+      reports: { target: string; opened: number; remediate: boolean; findings: { id: string; kind: string; account: string }[] }[];
+    };
     expect(reports).toEqual([expect.objectContaining({ target: 'prod-db', opened: 1, remediate: false })]);
     expect(reports[0]!.findings).toEqual([expect.objectContaining({ kind: 'standing', account: 'dba-dave' })]);
     expect(await audited('reconcile.requested')).toEqual([expect.objectContaining({ actor: 'root', data: expect.objectContaining({ target: 'prod-db' }) })]);
@@ -90,7 +95,9 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
 
     const all = (await run(tokens.root)).json() as { reports: { target: string }[] };
     expect(all.reports.map((r) => r.target)).toEqual(['flaky', 'prod-db']);
-    const history = (await app.inject({ method: 'GET', url: '/api/v1/reconcile/runs?target=prod-db', headers: { authorization: `Bearer ${tokens.auditor}` } })).json() as { runs: { target: string; trigger: string; listed: number; standing: number; error: string | null }[] };
+    const history = (
+      await app.inject({ method: 'GET', url: '/api/v1/reconcile/runs?target=prod-db', headers: { authorization: `Bearer ${tokens.auditor}` } })
+    ).json() as { runs: { target: string; trigger: string; listed: number; standing: number; error: string | null }[] };
     expect(history.runs).toHaveLength(2);
     expect(history.runs[0]).toMatchObject({ target: 'prod-db', trigger: 'manual', listed: 1, standing: 1, error: null });
   });
@@ -99,7 +106,9 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
     expect((await list(tokens.auditor, '?status=gone')).statusCode).toBe(400);
     expect((await list(tokens.auditor, '?target=PROD;drop')).statusCode).toBe(400);
     expect((await list(tokens.auditor, '?limit=100000')).statusCode).toBe(400);
-    expect((await app.inject({ method: 'GET', url: '/api/v1/reconcile/runs?limit=0', headers: { authorization: `Bearer ${tokens.auditor}` } })).statusCode).toBe(400);
+    expect(
+      (await app.inject({ method: 'GET', url: '/api/v1/reconcile/runs?limit=0', headers: { authorization: `Bearer ${tokens.auditor}` } })).statusCode,
+    ).toBe(400);
     expect((await run(tokens.root, { target: 'prod-db', extra: true })).statusCode).toBe(400);
     expect((await run(tokens.root, { target: 'x'.repeat(64) })).statusCode).toBe(400);
     const unknown = await run(tokens.root, { target: 'nope' });

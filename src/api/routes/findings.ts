@@ -81,7 +81,14 @@ const reportSchema = z.object({
 
 function findingOut(finding: Finding): z.infer<typeof findingSchema> {
   const iso = (date: Date | null) => date?.toISOString() ?? null;
-  return { ...finding, detail: { ...finding.detail }, firstSeenAt: finding.firstSeenAt.toISOString(), lastSeenAt: finding.lastSeenAt.toISOString(), resolvedAt: iso(finding.resolvedAt), remediatedAt: iso(finding.remediatedAt) };
+  return {
+    ...finding,
+    detail: { ...finding.detail },
+    firstSeenAt: finding.firstSeenAt.toISOString(),
+    lastSeenAt: finding.lastSeenAt.toISOString(),
+    resolvedAt: iso(finding.resolvedAt),
+    remediatedAt: iso(finding.remediatedAt),
+  };
 }
 
 function reportOut(report: ReconcileReport): z.infer<typeof reportSchema> {
@@ -103,7 +110,11 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
           auth: {
             scope: 'read',
             role: 'reader',
-            refused: { action: 'findings.list_refused', message: (who) => `${who.id} may not read reconciliation findings`, hint: 'Admins and auditors (roles in lapse.yaml) read findings.' },
+            refused: {
+              action: 'findings.list_refused',
+              message: (who) => `${who.id} may not read reconciliation findings`,
+              hint: 'Admins and auditors (roles in lapse.yaml) read findings.',
+            },
           },
         },
         schema: {
@@ -127,7 +138,11 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
           auth: {
             scope: 'read',
             role: 'reader',
-            refused: { action: 'findings.list_refused', message: (who) => `${who.id} may not read reconciliation runs`, hint: 'Admins and auditors (roles in lapse.yaml) read reconciliation runs.' },
+            refused: {
+              action: 'findings.list_refused',
+              message: (who) => `${who.id} may not read reconciliation runs`,
+              hint: 'Admins and auditors (roles in lapse.yaml) read reconciliation runs.',
+            },
           },
         },
         schema: {
@@ -151,7 +166,11 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
           auth: {
             scope: 'admin',
             role: 'admin',
-            refused: { action: 'reconcile.refused', message: (who) => `${who.id} is not an admin`, hint: 'Only admins (roles.admins) start a reconciliation; it runs on its own every reconcile.interval.' },
+            refused: {
+              action: 'reconcile.refused',
+              message: (who) => `${who.id} is not an admin`,
+              hint: 'Only admins (roles.admins) start a reconciliation; it runs on its own every reconcile.interval.',
+            },
           },
         },
         schema: {
@@ -165,7 +184,12 @@ export function findingRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request) => {
         const { principal } = callerOf(request);
         const { target, remediate } = request.body ?? {};
-        await engine.recordSecurityEvent({ action: 'reconcile.requested', actor: principal.id, ...(target ? { subject: target } : {}), data: { target: target ?? '*', ...(remediate !== undefined ? { remediate } : {}) } });
+        await engine.recordSecurityEvent({
+          action: 'reconcile.requested',
+          actor: principal.id,
+          ...(target ? { subject: target } : {}),
+          data: { target: target ?? '*', ...(remediate !== undefined ? { remediate } : {}) },
+        });
         const reports = await engine.reconcile(target, { actor: principal.id, ...(remediate !== undefined ? { remediate } : {}) });
         return { reports: reports.map(reportOut) };
       },

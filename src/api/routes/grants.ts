@@ -39,7 +39,16 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/api/v1/grants',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['grants'], summary: 'List grants: mine, or all (admins, auditors)', security: [{ bearer: [] }], querystring: listQuery, response: { 200: pageOf(grantView), ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['grants'],
+          summary: 'List grants: mine, or all (admins, auditors)',
+          security: [{ bearer: [] }],
+          querystring: listQuery,
+          response: { 200: pageOf(grantView), ...errors },
+        },
+      },
       async (request) => {
         const caller = callerOf(request);
         const { scope, status, target, limit, cursor } = request.query;
@@ -62,7 +71,16 @@ export function grantRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/grants/:id',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['grants'], summary: 'One grant', security: [{ bearer: [] }], params: grantId, response: { 200: z.object({ grant: grantView }), ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['grants'],
+          summary: 'One grant',
+          security: [{ bearer: [] }],
+          params: grantId,
+          response: { 200: z.object({ grant: grantView }), ...errors },
+        },
+      },
       async (request) => {
         await visibleGrant(engine, request, request.params.id);
         return { grant: await view(engine, request.params.id) };

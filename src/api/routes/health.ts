@@ -12,7 +12,9 @@ const readySchema = z.object({
   }),
   targets: z
     .record(z.string(), z.enum(['ok', 'failed', 'pending']))
-    .describe('The latest target check of each target (pending: not checked since start or reload). Informational: a failing target does not make the server unready; the reason is in the log, `lapse target check` and the admin portal.'),
+    .describe(
+      'The latest target check of each target (pending: not checked since start or reload). Informational: a failing target does not make the server unready; the reason is in the log, `lapse target check` and the admin portal.',
+    ),
 });
 
 /**
@@ -21,11 +23,21 @@ const readySchema = z.object({
  */
 export function healthRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
-    app.get('/healthz', { config: { auth: { public: 'liveness for load balancers: says nothing about the data' } }, schema: { tags: ['operations'], summary: 'The process is up', response: { 200: healthSchema } } }, async () => ({ status: 'ok' as const }));
+    app.get(
+      '/healthz',
+      {
+        config: { auth: { public: 'liveness for load balancers: says nothing about the data' } },
+        schema: { tags: ['operations'], summary: 'The process is up', response: { 200: healthSchema } },
+      },
+      async () => ({ status: 'ok' as const }),
+    );
 
     app.get(
       '/readyz',
-      { config: { auth: { public: 'readiness for load balancers: says nothing about the data' } }, schema: { tags: ['operations'], summary: 'Database reachable, migrations applied, scheduler alive', response: { 200: readySchema, 503: readySchema } } },
+      {
+        config: { auth: { public: 'readiness for load balancers: says nothing about the data' } },
+        schema: { tags: ['operations'], summary: 'Database reachable, migrations applied, scheduler alive', response: { 200: readySchema, 503: readySchema } },
+      },
       async (_request, reply) => {
         const { database, migrations } = await engine.read.databaseHealth();
         // NB. The scheduler completes a round at least every poll interval; three missed rounds
@@ -34,7 +46,9 @@ export function healthRoutes(engine: Engine): FastifyPluginAsyncZod {
         const scheduler = Date.now() - engine.scheduler.lastRoundAt < stallMs ? ('ok' as const) : ('stalled' as const);
         const ready = database === 'ok' && migrations === 'ok' && scheduler === 'ok';
         // NB. States only, never the reason: a failure message can name hosts and accounts.
-        const targets = Object.fromEntries(engine.targetChecks().map((t) => [t.target, t.check === null ? ('pending' as const) : t.check.ok ? ('ok' as const) : ('failed' as const)]));
+        const targets = Object.fromEntries(
+          engine.targetChecks().map((t) => [t.target, t.check === null ? ('pending' as const) : t.check.ok ? ('ok' as const) : ('failed' as const)]),
+        );
         return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'not_ready', checks: { database, migrations, scheduler }, targets });
       },
     );

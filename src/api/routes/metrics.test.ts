@@ -30,7 +30,11 @@ describeEachStore('Prometheus metrics', ({ store }) => {
       return response.json<{ request: { id: string } }>().request.id;
     };
     const grantOf = (id: string, status: string) =>
-      waitFor(async () => (await api.call('root', { method: 'GET', url: `/api/v1/requests/${id}` })).json<{ grant: { status: string } | null }>().grant, (g) => g?.status === status, 15_000);
+      waitFor(
+        async () => (await api.call('root', { method: 'GET', url: `/api/v1/requests/${id}` })).json<{ grant: { status: string } | null }>().grant,
+        (g) => g?.status === status,
+        15_000,
+      );
 
     const expiring = await ask({ target: 'prod-db', entitlement: 'readonly', duration: '1s', reason: 'metrics: expires at once' });
     await grantOf(expiring, 'revoked');
@@ -38,7 +42,11 @@ describeEachStore('Prometheus metrics', ({ store }) => {
     expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${pending}/reviews`, payload: { decision: 'deny' } })).statusCode).toBe(200);
     const failing = await ask({ target: 'flaky', entitlement: 'readonly', duration: '1h', reason: 'metrics: the target refuses' });
     await grantOf(failing, 'failed');
-    const glass = await api.call('alice', { method: 'POST', url: '/api/v1/break-glass', payload: { target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'metrics: the primary is down, INC-9' } });
+    const glass = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/break-glass',
+      payload: { target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'metrics: the primary is down, INC-9' },
+    });
     expect(glass.statusCode, glass.body).toBe(201);
     await grantOf(glass.json<{ request: { id: string } }>().request.id, 'active');
     expect((await api.call(null, { method: 'GET', url: '/api/v1/nothing-here' })).statusCode).toBe(404);
@@ -85,7 +93,9 @@ describeEachStore('Prometheus metrics', ({ store }) => {
     const lag = sample(text, 'lapse_revocation_lag_seconds_count');
     expect(lag).toBe(1);
     expect(sample(text, 'lapse_revocation_lag_seconds_sum')).toBeLessThan(5);
-    expect(sample(text, 'lapse_connector_call_duration_seconds_count', { target: 'prod-db', connector: 'noop', operation: 'provision', outcome: 'ok' })).toBe(2);
+    expect(sample(text, 'lapse_connector_call_duration_seconds_count', { target: 'prod-db', connector: 'noop', operation: 'provision', outcome: 'ok' })).toBe(
+      2,
+    );
     expect(sample(text, 'lapse_connector_call_duration_seconds_count', { target: 'prod-db', connector: 'noop', operation: 'revoke', outcome: 'ok' })).toBe(1);
     expect(sample(text, 'lapse_connector_call_errors_total', { target: 'flaky', connector: 'noop', operation: 'provision' })).toBe(3);
   });
@@ -98,6 +108,7 @@ describeEachStore('Prometheus metrics', ({ store }) => {
     expect(sample(text, 'lapse_scheduler_lag_seconds_count', { kind: 'provision' })).toBeGreaterThanOrEqual(3);
     expect(sample(text, 'lapse_scheduler_lag_seconds_count', { kind: 'expire' })).toBe(1);
     // The families that were there before keep their names.
-    for (const family of ['lapse_revocations_overdue', 'lapse_jobs', 'lapse_findings_open', 'lapse_scheduler_last_round_age_seconds']) expect(text).toContain(`# TYPE ${family} gauge`);
+    for (const family of ['lapse_revocations_overdue', 'lapse_jobs', 'lapse_findings_open', 'lapse_scheduler_last_round_age_seconds'])
+      expect(text).toContain(`# TYPE ${family} gauge`);
   });
 });

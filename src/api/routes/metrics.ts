@@ -51,10 +51,15 @@ export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
   const plugin: FastifyPluginAsyncZod = async (app) => {
     const detach = metrics.attach();
     app.addHook('onClose', async () => detach());
-    app.addHook('onResponse', async (request, reply) => metrics.httpRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000));
+    app.addHook('onResponse', async (request, reply) =>
+      metrics.httpRequest(request.method, request.routeOptions.url, reply.statusCode, reply.elapsedTime / 1000),
+    );
     app.get(
       '/metrics',
-      { config: { auth: { public: 'Prometheus scrapes it; figures only, no names (bind or firewall it as any metrics port)' } }, schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: z.string() } } },
+      {
+        config: { auth: { public: 'Prometheus scrapes it; figures only, no names (bind or firewall it as any metrics port)' } },
+        schema: { tags: ['operations'], summary: 'Prometheus metrics', response: { 200: z.string() } },
+      },
       async (_request, reply) => reply.header('content-type', registry.contentType).send(await registry.metrics()),
     );
   };

@@ -59,7 +59,9 @@ interface PageHelpers {
 if (!haveChromium && !offline()) {
   describe('passkeys in a real browser', () => {
     it('needs Chromium', () => {
-      throw new Error(`Chromium is not at ${CHROMIUM}: install it (\`apt-get install -y chromium\`), point LAPSE_TEST_CHROMIUM at one, or run \`npm run test:offline\`.`);
+      throw new Error(
+        `Chromium is not at ${CHROMIUM}: install it (\`apt-get install -y chromium\`), point LAPSE_TEST_CHROMIUM at one, or run \`npm run test:offline\`.`,
+      );
     });
   });
 }
@@ -105,13 +107,21 @@ describe.skipIf(!haveChromium)('passkeys in a real browser', () => {
       const cdp = await context.newCDPSession(page);
       await cdp.send('WebAuthn.enable');
       await cdp.send('WebAuthn.addVirtualAuthenticator', {
-        options: { protocol: 'ctap2', transport: 'internal', hasResidentKey: true, hasUserVerification: true, isUserVerified: true, automaticPresenceSimulation: true },
+        options: {
+          protocol: 'ctap2',
+          transport: 'internal',
+          hasResidentKey: true,
+          hasUserVerification: true,
+          isUserVerified: true,
+          automaticPresenceSimulation: true,
+        },
       });
       const login = await page.evaluate(([u, p]) => (globalThis as unknown as PageHelpers).signIn(u!, p!), [name, PASSWORD]);
       expect(login.status).toBe(200);
       return page;
     };
-    const api = (page: Page, method: string, path: string, body?: unknown) => page.evaluate(([m, p, b]) => (globalThis as unknown as PageHelpers).api(m as string, p as string, b), [method, path, body] as const);
+    const api = (page: Page, method: string, path: string, body?: unknown) =>
+      page.evaluate(([m, p, b]) => (globalThis as unknown as PageHelpers).api(m as string, p as string, b), [method, path, body] as const);
     const register = async (page: Page, name: string) => {
       const options = await api(page, 'POST', '/api/v1/mfa/passkeys/registration-options');
       expect(options.status).toBe(200);
@@ -125,7 +135,13 @@ describe.skipIf(!haveChromium)('passkeys in a real browser', () => {
     };
     const stepUp = (page: Page, webauthn: unknown) => api(page, 'POST', '/api/v1/mfa/step-up', { webauthn });
     const lastAudit = async (action: string) => {
-      const row = await store().db.selectFrom('audit_events').select('payload').where('payload', 'like', `%"action":"${action}"%`).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      const row = await store()
+        .db.selectFrom('audit_events')
+        .select('payload')
+        .where('payload', 'like', `%"action":"${action}"%`)
+        .orderBy('seq', 'desc')
+        .limit(1)
+        .executeTakeFirst();
       return row ? (JSON.parse(row.payload) as { actor: string; data: Record<string, unknown> }) : undefined;
     };
 

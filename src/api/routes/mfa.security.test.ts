@@ -35,14 +35,17 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
   let aliceReadToken = '';
   const secrets: Record<string, string> = {};
   beforeAll(async () => {
-    const yaml = configWithAuth('sessions: { idleTimeout: 30m, absoluteTimeout: 12h }\nloginLimits: { perAccountPerHour: 1000, perIpPerMinute: 1000 }')
-      .replace('policies:\n', `policies:${MFA_POLICY}\n`);
+    const yaml = configWithAuth('sessions: { idleTimeout: 30m, absoluteTimeout: 12h }\nloginLimits: { perAccountPerHour: 1000, perIpPerMinute: 1000 }').replace(
+      'policies:\n',
+      `policies:${MFA_POLICY}\n`,
+    );
     t = await startEngine(store(), { yaml });
     app = await buildApiServer({ engine: t.engine, version: 'test' });
     const aliceUser = await createLocalUser(store(), 'alice', ['sre', 'oncall']);
     await createLocalUser(store(), 'bob', ['sre-leads']);
     await createLocalUser(store(), 'carol', ['security']);
-    aliceToken = (await issueApiToken(store().db, { userId: aliceUser.id, name: 'cli', scopes: ['read', 'request'], expiresInMs: 3_600_000 }, new Date())).token;
+    aliceToken = (await issueApiToken(store().db, { userId: aliceUser.id, name: 'cli', scopes: ['read', 'request'], expiresInMs: 3_600_000 }, new Date()))
+      .token;
     aliceReadToken = (await issueApiToken(store().db, { userId: aliceUser.id, name: 'ro', scopes: ['read'], expiresInMs: 3_600_000 }, new Date())).token;
   });
   afterAll(async () => {
@@ -81,7 +84,7 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
     expect(confirmed.json()).toEqual({ factor: 'totp', status: 'active' });
   };
 
-  const ROUTES: [('GET' | 'POST' | 'DELETE'), string, object?][] = [
+  const ROUTES: ['GET' | 'POST' | 'DELETE', string, object?][] = [
     ['GET', '/api/v1/mfa'],
     ['POST', '/api/v1/mfa/totp'],
     ['POST', '/api/v1/mfa/totp/confirm', { code: '123456' }],
@@ -134,7 +137,14 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
     expect(replay.json()).toMatchObject({ code: 'mfa_failed', where: 'totp' });
     expect(replay.body).not.toContain(code);
     expect(await countAudit(store(), 'auth.mfa_replay')).toBe(replays + 1);
-    const { rows } = await store().db.selectFrom('audit_events').select('payload').where('payload', 'like', '%auth.mfa_replay%').orderBy('seq', 'desc').limit(1).execute().then((r) => ({ rows: r }));
+    const { rows } = await store()
+      .db.selectFrom('audit_events')
+      .select('payload')
+      .where('payload', 'like', '%auth.mfa_replay%')
+      .orderBy('seq', 'desc')
+      .limit(1)
+      .execute()
+      .then((r) => ({ rows: r }));
     expect(JSON.parse(rows[0]!.payload)).toMatchObject({ actor: 'alice', data: { factor: 'totp', reason: 'replay', severity: 'high' } });
   });
 
@@ -193,7 +203,10 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
     const ask = { target: 'flaky', entitlement: 'readonly', duration: '30m', reason: 'mfa end to end' };
     const refused = await withToken(aliceToken, 'POST', '/api/v1/requests', ask);
     expect(refused.statusCode).toBe(401);
-    expect(refused.json()).toMatchObject({ code: 'mfa_step_up_required', stepUp: { factors: ['totp'], endpoint: '/api/v1/mfa/step-up', header: 'X-Lapse-MFA: totp <code>' } });
+    expect(refused.json()).toMatchObject({
+      code: 'mfa_step_up_required',
+      stepUp: { factors: ['totp'], endpoint: '/api/v1/mfa/step-up', header: 'X-Lapse-MFA: totp <code>' },
+    });
     expect((refused.json() as { hint: string }).hint).toMatch(/X-Lapse-MFA: totp <code>/);
     const viaHeader = await withToken(aliceToken, 'POST', '/api/v1/requests', ask, { 'x-lapse-mfa': `totp ${await laterCode('alice')}` });
     expect(viaHeader.statusCode).toBe(201);
@@ -219,7 +232,9 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
   });
 
   it("adds the caller's factors to the engine's step-up refusal (a policy's MFA freshness)", async () => {
-    const error = await t.engine.submit({ principal: alice, target: 'flaky', entitlement: 'readonly', durationMs: 60_000, reason: 'needs mfa' }).catch((e: unknown) => e);
+    const error = await t.engine
+      .submit({ principal: alice, target: 'flaky', entitlement: 'readonly', durationMs: 60_000, reason: 'needs mfa' })
+      .catch((e: unknown) => e);
     expect(isLapseError(error, 'mfa_step_up_required')).toBe(true);
     const request = {} as Parameters<typeof rememberCaller>[0];
     rememberCaller(request, { principal: alice, scopes: ['request'], via: 'token', mfaAt: null });
@@ -261,7 +276,16 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
   it('publishes every MFA route, and the stepUp problem member, in the OpenAPI document', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as { paths: Record<string, object>; components?: unknown };
     const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/v1/mfa'));
-    expect(paths.sort()).toEqual(['/api/v1/mfa', '/api/v1/mfa/passkeys', '/api/v1/mfa/passkeys/authentication-options', '/api/v1/mfa/passkeys/registration-options', '/api/v1/mfa/passkeys/{id}', '/api/v1/mfa/step-up', '/api/v1/mfa/totp', '/api/v1/mfa/totp/confirm']);
+    expect(paths.sort()).toEqual([
+      '/api/v1/mfa',
+      '/api/v1/mfa/passkeys',
+      '/api/v1/mfa/passkeys/authentication-options',
+      '/api/v1/mfa/passkeys/registration-options',
+      '/api/v1/mfa/passkeys/{id}',
+      '/api/v1/mfa/step-up',
+      '/api/v1/mfa/totp',
+      '/api/v1/mfa/totp/confirm',
+    ]);
     expect(JSON.stringify(doc.paths['/api/v1/mfa/step-up'])).toContain('stepUp');
   });
 });

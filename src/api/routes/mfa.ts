@@ -75,7 +75,12 @@ const creationOptionsSchema = z
     attestation: z.string().optional(),
     excludeCredentials: z.array(credentialDescriptor).optional(),
     authenticatorSelection: z
-      .object({ authenticatorAttachment: z.string().optional(), residentKey: z.string().optional(), requireResidentKey: z.boolean().optional(), userVerification: z.string().optional() })
+      .object({
+        authenticatorAttachment: z.string().optional(),
+        residentKey: z.string().optional(),
+        requireResidentKey: z.boolean().optional(),
+        userVerification: z.string().optional(),
+      })
       .optional(),
     extensions: z.object({ credProps: z.boolean().optional() }).optional(),
     hints: z.array(z.string()).optional(),
@@ -124,13 +129,22 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/mfa',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: { tags: ['mfa'], summary: 'My second factors and how to step up', security, response: { 200: overviewSchema, ...problems } },
+      },
       async (request) => {
         const { caller, user, context } = await as(request);
         const [factors, totp, passkeys] = await Promise.all([enrolledFactors(context.db, user.name), totpStatus(context, user), listPasskeys(context, user)]);
         return {
           factors,
-          totp: totp && { id: totp.id, status: totp.status, createdAt: totp.createdAt.toISOString(), confirmedAt: iso(totp.confirmedAt), lastUsedAt: iso(totp.lastUsedAt) },
+          totp: totp && {
+            id: totp.id,
+            status: totp.status,
+            createdAt: totp.createdAt.toISOString(),
+            confirmedAt: iso(totp.confirmedAt),
+            lastUsedAt: iso(totp.lastUsedAt),
+          },
           passkeys: passkeys.map((p) => ({ ...p, transports: [...p.transports], createdAt: p.createdAt.toISOString(), lastUsedAt: iso(p.lastUsedAt) })),
           mfaAt: iso(caller.mfaAt),
           stepUp: stepUpGuidance(factors),
@@ -145,7 +159,8 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         schema: {
           tags: ['mfa'],
           summary: 'Start enrolling an authenticator app (pending until confirmed)',
-          description: 'Returns a new secret once. Replaces a pending enrollment; refused while one is active. Needs a fresh step-up when you already have a factor.',
+          description:
+            'Returns a new secret once. Replaces a pending enrollment; refused while one is active. Needs a fresh step-up when you already have a factor.',
           security,
           response: { 201: enrollmentSchema, ...problems },
         },
@@ -179,7 +194,10 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.delete(
       '/api/v1/mfa/totp',
-      { config: { auth: { scope: 'request' } }, schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } } },
+      {
+        config: { auth: { scope: 'request' } },
+        schema: { tags: ['mfa'], summary: 'Remove my authenticator app (needs a fresh step-up)', security, response: { 204: z.null(), ...problems } },
+      },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
         await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
@@ -221,7 +239,9 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request, reply) => {
         const { user, context } = await as(request);
         const passkey = await registerPasskey(context, user, request.body.name, request.body.response);
-        return reply.code(201).send({ ...passkey, transports: [...passkey.transports], createdAt: passkey.createdAt.toISOString(), lastUsedAt: iso(passkey.lastUsedAt) });
+        return reply
+          .code(201)
+          .send({ ...passkey, transports: [...passkey.transports], createdAt: passkey.createdAt.toISOString(), lastUsedAt: iso(passkey.lastUsedAt) });
       },
     );
 
@@ -269,7 +289,8 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         schema: {
           tags: ['mfa'],
           summary: 'Verify a second factor for this session (step-up)',
-          description: 'Body: {"totp":"123456"} or {"webauthn":<navigator.credentials.get() result as JSON>}. API tokens have no session: send `X-Lapse-MFA: totp <code>` with the request that needs it instead.',
+          description:
+            'Body: {"totp":"123456"} or {"webauthn":<navigator.credentials.get() result as JSON>}. API tokens have no session: send `X-Lapse-MFA: totp <code>` with the request that needs it instead.',
           security: [{ session: [] }],
           body: stepUpBody,
           response: { 200: proofSchema, ...problems },
@@ -283,7 +304,8 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
             hint: 'Send `X-Lapse-MFA: totp <code>` with the request that needs the step-up; nothing was verified or spent.',
           });
         }
-        const proof = request.body.totp !== undefined ? await verifyTotp(context, user, request.body.totp) : await verifyPasskey(context, user, request.body.webauthn!);
+        const proof =
+          request.body.totp !== undefined ? await verifyTotp(context, user, request.body.totp) : await verifyPasskey(context, user, request.body.webauthn!);
         return rememberStepUp(engine, caller, proof);
       },
     );

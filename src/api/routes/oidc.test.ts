@@ -13,7 +13,12 @@ import { buildApiServer, type ApiServer } from '../index.js';
 // NB. PGlite only: this suite is about the protocol with a real provider; the session and user
 // storage it relies on runs on both backends in auth.test.ts.
 describe('single sign-on with a real OpenID provider', () => {
-  const users: Record<string, TestOidcUser> = { alice: { groups: ['sre', 'oncall'] }, bob: { groups: ['sre-leads'] }, root: { groups: ['admins'] }, mallory: { groups: ['contractors'] } };
+  const users: Record<string, TestOidcUser> = {
+    alice: { groups: ['sre', 'oncall'] },
+    bob: { groups: ['sre-leads'] },
+    root: { groups: ['admins'] },
+    mallory: { groups: ['contractors'] },
+  };
   let idp: TestOidcProvider;
   let opened: OpenedStore;
   let t: TestEngine;
@@ -26,7 +31,9 @@ describe('single sign-on with a real OpenID provider', () => {
     writeFileSync(join(dir, 'client-secret'), idp.clientSecret);
     opened = await openTestStore('pglite');
     t = await startEngine(opened.store, {
-      yaml: configWithAuth(`oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  clientSecret: \${file:${join(dir, 'client-secret')}}\n  allowInsecureHttp: true`),
+      yaml: configWithAuth(
+        `oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  clientSecret: \${file:${join(dir, 'client-secret')}}\n  allowInsecureHttp: true`,
+      ),
     });
     app = await buildApiServer({ engine: t.engine, version: 'test' });
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -41,7 +48,8 @@ describe('single sign-on with a real OpenID provider', () => {
     rmSync(dir, { recursive: true, force: true });
   });
 
-  const whoami = (signIn: { cookieName: string; cookie: string }) => fetch(`${base}/api/v1/auth/session`, { headers: { cookie: `${signIn.cookieName}=${signIn.cookie}` } });
+  const whoami = (signIn: { cookieName: string; cookie: string }) =>
+    fetch(`${base}/api/v1/auth/session`, { headers: { cookie: `${signIn.cookieName}=${signIn.cookie}` } });
 
   it('signs a user in with code + PKCE (S256), state and nonce, maps groups from the claim, and lands on returnTo', async () => {
     const signIn = await signInThroughOidc(base, 'alice', { returnTo: '/requests?mine=1' });
@@ -64,7 +72,11 @@ describe('single sign-on with a real OpenID provider', () => {
     expect(first.principal.groups).toEqual(['sre-leads', 'admins']);
     expect(first.roles).toEqual(['admin']);
     users.bob = { groups: ['sre-leads'] };
-    const second = (await (await whoami(await signInThroughOidc(base, 'bob'))).json()) as { principal: { groups: string[] }; roles: string[]; scopes: string[] };
+    const second = (await (await whoami(await signInThroughOidc(base, 'bob'))).json()) as {
+      principal: { groups: string[] };
+      roles: string[];
+      scopes: string[];
+    };
     expect(second.principal.groups).toEqual(['sre-leads']);
     expect(second.roles).toEqual([]);
     expect(second.scopes).not.toContain('admin');
@@ -72,7 +84,10 @@ describe('single sign-on with a real OpenID provider', () => {
 
   it("signs out: the session ends and the IdP's end-session URL is returned", async () => {
     const signIn = await signInThroughOidc(base, 'alice');
-    const res = await fetch(`${base}/api/v1/auth/logout`, { method: 'POST', headers: { cookie: `${signIn.cookieName}=${signIn.cookie}`, 'x-csrf-token': signIn.csrfToken } });
+    const res = await fetch(`${base}/api/v1/auth/logout`, {
+      method: 'POST',
+      headers: { cookie: `${signIn.cookieName}=${signIn.cookie}`, 'x-csrf-token': signIn.csrfToken },
+    });
     expect(res.status).toBe(200);
     const { logoutUrl } = (await res.json()) as { logoutUrl: string };
     const url = new URL(logoutUrl);
@@ -95,7 +110,9 @@ describe('single sign-on with a real OpenID provider', () => {
       idp.mutateNextIdToken(mutation);
       await expect(signInThroughOidc(base, 'mallory')).rejects.toThrow(/did not end with a session/);
       expect(await countAudit(opened.store, 'auth.oidc_failed')).toBe(before + 1);
-      const last = await sql<{ payload: string }>`SELECT payload FROM audit_events WHERE payload LIKE '%"action":"auth.oidc_failed"%' ORDER BY seq DESC LIMIT 1`.execute(opened.store.db);
+      const last = await sql<{
+        payload: string;
+      }>`SELECT payload FROM audit_events WHERE payload LIKE '%"action":"auth.oidc_failed"%' ORDER BY seq DESC LIMIT 1`.execute(opened.store.db);
       expect((JSON.parse(last.rows[0]!.payload) as { data: { message: string } }).data.message).toMatch(because);
       const { rows } = await sql<{ n: string }>`SELECT count(*) AS n FROM users WHERE name IN ('mallory', 'root')`.execute(opened.store.db);
       expect(Number(rows[0]!.n)).toBe(0);

@@ -43,7 +43,13 @@ export function portalRoutes(engine: Engine, options: { root?: string } = {}): F
   return async (app) => {
     const built = existsSync(`${root}/index.html`);
     // Top-level files (favicon and the like) are known at start; anything else is a client route.
-    const topLevel = new Set(built ? readdirSync(root, { withFileTypes: true }).filter((e) => e.isFile() && e.name !== 'index.html').map((e) => `/${e.name}`) : []);
+    const topLevel = new Set(
+      built
+        ? readdirSync(root, { withFileTypes: true })
+            .filter((e) => e.isFile() && e.name !== 'index.html')
+            .map((e) => `/${e.name}`)
+        : [],
+    );
     if (built) await app.register(fastifyStatic, { root, serve: false });
 
     // NB. nosniff, no framing, opener/resource policies and HSTS come with every response
@@ -58,7 +64,12 @@ export function portalRoutes(engine: Engine, options: { root?: string } = {}): F
       const path = request.url.split('?')[0] ?? '/';
       if (NOT_PORTAL.test(path)) return reply.callNotFound();
       if (!built) {
-        return sendPage(reply, 503, 'The portal is not built', '<p>This server has no built portal. Run <code>npm run build:web</code> (or <code>npm ci</code>, which builds it) and restart. The API is available at <a href="/api/docs">/api/docs</a>.</p>');
+        return sendPage(
+          reply,
+          503,
+          'The portal is not built',
+          '<p>This server has no built portal. Run <code>npm run build:web</code> (or <code>npm ci</code>, which builds it) and restart. The API is available at <a href="/api/docs">/api/docs</a>.</p>',
+        );
       }
       harden(reply);
       if (ASSET.test(path)) return reply.header('cache-control', 'public, max-age=31536000, immutable').sendFile(path.slice(1), { cacheControl: false });

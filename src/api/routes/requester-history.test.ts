@@ -19,12 +19,19 @@ describeEachStore("a requester's history for the people deciding", ({ store }) =
     const post = async (payload: object, path = '/api/v1/requests') => (await api.call('alice', { method: 'POST', url: path, payload })).json().request;
     // alice's past: an auto-approved grant an admin revoked, a request she cancelled, one denied, one break-glass.
     const readonly = await post({ target: 'prod-db', entitlement: 'readonly', duration: '1h', reason: 'INC-7 a secret reason' });
-    const grant = await waitFor(async () => (await api.call('alice', { method: 'GET', url: `/api/v1/requests/${readonly.id}` })).json().grant, (g) => g?.status === 'active');
-    expect((await api.call('root', { method: 'POST', url: `/api/v1/grants/${grant.id}/revoke`, payload: { reason: 'not during the freeze' } })).statusCode).toBe(200);
+    const grant = await waitFor(
+      async () => (await api.call('alice', { method: 'GET', url: `/api/v1/requests/${readonly.id}` })).json().grant,
+      (g) => g?.status === 'active',
+    );
+    expect(
+      (await api.call('root', { method: 'POST', url: `/api/v1/grants/${grant.id}/revoke`, payload: { reason: 'not during the freeze' } })).statusCode,
+    ).toBe(200);
     const cancelled = await post(admin('changed my mind about this', 'OPS-1'));
     expect((await api.call('alice', { method: 'POST', url: `/api/v1/requests/${cancelled.id}/cancel` })).statusCode).toBe(200);
     const denied = await post(admin('drop the old partitions', 'OPS-2'));
-    expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${denied.id}/reviews`, payload: { decision: 'deny', comment: 'not today' } })).statusCode).toBe(200);
+    expect(
+      (await api.call('bob', { method: 'POST', url: `/api/v1/requests/${denied.id}/reviews`, payload: { decision: 'deny', comment: 'not today' } })).statusCode,
+    ).toBe(200);
     await post({ target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'the primary is down, failing over now' }, '/api/v1/break-glass');
     underReview = (await post(admin('rotate the replication slot', 'OPS-3'))).id;
   });
@@ -69,7 +76,11 @@ describeEachStore("a requester's history for the people deciding", ({ store }) =
   });
 
   it('refuses a window past a year or that is not a duration, saying where', async () => {
-    for (const [since, message] of [['366d', /365 days/], ['400d', /366d/], ['forever', /since/]] as const) {
+    for (const [since, message] of [
+      ['366d', /365 days/],
+      ['400d', /366d/],
+      ['forever', /since/],
+    ] as const) {
       const res = await api.call('bob', { method: 'GET', url: url(`?since=${since}`) });
       expect(res.statusCode, since).toBe(400);
       expect(res.json()).toMatchObject({ code: 'validation_failed' });

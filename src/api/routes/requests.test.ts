@@ -16,7 +16,12 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
 
   it('shows each person the catalogue of what they may request, with its terms', async () => {
     const alice = (await api.call('alice', { method: 'GET', url: '/api/v1/catalogue' })).json();
-    expect(alice.items.map((i: { target: string; entitlement: string }) => `${i.target}/${i.entitlement}`)).toEqual(['prod-db/readonly', 'prod-db/admin', 'prod-db/ephemeral', 'flaky/readonly']);
+    expect(alice.items.map((i: { target: string; entitlement: string }) => `${i.target}/${i.entitlement}`)).toEqual([
+      'prod-db/readonly',
+      'prod-db/admin',
+      'prod-db/ephemeral',
+      'flaky/readonly',
+    ]);
     const admin = alice.items.find((i: { entitlement: string }) => i.entitlement === 'admin');
     expect(admin).toMatchObject({ autoApprove: false, maxDurationMs: 4 * 3_600_000, requires: { ticketPattern: '^OPS-[0-9]+$', justificationMinLength: 10 } });
     expect(admin.stages.map((s: { name: string }) => s.name)).toEqual(['leads', 'security']);
@@ -26,14 +31,20 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
   it('pages the approvals inbox in the database: only the approvers of the current stage, each request once, newest first', async () => {
     const ids: string[] = [];
     for (const ticket of ['OPS-301', 'OPS-302', 'OPS-303']) {
-      const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'inbox paging check', ticket } });
+      const created = await api.call('alice', {
+        method: 'POST',
+        url: '/api/v1/requests',
+        payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'inbox paging check', ticket },
+      });
       ids.unshift(created.json().request.id);
     }
     const inbox = async (who: 'bob' | 'carol') => {
       const seen: string[] = [];
       let cursor: string | null = null;
       do {
-        const page: { items: { id: string }[]; nextCursor: string | null } = (await api.call(who, { method: 'GET', url: `/api/v1/requests?scope=review&limit=1${cursor ? `&cursor=${cursor}` : ''}` })).json();
+        const page: { items: { id: string }[]; nextCursor: string | null } = (
+          await api.call(who, { method: 'GET', url: `/api/v1/requests?scope=review&limit=1${cursor ? `&cursor=${cursor}` : ''}` })
+        ).json();
         expect(page.items.length).toBeLessThanOrEqual(1);
         seen.push(...page.items.map((r: { id: string }) => r.id));
         cursor = page.nextCursor;
@@ -45,41 +56,68 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     await api.call('bob', { method: 'POST', url: `/api/v1/requests/${ids[1]}/reviews`, payload: { decision: 'approve' } });
     expect(await inbox('bob')).toEqual([ids[0], ids[2]]);
     expect(await inbox('carol')).toEqual([ids[1]]);
-    expect((await api.call('alice', { method: 'GET', url: '/api/v1/requests?scope=review' })).json().items.filter((r: { id: string }) => ids.includes(r.id))).toEqual([]);
+    expect(
+      (await api.call('alice', { method: 'GET', url: '/api/v1/requests?scope=review' })).json().items.filter((r: { id: string }) => ids.includes(r.id)),
+    ).toEqual([]);
     for (const id of ids) await api.call('alice', { method: 'POST', url: `/api/v1/requests/${id}/cancel` });
   });
 
   it('runs a request through two approval stages to an active grant, with a timeline', async () => {
-    const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'rotate the replication slot', ticket: 'OPS-12' } });
+    const created = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'rotate the replication slot', ticket: 'OPS-12' },
+    });
     expect(created.statusCode).toBe(201);
     const request = created.json().request;
     expect(request).toMatchObject({ status: 'pending', durationMs: 1_800_000, ticket: 'OPS-12', principal: { id: 'alice' } });
 
     const inbox = (await api.call('bob', { method: 'GET', url: '/api/v1/requests?scope=review' })).json();
     expect(inbox.items.map((r: { id: string }) => r.id)).toContain(request.id);
-    expect((await api.call('carol', { method: 'GET', url: '/api/v1/requests?scope=review' })).json().items.map((r: { id: string }) => r.id)).not.toContain(request.id);
+    expect((await api.call('carol', { method: 'GET', url: '/api/v1/requests?scope=review' })).json().items.map((r: { id: string }) => r.id)).not.toContain(
+      request.id,
+    );
 
     const first = await api.call('bob', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve', comment: 'ok' } });
     expect(first.json()).toMatchObject({ effect: 'advanced' });
     const second = await api.call('carol', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } });
     expect(second.json()).toMatchObject({ effect: 'approved', request: { status: 'approved' } });
 
-    const grant = await waitFor(() => grantOf(request.id), (g) => g?.status === 'active');
+    const grant = await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'active',
+    );
     expect(new Date(grant.expiresAt).getTime() - new Date(grant.activatedAt).getTime()).toBe(1_800_000);
     const detail = (await api.call('alice', { method: 'GET', url: `/api/v1/requests/${request.id}` })).json();
     expect(detail.reviews.map((r: { reviewerId: string }) => r.reviewerId)).toEqual(['bob', 'carol']);
-    expect(detail.timeline.map((e: { action: string }) => e.action)).toEqual(['request.pending', 'review.approve', 'review.approve', 'request.approved', 'grant.activated']);
+    expect(detail.timeline.map((e: { action: string }) => e.action)).toEqual([
+      'request.pending',
+      'review.approve',
+      'review.approve',
+      'request.approved',
+      'grant.activated',
+    ]);
 
     const mine = (await api.call('alice', { method: 'GET', url: '/api/v1/grants?status=active' })).json();
     expect(mine.items.map((g: { id: string }) => g.id)).toContain(grant.id);
     const released = await api.call('alice', { method: 'POST', url: `/api/v1/grants/${grant.id}/release`, payload: { reason: 'done' } });
     expect(released.json().grant.status).toMatch(/revoking|revoked/);
-    await waitFor(() => grantOf(request.id), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => grantOf(request.id),
+      (g) => g?.status === 'revoked',
+    );
   });
 
   it('hands out credentials once, never cached', async () => {
-    const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'ephemeral', duration: '10m', reason: 'INC-3' } });
-    const grant = await waitFor(() => grantOf(created.json().request.id), (g) => g?.status === 'active');
+    const created = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'ephemeral', duration: '10m', reason: 'INC-3' },
+    });
+    const grant = await waitFor(
+      () => grantOf(created.json().request.id),
+      (g) => g?.status === 'active',
+    );
     expect(grant.credentialsWaiting).toBe(true);
     expect((await api.call('bob', { method: 'POST', url: `/api/v1/grants/${grant.id}/credentials` })).statusCode).toBe(404);
     const first = await api.call('alice', { method: 'POST', url: `/api/v1/grants/${grant.id}/credentials` });
@@ -102,7 +140,10 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     const other = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { ...payload, reason: 'different' }, headers });
     expect(other.statusCode).toBe(409);
     // Keys older than a day are swept when the same caller sends a keyed POST again.
-    await store().db.insertInto('idempotency_keys').values({ principal_id: 'alice', key: 'ancient', fingerprint: 'x', status: 201, body: '{}', created_at: new Date(Date.now() - 25 * 3_600_000) }).execute();
+    await store()
+      .db.insertInto('idempotency_keys')
+      .values({ principal_id: 'alice', key: 'ancient', fingerprint: 'x', status: 201, body: '{}', created_at: new Date(Date.now() - 25 * 3_600_000) })
+      .execute();
     await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload, headers: { 'idempotency-key': `k2-${Date.now()}` } });
     expect(await store().db.selectFrom('idempotency_keys').select('key').where('key', '=', 'ancient').execute()).toEqual([]);
     // The key is per caller: bob's identical key is his own request.
@@ -120,8 +161,16 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     expect(await store().db.selectFrom('requests').select('id').where('reason', '=', payload.reason).execute()).toHaveLength(1);
 
     // The grant's release, keyed: the same answer twice, one release in the audit log.
-    const grant = await waitFor(() => grantOf(answers[0]!.json().request.id), (g) => g?.status === 'active');
-    const release = { method: 'POST' as const, url: `/api/v1/grants/${grant.id}/release`, payload: { reason: 'done' }, headers: { 'idempotency-key': `r-${grant.id}` } };
+    const grant = await waitFor(
+      () => grantOf(answers[0]!.json().request.id),
+      (g) => g?.status === 'active',
+    );
+    const release = {
+      method: 'POST' as const,
+      url: `/api/v1/grants/${grant.id}/release`,
+      payload: { reason: 'done' },
+      headers: { 'idempotency-key': `r-${grant.id}` },
+    };
     const released = await api.call('alice', release);
     const replayed = await api.call('alice', release);
     expect(released.statusCode).toBe(200);
@@ -133,7 +182,12 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
   });
 
   it('pages through lists with a cursor, newest first, without repeats', async () => {
-    for (let i = 0; i < 5; i += 1) await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'flaky', entitlement: 'readonly', duration: '1m', reason: `page ${i}` } });
+    for (let i = 0; i < 5; i += 1)
+      await api.call('alice', {
+        method: 'POST',
+        url: '/api/v1/requests',
+        payload: { target: 'flaky', entitlement: 'readonly', duration: '1m', reason: `page ${i}` },
+      });
     const seen: string[] = [];
     let cursor: string | null = null;
     do {
@@ -150,14 +204,27 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
   });
 
   it('lists break-glass uses awaiting their after-the-fact review, and reviews each once', async () => {
-    const used = (await api.call('alice', { method: 'POST', url: '/api/v1/break-glass', payload: { target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'the primary is down, failing over now' } })).json().request;
-    const awaiting = async () => (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=true' })).json().items.map((r: { id: string }) => r.id);
+    const used = (
+      await api.call('alice', {
+        method: 'POST',
+        url: '/api/v1/break-glass',
+        payload: { target: 'prod-db', entitlement: 'admin', duration: '10m', reason: 'the primary is down, failing over now' },
+      })
+    ).json().request;
+    const awaiting = async () =>
+      (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=true' })).json().items.map((r: { id: string }) => r.id);
     expect(await awaiting()).toContain(used.id);
-    const kinds = (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&kind=break_glass' })).json().items.map((r: { kind: string }) => r.kind);
+    const kinds = (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&kind=break_glass' }))
+      .json()
+      .items.map((r: { kind: string }) => r.kind);
     expect(new Set(kinds)).toEqual(new Set(['break_glass']));
-    expect((await api.call('root', { method: 'POST', url: `/api/v1/break-glass/${used.id}/review`, payload: { comment: 'justified: INC-77' } })).statusCode).toBe(200);
+    expect(
+      (await api.call('root', { method: 'POST', url: `/api/v1/break-glass/${used.id}/review`, payload: { comment: 'justified: INC-77' } })).statusCode,
+    ).toBe(200);
     expect(await awaiting()).not.toContain(used.id);
-    expect((await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=false' })).json().items.map((r: { id: string }) => r.id)).toContain(used.id);
+    expect(
+      (await api.call('auditor', { method: 'GET', url: '/api/v1/requests?scope=all&awaitingReview=false' })).json().items.map((r: { id: string }) => r.id),
+    ).toContain(used.id);
     const again = await api.call('auditor', { method: 'POST', url: `/api/v1/break-glass/${used.id}/review`, payload: {} });
     expect(again.statusCode).toBe(409);
     expect(again.json()).toMatchObject({ code: 'conflict', detail: expect.stringMatching(/already reviewed by root/) });
@@ -168,10 +235,20 @@ describeEachStore('requests, reviews and grants over HTTP', ({ store }) => {
     await api.app.listen({ port: 0, host: '127.0.0.1' });
     const address = api.app.server.address() as { port: number };
     const controller = new AbortController();
-    const response = await fetch(`http://127.0.0.1:${address.port}/api/v1/events`, { headers: { authorization: `Bearer ${api.tokens.mallory}` }, signal: controller.signal });
-    const aliceStream = await fetch(`http://127.0.0.1:${address.port}/api/v1/events`, { headers: { authorization: `Bearer ${api.tokens.alice}` }, signal: controller.signal });
+    const response = await fetch(`http://127.0.0.1:${address.port}/api/v1/events`, {
+      headers: { authorization: `Bearer ${api.tokens.mallory}` },
+      signal: controller.signal,
+    });
+    const aliceStream = await fetch(`http://127.0.0.1:${address.port}/api/v1/events`, {
+      headers: { authorization: `Bearer ${api.tokens.alice}` },
+      signal: controller.signal,
+    });
     expect(aliceStream.headers.get('content-type')).toMatch(/^text\/event-stream/);
-    const created = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'readonly', duration: '5m', reason: 'sse' } });
+    const created = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'readonly', duration: '5m', reason: 'sse' },
+    });
     const requestId = created.json().request.id;
     const reader = aliceStream.body!.getReader();
     let text = '';

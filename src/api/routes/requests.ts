@@ -11,7 +11,20 @@ import { breakGlassEntitlements, type Engine } from '../../engine/index.js';
 import { type Caller } from '../authenticate.js';
 import { idempotent } from '../idempotency.js';
 import { problemSchema } from '../problem.js';
-import { auditEventView, decodeCursor, encodeCursor, grantView, pageOf, pageQuery, requestView, reviewView, toAuditEventView, toGrantView, toRequestView, toReviewView } from '../views.js';
+import {
+  auditEventView,
+  decodeCursor,
+  encodeCursor,
+  grantView,
+  pageOf,
+  pageQuery,
+  requestView,
+  reviewView,
+  toAuditEventView,
+  toGrantView,
+  toRequestView,
+  toReviewView,
+} from '../views.js';
 import { callerOf, visibleRequest, refuseRole } from '../authorization.js';
 import { readsEverything } from '../../domain/authorization.js';
 
@@ -104,7 +117,15 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     app.get(
       '/api/v1/catalogue',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['requests'], summary: 'What I may request, on what terms', security: [{ bearer: [] }], response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['requests'],
+          summary: 'What I may request, on what terms',
+          security: [{ bearer: [] }],
+          response: { 200: z.object({ items: z.array(catalogueItem) }), ...errors },
+        },
+      },
       async (request) => {
         const caller = callerOf(request);
         const config = engine.config;
@@ -124,9 +145,17 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
               autoApproveIf: policy.autoApproveIf ?? null,
               defaultDurationMs: policy.duration.defaultMs,
               maxDurationMs: policy.duration.maxMs,
-              requires: { justificationMinLength: policy.require.justificationMinLength, ticketPattern: policy.require.ticketPattern ?? null, mfaMaxAgeMs: policy.require.mfaMaxAgeMs ?? null },
+              requires: {
+                justificationMinLength: policy.require.justificationMinLength,
+                ticketPattern: policy.require.ticketPattern ?? null,
+                mfaMaxAgeMs: policy.require.mfaMaxAgeMs ?? null,
+              },
               conditions: policy.conditions ?? null,
-              stages: policy.approval.stages.map((s) => ({ name: s.name, quorum: s.quorum, approvers: { users: [...s.approvers.users], groups: [...s.approvers.groups] } })),
+              stages: policy.approval.stages.map((s) => ({
+                name: s.name,
+                quorum: s.quorum,
+                approvers: { users: [...s.approvers.users], groups: [...s.approvers.groups] },
+              })),
             });
           }
         }
@@ -189,11 +218,22 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         const { scope, status, target, kind, awaitingReview, limit, cursor } = request.query;
         const beforeId = decodeCursor(cursor);
         if (scope === 'all' && !readsEverything(engine.config.roles, caller.principal)) {
-          await refuseRole(engine, caller.principal, '/api/v1/requests?scope=all', 'only admins and auditors may list every request', 'Use scope=mine or scope=review.');
+          await refuseRole(
+            engine,
+            caller.principal,
+            '/api/v1/requests?scope=all',
+            'only admins and auditors may list every request',
+            'Use scope=mine or scope=review.',
+          );
         }
         let items;
         if (scope === 'review') {
-          items = await engine.read.reviewInbox(caller.principal, { ...(target ? { target } : {}), ...(kind ? { kind } : {}), ...(beforeId ? { beforeId } : {}), limit: limit + 1 });
+          items = await engine.read.reviewInbox(caller.principal, {
+            ...(target ? { target } : {}),
+            ...(kind ? { kind } : {}),
+            ...(beforeId ? { beforeId } : {}),
+            limit: limit + 1,
+          });
         } else {
           items = await engine.read.requests({
             ...(scope === 'mine' ? { principalId: caller.principal.id } : {}),
@@ -243,7 +283,8 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
         schema: {
           tags: ['requests'],
           summary: "The requester's requests over a window, this one included: counts by outcome and the latest few (for the people deciding)",
-          description: 'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.',
+          description:
+            'Anyone who may see the request (its approvers, admins, auditors, the requester) may see this summary; reasons and tickets are not included. It is the same for every request of one requester, so a client may show it once per requester.',
           security: [{ bearer: [] }],
           params: z.object({ id: idOf('request') }),
           querystring: historyQuery,
@@ -253,7 +294,11 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       async (request) => {
         const found = await visibleRequest(engine, request, request.params.id);
         const windowMs = parseDuration(request.query.since, 'since');
-        if (windowMs > MAX_HISTORY_MS) throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, { where: 'since', hint: 'Use at most 365d.' });
+        if (windowMs > MAX_HISTORY_MS)
+          throw new LapseError('validation_failed', `since ${request.query.since} reaches back more than 365 days`, {
+            where: 'since',
+            hint: 'Use at most 365d.',
+          });
         const since = new Date(Date.now() - windowMs);
         const history = await engine.read.requesterHistory(found.principal.id, { since, limit: request.query.limit });
         return {
@@ -269,7 +314,13 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
       '/api/v1/requests/:id/cancel',
       {
         config: { auth: { scope: 'request' } },
-        schema: { tags: ['requests'], summary: 'Withdraw my pending request', security: [{ bearer: [] }], params: z.object({ id: idOf('request') }), response: { 200: z.object({ request: requestView }), ...errors } },
+        schema: {
+          tags: ['requests'],
+          summary: 'Withdraw my pending request',
+          security: [{ bearer: [] }],
+          params: z.object({ id: idOf('request') }),
+          response: { 200: z.object({ request: requestView }), ...errors },
+        },
       },
       async (request, reply) => {
         const caller = callerOf(request);

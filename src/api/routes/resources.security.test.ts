@@ -15,11 +15,22 @@ describeEachStore('requests, grants, audit, config: refusals (security)', ({ sto
   let grantId = '';
   beforeAll(async () => {
     api = await startTestApi(store());
-    const pending = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '1h', reason: 'rotate the replication slot', ticket: 'OPS-1' } });
+    const pending = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'admin', duration: '1h', reason: 'rotate the replication slot', ticket: 'OPS-1' },
+    });
     pendingId = pending.json().request.id;
-    const auto = await api.call('alice', { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'ephemeral', duration: '1h', reason: 'INC-9' } });
+    const auto = await api.call('alice', {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'ephemeral', duration: '1h', reason: 'INC-9' },
+    });
     const requestId = auto.json().request.id;
-    const grant = await waitFor(async () => (await api.call('alice', { method: 'GET', url: `/api/v1/requests/${requestId}` })).json().grant, (g) => g?.status === 'active');
+    const grant = await waitFor(
+      async () => (await api.call('alice', { method: 'GET', url: `/api/v1/requests/${requestId}` })).json().grant,
+      (g) => g?.status === 'active',
+    );
     grantId = grant.id;
   });
   afterAll(async () => {
@@ -76,7 +87,11 @@ describeEachStore('requests, grants, audit, config: refusals (security)', ({ sto
     expect(missing.statusCode).toBe(404);
     expect((await api.call('mallory', { method: 'GET', url: '/api/v1/grants' })).json().items).toEqual([]);
     // The grant is untouched.
-    expect((await api.call('alice', { method: 'GET', url: `/api/v1/grants/${grantId}` })).json().grant).toMatchObject({ status: 'active', credentialsWaiting: true, extensions: 0 });
+    expect((await api.call('alice', { method: 'GET', url: `/api/v1/grants/${grantId}` })).json().grant).toMatchObject({
+      status: 'active',
+      credentialsWaiting: true,
+      extensions: 0,
+    });
   });
 
   it('refuses self-approval and approval by someone outside the stage, and records both', async () => {
@@ -113,7 +128,12 @@ describeEachStore('requests, grants, audit, config: refusals (security)', ({ sto
 
   it('refuses a token without the scope a route needs', async () => {
     const readOnly = await api.tokenWith('bob', ['read']);
-    const res = await api.app.inject({ method: 'POST', url: `/api/v1/requests/${pendingId}/reviews`, payload: { decision: 'approve' }, headers: { authorization: `Bearer ${readOnly}` } });
+    const res = await api.app.inject({
+      method: 'POST',
+      url: `/api/v1/requests/${pendingId}/reviews`,
+      payload: { decision: 'approve' },
+      headers: { authorization: `Bearer ${readOnly}` },
+    });
     expect(res.statusCode).toBe(403);
     expect(res.json().detail).toMatch(/approve/);
   });
@@ -134,15 +154,33 @@ describeEachStore('requests, grants, audit, config: refusals (security)', ({ sto
     const before = await countAudit(store(), 'auth.refused');
     const forged = await api.app.inject({ method: 'POST', url: '/api/v1/requests', payload, cookies: { lapse_session: cookie.value } });
     expect(forged.statusCode).toBe(403);
-    const wrong = await api.app.inject({ method: 'POST', url: '/api/v1/requests', payload, cookies: { lapse_session: cookie.value }, headers: { 'x-csrf-token': 'x'.repeat(43) } });
+    const wrong = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload,
+      cookies: { lapse_session: cookie.value },
+      headers: { 'x-csrf-token': 'x'.repeat(43) },
+    });
     expect(wrong.statusCode).toBe(403);
     expect((await countAudit(store(), 'auth.refused')) - before).toBe(2);
-    const good = await api.app.inject({ method: 'POST', url: '/api/v1/requests', payload, cookies: { lapse_session: cookie.value }, headers: { 'x-csrf-token': csrf } });
+    const good = await api.app.inject({
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload,
+      cookies: { lapse_session: cookie.value },
+      headers: { 'x-csrf-token': csrf },
+    });
     expect(good.statusCode).toBe(201);
   });
 
   it('rejects malformed input with a clear problem and changes nothing', async () => {
-    const count = async () => (await store().db.selectFrom('requests').select(({ fn }) => fn.countAll<string>().as('n')).executeTakeFirstOrThrow()).n;
+    const count = async () =>
+      (
+        await store()
+          .db.selectFrom('requests')
+          .select(({ fn }) => fn.countAll<string>().as('n'))
+          .executeTakeFirstOrThrow()
+      ).n;
     const before = await count();
     const bad = [
       { target: 'prod-db', entitlement: 'readonly', reason: 'x', duration: 'forever' },

@@ -64,7 +64,12 @@ describeEachStore('first start: the one-time setup token creates the first admin
       const page = await probe.inject({ method: 'GET', url: `/setup?token=${token}` });
       expect(page.statusCode).toBe(200);
       expect(page.body).toContain('ops-lead');
-      const ok = await probe.inject({ method: 'POST', url: '/setup', payload: `token=${token}&username=ops-lead&password=${encodeURIComponent(PASSWORD)}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+      const ok = await probe.inject({
+        method: 'POST',
+        url: '/setup',
+        payload: `token=${token}&username=ops-lead&password=${encodeURIComponent(PASSWORD)}`,
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
       expect(ok.statusCode, ok.body).toBe(201);
       expect(ok.body).toContain('ops-lead is the first admin');
     } finally {

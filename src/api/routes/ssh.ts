@@ -22,7 +22,11 @@ export function sshRoutes(engine: Engine): FastifyPluginAsyncZod {
           tags: ['ssh'],
           summary: "The target's key revocation list, for sshd's RevokedKeys (no authentication: it names only revoked serials)",
           params,
-          response: { 200: z.string().describe('application/octet-stream (OpenSSH KRL)'), 304: z.null().describe('unchanged since the ETag given'), 404: problemSchema },
+          response: {
+            200: z.string().describe('application/octet-stream (OpenSSH KRL)'),
+            304: z.null().describe('unchanged since the ETag given'),
+            404: problemSchema,
+          },
         },
       },
       async (request, reply) => {

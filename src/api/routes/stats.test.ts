@@ -31,7 +31,8 @@ describeEachStore('dashboard statistics over HTTP', ({ store }) => {
     expect(response.statusCode, response.body).toBe(201);
     return response.json().request as { id: string; status: string };
   };
-  const askAdmin = (n: number) => ask('alice', { target: 'prod-db', entitlement: 'admin', duration: '1h', reason: `stats seed ${n} for the dashboard`, ticket: `OPS-${n}` });
+  const askAdmin = (n: number) =>
+    ask('alice', { target: 'prod-db', entitlement: 'admin', duration: '1h', reason: `stats seed ${n} for the dashboard`, ticket: `OPS-${n}` });
   const review = async (who: CastMember, id: string, decision: 'approve' | 'deny') => {
     const response = await api.call(who, { method: 'POST', url: `/api/v1/requests/${id}/reviews`, payload: { decision } });
     expect(response.statusCode, response.body).toBe(200);
@@ -43,7 +44,10 @@ describeEachStore('dashboard statistics over HTTP', ({ store }) => {
     return request.id;
   };
   const grantOf = (requestId: string, status: string) =>
-    waitFor(async () => (await api.call('root', { method: 'GET', url: `/api/v1/requests/${requestId}` })).json().grant as { id: string; status: string } | null, (g) => g?.status === status);
+    waitFor(
+      async () => (await api.call('root', { method: 'GET', url: `/api/v1/requests/${requestId}` })).json().grant as { id: string; status: string } | null,
+      (g) => g?.status === status,
+    );
   const release = async (grantId: string) => {
     expect((await api.call('alice', { method: 'POST', url: `/api/v1/grants/${grantId}/release`, payload: { reason: 'done' } })).statusCode).toBe(200);
   };
@@ -99,7 +103,11 @@ describeEachStore('dashboard statistics over HTTP', ({ store }) => {
 
     expect((await ask('mallory', { target: 'prod-db', entitlement: 'readonly', duration: '1h', reason: 'no policy for me' })).status).toBe('denied');
     // Overdue once revoking has lasted past the grace second (the metric's definition).
-    await waitFor(() => api.t.engine.overdueRevocations(), (n) => n >= 1, 15_000);
+    await waitFor(
+      () => api.t.engine.overdueRevocations(),
+      (n) => n >= 1,
+      15_000,
+    );
   }, 120_000);
 
   afterAll(async () => {
@@ -163,7 +171,10 @@ describeEachStore('dashboard statistics over HTTP', ({ store }) => {
       expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
       expect(response.json(), since).toMatchObject({ code: 'validation_failed' });
     }
-    expect((await api.call('root', { method: 'GET', url: '/api/v1/stats?since=91d' })).json()).toMatchObject({ where: 'since', hint: expect.stringContaining('90d') });
+    expect((await api.call('root', { method: 'GET', url: '/api/v1/stats?since=91d' })).json()).toMatchObject({
+      where: 'since',
+      hint: expect.stringContaining('90d'),
+    });
     expect((await api.call('alice', { method: 'GET', url: '/api/v1/stats?scope=all' })).statusCode).toBe(400);
     expect((await stats('root', '?since=90d')).activeOverTime).toHaveLength(91);
   });

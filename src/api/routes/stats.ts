@@ -25,7 +25,7 @@ const statsQuery = z
   .strict();
 
 const statsView = z.object({
-  scope: z.enum(['all', 'mine']).describe('all: every request and grant (admins and auditors); mine: the caller\'s own'),
+  scope: z.enum(['all', 'mine']).describe("all: every request and grant (admins and auditors); mine: the caller's own"),
   since: iso.describe('Start of the window'),
   until: iso.describe('End of the window: now, by the database clock'),
   stepMs: z.number().int().describe('Distance between the points of activeOverTime: an hour for windows up to 48h, a day beyond'),
@@ -35,11 +35,19 @@ const statsView = z.object({
   requestsByOutcome: z
     .object({ pending: count, approved: count, denied: count, cancelled: count, timed_out: count })
     .describe('Requests created in the window, by their status now (every kind: access, extension, break-glass)'),
-  medianTimeToApproveMs: z.number().int().nullable().describe('Median time from request to approval over requests approved in the window that needed a person (auto-approvals and break-glass excluded); null when there are none'),
+  medianTimeToApproveMs: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      'Median time from request to approval over requests approved in the window that needed a person (auto-approvals and break-glass excluded); null when there are none',
+    ),
   approvalsByPeople: count.describe('How many approvals the median is taken over'),
   overdueRevocations: count
     .nullable()
-    .describe('Grants whose access should be gone but is not confirmed gone now (active more than 1 s past expiry, or revoking for more than 1 s), the lapse_revocations_overdue metric; null unless the scope is all'),
+    .describe(
+      'Grants whose access should be gone but is not confirmed gone now (active more than 1 s past expiry, or revoking for more than 1 s), the lapse_revocations_overdue metric; null unless the scope is all',
+    ),
 });
 
 export type StatsView = z.infer<typeof statsView>;

@@ -16,18 +16,29 @@ describeEachStore('target checks in /readyz and the admin API', ({ store }) => {
   });
 
   const readyTargets = async () => (await api.call(null, { method: 'GET', url: '/readyz' })).json<{ targets: Record<string, string> }>().targets;
-  const configTargets = async () => (await api.call('root', { method: 'GET', url: '/api/v1/config' })).json<{ targets: { name: string; check: { status: string; problem: string | null; code: string | null } }[] }>().targets;
+  const configTargets = async () =>
+    (await api.call('root', { method: 'GET', url: '/api/v1/config' })).json<{
+      targets: { name: string; check: { status: string; problem: string | null; code: string | null } }[];
+    }>().targets;
 
-  it('says pending before any check, then each target\'s state; the reason only to admins', { timeout: 20_000 }, async () => {
+  it("says pending before any check, then each target's state; the reason only to admins", { timeout: 20_000 }, async () => {
     expect(await readyTargets()).toEqual({ slow: 'pending', 'prod-db': 'pending', flaky: 'pending' });
-    expect((await configTargets()).map((t) => [t.name, t.check.status])).toEqual([['slow', 'pending'], ['prod-db', 'pending'], ['flaky', 'pending']]);
+    expect((await configTargets()).map((t) => [t.name, t.check.status])).toEqual([
+      ['slow', 'pending'],
+      ['prod-db', 'pending'],
+      ['flaky', 'pending'],
+    ]);
 
     const refused = await api.call('alice', { method: 'POST', url: '/api/v1/config/targets/check', payload: {} });
     expect(refused.statusCode).toBe(403);
     const run = await api.call('root', { method: 'POST', url: '/api/v1/config/targets/check', payload: {} });
     expect(run.statusCode).toBe(200);
     const slow = run.json<{ targets: { name: string; check: { status: string; code: string; problem: string } }[] }>().targets.find((t) => t.name === 'slow')!;
-    expect(slow.check).toMatchObject({ status: 'failed', code: 'connector_timeout', problem: expect.stringContaining('checking target slow did not finish within 2000 ms') });
+    expect(slow.check).toMatchObject({
+      status: 'failed',
+      code: 'connector_timeout',
+      problem: expect.stringContaining('checking target slow did not finish within 2000 ms'),
+    });
 
     const ready = await api.call(null, { method: 'GET', url: '/readyz' });
     expect(ready.statusCode).toBe(200);

@@ -12,7 +12,9 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 
 /** The newest audit event with this action, parsed. */
 async function lastAudit(api: TestApi, action: string): Promise<{ actor: string; subject?: string; data?: Record<string, unknown> }> {
-  const { rows } = await sql<{ payload: string }>`SELECT payload FROM audit_events WHERE payload LIKE ${`%"action":"${action}"%`} ORDER BY seq DESC LIMIT 1`.execute(api.t.engine.store.db);
+  const { rows } = await sql<{
+    payload: string;
+  }>`SELECT payload FROM audit_events WHERE payload LIKE ${`%"action":"${action}"%`} ORDER BY seq DESC LIMIT 1`.execute(api.t.engine.store.db);
   if (!rows[0]) throw new Error(`no audit event ${action}`);
   return JSON.parse(rows[0].payload) as { actor: string; subject?: string; data?: Record<string, unknown> };
 }
@@ -31,32 +33,47 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
     ids.boss = (await createUser(store().db, { name: 'boss', groups: ['admins', 'sre', 'sre-leads'] }, now)).id;
     ids['lead-bot'] = (await createUser(store().db, { name: 'lead-bot', groups: ['sre-leads'], kind: 'service' }, now)).id;
     ids['req-bot'] = (await createUser(store().db, { name: 'req-bot', groups: ['sre'], kind: 'service' }, now)).id;
-    for (const name of ['alice', 'bob', 'root']) ids[name] = (await store().db.selectFrom('users').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
+    for (const name of ['alice', 'bob', 'root'])
+      ids[name] = (await store().db.selectFrom('users').select('id').where('name', '=', name).executeTakeFirstOrThrow()).id;
   });
   afterAll(async () => {
     await api.stop();
   });
 
   const ask = (token: string) =>
-    call(token, { method: 'POST', url: '/api/v1/requests', payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'rotate the replication slot', ticket: 'OPS-9' } });
+    call(token, {
+      method: 'POST',
+      url: '/api/v1/requests',
+      payload: { target: 'prod-db', entitlement: 'admin', duration: '30m', reason: 'rotate the replication slot', ticket: 'OPS-9' },
+    });
 
   describe('item 4: nobody approves their own request through a token they minted', () => {
     it('refuses an admin a token for another person (403), audited, and no token is stored', async () => {
       const boss = await tokenFor('boss', ['admin']);
-      const before = await store().db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      const before = await store()
+        .db.selectFrom('api_tokens')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow();
       const refusals = await countAudit(store(), 'auth.refused');
       const res = await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'as bob', user: 'bob', scopes: ['read', 'approve'] } });
       expect(res.statusCode).toBe(403);
       expect(res.json()).toMatchObject({ code: 'forbidden', where: 'user' });
       expect(res.json().detail).toMatch(/bob is a person/);
-      const after = await store().db.selectFrom('api_tokens').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+      const after = await store()
+        .db.selectFrom('api_tokens')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow();
       expect(Number(after.n)).toBe(Number(before.n));
       expect(await countAudit(store(), 'auth.refused')).toBe(refusals + 1);
     });
 
     it('lets an admin issue a token for a service identity, audited with severity high and the issuer', async () => {
       const boss = await tokenFor('boss', ['admin']);
-      const res = await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'ci', user: 'lead-bot', scopes: ['read', 'approve'], expiresIn: '30m' } });
+      const res = await call(boss, {
+        method: 'POST',
+        url: '/api/v1/tokens',
+        payload: { name: 'ci', user: 'lead-bot', scopes: ['read', 'approve'], expiresIn: '30m' },
+      });
       expect(res.statusCode).toBe(201);
       const created = await lastAudit(api, 'token.created');
       expect(created).toMatchObject({ actor: 'boss', subject: res.json().id, data: { user: 'lead-bot', severity: 'high' } });
@@ -68,7 +85,9 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
       const boss = await tokenFor('boss', ['admin']);
       const request = (await ask(boss)).json().request;
       expect(request.status).toBe('pending');
-      const bot = (await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'ci', user: 'lead-bot', scopes: ['read', 'approve'], expiresIn: '30m' } })).json().token as string;
+      const bot = (
+        await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'ci', user: 'lead-bot', scopes: ['read', 'approve'], expiresIn: '30m' } })
+      ).json().token as string;
       const review = await call(bot, { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } });
       expect(review.statusCode).toBe(403);
       expect(review.json()).toMatchObject({ code: 'self_approval' });
@@ -81,12 +100,16 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
       const inbox = (await call(bot, { method: 'GET', url: '/api/v1/requests?scope=review' })).json();
       expect(inbox.items.map((r: { id: string }) => r.id)).not.toContain(request.id);
       // a real approver still can
-      expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } })).json()).toMatchObject({ effect: 'advanced' });
+      expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } })).json()).toMatchObject(
+        { effect: 'advanced' },
+      );
     });
 
     it('refuses the issuer of the token a request was made with as its reviewer, and records the issuer of every use', async () => {
       const boss = await tokenFor('boss', ['admin']);
-      const bot = (await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'ci', user: 'req-bot', scopes: ['read', 'request'], expiresIn: '30m' } })).json().token as string;
+      const bot = (
+        await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'ci', user: 'req-bot', scopes: ['read', 'request'], expiresIn: '30m' } })
+      ).json().token as string;
       const created = await ask(bot);
       expect(created.statusCode).toBe(201);
       const request = created.json().request;
@@ -95,19 +118,38 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
       expect(review.statusCode).toBe(403);
       expect(review.json()).toMatchObject({ code: 'self_approval' });
       // bob is a genuine second person
-      expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } })).json()).toMatchObject({ effect: 'advanced' });
+      expect((await api.call('bob', { method: 'POST', url: `/api/v1/requests/${request.id}/reviews`, payload: { decision: 'approve' } })).json()).toMatchObject(
+        { effect: 'advanced' },
+      );
       expect(await lastAudit(api, 'review.approve')).toMatchObject({ actor: 'bob', data: { via: { issuedBy: 'bob' } } });
     });
 
     it('refuses a break-glass review through a token the break-glass user issued', async () => {
       const db = store().db;
       const auditBot = (await createUser(db, { name: 'audit-bot', groups: [], kind: 'service' }, new Date())).id;
-      await api.t.engine.reloadConfig(parseConfig(TEST_CONFIG.replace('auditors: { users: [auditor] }', 'auditors: { users: [auditor, audit-bot] }').replace('subjects: { groups: [oncall] }', 'subjects: { groups: [oncall, admins] }'), 'test.yaml', {}));
+      await api.t.engine.reloadConfig(
+        parseConfig(
+          TEST_CONFIG.replace('auditors: { users: [auditor] }', 'auditors: { users: [auditor, audit-bot] }').replace(
+            'subjects: { groups: [oncall] }',
+            'subjects: { groups: [oncall, admins] }',
+          ),
+          'test.yaml',
+          {},
+        ),
+      );
       try {
         const boss = await tokenFor('boss', ['admin']);
-        const glass = await call(boss, { method: 'POST', url: '/api/v1/break-glass', payload: { target: 'prod-db', entitlement: 'readonly', duration: '10m', reason: 'the database is down and paging everyone' } });
+        const glass = await call(boss, {
+          method: 'POST',
+          url: '/api/v1/break-glass',
+          payload: { target: 'prod-db', entitlement: 'readonly', duration: '10m', reason: 'the database is down and paging everyone' },
+        });
         expect(glass.statusCode).toBe(201);
-        const issued = await issueApiToken(db, { userId: auditBot, name: 'reviews', scopes: ['read', 'approve'], expiresInMs: 600_000, issuedBy: 'boss' }, new Date());
+        const issued = await issueApiToken(
+          db,
+          { userId: auditBot, name: 'reviews', scopes: ['read', 'approve'], expiresInMs: 600_000, issuedBy: 'boss' },
+          new Date(),
+        );
         const review = await call(issued.token, { method: 'POST', url: `/api/v1/break-glass/${glass.json().request.id}/review`, payload: { comment: 'fine' } });
         expect(review.statusCode).toBe(403);
         expect(review.json()).toMatchObject({ code: 'self_approval' });
@@ -117,7 +159,11 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
     });
 
     it('refuses a token for a person that someone else issued (made before issuers were checked)', async () => {
-      const issued = await issueApiToken(store().db, { userId: ids.bob!, name: 'as bob', scopes: ['read', 'approve'], expiresInMs: 600_000, issuedBy: 'boss' }, new Date());
+      const issued = await issueApiToken(
+        store().db,
+        { userId: ids.bob!, name: 'as bob', scopes: ['read', 'approve'], expiresInMs: 600_000, issuedBy: 'boss' },
+        new Date(),
+      );
       const res = await call(issued.token, { method: 'GET', url: '/api/v1/auth/session' });
       expect(res.statusCode).toBe(401);
     });
@@ -132,7 +178,9 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
         expect(res.json()).toMatchObject({ code: 'forbidden', where: 'expiresIn' });
       }
       const rootShort = await tokenFor('root', ['admin'], 3_600_000);
-      expect((await call(rootShort, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'forever', scopes: ['admin'], expiresIn: 'never' } })).statusCode).toBe(403);
+      expect(
+        (await call(rootShort, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'forever', scopes: ['admin'], expiresIn: 'never' } })).statusCode,
+      ).toBe(403);
       const ok = await call(short, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'shorter', scopes: ['read'], expiresIn: '30m' } });
       expect(ok.statusCode).toBe(201);
       expect(Date.parse(ok.json().expiresAt) - Date.now()).toBeLessThanOrEqual(1_800_000);

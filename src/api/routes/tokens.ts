@@ -27,7 +27,14 @@ const tokenView = z.object({
   lastUsedAt: z.iso.datetime().nullable(),
   status: z.enum(['active', 'expired', 'revoked']),
 });
-const issuedView = z.object({ id: z.string(), user: z.string(), token: z.string(), name: z.string(), scopes: z.array(z.enum(TOKEN_SCOPES)), expiresAt: z.iso.datetime().nullable() });
+const issuedView = z.object({
+  id: z.string(),
+  user: z.string(),
+  token: z.string(),
+  name: z.string(),
+  scopes: z.array(z.enum(TOKEN_SCOPES)),
+  expiresAt: z.iso.datetime().nullable(),
+});
 const listQuery = z.object({ user: userNameSchema.optional() }).strict();
 const createBody = z
   .object({
@@ -37,11 +44,12 @@ const createBody = z
     user: userNameSchema.optional().describe('admins only: issue for a service identity (never for another person)'),
   })
   .strict();
-const cliTokenBody = z.object({ code: boundedText(128).min(1), codeVerifier: boundedText(128).min(43), name: boundedText(100).trim().min(1).default('lapse login') }).strict();
+const cliTokenBody = z
+  .object({ code: boundedText(128).min(1), codeVerifier: boundedText(128).min(43), name: boundedText(100).trim().min(1).default('lapse login') })
+  .strict();
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema };
 
 const iso = (value: Date | string | null) => (value === null ? null : new Date(value).toISOString());
-
 
 /**
  * API tokens for the CLI and automation: list mine (with last use), create (shown once; never more
@@ -55,12 +63,25 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.get(
       '/api/v1/tokens',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'My API tokens (admins: ?user=name)', security: [{ bearer: [] }, { session: [] }], querystring: listQuery, response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'My API tokens (admins: ?user=name)',
+          security: [{ bearer: [] }, { session: [] }],
+          querystring: listQuery,
+          response: { 200: z.object({ tokens: z.array(tokenView) }), ...errors },
+        },
+      },
       async (request) => {
         const caller = callerOf(request);
         const name = request.query.user ?? caller.principal.id;
         if (name !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason: 'not admin', action: 'auth.refused', data: { user: name } }, new LapseError('not_found', `there is no user ${name}`));
+          await refuse(
+            engine,
+            { caller: caller.principal, route: '/api/v1/tokens', reason: 'not admin', action: 'auth.refused', data: { user: name } },
+            new LapseError('not_found', `there is no user ${name}`),
+          );
         }
         const rows = await listTokensOf(db, name);
         return {
@@ -81,27 +102,53 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/tokens',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Create an API token (the secret is in this response only)', security: [{ bearer: [] }, { session: [] }], body: createBody, response: { 201: issuedView, ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Create an API token (the secret is in this response only)',
+          security: [{ bearer: [] }, { session: [] }],
+          body: createBody,
+          response: { 201: issuedView, ...errors },
+        },
+      },
       async (request, reply) => {
         const caller = callerOf(request);
         const body = request.body;
         const refuseToken = (reason: string, message: string, where: string, hint: string, extra: Record<string, unknown> = {}): Promise<never> =>
-          refuse(engine, { caller: caller.principal, route: '/api/v1/tokens', reason, action: 'auth.refused', data: { ...viaData(caller.principal), ...extra } }, new LapseError('forbidden', message, { where, hint }));
+          refuse(
+            engine,
+            { caller: caller.principal, route: '/api/v1/tokens', reason, action: 'auth.refused', data: { ...viaData(caller.principal), ...extra } },
+            new LapseError('forbidden', message, { where, hint }),
+          );
         // NB. caller.scopes are what the caller may do now (a token: its scopes within its owner's roles today).
         const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
         if (missing.length > 0) {
-          await refuseToken(`scopes beyond the caller's: ${missing.join(', ')}`, `you cannot give a token scopes you do not have: ${missing.join(', ')}`, 'scopes', `Your scopes: ${caller.scopes.join(', ') || 'none'}.`);
+          await refuseToken(
+            `scopes beyond the caller's: ${missing.join(', ')}`,
+            `you cannot give a token scopes you do not have: ${missing.join(', ')}`,
+            'scopes',
+            `Your scopes: ${caller.scopes.join(', ') || 'none'}.`,
+          );
         }
         const ownerName = body.user ?? caller.principal.id;
         if (ownerName !== caller.principal.id && !caller.scopes.includes('admin')) {
-          await refuseToken('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', { user: ownerName });
+          await refuseToken('not admin', 'only admins may create tokens for others', 'user', 'Create a token for yourself (leave out "user").', {
+            user: ownerName,
+          });
         }
         const owner = await userByName(ownerName);
         if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
         // NB. Nobody, admins included, holds a token that acts as another person: it would let them
         // approve their own request in that person's name. Tokens for others are for service identities.
         if (owner.name !== caller.principal.id && owner.kind !== 'service') {
-          await refuseToken('token for another person', `${ownerName} is a person: nobody may create a token that acts as someone else`, 'user', `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`, { user: ownerName });
+          await refuseToken(
+            'token for another person',
+            `${ownerName} is a person: nobody may create a token that acts as someone else`,
+            'user',
+            `People create their own tokens (sign in, or \`lapse login\`); automation gets a service identity (\`lapse admin user create NAME --service\`) and a token for it.`,
+            { user: ownerName },
+          );
         }
         // NB. A token for someone else cannot exceed what that principal could do when signed in.
         if (owner.name !== caller.principal.id && body.scopes.includes('admin') && !isAdmin(engine.config.roles, { id: owner.name, groups: owner.groups })) {
@@ -111,35 +158,68 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
         // A token never mints one that outlives it (a stolen token must not buy itself a longer life).
         const notAfter = caller.via === 'token' ? (caller.tokenExpiresAt ?? null) : null;
         if (notAfter !== null && (expiresInMs === null || (await engine.read.now()).getTime() + expiresInMs > notAfter.getTime())) {
-          await refuseToken('expiry beyond the caller token', `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`, 'expiresIn', 'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.');
+          await refuseToken(
+            'expiry beyond the caller token',
+            `a token cannot create one that lives longer than itself: this token ends at ${notAfter.toISOString()}`,
+            'expiresIn',
+            'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.',
+          );
         }
         // The person behind this: a service's token passes on the issuer of the token that made it.
         const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
         const forOther = owner.name !== caller.principal.id;
         const issued = await auditedChange(db, async (tx, now, audit) => {
-          const value = await issueApiToken(tx, { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) }, now);
+          const value = await issueApiToken(
+            tx,
+            { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) },
+            now,
+          );
           audit({
             action: 'token.created',
             actor: caller.principal.id,
             subject: value.id,
-            data: { ...viaData(caller.principal), user: owner.name, scopes: body.scopes, expiresAt: value.expiresAt?.toISOString() ?? null, issuedBy, ...(forOther ? { severity: 'high' } : {}) },
+            data: {
+              ...viaData(caller.principal),
+              user: owner.name,
+              scopes: body.scopes,
+              expiresAt: value.expiresAt?.toISOString() ?? null,
+              issuedBy,
+              ...(forOther ? { severity: 'high' } : {}),
+            },
           });
           return value;
         });
-        return reply.code(201).send({ id: issued.id, user: owner.name, token: issued.token, name: body.name, scopes: body.scopes, expiresAt: iso(issued.expiresAt) });
+        return reply
+          .code(201)
+          .send({ id: issued.id, user: owner.name, token: issued.token, name: body.name, scopes: body.scopes, expiresAt: iso(issued.expiresAt) });
       },
     );
 
     app.delete(
       '/api/v1/tokens/:id',
-      { config: { auth: { scope: 'read' } }, schema: { tags: ['auth'], summary: 'Revoke a token (yours, or any as admin)', security: [{ bearer: [] }, { session: [] }], params: z.object({ id: boundedText(64) }), response: { 200: z.object({ revoked: z.boolean() }), ...errors } } },
+      {
+        config: { auth: { scope: 'read' } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Revoke a token (yours, or any as admin)',
+          security: [{ bearer: [] }, { session: [] }],
+          params: z.object({ id: boundedText(64) }),
+          response: { 200: z.object({ revoked: z.boolean() }), ...errors },
+        },
+      },
       async (request) => {
         const caller = callerOf(request);
         const token = await findTokenOwner(db, request.params.id);
         if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
           return refuse(
             engine,
-            { caller: caller.principal, route: '/api/v1/tokens/:id', reason: token ? 'not the owner' : 'unknown token', action: 'auth.refused', data: { tokenId: request.params.id.slice(0, 64) } },
+            {
+              caller: caller.principal,
+              route: '/api/v1/tokens/:id',
+              reason: token ? 'not the owner' : 'unknown token',
+              action: 'auth.refused',
+              data: { tokenId: request.params.id.slice(0, 64) },
+            },
             new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`),
           );
         }
@@ -154,7 +234,15 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
 
     app.post(
       '/api/v1/auth/cli/token',
-      { config: { auth: { public: '`lapse login`: the one-time code with its PKCE verifier is the credential' } }, schema: { tags: ['auth'], summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token', body: cliTokenBody, response: { 201: issuedView, ...errors } } },
+      {
+        config: { auth: { public: '`lapse login`: the one-time code with its PKCE verifier is the credential' } },
+        schema: {
+          tags: ['auth'],
+          summary: '`lapse login`: trade the one-time code (with the PKCE verifier) for an API token',
+          body: cliTokenBody,
+          response: { 201: issuedView, ...errors },
+        },
+      },
       async (request, reply) => {
         try {
           // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
@@ -164,12 +252,24 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
             const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
             const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS, issuedBy: user.name }, now);
-            audit({ action: 'token.created', actor: user.name, subject: value.id, data: { user: user.name, scopes, via: 'lapse login', expiresAt: value.expiresAt?.toISOString() ?? null } });
+            audit({
+              action: 'token.created',
+              actor: user.name,
+              subject: value.id,
+              data: { user: user.name, scopes, via: 'lapse login', expiresAt: value.expiresAt?.toISOString() ?? null },
+            });
             return { ...value, user: user.name, scopes };
           });
-          return reply.code(201).send({ id: issued.id, user: issued.user, token: issued.token, name: request.body.name, scopes: issued.scopes, expiresAt: iso(issued.expiresAt) });
+          return reply
+            .code(201)
+            .send({ id: issued.id, user: issued.user, token: issued.token, name: request.body.name, scopes: issued.scopes, expiresAt: iso(issued.expiresAt) });
         } catch (error) {
-          if (isLapseError(error, 'unauthenticated')) await engine.recordSecurityEvent({ action: 'auth.refused', actor: 'anonymous', data: { route: '/api/v1/auth/cli/token', reason: 'cli code', ip: request.ip } });
+          if (isLapseError(error, 'unauthenticated'))
+            await engine.recordSecurityEvent({
+              action: 'auth.refused',
+              actor: 'anonymous',
+              data: { route: '/api/v1/auth/cli/token', reason: 'cli code', ip: request.ip },
+            });
           throw error;
         }
       },

@@ -11,7 +11,8 @@ import { Refusal, type MfaFactor, type MfaUnit, type MfaUser } from './context.j
 export const MFA_MAX_FAILURES = 10;
 export const MFA_FAILURE_WINDOW_MS = 15 * 60_000;
 
-export type FailureReason = 'wrong_code' | 'replay' | 'no_factor' | 'unknown_passkey' | 'bad_assertion' | 'counter_regression' | 'challenge_unknown' | 'challenge_expired';
+export type FailureReason =
+  'wrong_code' | 'replay' | 'no_factor' | 'unknown_passkey' | 'bad_assertion' | 'counter_regression' | 'challenge_unknown' | 'challenge_expired';
 
 const SEVERITY: Record<FailureReason, 'medium' | 'high'> = {
   wrong_code: 'medium',
@@ -58,7 +59,13 @@ function lockedOut(): LapseError {
 }
 
 /** Counts a failure, audits it (with severity), and locks the user out at the limit. */
-export async function recordFailure(unit: MfaUnit, user: MfaUser, factor: MfaFactor, reason: FailureReason, data: Record<string, unknown> = {}): Promise<Refusal> {
+export async function recordFailure(
+  unit: MfaUnit,
+  user: MfaUser,
+  factor: MfaFactor,
+  reason: FailureReason,
+  data: Record<string, unknown> = {},
+): Promise<Refusal> {
   // Rows outside the window count for nothing: this user's are dropped as new ones arrive.
   await recordMfaFailure(unit.tx, { userId: user.id, factor, at: unit.now }, new Date(unit.now.getTime() - MFA_FAILURE_WINDOW_MS));
   const action = reason === 'replay' ? 'auth.mfa_replay' : reason === 'counter_regression' ? 'auth.mfa_counter_regression' : 'auth.mfa_failed';

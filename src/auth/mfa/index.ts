@@ -15,4 +15,15 @@ export {
   verifyPasskey,
   type Passkey,
 } from './passkeys.js';
-export { confirmTotp, enrollTotp, removeTotp, TOTP_CODE, totpCodeAt, totpStatus, totpStepOf, verifyTotp, type TotpEnrollment, type TotpStatus } from './totp.js';
+export {
+  confirmTotp,
+  enrollTotp,
+  removeTotp,
+  TOTP_CODE,
+  totpCodeAt,
+  totpStatus,
+  totpStepOf,
+  verifyTotp,
+  type TotpEnrollment,
+  type TotpStatus,
+} from './totp.js';

@@ -13,7 +13,17 @@ import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
 import { LapseError } from '../../domain/errors.js';
 import { newId } from '../../domain/ids.js';
-import { deleteUserPasskey, getUserPasskeyByCredential, insertMfaChallenge, insertPasskey, passkeyCredentialExists, passkeysOfUser, recordPasskeyUse, takeMfaChallenge, type Executor } from '../../store/index.js';
+import {
+  deleteUserPasskey,
+  getUserPasskeyByCredential,
+  insertMfaChallenge,
+  insertPasskey,
+  passkeyCredentialExists,
+  passkeysOfUser,
+  recordPasskeyUse,
+  takeMfaChallenge,
+  type Executor,
+} from '../../store/index.js';
 import { clearFailures, guardAttempts, recordFailure } from './attempts.js';
 import { recorded, Refusal, type MfaContext, type MfaProof, type MfaUnit, type MfaUser, type RelyingParty } from './context.js';
 
@@ -21,9 +31,17 @@ import { recorded, Refusal, type MfaContext, type MfaProof, type MfaUnit, type M
 export const CHALLENGE_TTL_MS = 5 * 60_000;
 export const MAX_PASSKEYS_PER_USER = 20;
 
-const base64url = (max: number) => z.string().min(1).max(max).regex(/^[A-Za-z0-9_-]+$/, 'base64url');
+const base64url = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .regex(/^[A-Za-z0-9_-]+$/, 'base64url');
 const transports = z.array(z.string().max(32)).max(10);
-const extensionResults = z.record(z.string().max(64), z.unknown()).refine((value) => JSON.stringify(value).length <= 4096, 'at most 4 KB').default({});
+const extensionResults = z
+  .record(z.string().max(64), z.unknown())
+  .refine((value) => JSON.stringify(value).length <= 4096, 'at most 4 KB')
+  .default({});
 
 /** What `PublicKeyCredential.toJSON()` gives after `navigator.credentials.create()`. Bounded. */
 export const registrationResponseSchema = z
@@ -74,7 +92,7 @@ function knownTransports(values: readonly string[] | undefined): AuthenticatorTr
 function relyingPartyOf(context: MfaContext): RelyingParty {
   const party = context.relyingParty;
   if (!party) {
-    throw new LapseError('config_invalid', 'passkeys need the server\'s public URL, which is not known', {
+    throw new LapseError('config_invalid', "passkeys need the server's public URL, which is not known", {
       where: 'auth.publicUrl',
       hint: 'Set auth.publicUrl in lapse.yaml to the URL people use to reach Lapse (see docs/authentication.md).',
     });
@@ -88,7 +106,11 @@ async function userPasskeys(db: Executor, user: MfaUser) {
 
 async function storeChallenge(unit: MfaUnit, user: MfaUser, purpose: 'registration' | 'authentication', challenge: string): Promise<void> {
   // Expired challenges are garbage: cleared as new ones are issued.
-  await insertMfaChallenge(unit.tx, { challenge, user_id: user.id, purpose, created_at: unit.now, expires_at: new Date(unit.now.getTime() + CHALLENGE_TTL_MS) }, unit.now);
+  await insertMfaChallenge(
+    unit.tx,
+    { challenge, user_id: user.id, purpose, created_at: unit.now, expires_at: new Date(unit.now.getTime() + CHALLENGE_TTL_MS) },
+    unit.now,
+  );
 }
 
 /** The challenge the browser signed, from clientDataJSON (the library checks it matches again). */
@@ -108,9 +130,7 @@ function challengeIn(clientDataJSON: string): string | null {
  */
 async function spendChallenge(unit: MfaUnit, user: MfaUser, purpose: 'registration' | 'authentication', clientDataJSON: string): Promise<string | Refusal> {
   const challenge = challengeIn(clientDataJSON);
-  const spent = challenge
-    ? await takeMfaChallenge(unit.tx, user.id, purpose, challenge)
-    : undefined;
+  const spent = challenge ? await takeMfaChallenge(unit.tx, user.id, purpose, challenge) : undefined;
   if (!challenge || !spent) return recordFailure(unit, user, 'webauthn', 'challenge_unknown', { purpose });
   if (new Date(spent.expires_at) <= unit.now) return recordFailure(unit, user, 'webauthn', 'challenge_expired', { purpose });
   return challenge;
@@ -122,7 +142,12 @@ export async function passkeyRegistrationOptions(context: MfaContext, user: MfaU
   return recorded(context, async (unit) => {
     const existing = await userPasskeys(unit.tx, user);
     if (existing.length >= MAX_PASSKEYS_PER_USER) {
-      return new Refusal(new LapseError('conflict', `${user.name} already has ${existing.length} passkeys, the most one user may register`, { where: 'passkeys', hint: 'Remove one you no longer use.' }));
+      return new Refusal(
+        new LapseError('conflict', `${user.name} already has ${existing.length} passkeys, the most one user may register`, {
+          where: 'passkeys',
+          hint: 'Remove one you no longer use.',
+        }),
+      );
     }
     const options = await generateRegistrationOptions({
       rpName: party.name,
@@ -150,7 +175,14 @@ export interface Passkey {
 }
 
 function toPasskey(row: Awaited<ReturnType<typeof userPasskeys>>[number]): Passkey {
-  return { id: row.id, name: row.name, transports: row.transports, backedUp: row.backed_up, createdAt: new Date(row.created_at), lastUsedAt: row.last_used_at && new Date(row.last_used_at) };
+  return {
+    id: row.id,
+    name: row.name,
+    transports: row.transports,
+    backedUp: row.backed_up,
+    createdAt: new Date(row.created_at),
+    lastUsedAt: row.last_used_at && new Date(row.last_used_at),
+  };
 }
 
 /** Verifies `navigator.credentials.create()`'s result against a challenge we issued and stores the passkey. */
@@ -164,7 +196,13 @@ export async function registerPasskey(context: MfaContext, user: MfaUser, name: 
     if (challenge instanceof Refusal) return challenge;
     let verification;
     try {
-      verification = await verifyRegistrationResponse({ response, expectedChallenge: challenge, expectedOrigin: [...party.origins], expectedRPID: party.id, requireUserVerification: false });
+      verification = await verifyRegistrationResponse({
+        response,
+        expectedChallenge: challenge,
+        expectedOrigin: [...party.origins],
+        expectedRPID: party.id,
+        requireUserVerification: false,
+      });
     } catch (error) {
       context.logger.warn({ event: 'auth.mfa_failed', user: user.name, err: error }, 'passkey registration did not verify');
       return recordFailure(unit, user, 'webauthn', 'bad_assertion', { purpose: 'registration' });
@@ -188,7 +226,12 @@ export async function registerPasskey(context: MfaContext, user: MfaUser, name: 
     };
     await insertPasskey(unit.tx, row);
     await clearFailures(unit, user);
-    unit.audit({ action: 'auth.mfa_passkey_registered', actor: user.name, subject: row.id, data: { name, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, aaguid: info.aaguid } });
+    unit.audit({
+      action: 'auth.mfa_passkey_registered',
+      actor: user.name,
+      subject: row.id,
+      data: { name, deviceType: info.credentialDeviceType, backedUp: info.credentialBackedUp, aaguid: info.aaguid },
+    });
     return { id: row.id, name, transports: info.credential.transports ?? [], backedUp: row.backed_up, createdAt: unit.now, lastUsedAt: null };
   });
 }
@@ -199,7 +242,12 @@ export async function passkeyAuthenticationOptions(context: MfaContext, user: Mf
   return recorded(context, async (unit) => {
     const passkeys = await userPasskeys(unit.tx, user);
     if (passkeys.length === 0) {
-      return new Refusal(new LapseError('not_found', `${user.name} has no passkey registered`, { where: 'passkeys', hint: 'Register one first, or step up with an authenticator-app code.' }));
+      return new Refusal(
+        new LapseError('not_found', `${user.name} has no passkey registered`, {
+          where: 'passkeys',
+          hint: 'Register one first, or step up with an authenticator-app code.',
+        }),
+      );
     }
     const options = await generateAuthenticationOptions({
       rpID: party.id,
@@ -232,7 +280,12 @@ export async function verifyPasskey(context: MfaContext, user: MfaUser, response
         expectedChallenge: challenge,
         expectedOrigin: [...party.origins],
         expectedRPID: party.id,
-        credential: { id: stored.credential_id, publicKey: new Uint8Array(stored.public_key), counter: Number(stored.counter), transports: stored.transports as AuthenticatorTransportFuture[] },
+        credential: {
+          id: stored.credential_id,
+          publicKey: new Uint8Array(stored.public_key),
+          counter: Number(stored.counter),
+          transports: stored.transports as AuthenticatorTransportFuture[],
+        },
         requireUserVerification: false,
       });
     } catch (error) {
@@ -240,13 +293,25 @@ export async function verifyPasskey(context: MfaContext, user: MfaUser, response
       // proof of a clone by itself: refuse and alert, but do not disable the passkey (that would
       // let anyone who saw its id lock its owner out).
       const regression = error instanceof Error && /counter value/i.test(error.message);
-      context.logger.warn({ event: regression ? 'auth.mfa_counter_regression' : 'auth.mfa_failed', user: user.name, passkeyId: stored.id, err: error }, 'passkey assertion refused');
+      context.logger.warn(
+        { event: regression ? 'auth.mfa_counter_regression' : 'auth.mfa_failed', user: user.name, passkeyId: stored.id, err: error },
+        'passkey assertion refused',
+      );
       return recordFailure(unit, user, 'webauthn', regression ? 'counter_regression' : 'bad_assertion', { passkeyId: stored.id });
     }
     if (!verification.verified) return recordFailure(unit, user, 'webauthn', 'bad_assertion', { passkeyId: stored.id });
-    await recordPasskeyUse(unit.tx, stored.id, { counter: verification.authenticationInfo.newCounter, backedUp: verification.authenticationInfo.credentialBackedUp, at: unit.now });
+    await recordPasskeyUse(unit.tx, stored.id, {
+      counter: verification.authenticationInfo.newCounter,
+      backedUp: verification.authenticationInfo.credentialBackedUp,
+      at: unit.now,
+    });
     await clearFailures(unit, user);
-    unit.audit({ action: 'auth.mfa_verified', actor: user.name, subject: stored.id, data: { factor: 'webauthn', userVerified: verification.authenticationInfo.userVerified } });
+    unit.audit({
+      action: 'auth.mfa_verified',
+      actor: user.name,
+      subject: stored.id,
+      data: { factor: 'webauthn', userVerified: verification.authenticationInfo.userVerified },
+    });
     return { factor: 'webauthn' as const, at: unit.now };
   });
 }

@@ -53,7 +53,9 @@ describeEachStore('TOTP factors', ({ store }) => {
   });
   const newUser = async (): Promise<MfaUser> => createUser(store().db, { name: `u${randomBytes(4).toString('hex')}`, groups: [] }, new Date());
   const audit = async (actor: string) =>
-    (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute()).map((r) => JSON.parse(r.payload) as { action: string; actor: string; data?: Record<string, unknown> }).filter((e) => e.actor === actor);
+    (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute())
+      .map((r) => JSON.parse(r.payload) as { action: string; actor: string; data?: Record<string, unknown> })
+      .filter((e) => e.actor === actor);
   const enrolled = async (user: MfaUser) => {
     const enrollment = await enrollTotp(context, user, 'Lapse');
     await confirmTotp(context, user, totpCodeAt(enrollment.secret, new Date(Date.now() - 30_000)));
@@ -63,7 +65,9 @@ describeEachStore('TOTP factors', ({ store }) => {
   it('enrolls pending, with the secret sealed at rest and an otpauth URI, and activates on a first code', async () => {
     const user = await newUser();
     const enrollment = await enrollTotp(context, user, 'Lapse');
-    expect(enrollment.uri).toMatch(new RegExp(`^otpauth://totp/Lapse:${user.name}\\?secret=${enrollment.secret}&period=30&digits=6&algorithm=SHA1&issuer=Lapse$`));
+    expect(enrollment.uri).toMatch(
+      new RegExp(`^otpauth://totp/Lapse:${user.name}\\?secret=${enrollment.secret}&period=30&digits=6&algorithm=SHA1&issuer=Lapse$`),
+    );
     const row = await store().db.selectFrom('mfa_totp').selectAll().where('user_id', '=', user.id).executeTakeFirstOrThrow();
     expect(row.status).toBe('pending');
     expect(row.secret_sealed).not.toContain(enrollment.secret);
@@ -72,7 +76,9 @@ describeEachStore('TOTP factors', ({ store }) => {
 
     // A pending factor does not verify step-ups.
     await expect(verifyTotp(context, user, totpCodeAt(enrollment.secret, new Date()))).rejects.toSatisfy((e) => isLapseError(e, 'mfa_failed'));
-    await expect(confirmTotp(context, user, '000000' === totpCodeAt(enrollment.secret, new Date()) ? '111111' : '000000')).rejects.toSatisfy((e) => isLapseError(e, 'mfa_failed'));
+    await expect(confirmTotp(context, user, '000000' === totpCodeAt(enrollment.secret, new Date()) ? '111111' : '000000')).rejects.toSatisfy((e) =>
+      isLapseError(e, 'mfa_failed'),
+    );
     const proof = await confirmTotp(context, user, totpCodeAt(enrollment.secret, new Date()));
     expect(proof.factor).toBe('totp');
     expect((await totpStatus(context, user))?.status).toBe('active');
@@ -115,7 +121,9 @@ describeEachStore('TOTP factors', ({ store }) => {
     const user = await newUser();
     const secret = await enrolled(user);
     const right = totpCodeAt(secret, new Date(Date.now() + 30_000));
-    const wrong = ['000000', '111111'].find((c) => c !== right && c !== totpCodeAt(secret, new Date()) && c !== totpCodeAt(secret, new Date(Date.now() - 30_000)))!;
+    const wrong = ['000000', '111111'].find(
+      (c) => c !== right && c !== totpCodeAt(secret, new Date()) && c !== totpCodeAt(secret, new Date(Date.now() - 30_000)),
+    )!;
     for (let i = 1; i < MFA_MAX_FAILURES; i++) await expect(verifyTotp(context, user, wrong)).rejects.toSatisfy((e) => isLapseError(e, 'mfa_failed'));
     await expect(verifyTotp(context, user, wrong)).rejects.toSatisfy((e) => isLapseError(e, 'rate_limited'));
     await expect(verifyTotp(context, user, right)).rejects.toSatisfy((e) => isLapseError(e, 'rate_limited'));

@@ -72,7 +72,16 @@ export async function enrollTotp(context: MfaContext, user: MfaUser, issuer: str
     const sealed = context.sealer.seal(secret, sealContext(user));
     await insertTotpFactor(
       unit.tx,
-      { id: factorId, user_id: user.id, secret_sealed: sealed, status: 'pending', last_step: null, created_at: unit.now, confirmed_at: null, last_used_at: null },
+      {
+        id: factorId,
+        user_id: user.id,
+        secret_sealed: sealed,
+        status: 'pending',
+        last_step: null,
+        created_at: unit.now,
+        confirmed_at: null,
+        last_used_at: null,
+      },
       existing?.id,
     );
     unit.audit({ action: 'auth.mfa_totp_enrolling', actor: user.name, subject: factorId, data: { replacedPendingId: existing?.id ?? null } });
@@ -97,7 +106,12 @@ async function checkTotp(context: MfaContext, user: MfaUser, code: string, statu
     const factor = await getTotpFactorIn(unit.tx, user.id, status);
     if (!factor) {
       if (status === 'pending') {
-        return new Refusal(new LapseError('not_found', 'there is no authenticator-app enrollment waiting for confirmation', { where: 'totp', hint: 'Start one with POST /api/v1/mfa/totp.' }));
+        return new Refusal(
+          new LapseError('not_found', 'there is no authenticator-app enrollment waiting for confirmation', {
+            where: 'totp',
+            hint: 'Start one with POST /api/v1/mfa/totp.',
+          }),
+        );
       }
       return recordFailure(unit, user, 'totp', 'no_factor');
     }
@@ -112,7 +126,12 @@ async function checkTotp(context: MfaContext, user: MfaUser, code: string, statu
       return recordFailure(unit, user, 'totp', 'replay', { factorId: factor.id });
     }
     await clearFailures(unit, user);
-    unit.audit({ action: status === 'pending' ? 'auth.mfa_totp_enrolled' : 'auth.mfa_verified', actor: user.name, subject: factor.id, data: { factor: 'totp' } });
+    unit.audit({
+      action: status === 'pending' ? 'auth.mfa_totp_enrolled' : 'auth.mfa_verified',
+      actor: user.name,
+      subject: factor.id,
+      data: { factor: 'totp' },
+    });
     return { factor: 'totp' as const, at: unit.now };
   });
 }
@@ -137,5 +156,13 @@ export interface TotpStatus {
 
 export async function totpStatus(context: Pick<MfaContext, 'db'>, user: MfaUser): Promise<TotpStatus | null> {
   const row = await getTotpFactor(context.db, user.id);
-  return row ? { id: row.id, status: row.status, createdAt: new Date(row.created_at), confirmedAt: row.confirmed_at && new Date(row.confirmed_at), lastUsedAt: row.last_used_at && new Date(row.last_used_at) } : null;
+  return row
+    ? {
+        id: row.id,
+        status: row.status,
+        createdAt: new Date(row.created_at),
+        confirmedAt: row.confirmed_at && new Date(row.confirmed_at),
+        lastUsedAt: row.last_used_at && new Date(row.last_used_at),
+      }
+    : null;
 }

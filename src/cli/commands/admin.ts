@@ -13,7 +13,10 @@ import { readSecretFromStdin } from '../stdin.js';
 const offlineActor = () => `cli:${process.env.USER ?? 'unknown'}`;
 
 /** One offline change and its audit event, through the same unit of work as the server's changes. */
-async function inTransaction<T>(store: Store, work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>): Promise<T> {
+async function inTransaction<T>(
+  store: Store,
+  work: (tx: Store['db'], now: Date) => Promise<{ value: T; audit: { action: string; subject: string; data: Record<string, unknown> } }>,
+): Promise<T> {
   const actor = offlineActor();
   const { auditedChange } = await loadAuth();
   return auditedChange(store.db, async (tx, now, audit) => {
@@ -36,24 +39,39 @@ export function registerAdminCommands(program: Command): void {
     .option('--service', 'a service identity rather than a person')
     .option('--password-stdin', 'read a password from standard input (12 to 1024 characters) so the user can sign in')
     .action(
-      action(async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean; passwordStdin?: boolean }, command: Command) => {
-        const globals = command.optsWithGlobals<GlobalOptions>();
-        if (options.passwordStdin && options.service) throw new LapseError('validation_failed', 'service identities sign in with API tokens, not passwords', { where: '--password-stdin' });
-        const { checkPasswordPolicy, createUser, setPassword } = await loadAuth();
-        const password = options.passwordStdin ? await readSecretFromStdin('password') : undefined;
-        if (password !== undefined) checkPasswordPolicy(password, '--password-stdin');
-        const store = await openStoreAt(resolveLocation(options));
-        try {
-          const created = await inTransaction(store, async (tx, now) => {
-            const value = await createUser(tx, { name, groups: options.group, kind: options.service ? 'service' : 'user' }, now);
-            if (password !== undefined) await setPassword(tx, value.id, password);
-            return { value, audit: { action: 'user.created', subject: value.id, data: { name: value.name, kind: value.kind, groups: value.groups, canSignIn: password !== undefined } } }; // NB. audit keys may not mention passwords
-          });
-          emit(globals, { ...created, hasPassword: password !== undefined }, () => `created ${created.kind} ${created.name} (${created.id})${created.groups.length ? ` in ${created.groups.join(', ')}` : ''}${password !== undefined ? ', with a password' : ''}`);
-        } finally {
-          await store.close();
-        }
-      }),
+      action(
+        async (name: string, options: { config?: string; dataDir?: string; group: string[]; service?: boolean; passwordStdin?: boolean }, command: Command) => {
+          const globals = command.optsWithGlobals<GlobalOptions>();
+          if (options.passwordStdin && options.service)
+            throw new LapseError('validation_failed', 'service identities sign in with API tokens, not passwords', { where: '--password-stdin' });
+          const { checkPasswordPolicy, createUser, setPassword } = await loadAuth();
+          const password = options.passwordStdin ? await readSecretFromStdin('password') : undefined;
+          if (password !== undefined) checkPasswordPolicy(password, '--password-stdin');
+          const store = await openStoreAt(resolveLocation(options));
+          try {
+            const created = await inTransaction(store, async (tx, now) => {
+              const value = await createUser(tx, { name, groups: options.group, kind: options.service ? 'service' : 'user' }, now);
+              if (password !== undefined) await setPassword(tx, value.id, password);
+              return {
+                value,
+                audit: {
+                  action: 'user.created',
+                  subject: value.id,
+                  data: { name: value.name, kind: value.kind, groups: value.groups, canSignIn: password !== undefined },
+                },
+              }; // NB. audit keys may not mention passwords
+            });
+            emit(
+              globals,
+              { ...created, hasPassword: password !== undefined },
+              () =>
+                `created ${created.kind} ${created.name} (${created.id})${created.groups.length ? ` in ${created.groups.join(', ')}` : ''}${password !== undefined ? ', with a password' : ''}`,
+            );
+          } finally {
+            await store.close();
+          }
+        },
+      ),
     );
 
   addLocationOptions(user.command('set-password <name>'))
@@ -71,7 +89,11 @@ export function registerAdminCommands(program: Command): void {
             const owner = await findAccount(tx, name);
             if (!owner) throw new LapseError('not_found', `there is no user ${name}`, { where: name, hint: 'Create it with `lapse admin user create`.' });
             if (owner.source !== 'local' || owner.kind !== 'user') {
-              throw new LapseError('validation_failed', `${name} is ${owner.source === 'oidc' ? 'an OIDC user (their password lives at the identity provider)' : 'a service identity (it uses API tokens)'}`, { where: name });
+              throw new LapseError(
+                'validation_failed',
+                `${name} is ${owner.source === 'oidc' ? 'an OIDC user (their password lives at the identity provider)' : 'a service identity (it uses API tokens)'}`,
+                { where: name },
+              );
             }
             await setPassword(tx, owner.id, password);
             return { value: owner, audit: { action: 'user.password_set', subject: owner.id, data: { name: owner.name } } };
@@ -99,12 +121,25 @@ export function registerAdminCommands(program: Command): void {
         try {
           const issued = await inTransaction(store, async (tx, now) => {
             const owner = await findUserByName(tx, options.user);
-            if (!owner) throw new LapseError('not_found', `there is no user ${options.user}`, { where: '--user', hint: 'Create it with `lapse admin user create`.' });
+            if (!owner)
+              throw new LapseError('not_found', `there is no user ${options.user}`, { where: '--user', hint: 'Create it with `lapse admin user create`.' });
             const value = await issueApiToken(tx, { userId: owner.id, name: options.name, scopes: options.scope, expiresInMs, issuedBy: offlineActor() }, now);
-            return { value, audit: { action: 'token.created', subject: value.id, data: { user: owner.name, scopes: options.scope, expiresAt: value.expiresAt?.toISOString() ?? null, issuedBy: offlineActor() } } };
+            return {
+              value,
+              audit: {
+                action: 'token.created',
+                subject: value.id,
+                data: { user: owner.name, scopes: options.scope, expiresAt: value.expiresAt?.toISOString() ?? null, issuedBy: offlineActor() },
+              },
+            };
           });
           emit(globals, { id: issued.id, token: issued.token, expiresAt: issued.expiresAt?.toISOString() ?? null }, () =>
-            [`${issued.token}`, '', `token ${issued.id} for ${options.user}, scopes ${options.scope.join(', ')}, ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}.`, 'This is the only time it is shown; store it now.'].join('\n'),
+            [
+              `${issued.token}`,
+              '',
+              `token ${issued.id} for ${options.user}, scopes ${options.scope.join(', ')}, ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}.`,
+              'This is the only time it is shown; store it now.',
+            ].join('\n'),
           );
         } finally {
           await store.close();

@@ -42,7 +42,10 @@ export function addAuditQuery(audit: Command): Command {
         const filters = { action: filter(flags.action, '--action', 128), actor: filter(flags.actor, '--actor'), subject: filter(flags.subject, '--subject') };
         const pageSize = limit(flags.limit);
         if (format && (filters.action || filters.actor || filters.subject || pageSize !== undefined)) {
-          throw new LapseError('validation_failed', '--export takes only --since and --until', { where: '--export', hint: 'Export a time range, then filter the file (e.g. with jq or grep).' });
+          throw new LapseError('validation_failed', '--export takes only --since and --until', {
+            where: '--export',
+            hint: 'Export a time range, then filter the file (e.g. with jq or grep).',
+          });
         }
         const client = clientFor(flags);
         if (format) {
@@ -53,7 +56,11 @@ export function addAuditQuery(audit: Command): Command {
           return;
         }
         const page = await client.get('/api/v1/audit', auditPage, { query: { ...filters, ...range, limit: pageSize ?? 50 } });
-        show(flags, page, () => (page.items.length === 0 ? 'no audit events match' : [...page.items.map(eventLine), ...(page.nextCursor ? ['… more (narrow with --since/--action, or use --export)'] : [])].join('\n')));
+        show(flags, page, () =>
+          page.items.length === 0
+            ? 'no audit events match'
+            : [...page.items.map(eventLine), ...(page.nextCursor ? ['… more (narrow with --since/--action, or use --export)'] : [])].join('\n'),
+        );
       }),
     );
 }

@@ -74,7 +74,19 @@ describe('lapse request (auto-approved) --wait', { timeout: CLI_TEST_TIMEOUT_MS 
   let grantId = '';
 
   it('reaches active and prints the credentials once, as JSON', async () => {
-    const run = await as('alice', '--json', 'request', 'prod-db/ephemeral', '--for', '1h', '--reason', 'INC-42 checking replication lag', '--wait', '--timeout', '2m');
+    const run = await as(
+      'alice',
+      '--json',
+      'request',
+      'prod-db/ephemeral',
+      '--for',
+      '1h',
+      '--reason',
+      'INC-42 checking replication lag',
+      '--wait',
+      '--timeout',
+      '2m',
+    );
     expect(run.code, run.stderr).toBe(0);
     const out = json<{ outcome: string; request: Req; grant: Grant; credentials: Record<string, string> }>(run);
     expect(out.outcome).toBe('active');
@@ -104,7 +116,9 @@ describe('lapse request (auto-approved) --wait', { timeout: CLI_TEST_TIMEOUT_MS 
   it('without --wait says what was decided and how to follow it', async () => {
     const run = await as('alice', 'request', 'prod-db/readonly', '--for', '30m', '--reason', 'quick look');
     expect(run.code, run.stderr).toBe(0);
-    expect(run.stdout).toMatch(/^req_[0-9a-z]{26}: prod-db\/readonly approved by policy sre-readonly; grant grt_[0-9a-z]{26} is being set up\nFollow it with `lapse status grt_/);
+    expect(run.stdout).toMatch(
+      /^req_[0-9a-z]{26}: prod-db\/readonly approved by policy sre-readonly; grant grt_[0-9a-z]{26} is being set up\nFollow it with `lapse status grt_/,
+    );
   });
 
   it('status of the grant shows expiry with the time left, and the timeline of its request', async () => {
@@ -128,7 +142,8 @@ describe('lapse request (auto-approved) --wait', { timeout: CLI_TEST_TIMEOUT_MS 
 });
 
 describe('requests that need approval', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
-  const ask = (...extra: string[]) => as('alice', '--json', 'request', 'prod-db/admin', '--for', '1h', '--reason', 'INC-7 rotating the replica', '--ticket', 'OPS-7', ...extra);
+  const ask = (...extra: string[]) =>
+    as('alice', '--json', 'request', 'prod-db/admin', '--for', '1h', '--reason', 'INC-7 rotating the replica', '--ticket', 'OPS-7', ...extra);
 
   it('stays pending and says who must approve; a self-approval is refused (exit 6); others approve it stage by stage', async () => {
     const submitted = await ask();
@@ -162,7 +177,10 @@ describe('requests that need approval', { timeout: CLI_TEST_TIMEOUT_MS }, () => 
     expect(errorOf(again).code).toBe('invalid_transition');
 
     const detail = json<{ reviews: { reviewerId: string; decision: string; comment: string }[] }>(await as('alice', '--json', 'status', request.id));
-    expect(detail.reviews).toEqual([expect.objectContaining({ reviewerId: 'bob', decision: 'approve', comment: 'looks right' }), expect.objectContaining({ reviewerId: 'carol', decision: 'approve' })]);
+    expect(detail.reviews).toEqual([
+      expect.objectContaining({ reviewerId: 'bob', decision: 'approve', comment: 'looks right' }),
+      expect.objectContaining({ reviewerId: 'carol', decision: 'approve' }),
+    ]);
   });
 
   it('--wait follows the approvals live until the access is active', async () => {
@@ -200,7 +218,13 @@ describe('requests that need approval', { timeout: CLI_TEST_TIMEOUT_MS }, () => 
 
 describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () => {
   it('not found is exit 3, for ids that do not exist or that the caller may not see', async () => {
-    const { request } = await server.engine.engine.submit({ principal: { id: 'alice', kind: 'user', groups: ['sre'] }, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason: 'mine alone' });
+    const { request } = await server.engine.engine.submit({
+      principal: { id: 'alice', kind: 'user', groups: ['sre'] },
+      target: 'prod-db',
+      entitlement: 'readonly',
+      durationMs: 60_000,
+      reason: 'mine alone',
+    });
     const [missing, approveMissing, someoneElses, grantMissing] = await Promise.all([
       as('alice', 'status', 'req_01jaaaaaaaaaaaaaaaaaaaaaaa'),
       as('bob', 'approve', 'req_01jaaaaaaaaaaaaaaaaaaaaaaa'),
@@ -213,7 +237,14 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
     expect(someoneElses.code).toBe(3);
     expect(grantMissing.code).toBe(3);
 
-    const { request: pending } = await server.engine.engine.submit({ principal: { id: 'alice', kind: 'user', groups: ['sre'] }, target: 'prod-db', entitlement: 'admin', durationMs: 60_000, reason: 'changed my mind', ticket: 'OPS-2' });
+    const { request: pending } = await server.engine.engine.submit({
+      principal: { id: 'alice', kind: 'user', groups: ['sre'] },
+      target: 'prod-db',
+      entitlement: 'admin',
+      durationMs: 60_000,
+      reason: 'changed my mind',
+      ticket: 'OPS-2',
+    });
     const [notMine, cancelled] = [await as('bob', 'cancel', pending.id), await as('alice', '--json', 'cancel', pending.id)];
     expect(notMine.code).toBe(3);
     expect(cancelled.code, cancelled.stderr).toBe(0);
@@ -237,7 +268,9 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
       [['request', 'prod-db/readonly', '--reason', 'x', '--frobnicate'], /unknown option/],
     ];
     // Pointed at a closed port: any call that slipped out would fail with exit 5, not 2.
-    const runs = await fourAtATime(cases, ([args]) => runLapse([...args, '--server', 'http://127.0.0.1:1'], { LAPSE_TOKEN: tokens.alice, LAPSE_CONFIG_DIR: home.dir }));
+    const runs = await fourAtATime(cases, ([args]) =>
+      runLapse([...args, '--server', 'http://127.0.0.1:1'], { LAPSE_TOKEN: tokens.alice, LAPSE_CONFIG_DIR: home.dir }),
+    );
     runs.forEach((run, i) => {
       expect(run.code, `${cases[i]![0].join(' ')}: ${run.stderr}`).toBe(2);
       expect(run.stderr, cases[i]![0].join(' ')).toMatch(cases[i]![1]);
@@ -256,7 +289,11 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
   });
 
   it('wrong scope or role is exit 6: a read-only token cannot request, a requester cannot revoke or list everyone', async () => {
-    const readOnly = await runLapse(['request', 'prod-db/readonly', '--reason', 'x'], { LAPSE_SERVER: server.url, LAPSE_TOKEN: tokens.aliceReadOnly, LAPSE_CONFIG_DIR: home.dir });
+    const readOnly = await runLapse(['request', 'prod-db/readonly', '--reason', 'x'], {
+      LAPSE_SERVER: server.url,
+      LAPSE_TOKEN: tokens.aliceReadOnly,
+      LAPSE_CONFIG_DIR: home.dir,
+    });
     expect(readOnly.code).toBe(6);
     expect(readOnly.stderr).toMatch(/lacks the "request" scope/);
     expect((await as('alice', 'ls', '--all')).code).toBe(6);
@@ -271,7 +308,13 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
 
   it('ls lists my requests and active grants; --all for admins; --status narrows', async () => {
     for (const reason of ['one', 'two', 'three']) {
-      await server.engine.engine.submit({ principal: { id: 'alice', kind: 'user', groups: ['sre', 'oncall'] }, target: 'prod-db', entitlement: 'readonly', durationMs: 60_000, reason });
+      await server.engine.engine.submit({
+        principal: { id: 'alice', kind: 'user', groups: ['sre', 'oncall'] },
+        target: 'prod-db',
+        entitlement: 'readonly',
+        durationMs: 60_000,
+        reason,
+      });
     }
     const mine = json<{ requests: Req[]; grants: Grant[] }>(await as('alice', '--json', 'ls'));
     expect(mine.requests.length).toBeGreaterThan(3);
@@ -290,7 +333,9 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
     const first = await as('alice', 'ls', '--status', 'approved', '--limit', '2');
     const cursor = /… more: repeat with --cursor (\S+)/.exec(first.stdout)?.[1];
     expect(cursor, first.stdout).toBeDefined();
-    const second = json<{ requests: Req[]; nextCursor: { requests: string | null } }>(await as('alice', '--json', 'ls', '--status', 'approved', '--limit', '2', '--cursor', cursor!));
+    const second = json<{ requests: Req[]; nextCursor: { requests: string | null } }>(
+      await as('alice', '--json', 'ls', '--status', 'approved', '--limit', '2', '--cursor', cursor!),
+    );
     expect(second.requests.map((r) => r.id)).toEqual(all.slice(2, 4));
     const [both, bad] = await Promise.all([as('alice', 'ls', '--cursor', cursor!), as('alice', 'ls', '--status', 'approved', '--cursor', 'not a cursor!')]);
     expect(both.code).toBe(2);
@@ -299,7 +344,17 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
   });
 
   it('break-glass with --yes is granted at once and marked', async () => {
-    const run = await as('alice', '--json', 'break-glass', 'prod-db/readonly', '--for', '30m', '--reason', 'primary is down and paging did not reach anyone', '--yes');
+    const run = await as(
+      'alice',
+      '--json',
+      'break-glass',
+      'prod-db/readonly',
+      '--for',
+      '30m',
+      '--reason',
+      'primary is down and paging did not reach anyone',
+      '--yes',
+    );
     expect(run.code, run.stderr).toBe(0);
     expect(json<{ request: Req }>(run).request).toMatchObject({ kind: 'break_glass', status: 'approved' });
     const refused = await as('mallory', 'break-glass', 'prod-db/readonly', '--for', '30m', '--reason', 'I would like to look at production please', '--yes');
@@ -307,7 +362,11 @@ describe('lookups, listings and refusals', { timeout: CLI_TEST_TIMEOUT_MS }, () 
 
     // The after-the-fact review: listed for admins and auditors until someone else reviews it, once.
     const id = json<{ request: Req }>(run).request.id;
-    const [listed, mine, own] = await Promise.all([as('auditor', '--json', 'ls', '--break-glass'), as('alice', 'ls', '--break-glass'), as('alice', 'review-break-glass', id)]);
+    const [listed, mine, own] = await Promise.all([
+      as('auditor', '--json', 'ls', '--break-glass'),
+      as('alice', 'ls', '--break-glass'),
+      as('alice', 'review-break-glass', id),
+    ]);
     expect(json<{ requests: Req[] }>(listed).requests.map((r) => r.id)).toContain(id);
     expect(mine.code).toBe(6);
     expect(own.code).toBe(6);
@@ -353,7 +412,12 @@ describe('step-up: a policy that wants a fresh second factor', { timeout: CLI_TE
     const headers = { authorization: `Bearer ${token}` };
     const enrolled = await mfaServer.app.inject({ method: 'POST', url: '/api/v1/mfa/totp', headers });
     secret = (enrolled.json() as { secret: string }).secret;
-    const confirmed = await mfaServer.app.inject({ method: 'POST', url: '/api/v1/mfa/totp/confirm', headers, payload: { code: totpCodeAt(secret, new Date(Date.now() - 30_000)) } });
+    const confirmed = await mfaServer.app.inject({
+      method: 'POST',
+      url: '/api/v1/mfa/totp/confirm',
+      headers,
+      payload: { code: totpCodeAt(secret, new Date(Date.now() - 30_000)) },
+    });
     expect(confirmed.statusCode).toBe(200);
   });
   afterAll(async () => {
@@ -371,7 +435,15 @@ describe('step-up: a policy that wants a fresh second factor', { timeout: CLI_TE
 
   it('with --mfa-code: the same request is repeated with X-Lapse-MFA and goes through once', async () => {
     const before = await mfaServer.store.db.selectFrom('requests').select('id').execute();
-    const granted = await run('--json', 'request', 'prod-db/sensitive', '--reason', 'INC-5 reading secrets', '--mfa-code', totpCodeAt(secret, new Date(Date.now() + 30_000)));
+    const granted = await run(
+      '--json',
+      'request',
+      'prod-db/sensitive',
+      '--reason',
+      'INC-5 reading secrets',
+      '--mfa-code',
+      totpCodeAt(secret, new Date(Date.now() + 30_000)),
+    );
     expect(granted.code, granted.stderr).toBe(0);
     expect(json<{ request: Req }>(granted).request.status).toBe('approved');
     const after = await mfaServer.store.db.selectFrom('requests').select('id').execute();

@@ -23,7 +23,10 @@ describe('client flags', () => {
   it('target/entitlement', () => {
     expect(entitlementRef('prod-db/readonly')).toEqual({ target: 'prod-db', entitlement: 'readonly' });
     for (const bad of ['prod-db', 'prod-db/', '/readonly', 'a/b/c', 'PROD/x', 'db/x y', `${'a'.repeat(64)}/x`, 'db/x;drop']) {
-      expect(refusal(() => entitlementRef(bad)), bad).toMatchObject({ code: 'validation_failed', exitCode: 2, details: { where: '<target>/<entitlement>' } });
+      expect(
+        refusal(() => entitlementRef(bad)),
+        bad,
+      ).toMatchObject({ code: 'validation_failed', exitCode: 2, details: { where: '<target>/<entitlement>' } });
     }
   });
 
@@ -47,7 +50,9 @@ describe('client flags', () => {
     for (const bad of ['ok\u0000', 'ok\rgone', 'ok\u009b2J', 'ok\ud800']) {
       expect(refusal(() => text(bad, '--comment', 100, false))).toMatchObject({ code: 'validation_failed', details: { where: '--comment' } });
     }
-    expect(refusal(() => text('ok\u009b2J', '--comment', 100, false)).message).toBe('--comment contains a control character (U+009B) at position 3; remove it (only tab and newline are allowed)');
+    expect(refusal(() => text('ok\u009b2J', '--comment', 100, false)).message).toBe(
+      '--comment contains a control character (U+009B) at position 3; remove it (only tab and newline are allowed)',
+    );
   });
 
   it('tickets, parameters, limits, choices, ids, codes', () => {

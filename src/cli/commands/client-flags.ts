@@ -38,12 +38,16 @@ export function addStepUpOption(command: Command): Command {
 /** A client for the command's flags; a step-up asks for a code on a terminal, or uses --mfa-code. */
 export function clientFor(flags: ClientFlags): LapseClient {
   const mfaCode = flags.mfaCode !== undefined ? totpCode(flags.mfaCode) : undefined;
-  const connection = resolveConnection({ ...(flags.server !== undefined ? { server: flags.server } : {}), ...(flags.token !== undefined ? { token: flags.token } : {}) });
+  const connection = resolveConnection({
+    ...(flags.server !== undefined ? { server: flags.server } : {}),
+    ...(flags.token !== undefined ? { token: flags.token } : {}),
+  });
   return new LapseClient(connection, { stepUp: async () => mfaCode ?? (await askForTotpCode()) });
 }
 
 export function totpCode(value: string): string {
-  if (!/^\d{6,8}$/.test(value)) throw usage('the MFA code is not 6 to 8 digits', '--mfa-code', 'Type the code your authenticator app shows now, e.g. --mfa-code 123456.');
+  if (!/^\d{6,8}$/.test(value))
+    throw usage('the MFA code is not 6 to 8 digits', '--mfa-code', 'Type the code your authenticator app shows now, e.g. --mfa-code 123456.');
   return value;
 }
 
@@ -51,7 +55,11 @@ export function totpCode(value: string): string {
 export function entitlementRef(value: string): { target: string; entitlement: string } {
   const [target, entitlement, ...rest] = value.split('/');
   if (rest.length > 0 || !target || !entitlement || !NAME_PATTERN.test(target) || !NAME_PATTERN.test(entitlement)) {
-    throw usage(`"${value.slice(0, 80)}" is not <target>/<entitlement>`, '<target>/<entitlement>', 'Write it as in lapse.yaml, e.g. prod-db/readonly (`lapse ls` and the portal list what you may request).');
+    throw usage(
+      `"${value.slice(0, 80)}" is not <target>/<entitlement>`,
+      '<target>/<entitlement>',
+      'Write it as in lapse.yaml, e.g. prod-db/readonly (`lapse ls` and the portal list what you may request).',
+    );
   }
   return { target, entitlement };
 }
@@ -78,7 +86,12 @@ export function text(value: string | undefined, where: string, max: number, requ
 
 export function ticket(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,128}$/.test(value)) throw usage(`"${value.slice(0, 40)}" is not a ticket reference`, '--ticket', 'Use the ticket key, e.g. --ticket OPS-1234 (1 to 128 visible characters, no spaces).');
+  if (!/^[\x21-\x7e]{1,128}$/.test(value))
+    throw usage(
+      `"${value.slice(0, 40)}" is not a ticket reference`,
+      '--ticket',
+      'Use the ticket key, e.g. --ticket OPS-1234 (1 to 128 visible characters, no spaces).',
+    );
   return value;
 }
 
@@ -92,7 +105,12 @@ export function parameters(pairs: readonly string[]): Record<string, string> {
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     const key = at === -1 ? pair : pair.slice(0, at);
-    if (at === -1 || !PARAM_KEY.test(key)) throw usage(`"${pair.slice(0, 80)}" is not key=value`, '--param', 'Write e.g. --param schema=public (keys: letters, digits and _, starting with a letter).');
+    if (at === -1 || !PARAM_KEY.test(key))
+      throw usage(
+        `"${pair.slice(0, 80)}" is not key=value`,
+        '--param',
+        'Write e.g. --param schema=public (keys: letters, digits and _, starting with a letter).',
+      );
     if (Object.hasOwn(out, key)) throw usage(`parameter ${key} is given twice`, '--param');
     const value = pair.slice(at + 1);
     if (value.length > MAX_PARAMETER_LENGTH) throw usage(`parameter ${key} is longer than ${MAX_PARAMETER_LENGTH} characters`, '--param');
@@ -141,7 +159,11 @@ export function requestOrGrantId(value: string, where: string): { kind: 'request
 export function idOf(kind: 'request' | 'grant', value: string, where: string): string {
   if (isId(kind, value)) return value;
   const example = kind === 'request' ? 'req_01j…' : 'grt_01j…';
-  throw usage(`"${value.slice(0, 80)}" is not a ${kind} id`, where, `${kind === 'request' ? 'Request' : 'Grant'} ids look like ${example}; \`lapse ls\` lists yours.`);
+  throw usage(
+    `"${value.slice(0, 80)}" is not a ${kind} id`,
+    where,
+    `${kind === 'request' ? 'Request' : 'Grant'} ids look like ${example}; \`lapse ls\` lists yours.`,
+  );
 }
 
 export function oneOf<T extends string>(value: string | undefined, allowed: readonly T[], where: string): T | undefined {
@@ -167,6 +189,7 @@ export function since(value: string | undefined, where: string): string | undefi
 /** Free-form filter values passed to the API (actor, subject, action): bounded, no control characters. */
 export function filter(value: string | undefined, where: string, max = 256): string | undefined {
   if (value === undefined) return undefined;
-  if (value.length === 0 || value.length > max || !/^[\x21-\x7e]+$/.test(value)) throw usage(`${where} must be 1 to ${max} visible characters without spaces`, where);
+  if (value.length === 0 || value.length > max || !/^[\x21-\x7e]+$/.test(value))
+    throw usage(`${where} must be 1 to ${max} visible characters without spaces`, where);
   return value;
 }

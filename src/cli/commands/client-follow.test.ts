@@ -33,11 +33,22 @@ describe('followRequest', () => {
     return { client, urls };
   };
 
-  const pendingRequest = () => server.engine.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'admin', durationMs: 3_600_000, reason: 'INC-1 rotating keys', ticket: 'OPS-1' });
+  const pendingRequest = () =>
+    server.engine.engine.submit({
+      principal: alice,
+      target: 'prod-db',
+      entitlement: 'admin',
+      durationMs: 3_600_000,
+      reason: 'INC-1 rotating keys',
+      ticket: 'OPS-1',
+    });
 
   /** Approves (both stages) once the follower has reported the request pending. */
   const approveWhenFollowed = async (requestId: string, lines: string[]) => {
-    await waitFor(async () => lines.length, (n) => n >= 1);
+    await waitFor(
+      async () => lines.length,
+      (n) => n >= 1,
+    );
     await server.engine.engine.review({ requestId, reviewer: bob, decision: 'approve' });
     await server.engine.engine.review({ requestId, reviewer: carol, decision: 'approve' });
   };
@@ -83,7 +94,10 @@ describe('followRequest', () => {
     const { client } = recordingClient(false);
     const lines: string[] = [];
     const deny = (async () => {
-      await waitFor(async () => lines.length, (n) => n >= 1);
+      await waitFor(
+        async () => lines.length,
+        (n) => n >= 1,
+      );
       await server.engine.engine.review({ requestId: request.id, reviewer: bob, decision: 'deny', comment: 'no' });
     })();
     const [result] = await Promise.all([followRequest(client, request.id, 60_000, (line) => lines.push(line)), deny]);

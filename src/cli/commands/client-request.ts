@@ -5,7 +5,19 @@ import { MAX_REASON_LENGTH } from '../../domain/input-schemas.js';
 import type { LapseClient } from '../client.js';
 import { action } from '../output.js';
 import { connectionHint, connectorOf, describeCredentials, fetchCredentials } from './client-credentials.js';
-import { addClientOptions, addStepUpOption, clientFor, duration, entitlementRef, idOf, parameters, sshPublicKey, text, ticket, type ClientFlags } from './client-flags.js';
+import {
+  addClientOptions,
+  addStepUpOption,
+  clientFor,
+  duration,
+  entitlementRef,
+  idOf,
+  parameters,
+  sshPublicKey,
+  text,
+  ticket,
+  type ClientFlags,
+} from './client-flags.js';
 import { followRequest, type FollowOutcome } from './client-follow.js';
 import { confirm, interactive } from './client-prompt.js';
 import { awaitedApprovers, describeGrant, grantAnswer, requestAnswer, type LapseGrant, type LapseRequest } from './client-resources.js';
@@ -38,7 +50,7 @@ const OUTCOME_EXIT: Record<FollowOutcome, number> = {
 
 function addAskOptions(command: Command, forDefault: string | undefined): Command {
   return addStepUpOption(addClientOptions(command))
-    .option('--for <duration>', `how long, e.g. 30m, 1h, 1h30m${forDefault ? ` (default ${forDefault})` : ' (default: the policy\'s)'}`, forDefault)
+    .option('--for <duration>', `how long, e.g. 30m, 1h, 1h30m${forDefault ? ` (default ${forDefault})` : " (default: the policy's)"}`, forDefault)
     .option('--reason <text>', `why you need it (shown to approvers and audited; at most ${MAX_REASON_LENGTH} characters)`)
     .option('--param <key=value>', 'a request parameter the connector takes (repeatable)', collect, [])
     .option('--ssh-key <file>', 'your SSH public key, for ssh targets (sets the parameter sshPublicKey)')
@@ -51,7 +63,8 @@ function askBody(ref: string, flags: AskFlags, breakGlass: boolean) {
   const { target, entitlement } = entitlementRef(ref);
   const params = parameters(flags.param);
   if (flags.sshKey !== undefined) {
-    if (Object.hasOwn(params, 'sshPublicKey')) throw new LapseError('validation_failed', 'give the SSH key once: --ssh-key or --param sshPublicKey=…', { where: '--ssh-key' });
+    if (Object.hasOwn(params, 'sshPublicKey'))
+      throw new LapseError('validation_failed', 'give the SSH key once: --ssh-key or --param sshPublicKey=…', { where: '--ssh-key' });
     params.sshPublicKey = sshPublicKey(flags.sshKey);
   }
   const body = {
@@ -83,7 +96,12 @@ function decision(request: LapseRequest): string {
 /** After submitting: print the decision, or follow it with --wait and hand out credentials once. */
 async function answer(client: LapseClient, flags: AskFlags, request: LapseRequest, waitMs: number): Promise<number> {
   if (!flags.wait) {
-    const next = request.status === 'pending' ? `Follow it with \`lapse status ${request.id}\` (or ask with --wait).` : request.grantId ? `Follow it with \`lapse status ${request.grantId}\`.` : '';
+    const next =
+      request.status === 'pending'
+        ? `Follow it with \`lapse status ${request.id}\` (or ask with --wait).`
+        : request.grantId
+          ? `Follow it with \`lapse status ${request.grantId}\`.`
+          : '';
     show(flags, { request }, () => [decision(request), next].filter(Boolean).join('\n'));
     return request.status === 'denied' ? EXIT.failed : EXIT.ok;
   }
@@ -136,10 +154,18 @@ export function registerRequestCommands(program: Command): void {
       action(async (ref: string, _options: unknown, command: Command) => {
         const flags = command.optsWithGlobals<AskFlags>();
         const { body, waitMs } = askBody(ref, flags, true);
-        if (flags.for === undefined) throw new LapseError('validation_failed', 'break-glass needs --for', { where: '--for', hint: 'Ask for as little as you need, e.g. --for 30m.' });
+        if (flags.for === undefined)
+          throw new LapseError('validation_failed', 'break-glass needs --for', { where: '--for', hint: 'Ask for as little as you need, e.g. --for 30m.' });
         if (!flags.yes) {
-          if (!interactive()) throw new LapseError('validation_failed', 'break-glass asks for confirmation, and this is not a terminal', { where: '--yes', hint: 'Add --yes to confirm from a script.' });
-          const ok = await confirm(`Break-glass access to ${body.target}/${body.entitlement} for ${body.duration}: security is alerted and the use is reviewed.`, 'yes');
+          if (!interactive())
+            throw new LapseError('validation_failed', 'break-glass asks for confirmation, and this is not a terminal', {
+              where: '--yes',
+              hint: 'Add --yes to confirm from a script.',
+            });
+          const ok = await confirm(
+            `Break-glass access to ${body.target}/${body.entitlement} for ${body.duration}: security is alerted and the use is reviewed.`,
+            'yes',
+          );
           if (!ok) {
             process.stderr.write('Not confirmed; nothing was requested.\n');
             return EXIT.failed;

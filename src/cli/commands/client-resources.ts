@@ -57,8 +57,19 @@ export const grantSchema = z.looseObject({
 });
 export type LapseGrant = z.infer<typeof grantSchema>;
 
-const reviewSchema = z.looseObject({ reviewerId: z.string().max(256), decision: z.string().max(32), comment: words.nullable().optional(), stage: z.unknown().optional(), createdAt: time });
-const timelineEntrySchema = z.looseObject({ at: time, action: z.string().max(128), actor: z.string().max(256).nullable().optional(), data: z.unknown().optional() });
+const reviewSchema = z.looseObject({
+  reviewerId: z.string().max(256),
+  decision: z.string().max(32),
+  comment: words.nullable().optional(),
+  stage: z.unknown().optional(),
+  createdAt: time,
+});
+const timelineEntrySchema = z.looseObject({
+  at: time,
+  action: z.string().max(128),
+  actor: z.string().max(256).nullable().optional(),
+  data: z.unknown().optional(),
+});
 
 export const requestAnswer = z.looseObject({ request: requestSchema });
 export const grantAnswer = z.looseObject({ grant: grantSchema });
@@ -76,7 +87,15 @@ const page = <T extends z.ZodType>(item: T) => z.looseObject({ items: z.array(it
 export const requestPage = page(requestSchema);
 export const grantPage = page(grantSchema);
 
-export const auditEventSchema = z.looseObject({ seq: z.union([z.number(), z.string().max(32)]), id: z.string().max(64).optional(), at: time, action: z.string().max(128), actor: z.string().max(256).nullable().optional(), subject: z.string().max(256).nullable().optional(), data: z.unknown().optional() });
+export const auditEventSchema = z.looseObject({
+  seq: z.union([z.number(), z.string().max(32)]),
+  id: z.string().max(64).optional(),
+  at: time,
+  action: z.string().max(128),
+  actor: z.string().max(256).nullable().optional(),
+  subject: z.string().max(256).nullable().optional(),
+  data: z.unknown().optional(),
+});
 export type AuditEvent = z.infer<typeof auditEventSchema>;
 export const auditPage = page(auditEventSchema);
 

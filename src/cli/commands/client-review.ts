@@ -32,7 +32,10 @@ function registerReview(program: Command, verb: 'approve' | 'deny', description:
     .action(
       action(async (ref: string, _options: unknown, command: Command) => {
         const { flags, id, comment, client } = reviewOf(ref, command);
-        const answer = await client.post('/api/v1/requests/{id}/reviews', reviewAnswer, { path: { id }, body: { decision: verb, ...(comment ? { comment } : {}) } });
+        const answer = await client.post('/api/v1/requests/{id}/reviews', reviewAnswer, {
+          path: { id },
+          body: { decision: verb, ...(comment ? { comment } : {}) },
+        });
         // An approval of one stage of several leaves the request pending: say so rather than "approved".
         const done = verb === 'deny' ? 'denied' : answer.request.status === 'pending' ? 'approval recorded' : 'approved';
         show(flags, answer, () => `${done}: ${describeRequest(answer.request)}`);
@@ -41,7 +44,7 @@ function registerReview(program: Command, verb: 'approve' | 'deny', description:
 }
 
 export function registerReviewCommands(program: Command): void {
-  registerReview(program, 'approve', "approve a pending request (its current stage); you cannot approve your own");
+  registerReview(program, 'approve', 'approve a pending request (its current stage); you cannot approve your own');
   registerReview(program, 'deny', 'deny a pending request');
 
   addClientOptions(program.command('review-break-glass <request-id>'))
@@ -76,7 +79,11 @@ export function registerReviewCommands(program: Command): void {
       action(async (ref: string, _options: unknown, command: Command) => {
         const flags = command.optsWithGlobals<GrantFlags>();
         const id = idOf('grant', ref, '<grant-id>');
-        const body = { duration: duration(flags.for!, '--for'), reason: text(flags.reason, '--reason', MAX_REASON_LENGTH, true)!, ...(flags.ticket !== undefined ? { ticket: ticket(flags.ticket) } : {}) };
+        const body = {
+          duration: duration(flags.for!, '--for'),
+          reason: text(flags.reason, '--reason', MAX_REASON_LENGTH, true)!,
+          ...(flags.ticket !== undefined ? { ticket: ticket(flags.ticket) } : {}),
+        };
         const client = clientFor(flags);
         const { request } = await client.post('/api/v1/grants/{id}/extend', requestAnswer, { path: { id }, body });
         show(flags, { request }, () => `extension ${describeRequest(request)}`);

@@ -32,7 +32,13 @@ function describeDetail(detail: RequestDetail): string {
     lines.push('reviews:');
     for (const review of reviews) lines.push(`  ${review.createdAt}  ${review.reviewerId} ${review.decision}${review.comment ? `: ${review.comment}` : ''}`);
   }
-  if (grant) lines.push('grant:', ...describeGrant(grant).split('\n').map((line) => `  ${line}`));
+  if (grant)
+    lines.push(
+      'grant:',
+      ...describeGrant(grant)
+        .split('\n')
+        .map((line) => `  ${line}`),
+    );
   if (timeline.length > 0) {
     lines.push('timeline:');
     for (const entry of timeline) lines.push(`  ${entry.at}  ${entry.action}${entry.actor ? `  by ${entry.actor}` : ''}`);
@@ -64,7 +70,12 @@ function grantLine(grant: LapseGrant): string {
 /** A titled list; `next` is the cursor of the next page (shown as the flag to pass), `true` when there is more but no single cursor to give. */
 function section(title: string, lines: string[], next: string | boolean | null | undefined): string[] {
   if (lines.length === 0) return [`${title}: none`];
-  const more = typeof next === 'string' ? [`  … more: repeat with --cursor ${next}`] : next ? ['  … more (raise --limit, or narrow with --status and page with --cursor)'] : [];
+  const more =
+    typeof next === 'string'
+      ? [`  … more: repeat with --cursor ${next}`]
+      : next
+        ? ['  … more (raise --limit, or narrow with --status and page with --cursor)']
+        : [];
   return [`${title}:`, ...lines.map((line) => `  ${line}`), ...more];
 }
 
@@ -83,7 +94,9 @@ export function registerStatusCommands(program: Command): void {
         }
         const { grant } = await client.get('/api/v1/grants/{id}', grantAnswer, { path: { id } });
         const detail = await client.get('/api/v1/requests/{id}', requestDetail, { path: { id: grant.requestId } });
-        show(flags, { grant, request: detail.request, timeline: detail.timeline }, () => [`grant ${describeGrant(grant)}`, '', describeDetail({ ...detail, grant: null })].join('\n'));
+        show(flags, { grant, request: detail.request, timeline: detail.timeline }, () =>
+          [`grant ${describeGrant(grant)}`, '', describeDetail({ ...detail, grant: null })].join('\n'),
+        );
       }),
     );
 
@@ -99,34 +112,66 @@ export function registerStatusCommands(program: Command): void {
       action(async (_options: unknown, command: Command) => {
         const flags = command.optsWithGlobals<ListFlags>();
         if (flags.toApprove && flags.all) throw new LapseError('validation_failed', '--to-approve and --all do not go together', { where: '--to-approve' });
-        if (flags.breakGlass && (flags.toApprove || flags.status)) throw new LapseError('validation_failed', '--break-glass lists break-glass uses awaiting review; it takes no --to-approve or --status', { where: '--break-glass' });
+        if (flags.breakGlass && (flags.toApprove || flags.status))
+          throw new LapseError('validation_failed', '--break-glass lists break-glass uses awaiting review; it takes no --to-approve or --status', {
+            where: '--break-glass',
+          });
         const status = oneOf(flags.status, [...REQUEST_STATUSES, ...GRANT_STATUSES], '--status');
         const pageSize = limit(flags.limit) ?? 50;
         const isGrantStatus = status !== undefined && (GRANT_STATUSES as readonly string[]).includes(status);
         const requestStatus = REQUEST_STATUSES.find((known) => known === status);
-        if (flags.cursor !== undefined && !CURSOR.test(flags.cursor)) throw new LapseError('validation_failed', '--cursor is not one lapse printed', { where: '--cursor', hint: 'Pass the cursor of the previous page unchanged.' });
+        if (flags.cursor !== undefined && !CURSOR.test(flags.cursor))
+          throw new LapseError('validation_failed', '--cursor is not one lapse printed', {
+            where: '--cursor',
+            hint: 'Pass the cursor of the previous page unchanged.',
+          });
         if (flags.cursor !== undefined && !flags.breakGlass && !flags.toApprove && status === undefined) {
-          throw new LapseError('validation_failed', '--cursor pages one list: add --to-approve, --break-glass or --status', { where: '--cursor', hint: 'Without them, ls shows requests and grants together.' });
+          throw new LapseError('validation_failed', '--cursor pages one list: add --to-approve, --break-glass or --status', {
+            where: '--cursor',
+            hint: 'Without them, ls shows requests and grants together.',
+          });
         }
         const cursor = flags.cursor;
         const client = clientFor(flags);
         if (flags.breakGlass) {
           const page = await client.get('/api/v1/requests', requestPage, { query: { scope: 'all', awaitingReview: 'true', limit: pageSize, cursor } });
-          show(flags, { requests: page.items, nextCursor: page.nextCursor }, () => section('break-glass awaiting review', page.items.map(requestLine), page.nextCursor).join('\n'));
+          show(flags, { requests: page.items, nextCursor: page.nextCursor }, () =>
+            section('break-glass awaiting review', page.items.map(requestLine), page.nextCursor).join('\n'),
+          );
           return;
         }
         const scope = flags.toApprove ? 'review' : flags.all ? 'all' : 'mine';
-        if (flags.toApprove && isGrantStatus) throw new LapseError('validation_failed', `--to-approve lists requests; "${status}" is a grant status`, { where: '--status' });
+        if (flags.toApprove && isGrantStatus)
+          throw new LapseError('validation_failed', `--to-approve lists requests; "${status}" is a grant status`, { where: '--status' });
 
         // One list at a time when paging (checked above): the cursor belongs to the list shown.
-        const requests = isGrantStatus ? null : await client.get('/api/v1/requests', requestPage, { query: { scope, status: requestStatus, limit: pageSize, cursor } });
+        const requests = isGrantStatus
+          ? null
+          : await client.get('/api/v1/requests', requestPage, { query: { scope, status: requestStatus, limit: pageSize, cursor } });
         // Grants: the active ones by default (what you hold now), or those of the status asked for.
-        const grants = flags.toApprove || (status !== undefined && !isGrantStatus) ? null : await client.get('/api/v1/grants', grantPage, { query: { scope: scope === 'all' ? 'all' : 'mine', status: status ?? 'provisioning,active', limit: pageSize, cursor } });
-        const data = { requests: requests?.items ?? null, grants: grants?.items ?? null, nextCursor: { requests: requests?.nextCursor ?? null, grants: grants?.nextCursor ?? null } };
+        const grants =
+          flags.toApprove || (status !== undefined && !isGrantStatus)
+            ? null
+            : await client.get('/api/v1/grants', grantPage, {
+                query: { scope: scope === 'all' ? 'all' : 'mine', status: status ?? 'provisioning,active', limit: pageSize, cursor },
+              });
+        const data = {
+          requests: requests?.items ?? null,
+          grants: grants?.items ?? null,
+          nextCursor: { requests: requests?.nextCursor ?? null, grants: grants?.nextCursor ?? null },
+        };
         show(flags, data, () =>
           [
-            ...(requests ? section(flags.toApprove ? 'waiting for your review' : 'requests', requests.items.map(requestLine), grants ? Boolean(requests.nextCursor) : requests.nextCursor) : []),
-            ...(grants ? section(status ? `${status} grants` : 'active grants', grants.items.map(grantLine), requests ? Boolean(grants.nextCursor) : grants.nextCursor) : []),
+            ...(requests
+              ? section(
+                  flags.toApprove ? 'waiting for your review' : 'requests',
+                  requests.items.map(requestLine),
+                  grants ? Boolean(requests.nextCursor) : requests.nextCursor,
+                )
+              : []),
+            ...(grants
+              ? section(status ? `${status} grants` : 'active grants', grants.items.map(grantLine), requests ? Boolean(grants.nextCursor) : grants.nextCursor)
+              : []),
           ].join('\n'),
         );
       }),

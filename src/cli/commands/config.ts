@@ -14,13 +14,24 @@ export function registerConfigCommands(program: Command): void {
     .action(
       action(async (file: string | undefined, options: { config?: string; checkTargets?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
-        const [{ loadConfigFile }, { builtInConnectors, targetSettingsCheck }] = await Promise.all([import('../../config/index.js'), import('../../connectors/index.js')]);
+        const [{ loadConfigFile }, { builtInConnectors, targetSettingsCheck }] = await Promise.all([
+          import('../../config/index.js'),
+          import('../../connectors/index.js'),
+        ]);
         const { configPath } = resolveLocation({ config: file ?? options.config });
         // Connector settings are checked in the same pass as the rest, each problem located.
         const connectors = builtInConnectors();
         const loaded = await loadConfigFile(configPath, process.env, { checkTarget: targetSettingsCheck(connectors) });
         const entitlements = [...loaded.targets.values()].reduce((n, t) => n + t.entitlements.size, 0);
-        const summary = { valid: true, file: configPath, version: loaded.version, targets: loaded.targets.size, entitlements, policies: loaded.policies.policies.length, breakGlass: loaded.breakGlass.enabled };
+        const summary = {
+          valid: true,
+          file: configPath,
+          version: loaded.version,
+          targets: loaded.targets.size,
+          entitlements,
+          policies: loaded.policies.policies.length,
+          breakGlass: loaded.breakGlass.enabled,
+        };
         const line = `${configPath} is valid: ${summary.targets} targets, ${entitlements} entitlements, ${summary.policies} policies, break-glass ${summary.breakGlass ? 'on' : 'off'} (version ${loaded.version.slice(0, 12)})`;
         if (!options.checkTargets) return emit(globals, summary, () => line);
         const { checkTargets } = await import('../../engine/index.js');

@@ -19,7 +19,11 @@ export function registerDemoCommand(program: Command): void {
     .action(
       action(async (options: { config?: string; dataDir?: string }) => {
         const { runDemo } = await import('../demo-walkthrough.js');
-        return runDemo({ configPath: resolve(options.config ?? 'examples/lapse.yaml'), dataDir: resolve(options.dataDir ?? DEMO_DATA_DIR), databaseUrl: undefined });
+        return runDemo({
+          configPath: resolve(options.config ?? 'examples/lapse.yaml'),
+          dataDir: resolve(options.dataDir ?? DEMO_DATA_DIR),
+          databaseUrl: undefined,
+        });
       }),
     );
 }

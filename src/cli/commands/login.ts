@@ -28,7 +28,11 @@ const LOGIN_TIMEOUT_MS = 5 * 60_000;
 
 function chooseServer(flag: string | undefined): string {
   const server = flag ?? process.env.LAPSE_SERVER ?? loadCredentials()?.server;
-  if (!server) throw new LapseError('validation_failed', 'which Lapse server?', { where: '--server', hint: 'Pass --server https://lapse.example.com (or set LAPSE_SERVER).' });
+  if (!server)
+    throw new LapseError('validation_failed', 'which Lapse server?', {
+      where: '--server',
+      hint: 'Pass --server https://lapse.example.com (or set LAPSE_SERVER).',
+    });
   return normalizeServerUrl(server);
 }
 
@@ -68,7 +72,9 @@ async function browserLogin(server: string, options: { browser: boolean }): Prom
       res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8' }).end('This sign-in does not belong to the waiting `lapse login`. Run it again.\n');
       return;
     }
-    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' }).end('<!doctype html><title>Lapse</title><p>Signed in. You can close this tab and return to the terminal.</p>');
+    res
+      .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+      .end('<!doctype html><title>Lapse</title><p>Signed in. You can close this tab and return to the terminal.</p>');
     settle?.resolve(code);
   });
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
@@ -76,10 +82,16 @@ async function browserLogin(server: string, options: { browser: boolean }): Prom
   const link = `${server}/auth/cli?${new URLSearchParams({ port: String(port), state, code_challenge: challenge })}`;
   process.stderr.write(`To sign in, open this link in your browser:\n\n  ${link}\n\nWaiting for the sign-in to finish...\n`);
   if (options.browser) openBrowser(link);
-  const timer = setTimeout(() => settle?.reject(new LapseError('unauthenticated', 'the sign-in did not finish within 5 minutes', { hint: 'Run `lapse login` again.' })), LOGIN_TIMEOUT_MS);
+  const timer = setTimeout(
+    () => settle?.reject(new LapseError('unauthenticated', 'the sign-in did not finish within 5 minutes', { hint: 'Run `lapse login` again.' })),
+    LOGIN_TIMEOUT_MS,
+  );
   try {
     const code = await received;
-    return await callServer<IssuedToken>(server, '/api/v1/auth/cli/token', { method: 'POST', body: { code, codeVerifier: verifier, name: `lapse login on ${hostname().slice(0, 60)}` } });
+    return await callServer<IssuedToken>(server, '/api/v1/auth/cli/token', {
+      method: 'POST',
+      body: { code, codeVerifier: verifier, name: `lapse login on ${hostname().slice(0, 60)}` },
+    });
   } finally {
     clearTimeout(timer);
     listener.closeAllConnections();
@@ -109,7 +121,9 @@ export function registerLoginCommands(program: Command): void {
           const me = await callServer<SessionInfo>(server, '/api/v1/auth/session', { token });
           user = me.principal.id;
         } else {
-          const issued = await browserLogin(server, { browser: options.browser && !!(process.env.DISPLAY || process.env.WAYLAND_DISPLAY || process.platform === 'darwin' || process.platform === 'win32') });
+          const issued = await browserLogin(server, {
+            browser: options.browser && !!(process.env.DISPLAY || process.env.WAYLAND_DISPLAY || process.platform === 'darwin' || process.platform === 'win32'),
+          });
           token = issued.token;
           user = issued.user;
           expiresAt = issued.expiresAt;
@@ -118,7 +132,8 @@ export function registerLoginCommands(program: Command): void {
         saveCredentials({ server, token, user });
         // NB. Signing in again replaces the saved token; the old one is revoked (best effort) rather
         // than left valid, unused, until it expires.
-        if (previous && previous.token !== token) await callServer(server, '/api/v1/auth/logout', { method: 'POST', token: previous.token }).catch(() => undefined);
+        if (previous && previous.token !== token)
+          await callServer(server, '/api/v1/auth/logout', { method: 'POST', token: previous.token }).catch(() => undefined);
         emit(globals, { server, user, expiresAt }, () => `Signed in to ${server} as ${user}${expiresAt ? ` (token expires ${expiresAt})` : ''}.`);
       }),
     );
@@ -134,7 +149,12 @@ export function registerLoginCommands(program: Command): void {
         if (!credentials) throw new LapseError('unauthenticated', 'you are not signed in', { hint: 'Run `lapse login --server <url>`.' });
         const me = await callServer<SessionInfo>(credentials.server, '/api/v1/auth/session', { token: credentials.token });
         emit(globals, { server: credentials.server, ...me }, () =>
-          [`${me.principal.id} on ${credentials.server}`, `  groups: ${me.principal.groups.join(', ') || '(none)'}`, `  roles:  ${me.roles.join(', ') || '(none)'}`, `  scopes: ${me.scopes.join(', ')}`].join('\n'),
+          [
+            `${me.principal.id} on ${credentials.server}`,
+            `  groups: ${me.principal.groups.join(', ') || '(none)'}`,
+            `  roles:  ${me.roles.join(', ') || '(none)'}`,
+            `  scopes: ${me.scopes.join(', ')}`,
+          ].join('\n'),
         );
       }),
     );
@@ -158,8 +178,11 @@ export function registerLoginCommands(program: Command): void {
         }
         const fromEnvironment = Boolean(process.env.LAPSE_TOKEN);
         if (!fromEnvironment) removeCredentials(credentials.server);
-        emit(globals, { server: credentials.server, user: credentials.user, revoked, forgotten: !fromEnvironment }, () =>
-          `${revoked ? 'Revoked your token on' : 'Your token was already invalid on'} ${credentials.server}${fromEnvironment ? ' (LAPSE_TOKEN is set; unset it yourself)' : '; signed out here'}.`,
+        emit(
+          globals,
+          { server: credentials.server, user: credentials.user, revoked, forgotten: !fromEnvironment },
+          () =>
+            `${revoked ? 'Revoked your token on' : 'Your token was already invalid on'} ${credentials.server}${fromEnvironment ? ' (LAPSE_TOKEN is set; unset it yourself)' : '; signed out here'}.`,
         );
       }),
     );

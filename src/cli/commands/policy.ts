@@ -16,7 +16,10 @@ export function registerPolicyCommands(program: Command): void {
         const { configPath } = resolveLocation(options);
         const path = casesPath ?? 'policy-tests.yaml';
         const text = await readFile(path, 'utf8').catch((error: NodeJS.ErrnoException) => {
-          throw new LapseError('validation_failed', `cannot read ${path}: ${error.code ?? error.message}`, { where: path, hint: 'Pass the cases file as the argument.' });
+          throw new LapseError('validation_failed', `cannot read ${path}: ${error.code ?? error.message}`, {
+            where: path,
+            hint: 'Pass the cases file as the argument.',
+          });
         });
         const { loadConfigFile, parsePolicyCases, runPolicyCases } = await import('../../config/index.js');
         const config = await loadConfigFile(configPath);
@@ -45,14 +48,22 @@ export function registerPolicyCommands(program: Command): void {
     .description('who may get what, on what terms')
     .option('-c, --config <file>', 'config file (env LAPSE_CONFIG, default ./lapse.yaml)')
     .option('--principal <id>', 'only what this principal is eligible for')
-    .option('--groups <list>', 'the principal\'s groups, comma-separated', '')
+    .option('--groups <list>', "the principal's groups, comma-separated", '')
     .action(
       action(async (options: { config?: string; principal?: string; groups: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         const [{ loadConfigFile }, { explainPolicies }] = await Promise.all([import('../../config/index.js'), import('../../domain/policy/index.js')]);
         const config = await loadConfigFile(resolveLocation(options).configPath);
         const entitlements = [...config.targets.values()].flatMap((t) => [...t.entitlements.keys()].map((name) => ({ target: t.name, name })));
-        const principal = options.principal ? { id: options.principal, groups: options.groups.split(',').map((g) => g.trim()).filter(Boolean) } : undefined;
+        const principal = options.principal
+          ? {
+              id: options.principal,
+              groups: options.groups
+                .split(',')
+                .map((g) => g.trim())
+                .filter(Boolean),
+            }
+          : undefined;
         const terms = explainPolicies(config.policies, entitlements, principal);
         emit(globals, { principal: principal ?? null, terms }, () => {
           if (terms.length === 0) return principal ? `${principal.id} is not eligible for anything` : 'no policy grants anything';

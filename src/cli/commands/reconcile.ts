@@ -19,12 +19,18 @@ export function registerReconcileCommand(program: Command): void {
       action(async (targetName: string | undefined, options: { config?: string; dataDir?: string; remediate?: boolean }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         if (targetName !== undefined && !NAME_PATTERN.test(targetName)) {
-          throw new LapseError('validation_failed', `"${targetName.slice(0, 80)}" is not a target name`, { where: 'target', hint: 'Target names are lower-case letters, digits, "_", "." and "-".' });
+          throw new LapseError('validation_failed', `"${targetName.slice(0, 80)}" is not a target name`, {
+            where: 'target',
+            hint: 'Target names are lower-case letters, digits, "_", "." and "-".',
+          });
         }
         const { openRuntime } = await import('../runtime.js');
         const runtime = await openRuntime(resolveLocation(options));
         try {
-          const reports = await runtime.engine.reconcile(targetName, { actor: `cli:${process.env.USER ?? 'unknown'}`, ...(options.remediate ? { remediate: true } : {}) });
+          const reports = await runtime.engine.reconcile(targetName, {
+            actor: `cli:${process.env.USER ?? 'unknown'}`,
+            ...(options.remediate ? { remediate: true } : {}),
+          });
           emit(globals, { reports: reports.map(toJson) }, () => reports.map(describe).join('\n'));
           if (reports.some((r) => r.findings.length > 0)) return EXIT.failed;
           return reports.some((r) => r.error !== null) ? EXIT.unavailable : EXIT.ok;
@@ -41,7 +47,13 @@ function toJson(report: ReconcileReport) {
 
 export function findingJson(finding: Finding) {
   const iso = (date: Date | null) => date?.toISOString() ?? null;
-  return { ...finding, firstSeenAt: finding.firstSeenAt.toISOString(), lastSeenAt: finding.lastSeenAt.toISOString(), resolvedAt: iso(finding.resolvedAt), remediatedAt: iso(finding.remediatedAt) };
+  return {
+    ...finding,
+    firstSeenAt: finding.firstSeenAt.toISOString(),
+    lastSeenAt: finding.lastSeenAt.toISOString(),
+    resolvedAt: iso(finding.resolvedAt),
+    remediatedAt: iso(finding.remediatedAt),
+  };
 }
 
 /**

@@ -23,7 +23,10 @@ export function registerServeCommand(program: Command): void {
       action(async (options: { config?: string; dataDir?: string; port?: string; host?: string }) => {
         const port = Number(options.port ?? process.env.LAPSE_PORT ?? 8080);
         if (!Number.isInteger(port) || port < 0 || port > 65535) {
-          throw new LapseError('validation_failed', `port "${options.port ?? process.env.LAPSE_PORT}" is not a TCP port`, { where: '--port', hint: 'Use a number from 0 to 65535.' });
+          throw new LapseError('validation_failed', `port "${options.port ?? process.env.LAPSE_PORT}" is not a TCP port`, {
+            where: '--port',
+            hint: 'Use a number from 0 to 65535.',
+          });
         }
         const host = options.host ?? process.env.LAPSE_HOST ?? '127.0.0.1';
         const [{ pino }, { buildApiServer }, { watchConfig }, { announceFirstStart }, { openRuntime }] = await Promise.all([
@@ -51,14 +54,19 @@ export function registerServeCommand(program: Command): void {
           { address, config: location.configPath, version: engine.config.version, database: runtime.databaseKind, dataDir: location.dataDir, jobs: stats.jobs },
           'lapse is running',
         );
-        const stopWatching = watchConfig(location.configPath, {
-          onReload: (config) => {
-            // NB. The HTTP server reads auth.trustedProxies when it is built; say so rather than pretend.
-            if (config.auth.trustedProxies.join() !== engine.config.auth.trustedProxies.join()) logger.warn('auth.trustedProxies changed: it takes effect when lapse serve restarts');
-            void engine.reloadConfig(config).then(checkTargets, (error: unknown) => engine.configRejected(error));
+        const stopWatching = watchConfig(
+          location.configPath,
+          {
+            onReload: (config) => {
+              // NB. The HTTP server reads auth.trustedProxies when it is built; say so rather than pretend.
+              if (config.auth.trustedProxies.join() !== engine.config.auth.trustedProxies.join())
+                logger.warn('auth.trustedProxies changed: it takes effect when lapse serve restarts');
+              void engine.reloadConfig(config).then(checkTargets, (error: unknown) => engine.configRejected(error));
+            },
+            onError: (error) => void engine.configRejected(error),
           },
-          onError: (error) => void engine.configRejected(error),
-        }, { initialVersion: engine.config.version });
+          { initialVersion: engine.config.version },
+        );
         const signal = await new Promise<string>((resolve) => {
           process.once('SIGTERM', () => resolve('SIGTERM'));
           process.once('SIGINT', () => resolve('SIGINT'));

@@ -21,7 +21,10 @@ export function registerTargetCommands(program: Command): void {
       action(async (name: string | undefined, options: { config?: string }, command: Command) => {
         const globals = command.optsWithGlobals<GlobalOptions>();
         if (name !== undefined && !NAME_PATTERN.test(name)) {
-          throw new LapseError('validation_failed', `"${name.slice(0, 80)}" is not a target name`, { where: 'target', hint: 'Target names are lower-case letters, digits, "_", "." and "-".' });
+          throw new LapseError('validation_failed', `"${name.slice(0, 80)}" is not a target name`, {
+            where: 'target',
+            hint: 'Target names are lower-case letters, digits, "_", "." and "-".',
+          });
         }
         const [{ loadConfigFile }, { builtInConnectors }, { checkTargets }] = await Promise.all([
           import('../../config/index.js'),
@@ -44,7 +47,9 @@ export function targetCheckJson(check: TargetCheck) {
 /** One line per target: "ok" or "FAILED" with what is missing. */
 export function describeTargetChecks(results: readonly TargetCheck[]): string {
   if (results.length === 0) return 'no targets to check';
-  const lines = results.map((r) => (r.ok ? `ok      ${r.target} (${r.connector}), ${r.durationMs} ms` : `FAILED  ${r.target} (${r.connector}): ${shown(r.problem ?? '')}`));
+  const lines = results.map((r) =>
+    r.ok ? `ok      ${r.target} (${r.connector}), ${r.durationMs} ms` : `FAILED  ${r.target} (${r.connector}): ${shown(r.problem ?? '')}`,
+  );
   const failed = results.filter((r) => !r.ok).length;
   lines.push(failed === 0 ? `${results.length} target(s) passed` : `${failed} of ${results.length} target(s) failed`);
   return lines.join('\n');

@@ -16,7 +16,9 @@ import type { MysqlEntitlement, MysqlTarget } from './settings.js';
 export async function listUserAccess(connection: MysqlConnection, target: MysqlTarget, entitlements: readonly MysqlEntitlement[]): Promise<CurrentAccess[]> {
   const access: CurrentAccess[] = [];
   const [users] = await connection.query<RowDataPacket[]>(`SELECT User AS user, Host AS host FROM mysql.user WHERE User LIKE 'lapse\\_%'`);
-  const [mappings] = await connection.query<RowDataPacket[]>(`SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping WHERE Admin_option = 'N'`);
+  const [mappings] = await connection.query<RowDataPacket[]>(
+    `SELECT User AS user, Host AS host, Role AS role FROM mysql.roles_mapping WHERE Admin_option = 'N'`,
+  );
   const labels = new Map((await readRegistry(connection, target.registryDatabase)).map((row) => [row.account, row]));
   for (const { user, host } of users as { user: string; host: string }[]) {
     const grantId = grantIdOfAccount(user);
@@ -24,11 +26,14 @@ export async function listUserAccess(connection: MysqlConnection, target: MysqlT
     const label = labels.get(user);
     const account = formatAccount({ user, host });
     if (label) {
-      if (label.target === target.name && label.grantId === grantId) access.push({ account, principalId: label.principal, entitlement: label.entitlement, grantId });
+      if (label.target === target.name && label.grantId === grantId)
+        access.push({ account, principalId: label.principal, entitlement: label.entitlement, grantId });
       continue;
     }
     // Unlabelled (made by hand, or the registry row was lost): guess the entitlement from its role.
-    const match = entitlements.find((e) => e.mode === 'ephemeral' && e.role !== undefined && mappings.some((m) => m.user === user && m.host === host && m.role === e.role));
+    const match = entitlements.find(
+      (e) => e.mode === 'ephemeral' && e.role !== undefined && mappings.some((m) => m.user === user && m.host === host && m.role === e.role),
+    );
     if (match) access.push({ account, principalId: user, entitlement: match.name, grantId });
   }
 

@@ -20,7 +20,8 @@ export async function createOrRefreshUser(connection: MysqlConnection, entitleme
   const limit = entitlement.maxUserConnections ?? 0;
   await connection.query('CREATE USER IF NOT EXISTS ?@? IDENTIFIED BY ?', [account.user, account.host, password]);
   await connection.query(`ALTER USER ?@? IDENTIFIED BY ? WITH MAX_USER_CONNECTIONS ${limit}`, [account.user, account.host, password]);
-  for (const grant of entitlement.grants) await connection.query(`GRANT ${grant.privileges.join(', ')} ON ${objectName(connection, grant)} TO ?@?`, [account.user, account.host]);
+  for (const grant of entitlement.grants)
+    await connection.query(`GRANT ${grant.privileges.join(', ')} ON ${objectName(connection, grant)} TO ?@?`, [account.user, account.host]);
   if (entitlement.role) await connection.query(`GRANT ${quoteName(entitlement.role)} TO ?@?`, [account.user, account.host]);
 }
 

@@ -51,10 +51,24 @@ function target(kind: Kind, settings: Record<string, unknown> = {}, entitlement:
 }
 
 function grantOn(t: TargetConfig, principalId: string, overrides: Partial<GrantSpec> = {}): GrantSpec {
-  return { grantId: newId('grant'), principalId, target: t, entitlement: t.entitlements.get('readonly')!, durationMs: 3_600_000, notAfter: new Date(Date.now() + 3_600_000), parameters: {}, ...overrides };
+  return {
+    grantId: newId('grant'),
+    principalId,
+    target: t,
+    entitlement: t.entitlements.get('readonly')!,
+    durationMs: 3_600_000,
+    notAfter: new Date(Date.now() + 3_600_000),
+    parameters: {},
+    ...overrides,
+  };
 }
 
-const login = (provisioned: ProvisionResult) => ({ host: scratch.host, port: scratch.port, user: provisioned.credentials!.username!, password: provisioned.credentials!.password! });
+const login = (provisioned: ProvisionResult) => ({
+  host: scratch.host,
+  port: scratch.port,
+  user: provisioned.credentials!.username!,
+  password: provisioned.credentials!.password!,
+});
 const readFacts = () => `SELECT fact FROM \`${scratch.database}\`.facts WHERE id = 1`;
 
 async function ephemeralCanRead(provisioned: ProvisionResult): Promise<boolean> {
@@ -96,7 +110,12 @@ describe.skipIf(offline)('mysql connector', () => {
       const grant = grantOn(target('grants'), 'alice');
       const provisioned = await connector.provision(grant, long());
       const session = new MariadbSession(login(provisioned));
-      const connection = await mysql.createConnection({ host: scratch.host, port: scratch.port, user: login(provisioned).user, password: login(provisioned).password });
+      const connection = await mysql.createConnection({
+        host: scratch.host,
+        port: scratch.port,
+        user: login(provisioned).user,
+        password: login(provisioned).password,
+      });
       connection.on('error', () => {});
       try {
         expect(await session.query(`SELECT CONCAT('before ', fact) FROM \`${scratch.database}\`.facts;`, 'before the vault')).toBe(true);
@@ -167,7 +186,9 @@ describe.skipIf(offline)('mysql connector', () => {
       const farAway = { host: '10.9.9.%' };
       const restricted = target('role', {}, farAway);
       const grant = grantOn(restricted, 'alice');
-      await expect(connector.provision(grant, long())).rejects.toThrow(/cannot make `lapsetest_reader_.*` the default role of lapse_.*: logging in as that user failed .* and so did SET DEFAULT ROLE \.\.\. FOR/);
+      await expect(connector.provision(grant, long())).rejects.toThrow(
+        /cannot make `lapsetest_reader_.*` the default role of lapse_.*: logging in as that user failed .* and so did SET DEFAULT ROLE \.\.\. FOR/,
+      );
       await connector.revoke(grant, null, long());
 
       // An administrator with write access to the mysql database (here the server's root) can.
@@ -176,7 +197,10 @@ describe.skipIf(offline)('mysql connector', () => {
       const second = grantOn(powerful, 'alice');
       await connector.provision(second, long());
       try {
-        const [rows] = await scratch.dba.query<mysql.RowDataPacket[]>('SELECT default_role FROM mysql.user WHERE User = ? AND Host = ?', [ephemeralAccountName(second.grantId), '10.9.9.%']);
+        const [rows] = await scratch.dba.query<mysql.RowDataPacket[]>('SELECT default_role FROM mysql.user WHERE User = ? AND Host = ?', [
+          ephemeralAccountName(second.grantId),
+          '10.9.9.%',
+        ]);
         expect(rows).toEqual([{ default_role: scratch.reader }]);
       } finally {
         await connector.revoke(second, null, long());
@@ -185,13 +209,15 @@ describe.skipIf(offline)('mysql connector', () => {
   });
 
   describe('elevate mode', () => {
-    it('kills the existing user\'s sessions on revoke, since SET ROLE may keep the role', async () => {
+    it("kills the existing user's sessions on revoke, since SET ROLE may keep the role", async () => {
       const user = people[10]!;
       const grant = grantOn(target('elevate'), user);
       await connector.provision(grant, long());
       const session = new MariadbSession({ host: scratch.host, port: scratch.port, user, password: PERSON_PASSWORD });
       try {
-        expect(await session.query(`SET ROLE \`${scratch.reader}\`; SELECT CONCAT('as reader ', fact) FROM \`${scratch.database}\`.facts;`, 'as reader the vault')).toBe(true);
+        expect(
+          await session.query(`SET ROLE \`${scratch.reader}\`; SELECT CONCAT('as reader ', fact) FROM \`${scratch.database}\`.facts;`, 'as reader the vault'),
+        ).toBe(true);
         await connector.revoke(grant, null, long());
         const [left] = await scratch.dba.query<mysql.RowDataPacket[]>('SELECT ID FROM information_schema.PROCESSLIST WHERE USER = ?', [user]);
         expect(left).toHaveLength(0);
@@ -203,7 +229,9 @@ describe.skipIf(offline)('mysql connector', () => {
 
     it("refuses to elevate Lapse's own user or an ephemeral one", async () => {
       await expect(connector.provision(grantOn(target('elevate'), scratch.lapseUser), long())).rejects.toThrow(/which is Lapse's own or an ephemeral user/);
-      await expect(connector.provision(grantOn(target('elevate', { accounts: { eve: ephemeralAccountName(newId('grant')) } }), 'eve'), long())).rejects.toThrow(/which is Lapse's own or an ephemeral user/);
+      await expect(connector.provision(grantOn(target('elevate', { accounts: { eve: ephemeralAccountName(newId('grant')) } }), 'eve'), long())).rejects.toThrow(
+        /which is Lapse's own or an ephemeral user/,
+      );
     });
 
     it('maps principals through settings.accounts and lists them by principal', async () => {
@@ -212,7 +240,12 @@ describe.skipIf(offline)('mysql connector', () => {
       await connector.provision(grant, long());
       try {
         expect(await personCanRead(people[11]!)).toBe(true);
-        expect(await connector.listAccess(t, long())).toContainEqual({ account: `${people[11]}@%`, principalId: 'dana@example.com', entitlement: 'readonly', grantId: null });
+        expect(await connector.listAccess(t, long())).toContainEqual({
+          account: `${people[11]}@%`,
+          principalId: 'dana@example.com',
+          entitlement: 'readonly',
+          grantId: null,
+        });
       } finally {
         await connector.revoke(grant, null, long());
       }
@@ -221,7 +254,7 @@ describe.skipIf(offline)('mysql connector', () => {
   });
 
   describe('hostile names', () => {
-    const hostile = ["x`; DROP DATABASE mysql; --", "it's", 'back\\slash', 'dotted.name', 'semi;colon space', 'ünï-cødé ✓', `"dq"`];
+    const hostile = ['x`; DROP DATABASE mysql; --', "it's", 'back\\slash', 'dotted.name', 'semi;colon space', 'ünï-cødé ✓', `"dq"`];
 
     it('grants roles named with backquotes, quotes, backslashes, dots and unicode exactly, without injection', async () => {
       for (const [i, name] of hostile.entries()) {
@@ -238,7 +271,9 @@ describe.skipIf(offline)('mysql connector', () => {
           const [mapped] = await scratch.dba.query<mysql.RowDataPacket[]>('SELECT Role FROM mysql.roles_mapping WHERE User = ?', [login(provisioned).user]);
           expect(mapped).toEqual([{ Role: role }]);
           expect(await ephemeralCanRead(provisioned)).toBe(true);
-          expect(await connector.listAccess(t, long())).toContainEqual(expect.objectContaining({ principalId: "mallory'@'%' IDENTIFIED BY 'x", entitlement: 'odd', grantId: grant.grantId }));
+          expect(await connector.listAccess(t, long())).toContainEqual(
+            expect.objectContaining({ principalId: "mallory'@'%' IDENTIFIED BY 'x", entitlement: 'odd', grantId: grant.grantId }),
+          );
         } finally {
           await connector.revoke(grant, provisioned.handle, long());
         }
@@ -287,7 +322,10 @@ describe.skipIf(offline)('mysql connector', () => {
       await sessions.run(settings, long(), 'escaping check', async (connection) => {
         // With NO_BACKSLASH_ESCAPES on, mysql2's backslash escaping no longer means what it wrote (why Lapse clears it)…
         await connection.query(`SET SESSION sql_mode = CONCAT(@@SESSION.sql_mode, ',NO_BACKSLASH_ESCAPES')`);
-        const [broken] = await connection.query<mysql.RowDataPacket[]>('SELECT ? AS v', ["a\\'b"]).then(([rows]) => [rows[0]!.v], () => ['error']);
+        const [broken] = await connection.query<mysql.RowDataPacket[]>('SELECT ? AS v', ["a\\'b"]).then(
+          ([rows]) => [rows[0]!.v],
+          () => ['error'],
+        );
         expect(broken).not.toBe("a\\'b");
       });
       // …and a fresh connection from Lapse starts with it cleared, so values come back exactly.
@@ -303,15 +341,19 @@ describe.skipIf(offline)('mysql connector', () => {
     });
 
     it('refuses privileges outside the allow-list and malformed entitlements', () => {
-      const t = scratch.target('my-bad', {
-        all: { grants: [{ privileges: ['ALL PRIVILEGES', 'select; DROP TABLE x', 'SUPER', 'grant option'], database: 'app' }] },
-        star: { grants: [{ privileges: ['SELECT'], database: '*' }] },
-        both: { role: 'r', grants: [{ privileges: ['SELECT'], database: 'app' }] },
-        neither: {},
-        elevate: { mode: 'elevate' },
-        nul: { role: 'a\u0000b' },
-        long: { role: 'r'.repeat(129) },
-      }, { port: 0, tls: { ca: 'not a pem' } });
+      const t = scratch.target(
+        'my-bad',
+        {
+          all: { grants: [{ privileges: ['ALL PRIVILEGES', 'select; DROP TABLE x', 'SUPER', 'grant option'], database: 'app' }] },
+          star: { grants: [{ privileges: ['SELECT'], database: '*' }] },
+          both: { role: 'r', grants: [{ privileges: ['SELECT'], database: 'app' }] },
+          neither: {},
+          elevate: { mode: 'elevate' },
+          nul: { role: 'a\u0000b' },
+          long: { role: 'r'.repeat(129) },
+        },
+        { port: 0, tls: { ca: 'not a pem' } },
+      );
       expect(connector.validateSettings(t)).toEqual([
         'targets.my-bad.settings.port: must be a port number from 1 to 65535',
         'targets.my-bad.settings.tls.ca: must be a PEM certificate bundle (up to 64 KiB); write ${file:/path/to/ca.pem}',
@@ -334,7 +376,11 @@ describe.skipIf(offline)('mysql connector', () => {
       const weak = `lapsetest_weak_${scratch.suffix}`;
       await scratch.createUser(weak, 'weak-password-1');
       await scratch.dba.query(`GRANT CREATE USER ON *.* TO ?@'%'`, [weak]);
-      const t = scratch.target(`my-weak-${scratch.suffix}`, { readonly: entitlementSettings('grants'), role: entitlementSettings('role') }, { user: weak, password: 'weak-password-1' });
+      const t = scratch.target(
+        `my-weak-${scratch.suffix}`,
+        { readonly: entitlementSettings('grants'), role: entitlementSettings('role') },
+        { user: weak, password: 'weak-password-1' },
+      );
       const failure = await connector.checkTarget(t, long()).catch((error: unknown) => error);
       expect(failure).toMatchObject({ code: 'forbidden' });
       const message = (failure as Error).message;
@@ -346,7 +392,8 @@ describe.skipIf(offline)('mysql connector', () => {
         'SELECT (User, Host) ON mysql.user',
         'SELECT ON mysql.roles_mapping',
         `ON \`${scratch.registryDatabase}\`.*`,
-      ]) expect(message).toContain(missing);
+      ])
+        expect(message).toContain(missing);
       expect(message).not.toContain('CREATE USER;');
       expect((failure as { details: { hint: string } }).details.hint).toContain(`GRANT CONNECTION ADMIN ON *.* TO '${weak}'@'%';`);
     });
@@ -360,7 +407,8 @@ describe.skipIf(offline)('mysql connector', () => {
         `GRANT SELECT ON mysql.roles_mapping TO ?@'%'`,
         `GRANT CREATE, SELECT, INSERT, UPDATE, DELETE ON \`${scratch.registryDatabase}\`.* TO ?@'%'`,
         `GRANT SELECT ON \`${scratch.database}\`.* TO ?@'%' WITH GRANT OPTION`,
-      ]) await scratch.dba.query(sql, [half]);
+      ])
+        await scratch.dba.query(sql, [half]);
       const t = target('grants', { user: half, password: 'half-password-1' });
       await expect(connector.checkTarget(t, long())).rejects.toThrow(/lacks: CONNECTION ADMIN \(to kill other users' connections\)$/);
     });
@@ -381,7 +429,9 @@ describe.skipIf(offline)('mysql connector', () => {
       try {
         const started = Date.now();
         const port = (silent.address() as AddressInfo).port;
-        await expect(connector.checkTarget(target('grants', { host: '127.0.0.1', port }), AbortSignal.timeout(300))).rejects.toMatchObject({ code: 'connector_timeout' });
+        await expect(connector.checkTarget(target('grants', { host: '127.0.0.1', port }), AbortSignal.timeout(300))).rejects.toMatchObject({
+          code: 'connector_timeout',
+        });
         expect(Date.now() - started).toBeLessThan(2_000);
       } finally {
         silent.close();

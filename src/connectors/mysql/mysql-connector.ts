@@ -63,7 +63,13 @@ export class MysqlConnector implements Connector {
     await this.sessions.run(target, signal, `provision of ${account.user}`, async (connection) => {
       await this.registry(connection, target);
       // NB. Labelled first: a crash between the two leaves a label without a user, which is never reported.
-      await recordAccount(connection, target.registryDatabase, { account: account.user, target: target.name, entitlement: entitlement.name, principal: grant.principalId, grantId: grant.grantId });
+      await recordAccount(connection, target.registryDatabase, {
+        account: account.user,
+        target: target.name,
+        entitlement: entitlement.name,
+        principal: grant.principalId,
+        grantId: grant.grantId,
+      });
       await createOrRefreshUser(connection, entitlement, account, password);
     });
     if (entitlement.role) await this.setDefaultRole(target, entitlement.role, account, password, signal);
@@ -99,7 +105,10 @@ export class MysqlConnector implements Connector {
     const account = parseAccount(access.account);
     if (grantIdOfAccount(account.user) !== null) return this.dropEphemeral(settings, account.user, signal);
     const entitlement = target.entitlements.get(access.entitlement);
-    if (!entitlement) throw new LapseError('not_found', `MySQL target ${target.name} has no entitlement ${JSON.stringify(access.entitlement)}`, { where: `targets.${target.name}.entitlements` });
+    if (!entitlement)
+      throw new LapseError('not_found', `MySQL target ${target.name} has no entitlement ${JSON.stringify(access.entitlement)}`, {
+        where: `targets.${target.name}.entitlements`,
+      });
     const role = mysqlEntitlement(entitlement).role!;
     await this.sessions.run(settings, signal, `removal of ${access.account}'s role`, (connection) => revokeRole(connection, role, account));
   }
@@ -130,12 +139,19 @@ export class MysqlConnector implements Connector {
     } catch (asUser) {
       if (signal.aborted) throw asUser;
       try {
-        await this.sessions.run(target, signal, what, (connection) => connection.query(`SET DEFAULT ROLE ${quoteName(role)} FOR ?@?`, [account.user, account.host]));
+        await this.sessions.run(target, signal, what, (connection) =>
+          connection.query(`SET DEFAULT ROLE ${quoteName(role)} FOR ?@?`, [account.user, account.host]),
+        );
       } catch (asLapse) {
-        throw new LapseError('connector_failed', `cannot make ${quoteName(role)} the default role of ${account.user} at MySQL target ${target.name}: logging in as that user failed (${(asUser as Error).message}) and so did SET DEFAULT ROLE ... FOR (${(asLapse as Error).message})`, {
-          where: `targets.${target.name}.entitlements`,
-          hint: "let the entitlement's host pattern admit Lapse's own address, or use grants: instead of role:",
-        }, { cause: asLapse });
+        throw new LapseError(
+          'connector_failed',
+          `cannot make ${quoteName(role)} the default role of ${account.user} at MySQL target ${target.name}: logging in as that user failed (${(asUser as Error).message}) and so did SET DEFAULT ROLE ... FOR (${(asLapse as Error).message})`,
+          {
+            where: `targets.${target.name}.entitlements`,
+            hint: "let the entitlement's host pattern admit Lapse's own address, or use grants: instead of role:",
+          },
+          { cause: asLapse },
+        );
       }
     }
   }
@@ -152,16 +168,24 @@ export class MysqlConnector implements Connector {
     const accounts = (grant.target.settings.accounts as Record<string, string> | undefined) ?? {};
     const user = accounts[grant.principalId] ?? grant.principalId;
     if (user === grant.target.settings.user || grantIdOfAccount(user) !== null) {
-      throw new LapseError('validation_failed', `principal ${JSON.stringify(grant.principalId.slice(0, 80))} maps to MySQL user ${JSON.stringify(user)}, which is Lapse's own or an ephemeral user; elevate mode never changes those`, {
-        where: `targets.${grant.target.name}.settings.accounts`,
-      });
+      throw new LapseError(
+        'validation_failed',
+        `principal ${JSON.stringify(grant.principalId.slice(0, 80))} maps to MySQL user ${JSON.stringify(user)}, which is Lapse's own or an ephemeral user; elevate mode never changes those`,
+        {
+          where: `targets.${grant.target.name}.settings.accounts`,
+        },
+      );
     }
     // eslint-disable-next-line no-control-regex -- control characters are what is refused.
     if (user.length === 0 || [...user].length > MAX_USER_CHARS || /[\u0000-\u001f]/.test(user)) {
-      throw new LapseError('validation_failed', `principal ${JSON.stringify(grant.principalId.slice(0, 80))} has no usable MySQL user name (at most ${MAX_USER_CHARS} characters)`, {
-        where: `targets.${grant.target.name}.settings.accounts`,
-        hint: 'map the principal to its user in settings.accounts',
-      });
+      throw new LapseError(
+        'validation_failed',
+        `principal ${JSON.stringify(grant.principalId.slice(0, 80))} has no usable MySQL user name (at most ${MAX_USER_CHARS} characters)`,
+        {
+          where: `targets.${grant.target.name}.settings.accounts`,
+          hint: 'map the principal to its user in settings.accounts',
+        },
+      );
     }
     return { user, host: entitlement.host };
   }

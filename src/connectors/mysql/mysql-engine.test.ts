@@ -55,7 +55,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
   it('provisions, hands out the password once, reconciles standing access and revokes on release', async () => {
     const { request } = await engine.submit({ principal: alice, target: 'orders-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'engine test' });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     const credentials = await engine.fetchCredentials({ grantId, by: alice });
     const login = { host: credentials.host!, port: Number(credentials.port), user: credentials.username!, password: credentials.password! };
     const read = `SELECT fact FROM \`${scratch.database}\`.facts`;
@@ -67,7 +70,9 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     await scratch.dba.query(`GRANT \`${scratch.reader}\` TO ?@'%'`, [outsider]);
     const [report] = await engine.reconcile('orders-db', { actor: 'test' });
     expect(report!.error).toBeNull();
-    expect(report!.findings).toContainEqual(expect.objectContaining({ kind: 'standing', status: 'remediated', account: `${outsider}@%`, entitlement: 'reader-role' }));
+    expect(report!.findings).toContainEqual(
+      expect.objectContaining({ kind: 'standing', status: 'remediated', account: `${outsider}@%`, entitlement: 'reader-role' }),
+    );
     expect(report!.findings.some((f) => f.account.startsWith(credentials.username!))).toBe(false);
     const [held] = await scratch.dba.query<RowDataPacket[]>('SELECT Role FROM mysql.roles_mapping WHERE User = ?', [outsider]);
     expect(held).toEqual([]);
@@ -76,7 +81,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     try {
       expect(await session.query(`SELECT CONCAT('open ', fact) FROM \`${scratch.database}\`.facts;`, 'open the vault')).toBe(true);
       await engine.release({ grantId, by: alice, reason: 'done' });
-      await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+      await waitFor(
+        () => getGrant(opened.store.db, grantId),
+        (g) => g?.status === 'revoked',
+      );
       expect(await session.query(`SELECT CONCAT('still ', fact) FROM \`${scratch.database}\`.facts;`, 'still the vault', 3_000)).toBe(false);
       expect((await mariadb(login, 'SELECT 1')).stderr).toMatch(/Access denied/);
     } finally {

@@ -27,7 +27,14 @@ export class MysqlSessions {
   }
 
   /** A connection as `user` (Lapse's own, or the ephemeral user itself for what only it may do). */
-  async runAs<T>(target: MysqlTarget, user: string, password: string | undefined, signal: AbortSignal, what: string, work: (connection: MysqlConnection) => Promise<T>): Promise<T> {
+  async runAs<T>(
+    target: MysqlTarget,
+    user: string,
+    password: string | undefined,
+    signal: AbortSignal,
+    what: string,
+    work: (connection: MysqlConnection) => Promise<T>,
+  ): Promise<T> {
     const key = JSON.stringify([target.name, target.tls]);
     if (!this.warned.has(key)) {
       this.warned.add(key);
@@ -35,20 +42,25 @@ export class MysqlSessions {
     }
     let connection: MysqlConnection | undefined;
     let aborted = false;
-    return withinDeadline(signal, `${what} at MySQL target ${target.name}`, async () => {
-      try {
-        connection = await mysql.createConnection({ ...this.options(target), user, password });
-        if (aborted) throw signal.reason;
-        return await work(connection);
-      } catch (error) {
-        throw asLapseError(error, target, what);
-      } finally {
-        if (!aborted) await connection?.end().catch(() => connection?.destroy());
-      }
-    }, () => {
-      aborted = true;
-      connection?.destroy();
-    });
+    return withinDeadline(
+      signal,
+      `${what} at MySQL target ${target.name}`,
+      async () => {
+        try {
+          connection = await mysql.createConnection({ ...this.options(target), user, password });
+          if (aborted) throw signal.reason;
+          return await work(connection);
+        } catch (error) {
+          throw asLapseError(error, target, what);
+        } finally {
+          if (!aborted) await connection?.end().catch(() => connection?.destroy());
+        }
+      },
+      () => {
+        aborted = true;
+        connection?.destroy();
+      },
+    );
   }
 
   /** Nothing stays open between calls; kept so both SQL connectors close the same way. */
@@ -81,5 +93,10 @@ export function asLapseError(error: unknown, target: MysqlTarget, what: string):
         : errno === undefined
           ? `check that MySQL/MariaDB is reachable at ${target.host}:${target.port}`
           : undefined;
-  return new LapseError('connector_failed', `${what} at MySQL target ${target.name} failed: ${message}${code ? ` (${code})` : ''}`, { where: `targets.${target.name}`, ...(hint ? { hint } : {}) }, { cause: error });
+  return new LapseError(
+    'connector_failed',
+    `${what} at MySQL target ${target.name} failed: ${message}${code ? ` (${code})` : ''}`,
+    { where: `targets.${target.name}`, ...(hint ? { hint } : {}) },
+    { cause: error },
+  );
 }

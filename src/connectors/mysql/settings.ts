@@ -13,9 +13,25 @@ export const MAX_IDENTIFIER_CHARS = 64;
  * administration (an entitlement that needs them should be a role).
  */
 export const GRANTABLE_PRIVILEGES = [
-  'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'CREATE', 'DROP', 'INDEX', 'ALTER', 'REFERENCES',
-  'CREATE TEMPORARY TABLES', 'LOCK TABLES', 'EXECUTE', 'CREATE VIEW', 'SHOW VIEW',
-  'CREATE ROUTINE', 'ALTER ROUTINE', 'EVENT', 'TRIGGER', 'DELETE HISTORY',
+  'SELECT',
+  'INSERT',
+  'UPDATE',
+  'DELETE',
+  'CREATE',
+  'DROP',
+  'INDEX',
+  'ALTER',
+  'REFERENCES',
+  'CREATE TEMPORARY TABLES',
+  'LOCK TABLES',
+  'EXECUTE',
+  'CREATE VIEW',
+  'SHOW VIEW',
+  'CREATE ROUTINE',
+  'ALTER ROUTINE',
+  'EVENT',
+  'TRIGGER',
+  'DELETE HISTORY',
 ] as const;
 
 export interface MysqlTarget {
@@ -59,7 +75,9 @@ export function validateMysqlSettings(target: TargetConfig): string[] {
     checkHost(s.host, `${where}.host`),
     checkPort(s.port, `${where}.port`),
     checkChars(s.user, `${where}.user`, MAX_USER_CHARS, 'user name'),
-    s.password === undefined || (typeof s.password === 'string' && s.password.length <= 1024) ? undefined : `${where}.password: must be a secret reference (\${env:NAME} or \${file:path})`,
+    s.password === undefined || (typeof s.password === 'string' && s.password.length <= 1024)
+      ? undefined
+      : `${where}.password: must be a secret reference (\${env:NAME} or \${file:path})`,
     ...validateTls(s.tls, where),
     checkInteger(s.connectTimeout, `${where}.connectTimeout`, 100, 120_000),
     ...checkAccounts(s.accounts, `${where}.accounts`, MAX_USER_CHARS * 4),
@@ -91,23 +109,29 @@ function validateEntitlement(target: TargetConfig, entitlement: EntitlementConfi
 
 function validateGrants(value: unknown, where: string): string[] {
   if (!Array.isArray(value) || value.length === 0 || value.length > 32) return [`${where}: must be a list of 1 to 32 { privileges, database, table } entries`];
-  return value.flatMap((item, i): (string | undefined)[] => {
-    const at = `${where}[${i}]`;
-    if (typeof item !== 'object' || item === null || Array.isArray(item)) return [`${at}: must be { privileges: [SELECT, ...], database: <name>, table: <name or *> }`];
-    const { privileges, database, table, ...unknown } = item as Record<string, unknown>;
-    const problems: (string | undefined)[] = Object.keys(unknown).map((key) => `${at}.${key}: unknown setting; use privileges, database, table`);
-    if (!Array.isArray(privileges) || privileges.length === 0 || privileges.length > GRANTABLE_PRIVILEGES.length) {
-      problems.push(`${at}.privileges: must list 1 to ${GRANTABLE_PRIVILEGES.length} privileges`);
-    } else {
-      for (const [j, privilege] of privileges.entries()) {
-        if (canonicalPrivilege(privilege) === undefined) problems.push(`${at}.privileges[${j}]: ${JSON.stringify(String(privilege).slice(0, 40))} is not a privilege Lapse grants; use one of ${GRANTABLE_PRIVILEGES.join(', ')}`);
+  return value
+    .flatMap((item, i): (string | undefined)[] => {
+      const at = `${where}[${i}]`;
+      if (typeof item !== 'object' || item === null || Array.isArray(item))
+        return [`${at}: must be { privileges: [SELECT, ...], database: <name>, table: <name or *> }`];
+      const { privileges, database, table, ...unknown } = item as Record<string, unknown>;
+      const problems: (string | undefined)[] = Object.keys(unknown).map((key) => `${at}.${key}: unknown setting; use privileges, database, table`);
+      if (!Array.isArray(privileges) || privileges.length === 0 || privileges.length > GRANTABLE_PRIVILEGES.length) {
+        problems.push(`${at}.privileges: must list 1 to ${GRANTABLE_PRIVILEGES.length} privileges`);
+      } else {
+        for (const [j, privilege] of privileges.entries()) {
+          if (canonicalPrivilege(privilege) === undefined)
+            problems.push(
+              `${at}.privileges[${j}]: ${JSON.stringify(String(privilege).slice(0, 40))} is not a privilege Lapse grants; use one of ${GRANTABLE_PRIVILEGES.join(', ')}`,
+            );
+        }
       }
-    }
-    problems.push(checkChars(database, `${at}.database`, MAX_IDENTIFIER_CHARS, 'database name'));
-    if (database === '*') problems.push(`${at}.database: name one database; Lapse does not grant on *.*`);
-    if (table !== undefined) problems.push(checkChars(table, `${at}.table`, MAX_IDENTIFIER_CHARS, 'table name'));
-    return problems;
-  }).filter((p): p is string => p !== undefined);
+      problems.push(checkChars(database, `${at}.database`, MAX_IDENTIFIER_CHARS, 'database name'));
+      if (database === '*') problems.push(`${at}.database: name one database; Lapse does not grant on *.*`);
+      if (table !== undefined) problems.push(checkChars(table, `${at}.table`, MAX_IDENTIFIER_CHARS, 'table name'));
+      return problems;
+    })
+    .filter((p): p is string => p !== undefined);
 }
 
 /** The allow-listed keyword for a privilege written in any case/spacing, or undefined. */

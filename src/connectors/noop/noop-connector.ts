@@ -116,14 +116,27 @@ export class NoopConnector implements Connector {
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     await this.pause(target, signal);
     this.record(target, { op: 'list', target: target.name, at: Date.now() });
-    return [...this.holders(target.name, target).values()].map((a) => ({ account: a.principalId, principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId || null }));
+    return [...this.holders(target.name, target).values()].map((a) => ({
+      account: a.principalId,
+      principalId: a.principalId,
+      entitlement: a.entitlement,
+      grantId: a.grantId || null,
+    }));
   }
 
   async removeAccess(target: TargetConfig, access: CurrentAccess, signal: AbortSignal): Promise<void> {
     await this.pause(target, signal);
     const key = `${target.name}/${access.entitlement}/${access.principalId}`;
     const effect = this.holders(target.name, target).delete(key) ? 'removed' : 'already_absent';
-    this.record(target, { op: 'revoke', target: target.name, grantId: access.grantId ?? 'unmanaged', principalId: access.principalId, entitlement: access.entitlement, effect, at: Date.now() });
+    this.record(target, {
+      op: 'revoke',
+      target: target.name,
+      grantId: access.grantId ?? 'unmanaged',
+      principalId: access.principalId,
+      entitlement: access.entitlement,
+      effect,
+      at: Date.now(),
+    });
   }
 
   /** Gives access behind Lapse's back, as someone with direct target access would (for reconciliation tests). */
@@ -163,10 +176,14 @@ export class NoopConnector implements Connector {
     if (delayMs <= 0) return;
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(resolve, delayMs);
-      signal.addEventListener('abort', () => {
-        clearTimeout(timer);
-        reject(signal.reason);
-      }, { once: true });
+      signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timer);
+          reject(signal.reason);
+        },
+        { once: true },
+      );
     });
   }
 

@@ -26,7 +26,8 @@ export async function listRoleAccess(client: pg.PoolClient, target: PostgresTarg
     if (!grantId) continue;
     const note = parseNote(row.note);
     if (note) {
-      if (note.target === target.name && note.grant === grantId) access.push({ account: row.name, principalId: note.principal, entitlement: note.entitlement, grantId });
+      if (note.target === target.name && note.grant === grantId)
+        access.push({ account: row.name, principalId: note.principal, entitlement: note.entitlement, grantId });
       continue;
     }
     // No note (written by hand, or stripped): guess the entitlement from the memberships.

@@ -188,7 +188,7 @@ describe.skipIf(offline)('postgres connector', () => {
       }
     });
 
-    it('hands objects the role created to Lapse\'s role (ownedObjects: reassign), then drops the role', async () => {
+    it("hands objects the role created to Lapse's role (ownedObjects: reassign), then drops the role", async () => {
       const t = target('ephemeral', {}, { roles: [scratch.writer] });
       const grant = grantOn(t, 'alice');
       const provisioned = await connector.provision(grant, long());
@@ -274,7 +274,9 @@ describe.skipIf(offline)('postgres connector', () => {
 
     it("refuses to elevate Lapse's own role or an ephemeral one", async () => {
       await expect(connector.provision(grantOn(target('elevate'), scratch.lapseUser), long())).rejects.toThrow(/which is Lapse's own or an ephemeral role/);
-      await expect(connector.provision(grantOn(target('elevate'), ephemeralAccountName(newId('grant'))), long())).rejects.toThrow(/which is Lapse's own or an ephemeral role/);
+      await expect(connector.provision(grantOn(target('elevate'), ephemeralAccountName(newId('grant'))), long())).rejects.toThrow(
+        /which is Lapse's own or an ephemeral role/,
+      );
     });
 
     it('shares an access key between entitlements granting the same roles to one account, and only then', () => {
@@ -284,7 +286,8 @@ describe.skipIf(offline)('postgres connector', () => {
         c: { mode: 'elevate', roles: [scratch.reader] },
         d: { roles: [scratch.reader] },
       });
-      const key = (entitlement: string, principalId = 'bob') => connector.accessKey({ ...grantOn(t, principalId), entitlement: t.entitlements.get(entitlement)! });
+      const key = (entitlement: string, principalId = 'bob') =>
+        connector.accessKey({ ...grantOn(t, principalId), entitlement: t.entitlements.get(entitlement)! });
       expect(key('a')).toBe(key('b'));
       expect(key('a')).not.toBe(key('c'));
       expect(key('a')).not.toBe(key('a', 'carol'));
@@ -321,7 +324,12 @@ describe.skipIf(offline)('postgres connector', () => {
         expect(rows.map((r) => r.rolname)).toEqual([...roles].sort((a, b) => (Buffer.from(a) < Buffer.from(b) ? -1 : 1)));
         expect(await ephemeralCanRead(provisioned)).toBe(true);
         const listed = await connector.listAccess(t, long());
-        expect(listed).toContainEqual({ account: provisioned.credentials!.username, principalId: `mallory'); DROP TABLE facts; --`, entitlement: 'odd', grantId: grant.grantId });
+        expect(listed).toContainEqual({
+          account: provisioned.credentials!.username,
+          principalId: `mallory'); DROP TABLE facts; --`,
+          entitlement: 'odd',
+          grantId: grant.grantId,
+        });
       } finally {
         await connector.revoke(grant, provisioned.handle, long());
       }
@@ -340,14 +348,18 @@ describe.skipIf(offline)('postgres connector', () => {
     });
 
     it('refuses names it cannot quote safely or that are too long, and reserved lapse_ roles', () => {
-      const t = scratch.target('pg-bad', {
-        nul: { roles: ['a\u0000b'] },
-        long: { roles: ['é'.repeat(32)] },
-        reserved: { roles: ['lapse_admin'] },
-        empty: { roles: [] },
-        twice: { roles: ['a', 'a'] },
-        wrongmode: { mode: 'sudo', roles: ['a'], connectionLimit: 0 },
-      }, { port: 70_000, user: '', tls: { insecureSkipVerify: 'yes' }, extra: 1, ownedObjects: 'delete' });
+      const t = scratch.target(
+        'pg-bad',
+        {
+          nul: { roles: ['a\u0000b'] },
+          long: { roles: ['é'.repeat(32)] },
+          reserved: { roles: ['lapse_admin'] },
+          empty: { roles: [] },
+          twice: { roles: ['a', 'a'] },
+          wrongmode: { mode: 'sudo', roles: ['a'], connectionLimit: 0 },
+        },
+        { port: 70_000, user: '', tls: { insecureSkipVerify: 'yes' }, extra: 1, ownedObjects: 'delete' },
+      );
       expect(connector.validateSettings(t)).toEqual([
         'targets.pg-bad.settings.extra: unknown setting; known settings are host, port, database, user, password, tls, connectTimeout, maxConnections, accounts, ownedObjects, reassignOwnedTo',
         'targets.pg-bad.settings.port: must be a port number from 1 to 65535',
@@ -370,7 +382,7 @@ describe.skipIf(offline)('postgres connector', () => {
   });
 
   describe('checkTarget', () => {
-    it('names CREATEROLE when Lapse\'s role lacks it', async () => {
+    it("names CREATEROLE when Lapse's role lacks it", async () => {
       const weak = `lapsetest_weak_${scratch.suffix}`;
       await scratch.createRole(weak, 'LOGIN');
       await expect(connector.checkTarget(target('ephemeral', { user: weak }), long())).rejects.toMatchObject({
@@ -383,7 +395,9 @@ describe.skipIf(offline)('postgres connector', () => {
     it('names pg_signal_backend when only that is missing', async () => {
       const half = `lapsetest_half_${scratch.suffix}`;
       await scratch.createRole(half, 'LOGIN CREATEROLE');
-      await expect(connector.checkTarget(target('ephemeral', { user: half }), long())).rejects.toThrow(/lacks: membership in pg_signal_backend \(to end sessions on revoke\)$/);
+      await expect(connector.checkTarget(target('ephemeral', { user: half }), long())).rejects.toThrow(
+        /lacks: membership in pg_signal_backend \(to end sessions on revoke\)$/,
+      );
     });
 
     it('names roles that do not exist', async () => {
@@ -416,7 +430,9 @@ describe.skipIf(offline)('postgres connector', () => {
       try {
         const started = Date.now();
         const port = (silent.address() as AddressInfo).port;
-        await expect(connector.checkTarget(target('ephemeral', { host: '127.0.0.1', port }), AbortSignal.timeout(300))).rejects.toMatchObject({ code: 'connector_timeout' });
+        await expect(connector.checkTarget(target('ephemeral', { host: '127.0.0.1', port }), AbortSignal.timeout(300))).rejects.toMatchObject({
+          code: 'connector_timeout',
+        });
         expect(Date.now() - started).toBeLessThan(2_000);
       } finally {
         silent.close();

@@ -110,7 +110,9 @@ export class PostgresConnector implements Connector {
       return;
     }
     const entitlement = this.entitlement(target, access.entitlement);
-    await this.sessions.run(settings, signal, `removal of ${access.account}'s membership`, (client) => revokeMembership(client, settings, entitlement, access.account));
+    await this.sessions.run(settings, signal, `removal of ${access.account}'s membership`, (client) =>
+      revokeMembership(client, settings, entitlement, access.account),
+    );
   }
 
   /** Closes the connection pools (tests, benchmarks, shutdown). */
@@ -123,22 +125,33 @@ export class PostgresConnector implements Connector {
     const accounts = (grant.target.settings.accounts as Record<string, string> | undefined) ?? {};
     const account = accounts[grant.principalId] ?? grant.principalId;
     if (account === grant.target.settings.user || grantIdOfAccount(account) !== null) {
-      throw new LapseError('validation_failed', `principal ${JSON.stringify(grant.principalId.slice(0, 80))} maps to PostgreSQL role ${JSON.stringify(account)}, which is Lapse's own or an ephemeral role; elevate mode never changes those`, {
-        where: `targets.${grant.target.name}.settings.accounts`,
-      });
+      throw new LapseError(
+        'validation_failed',
+        `principal ${JSON.stringify(grant.principalId.slice(0, 80))} maps to PostgreSQL role ${JSON.stringify(account)}, which is Lapse's own or an ephemeral role; elevate mode never changes those`,
+        {
+          where: `targets.${grant.target.name}.settings.accounts`,
+        },
+      );
     }
     if (Buffer.byteLength(account, 'utf8') > MAX_IDENTIFIER_BYTES || account.length === 0 || /\0/.test(account)) {
-      throw new LapseError('validation_failed', `principal ${JSON.stringify(grant.principalId.slice(0, 80))} has no usable PostgreSQL role name (at most ${MAX_IDENTIFIER_BYTES} bytes)`, {
-        where: `targets.${grant.target.name}.settings.accounts`,
-        hint: 'map the principal to its role in settings.accounts',
-      });
+      throw new LapseError(
+        'validation_failed',
+        `principal ${JSON.stringify(grant.principalId.slice(0, 80))} has no usable PostgreSQL role name (at most ${MAX_IDENTIFIER_BYTES} bytes)`,
+        {
+          where: `targets.${grant.target.name}.settings.accounts`,
+          hint: 'map the principal to its role in settings.accounts',
+        },
+      );
     }
     return account;
   }
 
   private entitlement(target: TargetConfig, name: string): PostgresEntitlement {
     const entitlement = target.entitlements.get(name);
-    if (!entitlement) throw new LapseError('not_found', `PostgreSQL target ${target.name} has no entitlement ${JSON.stringify(name)}`, { where: `targets.${target.name}.entitlements` });
+    if (!entitlement)
+      throw new LapseError('not_found', `PostgreSQL target ${target.name} has no entitlement ${JSON.stringify(name)}`, {
+        where: `targets.${target.name}.entitlements`,
+      });
     return postgresEntitlement(entitlement);
   }
 }

@@ -57,10 +57,19 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
   it('provisions, hands out the password once, reconciles standing access and revokes on release', async () => {
     const { request } = await engine.submit({ principal: alice, target: 'app-db', entitlement: 'readonly', durationMs: 3_600_000, reason: 'engine test' });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     const credentials = await engine.fetchCredentials({ grantId, by: alice });
     expect(credentials.username).toBe(`lapse_${grantId.slice(4)}`);
-    const login = { host: credentials.host!, port: Number(credentials.port), database: credentials.database!, user: credentials.username!, password: credentials.password! };
+    const login = {
+      host: credentials.host!,
+      port: Number(credentials.port),
+      database: credentials.database!,
+      user: credentials.username!,
+      password: credentials.password!,
+    };
     expect(await psql(login, 'SELECT fact FROM facts')).toMatchObject({ code: 0, stdout: 'the vault is behind the painting' });
     await expect(engine.fetchCredentials({ grantId, by: alice })).rejects.toThrow();
 
@@ -79,7 +88,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     try {
       expect(await session.query("SELECT 'open ' || fact FROM facts;", 'open the vault')).toBe(true);
       await engine.release({ grantId, by: alice, reason: 'done' });
-      await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+      await waitFor(
+        () => getGrant(opened.store.db, grantId),
+        (g) => g?.status === 'revoked',
+      );
       expect(await session.query("SELECT 'still ' || fact FROM facts;", 'still the vault', 3_000)).toBe(false);
       expect((await psql(login, 'SELECT 1')).code).not.toBe(0);
     } finally {
@@ -95,7 +107,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
       const { rows } = await scratch.dba.query<{ rolvaliduntil: Date | null }>('SELECT rolvaliduntil FROM pg_roles WHERE rolname = $1', [account]);
       return rows[0]?.rolvaliduntil?.getTime() ?? null;
     };
-    const active = await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    const active = await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     // Provisioned before the clock started (end + slack); exact once active.
     await waitFor(validUntil, (at) => at === active!.expiresAt!.getTime(), 5_000);
 
@@ -106,13 +121,19 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
 
     const told = async () => {
       const events = await opened.store.db.selectFrom('audit_events').select('payload').orderBy('seq').execute();
-      return events.map((e) => JSON.parse(e.payload) as { action: string; subject?: string }).filter((e) => e.subject === grantId && e.action.startsWith('grant.target_')).map((e) => e.action);
+      return events
+        .map((e) => JSON.parse(e.payload) as { action: string; subject?: string })
+        .filter((e) => e.subject === grantId && e.action.startsWith('grant.target_'))
+        .map((e) => e.action);
     };
     await waitFor(told, (actions) => actions.length === 2);
     expect(await told()).toEqual(['grant.target_expiry_set', 'grant.target_extended']);
 
     await engine.release({ grantId, by: alice, reason: 'done' });
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
     expect(await validUntil()).toBeNull();
   });
 });

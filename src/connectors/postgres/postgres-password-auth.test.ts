@@ -50,7 +50,15 @@ function target(password: string): TargetConfig {
 
 function grant(notAfter: Date): GrantSpec {
   const t = target(LAPSE_PASSWORD);
-  return { grantId: newId('grant'), principalId: 'alice', target: t, entitlement: t.entitlements.get('readonly')!, durationMs: notAfter.getTime() - Date.now(), notAfter, parameters: {} };
+  return {
+    grantId: newId('grant'),
+    principalId: 'alice',
+    target: t,
+    entitlement: t.entitlements.get('readonly')!,
+    durationMs: notAfter.getTime() - Date.now(),
+    notAfter,
+    parameters: {},
+  };
 }
 
 describe.skipIf(offline)('postgres connector with password authentication', () => {

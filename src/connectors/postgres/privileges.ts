@@ -45,7 +45,9 @@ export async function checkPrivileges(client: pg.PoolClient, target: PostgresTar
     }
   }
   if (target.ownedObjects === 'reassign' && target.reassignOwnedTo && target.reassignOwnedTo !== me.name) {
-    const heir = await client.query<{ usable: boolean }>(`SELECT pg_has_role(current_user, oid, 'USAGE') AS usable FROM pg_roles WHERE rolname = $1`, [target.reassignOwnedTo]);
+    const heir = await client.query<{ usable: boolean }>(`SELECT pg_has_role(current_user, oid, 'USAGE') AS usable FROM pg_roles WHERE rolname = $1`, [
+      target.reassignOwnedTo,
+    ]);
     if (heir.rowCount === 0) absent.push(target.reassignOwnedTo);
     else if (!heir.rows[0]!.usable && !me.superuser) {
       missing.push(`the privileges of role ${JSON.stringify(target.reassignOwnedTo)} (settings.reassignOwnedTo)`);

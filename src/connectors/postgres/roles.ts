@@ -98,10 +98,14 @@ export async function dropEphemeralRole(client: pg.PoolClient, target: PostgresT
   if (Number(owned) > 0 && target.ownedObjects === 'refuse') {
     // Access is already gone (no login, no sessions); take its memberships too, then refuse.
     await revokeAllMemberships(client, oid, id);
-    throw new LapseError('connector_failed', `ephemeral role ${account} at PostgreSQL target ${target.name} owns ${owned} object(s) in ${(databases ?? []).join(', ') || 'this cluster'}; it can no longer log in, but it is not dropped`, {
-      where: `targets.${target.name}.settings.ownedObjects`,
-      hint: `move or drop those objects (REASSIGN OWNED BY ${id} TO <role>; DROP OWNED BY ${id}), or set ownedObjects: reassign; revoke is retried until the role is gone`,
-    });
+    throw new LapseError(
+      'connector_failed',
+      `ephemeral role ${account} at PostgreSQL target ${target.name} owns ${owned} object(s) in ${(databases ?? []).join(', ') || 'this cluster'}; it can no longer log in, but it is not dropped`,
+      {
+        where: `targets.${target.name}.settings.ownedObjects`,
+        hint: `move or drop those objects (REASSIGN OWNED BY ${id} TO <role>; DROP OWNED BY ${id}), or set ownedObjects: reassign; revoke is retried until the role is gone`,
+      },
+    );
   }
   if (Number(owned) + Number(other) > 0) {
     // NB. REASSIGN/DROP OWNED need the privileges of the role; a CREATEROLE role may grant itself
@@ -117,15 +121,21 @@ export async function dropEphemeralRole(client: pg.PoolClient, target: PostgresT
     if ((error as { code?: string }).code !== '2BP01') throw error;
     await revokeAllMemberships(client, oid, id);
     const detail = String((error as { detail?: string }).detail ?? '').slice(0, 500);
-    throw new LapseError('connector_failed', `ephemeral role ${account} at PostgreSQL target ${target.name} still owns objects or privileges in another database; it can no longer log in, but it is not dropped (${detail})`, {
-      where: `targets.${target.name}.settings.database`,
-      hint: `in each database listed run REASSIGN OWNED BY ${id} TO <role>; DROP OWNED BY ${id}; revoke is retried until the role is gone`,
-    });
+    throw new LapseError(
+      'connector_failed',
+      `ephemeral role ${account} at PostgreSQL target ${target.name} still owns objects or privileges in another database; it can no longer log in, but it is not dropped (${detail})`,
+      {
+        where: `targets.${target.name}.settings.database`,
+        hint: `in each database listed run REASSIGN OWNED BY ${id} TO <role>; DROP OWNED BY ${id}; revoke is retried until the role is gone`,
+      },
+    );
   }
 }
 
 async function revokeAllMemberships(client: pg.PoolClient, oid: number, id: string): Promise<void> {
-  const { rows } = await client.query<{ rolname: string }>('SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = $1', [oid]);
+  const { rows } = await client.query<{ rolname: string }>('SELECT r.rolname FROM pg_auth_members m JOIN pg_roles r ON r.oid = m.roleid WHERE m.member = $1', [
+    oid,
+  ]);
   for (const { rolname } of rows) await client.query(`REVOKE ${client.escapeIdentifier(rolname)} FROM ${id}`);
 }
 
@@ -168,9 +178,13 @@ export async function revokeMembership(client: pg.PoolClient, target: PostgresTa
     [account, entitlement.roles],
   );
   if (left.rowCount! > 0) {
-    throw new LapseError('connector_failed', `role ${JSON.stringify(account)} at PostgreSQL target ${target.name} is still a member of ${left.rows.map((r) => JSON.stringify(r.role)).join(', ')} after REVOKE`, {
-      where: `targets.${target.name}.entitlements.${entitlement.name}`,
-      hint: 'another role granted that membership and only it (or a superuser) can take it back: REVOKE ... GRANTED BY <grantor>',
-    });
+    throw new LapseError(
+      'connector_failed',
+      `role ${JSON.stringify(account)} at PostgreSQL target ${target.name} is still a member of ${left.rows.map((r) => JSON.stringify(r.role)).join(', ')} after REVOKE`,
+      {
+        where: `targets.${target.name}.entitlements.${entitlement.name}`,
+        hint: 'another role granted that membership and only it (or a superuser) can take it back: REVOKE ... GRANTED BY <grantor>',
+      },
+    );
   }
 }

@@ -23,19 +23,24 @@ export class PostgresSessions {
         client.release(destroy);
       }
     };
-    return withinDeadline(signal, `${what} at PostgreSQL target ${target.name}`, async () => {
-      let broken = false;
-      try {
-        client = await pool.connect();
-        if (signal.aborted) throw signal.reason;
-        return await work(client);
-      } catch (error) {
-        broken = !(error instanceof LapseError);
-        throw asLapseError(error, target, what);
-      } finally {
-        release(broken);
-      }
-    }, () => release(true));
+    return withinDeadline(
+      signal,
+      `${what} at PostgreSQL target ${target.name}`,
+      async () => {
+        let broken = false;
+        try {
+          client = await pool.connect();
+          if (signal.aborted) throw signal.reason;
+          return await work(client);
+        } catch (error) {
+          broken = !(error instanceof LapseError);
+          throw asLapseError(error, target, what);
+        } finally {
+          release(broken);
+        }
+      },
+      () => release(true),
+    );
   }
 
   async close(): Promise<void> {
@@ -46,7 +51,16 @@ export class PostgresSessions {
 
   private pool(target: PostgresTarget): pg.Pool {
     // NB. A config reload may point the same target name elsewhere: the fingerprint notices.
-    const fingerprint = JSON.stringify([target.host, target.port, target.database, target.user, target.password, target.tls, target.connectTimeoutMs, target.maxConnections]);
+    const fingerprint = JSON.stringify([
+      target.host,
+      target.port,
+      target.database,
+      target.user,
+      target.password,
+      target.tls,
+      target.connectTimeoutMs,
+      target.maxConnections,
+    ]);
     const existing = this.pools.get(target.name);
     if (existing?.fingerprint === fingerprint) return existing.pool;
     if (existing) void existing.pool.end().catch(() => {});
@@ -88,5 +102,10 @@ export function asLapseError(error: unknown, target: PostgresTarget, what: strin
         : code === undefined || /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|timeout/i.test(message)
           ? `check that PostgreSQL is reachable at ${target.host}:${target.port}`
           : undefined;
-  return new LapseError('connector_failed', `${what} at PostgreSQL target ${target.name} failed: ${message}${code ? ` (SQLSTATE ${code})` : ''}`, { where: `targets.${target.name}`, ...(hint ? { hint } : {}) }, { cause: error });
+  return new LapseError(
+    'connector_failed',
+    `${what} at PostgreSQL target ${target.name} failed: ${message}${code ? ` (SQLSTATE ${code})` : ''}`,
+    { where: `targets.${target.name}`, ...(hint ? { hint } : {}) },
+    { cause: error },
+  );
 }

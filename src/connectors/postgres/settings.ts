@@ -1,5 +1,16 @@
 import type { EntitlementConfig, TargetConfig } from '../../config/types.js';
-import { checkAccounts, checkHost, checkInteger, checkKnownKeys, checkName, checkNameList, checkPort, tlsOptions, validateTls, type TlsSettings } from '../shared/index.js';
+import {
+  checkAccounts,
+  checkHost,
+  checkInteger,
+  checkKnownKeys,
+  checkName,
+  checkNameList,
+  checkPort,
+  tlsOptions,
+  validateTls,
+  type TlsSettings,
+} from '../shared/index.js';
 
 /** PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -43,15 +54,20 @@ export function validatePostgresSettings(target: TargetConfig): string[] {
     checkPort(s.port, `${where}.port`),
     checkName(s.database, `${where}.database`, MAX_IDENTIFIER_BYTES, 'database name'),
     checkName(s.user, `${where}.user`, MAX_IDENTIFIER_BYTES, 'role name'),
-    s.password === undefined || (typeof s.password === 'string' && s.password.length <= 1024) ? undefined : `${where}.password: must be a secret reference (\${env:NAME} or \${file:path})`,
+    s.password === undefined || (typeof s.password === 'string' && s.password.length <= 1024)
+      ? undefined
+      : `${where}.password: must be a secret reference (\${env:NAME} or \${file:path})`,
     ...validateTls(s.tls, where),
     checkInteger(s.connectTimeout, `${where}.connectTimeout`, 100, 120_000),
     checkInteger(s.maxConnections, `${where}.maxConnections`, 1, 64),
     ...checkAccounts(s.accounts, `${where}.accounts`, MAX_IDENTIFIER_BYTES),
-    s.ownedObjects === undefined || s.ownedObjects === 'reassign' || s.ownedObjects === 'refuse' ? undefined : `${where}.ownedObjects: must be reassign or refuse`,
+    s.ownedObjects === undefined || s.ownedObjects === 'reassign' || s.ownedObjects === 'refuse'
+      ? undefined
+      : `${where}.ownedObjects: must be reassign or refuse`,
     s.reassignOwnedTo === undefined ? undefined : checkName(s.reassignOwnedTo, `${where}.reassignOwnedTo`, MAX_IDENTIFIER_BYTES, 'role name'),
   ];
-  if (s.reassignOwnedTo !== undefined && s.ownedObjects === 'refuse') problems.push(`${where}.reassignOwnedTo: only used with ownedObjects: reassign; remove one of them`);
+  if (s.reassignOwnedTo !== undefined && s.ownedObjects === 'refuse')
+    problems.push(`${where}.reassignOwnedTo: only used with ownedObjects: reassign; remove one of them`);
   for (const entitlement of target.entitlements.values()) problems.push(...validateEntitlement(target, entitlement));
   return problems.filter((p): p is string => p !== undefined);
 }
@@ -66,7 +82,8 @@ function validateEntitlement(target: TargetConfig, entitlement: EntitlementConfi
   if (limit) problems.push(limit);
   if (elevate && s.connectionLimit !== undefined) problems.push(`${where}.connectionLimit: only applies to ephemeral roles; remove it or use mode: ephemeral`);
   if (s.terminateSessions !== undefined && typeof s.terminateSessions !== 'boolean') problems.push(`${where}.terminateSessions: must be true or false`);
-  if (!elevate && s.terminateSessions !== undefined) problems.push(`${where}.terminateSessions: only applies to mode: elevate (an ephemeral role's sessions always end)`);
+  if (!elevate && s.terminateSessions !== undefined)
+    problems.push(`${where}.terminateSessions: only applies to mode: elevate (an ephemeral role's sessions always end)`);
   if (Array.isArray(s.roles) && s.roles.some((role) => typeof role === 'string' && /^lapse_/i.test(role))) {
     problems.push(`${where}.roles: names starting with lapse_ are reserved for ephemeral roles; rename the role`);
   }

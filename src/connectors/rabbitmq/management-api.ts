@@ -41,7 +41,14 @@ export class ManagementApi {
       try {
         return { status: response.status, json: response.body ? (JSON.parse(response.body) as unknown) : null };
       } catch {
-        throw new LapseError('connector_failed', `rabbitmq target ${this.target.name}: ${method} ${apiPath} answered HTTP ${response.status} with a body that is not JSON`, { where: `targets.${this.target.name}.settings.url`, hint: 'point settings.url at the management API itself (e.g. https://mq.example.com:15671), not a proxy page' });
+        throw new LapseError(
+          'connector_failed',
+          `rabbitmq target ${this.target.name}: ${method} ${apiPath} answered HTTP ${response.status} with a body that is not JSON`,
+          {
+            where: `targets.${this.target.name}.settings.url`,
+            hint: 'point settings.url at the management API itself (e.g. https://mq.example.com:15671), not a proxy page',
+          },
+        );
       }
     }
     throw this.refused(method, apiPath, response.status, response.body);
@@ -55,14 +62,20 @@ export class ManagementApi {
         : status === 403
           ? `Lapse's RabbitMQ user "${this.settings.username}" needs the administrator tag to manage users, permissions and connections`
           : undefined;
-    return new LapseError('connector_failed', `rabbitmq target ${this.target.name}: ${method} ${apiPath} answered HTTP ${status}${reason ? `: ${reason}` : ''}`, {
-      where: `targets.${this.target.name}`,
-      ...(hint ? { hint } : {}),
-    });
+    return new LapseError(
+      'connector_failed',
+      `rabbitmq target ${this.target.name}: ${method} ${apiPath} answered HTTP ${status}${reason ? `: ${reason}` : ''}`,
+      {
+        where: `targets.${this.target.name}`,
+        ...(hint ? { hint } : {}),
+      },
+    );
   }
 
   private deadline(method: string, apiPath: string): LapseError {
-    return new LapseError('connector_timeout', `rabbitmq target ${this.target.name}: ${method} ${apiPath} did not finish before the deadline`, { where: `targets.${this.target.name}` });
+    return new LapseError('connector_timeout', `rabbitmq target ${this.target.name}: ${method} ${apiPath} did not finish before the deadline`, {
+      where: `targets.${this.target.name}`,
+    });
   }
 }
 
@@ -73,7 +86,8 @@ export class ManagementApi {
  */
 export function path(...segments: string[]): string {
   for (const segment of segments) {
-    if (segment === '.' || segment === '..') throw new LapseError('validation_failed', `"${segment}" cannot be used as a RabbitMQ name in the management API`, { hint: 'rename the vhost or user' });
+    if (segment === '.' || segment === '..')
+      throw new LapseError('validation_failed', `"${segment}" cannot be used as a RabbitMQ name in the management API`, { hint: 'rename the vhost or user' });
   }
   return `/api/${segments.map((s) => encodeURIComponent(s)).join('/')}`;
 }

@@ -27,7 +27,11 @@ const LAPSE_PASSWORD = randomBytes(16).toString('hex');
 const connector = new RabbitMqConnector();
 
 async function admin(method: string, apiPath: string, body?: unknown): Promise<Response> {
-  const response = await fetch(`${API}${apiPath}`, { method, headers: { authorization: ADMIN, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) });
+  const response = await fetch(`${API}${apiPath}`, {
+    method,
+    headers: { authorization: ADMIN, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
   if (response.status >= 400 && response.status !== 404) throw new Error(`${method} ${apiPath}: HTTP ${response.status} ${await response.text()}`);
   return response;
 }
@@ -39,7 +43,18 @@ function target(settings: Record<string, unknown> = {}, entitlementSettings: Rec
     description: '',
     settings: { url: API, username: LAPSE_USER, password: LAPSE_PASSWORD, timeoutMs: 5_000, amqpUrl: `amqp://${AMQP_HOST}:${AMQP_PORT}`, ...settings },
     labels: {},
-    entitlements: new Map([['orders', { name: 'orders', target: 'mq', description: '', settings: { vhost: VHOST, configure: '^orders\\.', write: '^orders\\.', read: '^orders\\.', ...entitlementSettings }, labels: {} }]]),
+    entitlements: new Map([
+      [
+        'orders',
+        {
+          name: 'orders',
+          target: 'mq',
+          description: '',
+          settings: { vhost: VHOST, configure: '^orders\\.', write: '^orders\\.', read: '^orders\\.', ...entitlementSettings },
+          labels: {},
+        },
+      ],
+    ]),
   };
 }
 
@@ -59,7 +74,14 @@ function grant(overrides: Partial<GrantSpec> = {}): GrantSpec {
 
 function connect(credentials: Readonly<Record<string, string>>): Promise<ChannelModel> {
   // NB. amqplib URL-unescapes the vhost even when given as an option, so it must be escaped.
-  return amqp.connect({ protocol: 'amqp', hostname: AMQP_HOST, port: AMQP_PORT, username: credentials.username, password: credentials.password, vhost: encodeURIComponent(credentials.vhost!) });
+  return amqp.connect({
+    protocol: 'amqp',
+    hostname: AMQP_HOST,
+    port: AMQP_PORT,
+    username: credentials.username,
+    password: credentials.password,
+    vhost: encodeURIComponent(credentials.vhost!),
+  });
 }
 
 /** Logs in with amqplib and declares a queue the entitlement covers. */
@@ -87,7 +109,9 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     try {
       await admin('GET', '/api/overview');
     } catch (error) {
-      throw new Error(`the RabbitMQ management API is not reachable at ${API} (${(error as Error).message}); enable it (rabbitmq-plugins enable rabbitmq_management), point LAPSE_TEST_RABBITMQ_API at one, or run npm run test:offline to skip`);
+      throw new Error(
+        `the RabbitMQ management API is not reachable at ${API} (${(error as Error).message}); enable it (rabbitmq-plugins enable rabbitmq_management), point LAPSE_TEST_RABBITMQ_API at one, or run npm run test:offline to skip`,
+      );
     }
     await admin('PUT', `/api/vhosts/${encodeURIComponent(VHOST)}`);
     await admin('PUT', `/api/vhosts/${encodeURIComponent(HOSTILE_VHOST)}`);
@@ -99,7 +123,8 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     await admin('DELETE', `/api/vhosts/${encodeURIComponent(VHOST)}`).catch(() => undefined);
     await admin('DELETE', `/api/vhosts/${encodeURIComponent(HOSTILE_VHOST)}`).catch(() => undefined);
     const users = (await (await admin('GET', '/api/users?columns=name')).json()) as { name: string }[];
-    for (const { name } of users.filter((u) => u.name.includes(run) || u.name.includes(`rmq-${run}`))) await admin('DELETE', `/api/users/${encodeURIComponent(name)}`);
+    for (const { name } of users.filter((u) => u.name.includes(run) || u.name.includes(`rmq-${run}`)))
+      await admin('DELETE', `/api/users/${encodeURIComponent(name)}`);
   });
 
   connectorConformance({
@@ -144,7 +169,10 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     const closed = new Promise<string>((resolve) => connection.on('close', (error?: Error) => resolve(error?.message ?? 'closed')));
     await (await connection.createChannel()).assertQueue(`orders.open.${run}`, { autoDelete: true, exclusive: true });
     await connector.revoke(g, provisioned.handle, AbortSignal.timeout(10_000));
-    const reason = await Promise.race([closed, new Promise<string>((_, reject) => setTimeout(() => reject(new Error('connection still open 5 s after revoke')), 5_000))]);
+    const reason = await Promise.race([
+      closed,
+      new Promise<string>((_, reject) => setTimeout(() => reject(new Error('connection still open 5 s after revoke')), 5_000)),
+    ]);
     expect(reason).toMatch(/CONNECTION.FORCED/);
     await expect(connect(provisioned.credentials!)).rejects.toThrow(/ACCESS.REFUSED/);
   });
@@ -177,7 +205,9 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
       await connector.revoke(g, provisioned.handle, AbortSignal.timeout(10_000));
     }
     expect(await canUse(provisioned.credentials)).toBe(false);
-    expect(connector.validateSettings(target({}, { vhost: '..' }))).toEqual([expect.stringMatching(/settings\.vhost: "\.\." cannot be addressed through the management API/)]);
+    expect(connector.validateSettings(target({}, { vhost: '..' }))).toEqual([
+      expect.stringMatching(/settings\.vhost: "\.\." cannot be addressed through the management API/),
+    ]);
     expect(connector.validateSettings(target({}, { vhost: 'a\nb', tags: ['administrator'], read: 42, policy: 'x' }))).toEqual([
       expect.stringMatching(/settings\.policy: unknown setting/),
       expect.stringMatching(/settings\.vhost: contains a control character/),
@@ -209,8 +239,13 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     expect((await admin('GET', `/api/users/${user}`)).status).toBe(200);
 
     await admin('PUT', `/api/permissions/${encodeURIComponent(VHOST)}/${user}`, { configure: '', write: '', read: '.*' });
-    await expect(connector.provision(g, AbortSignal.timeout(10_000))).rejects.toMatchObject({ code: 'conflict', message: expect.stringMatching(/already has other permissions on vhost/) });
-    await expect(connector.provision(grant({ target: t, principalId: 'nobody-here' }), AbortSignal.timeout(10_000))).rejects.toThrow(/there is no RabbitMQ user "nobody-here"/);
+    await expect(connector.provision(g, AbortSignal.timeout(10_000))).rejects.toMatchObject({
+      code: 'conflict',
+      message: expect.stringMatching(/already has other permissions on vhost/),
+    });
+    await expect(connector.provision(grant({ target: t, principalId: 'nobody-here' }), AbortSignal.timeout(10_000))).rejects.toThrow(
+      /there is no RabbitMQ user "nobody-here"/,
+    );
   });
 
   it('checkTarget names the missing administrator tag and a missing vhost', async () => {
@@ -218,7 +253,9 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     const password = randomBytes(12).toString('hex');
     await admin('PUT', `/api/users/${weak}`, { password, tags: 'management' });
     await expect(connector.checkTarget(target({ username: weak, password }), AbortSignal.timeout(10_000))).rejects.toThrow(/lacks the administrator tag/);
-    await expect(connector.checkTarget(target({}, { vhost: `missing-${run}` }), AbortSignal.timeout(10_000))).rejects.toThrow(/vhost "missing-[0-9a-f]+" of entitlement orders does not exist/);
+    await expect(connector.checkTarget(target({}, { vhost: `missing-${run}` }), AbortSignal.timeout(10_000))).rejects.toThrow(
+      /vhost "missing-[0-9a-f]+" of entitlement orders does not exist/,
+    );
   });
 
   it('fails clearly, without the password, on a wrong password or an unreachable API', async () => {
@@ -227,7 +264,9 @@ describe.skipIf(offline())('rabbitmq connector against the real broker', () => {
     expect(String(error)).toMatch(/GET \/api\/users\?columns=name answered HTTP 401/);
     expect(JSON.stringify({ message: String(error), details: (error as { details?: unknown }).details })).not.toContain(wrong);
     await expect(connector.listAccess(target({ url: 'http://127.0.0.1:1' }), AbortSignal.timeout(10_000))).rejects.toThrow(/ECONNREFUSED/);
-    expect(connector.validateSettings(target({ url: 'http://mq.example.com:15672' }))).toEqual([expect.stringMatching(/settings\.url: plain http to mq\.example\.com/)]);
+    expect(connector.validateSettings(target({ url: 'http://mq.example.com:15672' }))).toEqual([
+      expect.stringMatching(/settings\.url: plain http to mq\.example\.com/),
+    ]);
     const { createServer } = await import('node:http');
     const proxy = createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end('<html>login</html>')).listen(0, '127.0.0.1');
     await new Promise((resolve) => proxy.once('listening', resolve));

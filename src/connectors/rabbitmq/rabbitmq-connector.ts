@@ -31,16 +31,23 @@ export class RabbitMqConnector implements Connector {
     const me = (await api.request('GET', '/api/whoami')).json as { name: string; tags: string | string[] };
     const tags = Array.isArray(me.tags) ? me.tags : String(me.tags).split(',');
     if (!tags.includes('administrator')) {
-      throw new LapseError('connector_failed', `rabbitmq target ${target.name}: Lapse's RabbitMQ user "${settings.username}" lacks the administrator tag, which the management API requires to create users, set permissions and close connections`, {
-        where: `targets.${target.name}.settings.username`,
-        hint: `rabbitmqctl set_user_tags ${settings.username} administrator`,
-      });
+      throw new LapseError(
+        'connector_failed',
+        `rabbitmq target ${target.name}: Lapse's RabbitMQ user "${settings.username}" lacks the administrator tag, which the management API requires to create users, set permissions and close connections`,
+        {
+          where: `targets.${target.name}.settings.username`,
+          hint: `rabbitmqctl set_user_tags ${settings.username} administrator`,
+        },
+      );
     }
     for (const entitlement of target.entitlements.values()) {
       const { vhost } = parseEntitlement(entitlement);
       const found = await api.request('GET', path('vhosts', vhost), undefined, [404]);
       if (found.status === 404) {
-        throw new LapseError('connector_failed', `rabbitmq target ${target.name}: vhost "${vhost}" of entitlement ${entitlement.name} does not exist`, { where: `targets.${target.name}.entitlements.${entitlement.name}.settings.vhost`, hint: `create it (rabbitmqctl add_vhost '${vhost}') or fix the name` });
+        throw new LapseError('connector_failed', `rabbitmq target ${target.name}: vhost "${vhost}" of entitlement ${entitlement.name} does not exist`, {
+          where: `targets.${target.name}.entitlements.${entitlement.name}.settings.vhost`,
+          hint: `create it (rabbitmqctl add_vhost '${vhost}') or fix the name`,
+        });
       }
     }
     // A user that cannot log in (empty password hash), created and deleted: proves the rights in practice.
@@ -74,11 +81,22 @@ export class RabbitMqConnector implements Connector {
     const account = elevatedAccount(grant.target, grant.principalId);
     const user = await api.request('GET', path('users', account), undefined, [404]);
     if (user.status === 404) {
-      throw new LapseError('connector_failed', `rabbitmq target ${grant.target.name}: there is no RabbitMQ user "${account}" to elevate for principal ${grant.principalId}`, { where: `targets.${grant.target.name}.settings.accounts`, hint: 'create the user, or map the principal to its user in settings.accounts' });
+      throw new LapseError(
+        'connector_failed',
+        `rabbitmq target ${grant.target.name}: there is no RabbitMQ user "${account}" to elevate for principal ${grant.principalId}`,
+        { where: `targets.${grant.target.name}.settings.accounts`, hint: 'create the user, or map the principal to its user in settings.accounts' },
+      );
     }
     const current = await api.request('GET', path('permissions', entitlement.vhost, account), undefined, [404]);
     if (current.status !== 404 && !samePermissions(current.json as Permissions, entitlement.permissions)) {
-      throw new LapseError('conflict', `rabbitmq target ${grant.target.name}: user "${account}" already has other permissions on vhost "${entitlement.vhost}"; revoking the grant would remove them`, { where: `targets.${grant.target.name}.entitlements.${grant.entitlement.name}`, hint: 'clear the standing permission first, or use an ephemeral entitlement' });
+      throw new LapseError(
+        'conflict',
+        `rabbitmq target ${grant.target.name}: user "${account}" already has other permissions on vhost "${entitlement.vhost}"; revoking the grant would remove them`,
+        {
+          where: `targets.${grant.target.name}.entitlements.${grant.entitlement.name}`,
+          hint: 'clear the standing permission first, or use an ephemeral entitlement',
+        },
+      );
     }
     await api.request('PUT', path('permissions', entitlement.vhost, account), entitlement.permissions);
     return { handle: { account, vhost: entitlement.vhost, mode: 'elevate' } };
@@ -98,7 +116,11 @@ export class RabbitMqConnector implements Connector {
     }
     const account = typeof handle?.account === 'string' ? handle.account : ephemeralAccountName(grant);
     if (parseEphemeralAccountName(account)?.grantId !== grant.grantId) {
-      throw new LapseError('connector_failed', `rabbitmq target ${grant.target.name}: the handle of grant ${grant.grantId} names an account that is not the grant's`, { where: `grants.${grant.grantId}.handle` });
+      throw new LapseError(
+        'connector_failed',
+        `rabbitmq target ${grant.target.name}: the handle of grant ${grant.grantId} names an account that is not the grant's`,
+        { where: `grants.${grant.grantId}.handle` },
+      );
     }
     await deleteUser(api, account);
   }
@@ -112,7 +134,8 @@ export class RabbitMqConnector implements Connector {
     for (const { name } of users) {
       const managed = parseEphemeralAccountName(name);
       // Users of other targets on the same broker are theirs to report.
-      if (managed?.target === target.name) found.push({ account: name, principalId: managed.principalId, entitlement: managed.entitlement, grantId: managed.grantId });
+      if (managed?.target === target.name)
+        found.push({ account: name, principalId: managed.principalId, entitlement: managed.entitlement, grantId: managed.grantId });
     }
     const principalOf = new Map(Object.entries(settings.accounts).map(([principal, account]) => [account, principal]));
     const entitlements = [...target.entitlements.values()].map((e) => [e.name, parseEntitlement(e)] as const);
@@ -132,10 +155,17 @@ export class RabbitMqConnector implements Connector {
     const api = new ManagementApi(target, settings, signal);
     if (parseEphemeralAccountName(access.account)) return deleteUser(api, access.account);
     if (access.account === settings.username) {
-      throw new LapseError('connector_failed', `rabbitmq target ${target.name}: will not remove the permissions of "${access.account}", which Lapse itself logs in as`, { where: `targets.${target.name}.settings.username`, hint: 'give Lapse its own RabbitMQ user' });
+      throw new LapseError(
+        'connector_failed',
+        `rabbitmq target ${target.name}: will not remove the permissions of "${access.account}", which Lapse itself logs in as`,
+        { where: `targets.${target.name}.settings.username`, hint: 'give Lapse its own RabbitMQ user' },
+      );
     }
     const config = target.entitlements.get(access.entitlement);
-    if (!config) throw new LapseError('not_found', `rabbitmq target ${target.name} has no entitlement ${access.entitlement}`, { where: `targets.${target.name}.entitlements` });
+    if (!config)
+      throw new LapseError('not_found', `rabbitmq target ${target.name} has no entitlement ${access.entitlement}`, {
+        where: `targets.${target.name}.entitlements`,
+      });
     const { vhost } = parseEntitlement(config);
     await api.request('DELETE', path('permissions', vhost, access.account), undefined, [404]);
     await closeConnections(api, access.account, vhost);
@@ -182,9 +212,12 @@ async function closeConnections(api: ManagementApi, account: string, vhost?: str
   const everything = () => api.request('DELETE', path('connections', 'username', account), undefined, [404]);
   if (vhost === undefined && (await everything()).status !== 404) return;
   const listed = await api.request('GET', path('connections', 'username', account), undefined, [404]);
-  const connections = listed.status === 404
-    ? ((await api.request('GET', '/api/connections?columns=name,user,vhost')).json as { name: string; user: string; vhost: string }[]).filter((c) => c.user === account)
-    : (listed.json as { name: string; vhost: string }[]);
+  const connections =
+    listed.status === 404
+      ? ((await api.request('GET', '/api/connections?columns=name,user,vhost')).json as { name: string; user: string; vhost: string }[]).filter(
+          (c) => c.user === account,
+        )
+      : (listed.json as { name: string; vhost: string }[]);
   for (const connection of connections) {
     if (vhost !== undefined && connection.vhost !== vhost) continue;
     const closed = await api.request('DELETE', path('connections', connection.name), undefined, [404]);

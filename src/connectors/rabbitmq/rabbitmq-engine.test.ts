@@ -46,7 +46,11 @@ policies:
 scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
 `;
     opened = await openTestStore('pglite');
-    engine = new Engine({ store: opened.store, config: parseConfig(yaml, 'rabbitmq-engine.yaml', { RABBITMQ_LAPSE_PASSWORD: scratch.password }), connectors: connectorRegistry([new RabbitMqConnector()]) });
+    engine = new Engine({
+      store: opened.store,
+      config: parseConfig(yaml, 'rabbitmq-engine.yaml', { RABBITMQ_LAPSE_PASSWORD: scratch.password }),
+      connectors: connectorRegistry([new RabbitMqConnector()]),
+    });
     await engine.start();
   });
   afterAll(async () => {
@@ -55,11 +59,13 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     await scratch?.admin('DELETE', `/api/users/${outsider}`);
     // Only if the test failed before release: alice's user from this run.
     const users = (await (await scratch.admin('GET', '/api/users?columns=name')).json()) as { name: string }[];
-    for (const { name } of users.filter((u) => u.name.startsWith('lapse_grt_') && u.name.endsWith(':mq:orders:alice@example.com'))) await scratch.admin('DELETE', `/api/users/${encodeURIComponent(name)}`);
+    for (const { name } of users.filter((u) => u.name.startsWith('lapse_grt_') && u.name.endsWith(':mq:orders:alice@example.com')))
+      await scratch.admin('DELETE', `/api/users/${encodeURIComponent(name)}`);
     await scratch?.close();
   });
 
-  const connect = (username: string, password: string) => amqp.connect({ protocol: 'amqp', hostname: AMQP_HOST, port: AMQP_PORT, username, password, vhost: encodeURIComponent(scratch.vhost) });
+  const connect = (username: string, password: string) =>
+    amqp.connect({ protocol: 'amqp', hostname: AMQP_HOST, port: AMQP_PORT, username, password, vhost: encodeURIComponent(scratch.vhost) });
   const canDeclare = async (username: string, password: string) => {
     const connection = await connect(username, password).catch(() => null);
     if (!connection) return false;
@@ -74,7 +80,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
   it('provisions, hands out the password once, reconciles standing access and revokes on release', async () => {
     const { request } = await engine.submit({ principal: alice, target: 'mq', entitlement: 'orders', durationMs: 3_600_000, reason: 'engine test' });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     const { username, password, vhost } = await engine.fetchCredentials({ grantId, by: alice });
     expect(vhost).toBe(scratch.vhost);
     expect(await canDeclare(username!, password!)).toBe(true);
@@ -94,7 +103,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     open.on('error', () => undefined);
     const closed = new Promise((resolve) => open.on('close', resolve));
     await engine.release({ grantId, by: alice, reason: 'done' });
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
     await closed;
     expect(await canDeclare(username!, password!)).toBe(false);
   });

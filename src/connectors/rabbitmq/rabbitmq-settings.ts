@@ -47,11 +47,14 @@ function nameProblem(value: unknown, max: number): string | undefined {
 export function targetProblems(target: TargetConfig): string[] {
   const where = `targets.${target.name}.settings`;
   const s = target.settings;
-  const problems = Object.keys(s).filter((k) => !TARGET_KEYS.has(k)).map((k) => `${where}.${k}: unknown setting; use ${[...TARGET_KEYS].join(', ')}`);
+  const problems = Object.keys(s)
+    .filter((k) => !TARGET_KEYS.has(k))
+    .map((k) => `${where}.${k}: unknown setting; use ${[...TARGET_KEYS].join(', ')}`);
   problems.push(...endpointProblems(s, where, 'https://mq.example.com:15671'));
   const user = nameProblem(s.username, 255);
   if (user) problems.push(`${where}.username: ${user} (Lapse's own management user, tagged administrator)`);
-  if (typeof s.password !== 'string' || s.password === '' || s.password.length > 1024) problems.push(`${where}.password: must be a secret reference, e.g. \${env:RABBITMQ_LAPSE_PASSWORD}`);
+  if (typeof s.password !== 'string' || s.password === '' || s.password.length > 1024)
+    problems.push(`${where}.password: must be a secret reference, e.g. \${env:RABBITMQ_LAPSE_PASSWORD}`);
   if (s.timeoutMs !== undefined && !(Number.isInteger(s.timeoutMs) && (s.timeoutMs as number) >= 100 && (s.timeoutMs as number) <= 120_000)) {
     problems.push(`${where}.timeoutMs: must be a whole number of milliseconds from 100 to 120000`);
   }
@@ -61,11 +64,13 @@ export function targetProblems(target: TargetConfig): string[] {
     else if (new URL(s.amqpUrl as string).username || new URL(s.amqpUrl as string).password) problems.push(`${where}.amqpUrl: must not carry credentials`);
   }
   if (s.accounts !== undefined) {
-    if (typeof s.accounts !== 'object' || s.accounts === null || Array.isArray(s.accounts)) problems.push(`${where}.accounts: must map principal ids to RabbitMQ users, e.g. { alice: alice_ops }`);
-    else for (const [principal, account] of Object.entries(s.accounts)) {
-      const problem = nameProblem(account, 255);
-      if (problem) problems.push(`${where}.accounts.${principal}: ${problem}`);
-    }
+    if (typeof s.accounts !== 'object' || s.accounts === null || Array.isArray(s.accounts))
+      problems.push(`${where}.accounts: must map principal ids to RabbitMQ users, e.g. { alice: alice_ops }`);
+    else
+      for (const [principal, account] of Object.entries(s.accounts)) {
+        const problem = nameProblem(account, 255);
+        if (problem) problems.push(`${where}.accounts.${principal}: ${problem}`);
+      }
   }
   for (const entitlement of target.entitlements.values()) problems.push(...entitlementProblems(target, entitlement));
   return problems;
@@ -74,7 +79,9 @@ export function targetProblems(target: TargetConfig): string[] {
 function entitlementProblems(target: TargetConfig, entitlement: EntitlementConfig): string[] {
   const where = `targets.${target.name}.entitlements.${entitlement.name}.settings`;
   const s = entitlement.settings;
-  const problems = Object.keys(s).filter((k) => !ENTITLEMENT_KEYS.has(k)).map((k) => `${where}.${k}: unknown setting; use ${[...ENTITLEMENT_KEYS].join(', ')}`);
+  const problems = Object.keys(s)
+    .filter((k) => !ENTITLEMENT_KEYS.has(k))
+    .map((k) => `${where}.${k}: unknown setting; use ${[...ENTITLEMENT_KEYS].join(', ')}`);
   if (s.mode !== undefined && s.mode !== 'ephemeral' && s.mode !== 'elevate') problems.push(`${where}.mode: must be "ephemeral" or "elevate"`);
   const vhost = nameProblem(s.vhost, 255);
   if (vhost) problems.push(`${where}.vhost: ${vhost} (the virtual host the permissions apply to, e.g. "/")`);
@@ -94,7 +101,8 @@ function entitlementProblems(target: TargetConfig, entitlement: EntitlementConfi
     else
       s.tags.forEach((tag, i) => {
         if (typeof tag !== 'string' || !TAGS.has(tag)) problems.push(`${where}.tags[${i}]: must be one of ${[...TAGS].join(', ')}`);
-        else if (POWERFUL_TAGS.has(tag) && s.allowAdministrator !== true) problems.push(`${where}.tags[${i}]: "${tag}" lets the user run the broker; set allowAdministrator: true if that is really meant`);
+        else if (POWERFUL_TAGS.has(tag) && s.allowAdministrator !== true)
+          problems.push(`${where}.tags[${i}]: "${tag}" lets the user run the broker; set allowAdministrator: true if that is really meant`);
       });
   }
   return problems;
@@ -102,7 +110,8 @@ function entitlementProblems(target: TargetConfig, entitlement: EntitlementConfi
 
 export function parseTarget(target: TargetConfig): RabbitTarget {
   const problems = targetProblems(target);
-  if (problems.length > 0) throw new LapseError('config_invalid', problems[0]!, { problems, hint: 'fix the target in lapse.yaml (lapse config validate shows every problem)' });
+  if (problems.length > 0)
+    throw new LapseError('config_invalid', problems[0]!, { problems, hint: 'fix the target in lapse.yaml (lapse config validate shows every problem)' });
   const s = target.settings;
   return {
     endpoint: endpoint(s, target.name),
@@ -120,7 +129,11 @@ export function parseEntitlement(entitlement: EntitlementConfig): RabbitEntitlem
   return {
     mode: s.mode === 'elevate' ? 'elevate' : 'ephemeral',
     vhost: s.vhost as string,
-    permissions: { configure: (s.configure as string | undefined) ?? '', write: (s.write as string | undefined) ?? '', read: (s.read as string | undefined) ?? '' },
+    permissions: {
+      configure: (s.configure as string | undefined) ?? '',
+      write: (s.write as string | undefined) ?? '',
+      read: (s.read as string | undefined) ?? '',
+    },
     tags: (s.tags as string[] | undefined) ?? [],
   };
 }

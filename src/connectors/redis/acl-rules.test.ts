@@ -73,7 +73,10 @@ describe('redis ACL rule grammar', () => {
   });
 
   it('builds one rule per argument, resetting first so a repeat replaces the password', () => {
-    const rules = aclRules({ keys: ['app:*'], readKeys: ['ro:*'], writeKeys: [], channels: ['news:*'], commands: ['+@read', '-@dangerous'], allKeys: false, allChannels: false }, 'pw');
+    const rules = aclRules(
+      { keys: ['app:*'], readKeys: ['ro:*'], writeKeys: [], channels: ['news:*'], commands: ['+@read', '-@dangerous'], allKeys: false, allChannels: false },
+      'pw',
+    );
     expect(rules).toEqual(['reset', 'on', '>pw', '~app:*', '%R~ro:*', 'resetchannels', '&news:*', '+@read', '-@dangerous']);
   });
 });
@@ -98,13 +101,21 @@ describe('redis ACL LIST lines', () => {
 });
 
 describe('ephemeral account names', () => {
-  const grant = (principalId: string, entitlement = 'readonly') => ({ grantId: 'grt_01abc', principalId, target: { name: 'cache' }, entitlement: { name: entitlement } });
-
-  it.each(['alice', 'alice@example.com', 'al ice"; FLUSHALL', "o'brien\\x", 'ünïcode 🚀', 'a:b:c', '%41', 'x\r\ny'])('round-trips the principal %j with no space, control character or extra separator', (principalId) => {
-    const name = ephemeralAccountName(grant(principalId));
-    expect(name).toMatch(/^lapse_grt_01abc:cache:readonly:[A-Za-z0-9._@%-]+$/);
-    expect(parseEphemeralAccountName(name)).toEqual({ grantId: 'grt_01abc', target: 'cache', entitlement: 'readonly', principalId });
+  const grant = (principalId: string, entitlement = 'readonly') => ({
+    grantId: 'grt_01abc',
+    principalId,
+    target: { name: 'cache' },
+    entitlement: { name: entitlement },
   });
+
+  it.each(['alice', 'alice@example.com', 'al ice"; FLUSHALL', "o'brien\\x", 'ünïcode 🚀', 'a:b:c', '%41', 'x\r\ny'])(
+    'round-trips the principal %j with no space, control character or extra separator',
+    (principalId) => {
+      const name = ephemeralAccountName(grant(principalId));
+      expect(name).toMatch(/^lapse_grt_01abc:cache:readonly:[A-Za-z0-9._@%-]+$/);
+      expect(parseEphemeralAccountName(name)).toEqual({ grantId: 'grt_01abc', target: 'cache', entitlement: 'readonly', principalId });
+    },
+  );
 
   it('refuses a grant id that could not be a name, and names it does not recognise', () => {
     expect(() => ephemeralAccountName({ ...grant('a'), grantId: 'grt x' })).toThrow(/cannot name an account/);

@@ -7,8 +7,27 @@
 
 /** Command categories of Redis 7 (`ACL CAT`). */
 export const COMMAND_CATEGORIES: ReadonlySet<string> = new Set([
-  'keyspace', 'read', 'write', 'set', 'sortedset', 'list', 'hash', 'string', 'bitmap', 'hyperloglog', 'geo', 'stream',
-  'pubsub', 'admin', 'fast', 'slow', 'blocking', 'dangerous', 'connection', 'transaction', 'scripting',
+  'keyspace',
+  'read',
+  'write',
+  'set',
+  'sortedset',
+  'list',
+  'hash',
+  'string',
+  'bitmap',
+  'hyperloglog',
+  'geo',
+  'stream',
+  'pubsub',
+  'admin',
+  'fast',
+  'slow',
+  'blocking',
+  'dangerous',
+  'connection',
+  'transaction',
+  'scripting',
 ]);
 
 /** Granting these needs `allowDangerousCommands: true`: they administer, reconfigure or wipe the server. */
@@ -20,17 +39,81 @@ const DANGEROUS_CATEGORIES: ReadonlySet<string> = new Set(['all', 'admin', 'dang
  * let the ephemeral user grant itself anything, so these are never granted by accident.
  */
 const DANGEROUS_COMMANDS: ReadonlySet<string> = new Set([
-  'acl|deluser', 'acl|dryrun', 'acl|getuser', 'acl|list', 'acl|load', 'acl|log', 'acl|save', 'acl|setuser',
-  'acl|users', 'bgrewriteaof', 'bgsave', 'client|kill', 'client|list', 'client|no-evict', 'client|pause',
-  'client|unblock', 'client|unpause', 'cluster|addslots', 'cluster|addslotsrange', 'cluster|bumpepoch',
-  'cluster|count-failure-reports', 'cluster|delslots', 'cluster|delslotsrange', 'cluster|failover',
-  'cluster|flushslots', 'cluster|forget', 'cluster|meet', 'cluster|replicas', 'cluster|replicate', 'cluster|reset',
-  'cluster|saveconfig', 'cluster|set-config-epoch', 'cluster|setslot', 'cluster|slaves', 'config|get',
-  'config|resetstat', 'config|rewrite', 'config|set', 'debug', 'failover', 'flushall', 'flushdb', 'info', 'keys',
-  'lastsave', 'latency|doctor', 'latency|graph', 'latency|histogram', 'latency|history', 'latency|latest',
-  'latency|reset', 'migrate', 'module|list', 'module|load', 'module|loadex', 'module|unload', 'monitor', 'pfdebug',
-  'pfselftest', 'psync', 'replconf', 'replicaof', 'restore', 'restore-asking', 'role', 'save', 'shutdown', 'slaveof',
-  'slowlog|get', 'slowlog|len', 'slowlog|reset', 'sort', 'sort_ro', 'swapdb', 'sync',
+  'acl|deluser',
+  'acl|dryrun',
+  'acl|getuser',
+  'acl|list',
+  'acl|load',
+  'acl|log',
+  'acl|save',
+  'acl|setuser',
+  'acl|users',
+  'bgrewriteaof',
+  'bgsave',
+  'client|kill',
+  'client|list',
+  'client|no-evict',
+  'client|pause',
+  'client|unblock',
+  'client|unpause',
+  'cluster|addslots',
+  'cluster|addslotsrange',
+  'cluster|bumpepoch',
+  'cluster|count-failure-reports',
+  'cluster|delslots',
+  'cluster|delslotsrange',
+  'cluster|failover',
+  'cluster|flushslots',
+  'cluster|forget',
+  'cluster|meet',
+  'cluster|replicas',
+  'cluster|replicate',
+  'cluster|reset',
+  'cluster|saveconfig',
+  'cluster|set-config-epoch',
+  'cluster|setslot',
+  'cluster|slaves',
+  'config|get',
+  'config|resetstat',
+  'config|rewrite',
+  'config|set',
+  'debug',
+  'failover',
+  'flushall',
+  'flushdb',
+  'info',
+  'keys',
+  'lastsave',
+  'latency|doctor',
+  'latency|graph',
+  'latency|histogram',
+  'latency|history',
+  'latency|latest',
+  'latency|reset',
+  'migrate',
+  'module|list',
+  'module|load',
+  'module|loadex',
+  'module|unload',
+  'monitor',
+  'pfdebug',
+  'pfselftest',
+  'psync',
+  'replconf',
+  'replicaof',
+  'restore',
+  'restore-asking',
+  'role',
+  'save',
+  'shutdown',
+  'slaveof',
+  'slowlog|get',
+  'slowlog|len',
+  'slowlog|reset',
+  'sort',
+  'sort_ro',
+  'swapdb',
+  'sync',
 ]);
 const DANGEROUS_CONTAINERS: ReadonlySet<string> = new Set([...DANGEROUS_COMMANDS].map((c) => c.split('|')[0]!));
 
@@ -49,20 +132,26 @@ export function patternProblem(pattern: unknown, what: 'key' | 'channel'): strin
   if (typeof pattern !== 'string') return `must be a ${what} pattern string`;
   if (PATTERN.test(pattern)) return null;
   const everything = what === 'key' ? 'allKeys: true' : 'allChannels: true';
-  if (/^[*?[]/.test(pattern)) return `"${shown(pattern)}" starts with a wildcard; start with a literal prefix (e.g. "app:*"), or set ${everything} for every ${what}`;
+  if (/^[*?[]/.test(pattern))
+    return `"${shown(pattern)}" starts with a wildcard; start with a literal prefix (e.g. "app:*"), or set ${everything} for every ${what}`;
   return `"${shown(pattern)}" is not a ${what} pattern: use letters, digits and _ : . - / { } # @ = , with the wildcards * ? [ ] ^ (no spaces, quotes or backslashes; at most 256 characters)`;
 }
 
 export function commandRuleProblem(rule: unknown, allowDangerous: boolean): string | null {
   if (typeof rule !== 'string') return 'must be a command rule string such as "+@read" or "-flushall"';
   const match = COMMAND_RULE.exec(rule);
-  if (!match) return `"${shown(rule)}" is not a command rule: write +@category, -@category, +command, -command or +command|subcommand (e.g. "+@read", "-@dangerous", "+get")`;
+  if (!match)
+    return `"${shown(rule)}" is not a command rule: write +@category, -@category, +command, -command or +command|subcommand (e.g. "+@read", "-@dangerous", "+get")`;
   const [, sign, category, command, subcommand] = match;
   if (category !== undefined && category !== 'all' && !COMMAND_CATEGORIES.has(category)) {
     return `"${rule}" names an unknown category; known: @all, ${[...COMMAND_CATEGORIES].map((c) => `@${c}`).join(', ')}`;
   }
   const dangerous =
-    category !== undefined ? DANGEROUS_CATEGORIES.has(category) : subcommand !== undefined ? DANGEROUS_COMMANDS.has(`${command}|${subcommand}`) : DANGEROUS_CONTAINERS.has(command!);
+    category !== undefined
+      ? DANGEROUS_CATEGORIES.has(category)
+      : subcommand !== undefined
+        ? DANGEROUS_COMMANDS.has(`${command}|${subcommand}`)
+        : DANGEROUS_CONTAINERS.has(command!);
   if (sign === '+' && dangerous && !allowDangerous) {
     return `"${rule}" grants administrative or destructive commands; set allowDangerousCommands: true on the entitlement if that is really meant`;
   }

@@ -23,11 +23,17 @@ export interface EphemeralAccount {
 
 export function ephemeralAccountName(grant: Pick<GrantSpec, 'grantId' | 'principalId'> & { target: { name: string }; entitlement: { name: string } }): string {
   if (!GRANT_ID.test(grant.grantId)) {
-    throw new LapseError('validation_failed', `grant id "${grant.grantId.slice(0, 80)}" cannot name an account`, { where: 'grantId', hint: 'grant ids use letters, digits, "_" and "-"' });
+    throw new LapseError('validation_failed', `grant id "${grant.grantId.slice(0, 80)}" cannot name an account`, {
+      where: 'grantId',
+      hint: 'grant ids use letters, digits, "_" and "-"',
+    });
   }
   const name = `${PREFIX}${grant.grantId}:${encode(grant.target.name)}:${encode(grant.entitlement.name)}:${encode(grant.principalId)}`;
   if (name.length > MAX_NAME) {
-    throw new LapseError('validation_failed', `the account name for grant ${grant.grantId} would be longer than ${MAX_NAME} characters`, { where: 'principalId', hint: 'use a shorter principal id' });
+    throw new LapseError('validation_failed', `the account name for grant ${grant.grantId} would be longer than ${MAX_NAME} characters`, {
+      where: 'principalId',
+      hint: 'use a shorter principal id',
+    });
   }
   return name;
 }

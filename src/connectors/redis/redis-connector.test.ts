@@ -63,7 +63,11 @@ function grant(overrides: Partial<GrantSpec> = {}): GrantSpec {
 
 /** Runs the real redis-cli as the requester; `authFailed` if the login was refused. */
 async function redisCli(credentials: Readonly<Record<string, string>>, ...command: string[]) {
-  const { stdout, stderr } = await execFileAsync('redis-cli', ['-h', HOST, '-p', String(PORT), '--user', credentials.username!, '--pass', credentials.password!, '--no-auth-warning', ...command], { timeout: 10_000 });
+  const { stdout, stderr } = await execFileAsync(
+    'redis-cli',
+    ['-h', HOST, '-p', String(PORT), '--user', credentials.username!, '--pass', credentials.password!, '--no-auth-warning', ...command],
+    { timeout: 10_000 },
+  );
   return { out: stdout.trim(), authFailed: /AUTH failed|WRONGPASS/.test(stderr + stdout) };
 }
 
@@ -82,7 +86,9 @@ describe.skipIf(offline())('redis connector against the real server', () => {
       await admin.connect();
       await admin.ping();
     } catch (error) {
-      throw new Error(`Redis is not reachable at ${HOST}:${PORT} (${(error as Error).message}); start it, point LAPSE_TEST_REDIS_HOST/LAPSE_TEST_REDIS_PORT at one, or run npm run test:offline to skip`);
+      throw new Error(
+        `Redis is not reachable at ${HOST}:${PORT} (${(error as Error).message}); start it, point LAPSE_TEST_REDIS_HOST/LAPSE_TEST_REDIS_PORT at one, or run npm run test:offline to skip`,
+      );
     }
     // Lapse's own user gets exactly the privileges docs/connectors/redis.md lists, nothing more.
     await admin.call('ACL', 'SETUSER', LAPSE_USER, 'reset', 'on', `>${LAPSE_PASSWORD}`, '+acl|list', '+acl|setuser', '+acl|deluser', '+client|kill');
@@ -93,7 +99,7 @@ describe.skipIf(offline())('redis connector against the real server', () => {
   afterAll(async () => {
     if (admin.status !== 'ready') return;
     const users = (await admin.call('ACL', 'USERS')) as string[];
-    const mine = users.filter((u) => u.includes(run) || u.startsWith('lapse_grt_') && u.includes(':cache:readonly:user-'));
+    const mine = users.filter((u) => u.includes(run) || (u.startsWith('lapse_grt_') && u.includes(':cache:readonly:user-')));
     if (mine.length > 0) await admin.call('ACL', 'DELUSER', ...mine);
     await admin.del(`${PREFIX}:greeting`, `secret${run}`, `${PREFIX}:written`);
     admin.disconnect();
@@ -132,7 +138,19 @@ describe.skipIf(offline())('redis connector against the real server', () => {
     const g = grant();
     const provisioned = await connector.provision(g, AbortSignal.timeout(10_000));
     const { username, password } = provisioned.credentials!;
-    const subscriber = spawn('redis-cli', ['-h', HOST, '-p', String(PORT), '--user', username!, '--pass', password!, '--no-auth-warning', 'SUBSCRIBE', `${PREFIX}:news`]);
+    const subscriber = spawn('redis-cli', [
+      '-h',
+      HOST,
+      '-p',
+      String(PORT),
+      '--user',
+      username!,
+      '--pass',
+      password!,
+      '--no-auth-warning',
+      'SUBSCRIBE',
+      `${PREFIX}:news`,
+    ]);
     let output = '';
     subscriber.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
     subscriber.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -142,7 +160,10 @@ describe.skipIf(offline())('redis connector against the real server', () => {
       expect(subscriber.exitCode).toBeNull();
       const started = Date.now();
       await connector.revoke(g, provisioned.handle, AbortSignal.timeout(10_000));
-      await Promise.race([exited, new Promise((_, reject) => setTimeout(() => reject(new Error(`redis-cli still connected after revoke; output: ${output}`)), 5_000))]);
+      await Promise.race([
+        exited,
+        new Promise((_, reject) => setTimeout(() => reject(new Error(`redis-cli still connected after revoke; output: ${output}`)), 5_000)),
+      ]);
       expect(Date.now() - started).toBeLessThan(5_000);
       expect(output).toMatch(/Server closed the connection/);
       expect((await redisCli(provisioned.credentials!, 'GET', `${PREFIX}:greeting`)).authFailed).toBe(true);
@@ -181,7 +202,7 @@ describe.skipIf(offline())('redis connector against the real server', () => {
     }
   });
 
-  it('reports only its own target\'s users when several targets share one server', async () => {
+  it("reports only its own target's users when several targets share one server", async () => {
     const g = grant();
     const provisioned = await connector.provision(g, AbortSignal.timeout(10_000));
     try {
@@ -194,7 +215,10 @@ describe.skipIf(offline())('redis connector against the real server', () => {
   });
 
   it('refuses hostile entitlement settings before touching Redis', () => {
-    const hostile = target({}, { keys: ['*', 'app:* nopass', '>hunter2'], channels: ['news\n+@all'], commands: ['+@read', 'nopass', '+@all', 'allkeys', '+get;flushall'] });
+    const hostile = target(
+      {},
+      { keys: ['*', 'app:* nopass', '>hunter2'], channels: ['news\n+@all'], commands: ['+@read', 'nopass', '+@all', 'allkeys', '+get;flushall'] },
+    );
     expect(connector.validateSettings(hostile)).toEqual([
       'targets.cache.entitlements.readonly.settings.keys[0]: "*" starts with a wildcard; start with a literal prefix (e.g. "app:*"), or set allKeys: true for every key',
       expect.stringMatching(/^targets\.cache\.entitlements\.readonly\.settings\.keys\[1\]: "app:\* nopass" is not a key pattern/),
@@ -221,11 +245,13 @@ describe.skipIf(offline())('redis connector against the real server', () => {
     if (fallback) {
       await expect(connector.removeAccess(target(), fallback, AbortSignal.timeout(10_000))).rejects.toThrow(/will not delete the user "default"/);
     }
-    await expect(connector.removeAccess(target(), { account: LAPSE_USER, principalId: LAPSE_USER, entitlement: 'readonly', grantId: null }, AbortSignal.timeout(10_000))).rejects.toThrow(/which Lapse itself logs in as/);
+    await expect(
+      connector.removeAccess(target(), { account: LAPSE_USER, principalId: LAPSE_USER, entitlement: 'readonly', grantId: null }, AbortSignal.timeout(10_000)),
+    ).rejects.toThrow(/which Lapse itself logs in as/);
     expect(listed.some((a) => a.account === LAPSE_USER)).toBe(false);
   });
 
-  it('checkTarget names the privilege Lapse\'s own user lacks', async () => {
+  it("checkTarget names the privilege Lapse's own user lacks", async () => {
     const restricted = `lapse-restricted-${run}`;
     const password = randomBytes(12).toString('hex');
     const as = target({ username: restricted, password });
@@ -267,12 +293,60 @@ describe.skipIf(offline())('redis connector against the real server', () => {
     let cert = '';
 
     beforeAll(async () => {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
       cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
-      server = spawn('redis-server', ['--port', '0', '--tls-port', String(tlsPort), '--bind', '127.0.0.1', '--tls-cert-file', join(dir, 'cert.pem'), '--tls-key-file', join(dir, 'key.pem'), '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+      server = spawn(
+        'redis-server',
+        [
+          '--port',
+          '0',
+          '--tls-port',
+          String(tlsPort),
+          '--bind',
+          '127.0.0.1',
+          '--tls-cert-file',
+          join(dir, 'cert.pem'),
+          '--tls-key-file',
+          join(dir, 'key.pem'),
+          '--tls-auth-clients',
+          'no',
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+        ],
+        { stdio: 'ignore' },
+      );
       const ready = Date.now();
       while (Date.now() - ready < 10_000) {
-        const up = await execFileAsync('redis-cli', ['--tls', '--insecure', '-p', String(tlsPort), 'PING']).then((r) => r.stdout.trim() === 'PONG', () => false);
+        const up = await execFileAsync('redis-cli', ['--tls', '--insecure', '-p', String(tlsPort), 'PING']).then(
+          (r) => r.stdout.trim() === 'PONG',
+          () => false,
+        );
         if (up) break;
         await new Promise((resolve) => setTimeout(resolve, 100));
       }

@@ -32,7 +32,11 @@ export class RedisConnector implements Connector {
       const info = await redis.info('server').catch((error: unknown) => (isNoPermission(error) ? '' : Promise.reject(error)));
       const version = /redis_version:(\d+)/.exec(String(info))?.[1];
       if (version !== undefined && Number(version) < 7 && scopes.some((s) => s.readKeys.length + s.writeKeys.length > 0)) {
-        throw new LapseError('connector_failed', `redis target ${target.name} runs Redis ${version}, which has no read-only/write-only key patterns (readKeys, writeKeys)`, { where: `targets.${target.name}`, hint: 'upgrade to Redis 7 or use keys' });
+        throw new LapseError(
+          'connector_failed',
+          `redis target ${target.name} runs Redis ${version}, which has no read-only/write-only key patterns (readKeys, writeKeys)`,
+          { where: `targets.${target.name}`, hint: 'upgrade to Redis 7 or use keys' },
+        );
       }
       const probe = `lapse_probe_${randomBytes(6).toString('hex')}`;
       await privileged(target, username, 'acl|list', () => redis.call('ACL', 'LIST'));
@@ -40,7 +44,13 @@ export class RedisConnector implements Connector {
       try {
         await privileged(target, username, 'client|kill', () => redis.call('CLIENT', 'KILL', 'USER', probe));
       } finally {
-        await privileged(target, username, 'acl|deluser', () => redis.call('ACL', 'DELUSER', probe), ` (a disabled user "${probe}" with no permissions was left behind; delete it by hand)`);
+        await privileged(
+          target,
+          username,
+          'acl|deluser',
+          () => redis.call('ACL', 'DELUSER', probe),
+          ` (a disabled user "${probe}" with no permissions was left behind; delete it by hand)`,
+        );
       }
     });
   }
@@ -64,7 +74,11 @@ export class RedisConnector implements Connector {
   async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
     const account = typeof handle?.account === 'string' ? handle.account : ephemeralAccountName(grant);
     if (parseEphemeralAccountName(account)?.grantId !== grant.grantId) {
-      throw new LapseError('connector_failed', `redis target ${grant.target.name}: the handle of grant ${grant.grantId} names an account that is not the grant's`, { where: `grants.${grant.grantId}.handle` });
+      throw new LapseError(
+        'connector_failed',
+        `redis target ${grant.target.name}: the handle of grant ${grant.grantId} names an account that is not the grant's`,
+        { where: `grants.${grant.grantId}.handle` },
+      );
     }
     await withRedis(grant.target, signal, { doing: `delete ACL user ${account}` }, (redis) => endUser(redis, account));
   }
@@ -95,10 +109,17 @@ export class RedisConnector implements Connector {
   async removeAccess(target: TargetConfig, access: CurrentAccess, signal: AbortSignal): Promise<void> {
     const { username } = parseTarget(target);
     if (access.account === username || access.account === 'default') {
-      throw new LapseError('connector_failed', `redis target ${target.name}: will not delete the user "${access.account}"${access.account === username ? ', which Lapse itself logs in as' : ', which Redis cannot delete'}`, {
-        where: `targets.${target.name}`,
-        hint: access.account === 'default' ? 'restrict it yourself (e.g. ACL SETUSER default off, or give it a password and narrower rules)' : 'give Lapse its own Redis user',
-      });
+      throw new LapseError(
+        'connector_failed',
+        `redis target ${target.name}: will not delete the user "${access.account}"${access.account === username ? ', which Lapse itself logs in as' : ', which Redis cannot delete'}`,
+        {
+          where: `targets.${target.name}`,
+          hint:
+            access.account === 'default'
+              ? 'restrict it yourself (e.g. ACL SETUSER default off, or give it a password and narrower rules)'
+              : 'give Lapse its own Redis user',
+        },
+      );
     }
     await withRedis(target, signal, { doing: `delete ACL user ${access.account}` }, (redis) => endUser(redis, access.account));
   }
@@ -126,9 +147,13 @@ async function privileged(target: TargetConfig, username: string, command: strin
     await run();
   } catch (error) {
     if (!isNoPermission(error)) throw error;
-    throw new LapseError('connector_failed', `redis target ${target.name}: Lapse's Redis user "${username}" may not run ${command.toUpperCase().replace('|', ' ')} (permission +${command} is missing)${extra}`, {
-      where: `targets.${target.name}.settings.username`,
-      hint: `grant it: ACL SETUSER ${username} +acl|list +acl|setuser +acl|deluser +client|kill`,
-    });
+    throw new LapseError(
+      'connector_failed',
+      `redis target ${target.name}: Lapse's Redis user "${username}" may not run ${command.toUpperCase().replace('|', ' ')} (permission +${command} is missing)${extra}`,
+      {
+        where: `targets.${target.name}.settings.username`,
+        hint: `grant it: ACL SETUSER ${username} +acl|list +acl|setuser +acl|deluser +client|kill`,
+      },
+    );
   }
 }

@@ -45,7 +45,11 @@ policies:
 scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
 `;
     opened = await openTestStore('pglite');
-    engine = new Engine({ store: opened.store, config: parseConfig(yaml, 'redis-engine.yaml', { REDIS_LAPSE_PASSWORD: scratch.password }), connectors: connectorRegistry([new RedisConnector()]) });
+    engine = new Engine({
+      store: opened.store,
+      config: parseConfig(yaml, 'redis-engine.yaml', { REDIS_LAPSE_PASSWORD: scratch.password }),
+      connectors: connectorRegistry([new RedisConnector()]),
+    });
     await engine.start();
   });
   afterAll(async () => {
@@ -56,14 +60,29 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
   });
 
   const read = async (username: string, password: string) => {
-    const { stdout, stderr } = await execFileAsync('redis-cli', ['-h', scratch.host, '-p', String(scratch.port), '--user', username, '--pass', password, '--no-auth-warning', 'GET', `${scratch.prefix}:greeting`]);
+    const { stdout, stderr } = await execFileAsync('redis-cli', [
+      '-h',
+      scratch.host,
+      '-p',
+      String(scratch.port),
+      '--user',
+      username,
+      '--pass',
+      password,
+      '--no-auth-warning',
+      'GET',
+      `${scratch.prefix}:greeting`,
+    ]);
     return !/AUTH failed|WRONGPASS/.test(stderr + stdout) && stdout.trim() === 'hello';
   };
 
   it('provisions, hands out the password once, reconciles standing access and revokes on release', async () => {
     const { request } = await engine.submit({ principal: alice, target: 'cache', entitlement: 'readonly', durationMs: 3_600_000, reason: 'engine test' });
     const grantId = (await getRequest(opened.store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     const credentials = await engine.fetchCredentials({ grantId, by: alice });
     expect(credentials.username).toBe(`lapse_${grantId}:cache:readonly:alice@example.com`);
     expect(await read(credentials.username!, credentials.password!)).toBe(true);
@@ -82,7 +101,10 @@ scheduler: { pollInterval: 100ms, connectorTimeout: 10s }
     if (defaultFinding) expect(defaultFinding).toMatchObject({ status: 'open' });
 
     await engine.release({ grantId, by: alice, reason: 'done' });
-    await waitFor(() => getGrant(opened.store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(opened.store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
     expect(await read(credentials.username!, credentials.password!)).toBe(false);
   });
 });

@@ -84,5 +84,8 @@ function failure(target: TargetConfig, step: RedisStep, error: unknown, settings
     : /ECONNREFUSED|ETIMEDOUT|ENOTFOUND|EHOSTUNREACH|Connection is closed/.test(message)
       ? `check that Redis listens on ${settings.host}:${settings.port} and that settings.tls matches the server`
       : undefined;
-  return new LapseError('connector_failed', `redis target ${target.name}: could not ${step.doing}: ${message.slice(0, 500)}`, { where: `targets.${target.name}`, ...(hint ? { hint } : {}) });
+  return new LapseError('connector_failed', `redis target ${target.name}: could not ${step.doing}: ${message.slice(0, 500)}`, {
+    where: `targets.${target.name}`,
+    ...(hint ? { hint } : {}),
+  });
 }

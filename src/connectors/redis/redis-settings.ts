@@ -13,8 +13,18 @@ const HOST = /^[A-Za-z0-9.:[\]_-]{1,253}$/;
 const targetSchema = z
   .object({
     host: z.string().regex(HOST, 'must be a host name or IP address').default('127.0.0.1'),
-    port: z.number({ error: 'must be a port number from 1 to 65535' }).int().min(1, 'must be a port number from 1 to 65535').max(65_535, 'must be a port number from 1 to 65535').default(6379),
-    username: z.string().min(1).max(128).regex(/^[\x21-\x7e]+$/, 'must be a Redis user name without spaces').default('default'),
+    port: z
+      .number({ error: 'must be a port number from 1 to 65535' })
+      .int()
+      .min(1, 'must be a port number from 1 to 65535')
+      .max(65_535, 'must be a port number from 1 to 65535')
+      .default(6379),
+    username: z
+      .string()
+      .min(1)
+      .max(128)
+      .regex(/^[\x21-\x7e]+$/, 'must be a Redis user name without spaces')
+      .default('default'),
     password: z.string().max(4096).optional(),
     // Checked by the shared validateTls (same block as every network connector).
     tls: z.unknown().optional(),
@@ -26,7 +36,9 @@ const patterns = z.array(z.unknown()).max(64).default([]);
 
 const entitlementSchema = z
   .object({
-    mode: z.literal('ephemeral', { error: 'only "ephemeral" is supported: Redis has no roles to add an existing user to (see docs/connectors/redis.md)' }).default('ephemeral'),
+    mode: z
+      .literal('ephemeral', { error: 'only "ephemeral" is supported: Redis has no roles to add an existing user to (see docs/connectors/redis.md)' })
+      .default('ephemeral'),
     keys: patterns,
     readKeys: patterns,
     writeKeys: patterns,
@@ -88,8 +100,17 @@ export function parseEntitlement(target: TargetConfig, entitlement: EntitlementC
   const problems = entitlementProblems(target, entitlement);
   if (problems.length > 0) throw invalid(problems);
   // Checked by entitlementProblems above: every pattern and rule is a string of the grammar.
-  const s = entitlementSchema.parse(entitlement.settings) as z.infer<typeof entitlementSchema> & Record<'keys' | 'readKeys' | 'writeKeys' | 'channels' | 'commands', string[]>;
-  return { keys: s.keys, readKeys: s.readKeys, writeKeys: s.writeKeys, channels: s.channels, commands: s.commands, allKeys: s.allKeys, allChannels: s.allChannels };
+  const s = entitlementSchema.parse(entitlement.settings) as z.infer<typeof entitlementSchema> &
+    Record<'keys' | 'readKeys' | 'writeKeys' | 'channels' | 'commands', string[]>;
+  return {
+    keys: s.keys,
+    readKeys: s.readKeys,
+    writeKeys: s.writeKeys,
+    channels: s.channels,
+    commands: s.commands,
+    allKeys: s.allKeys,
+    allChannels: s.allChannels,
+  };
 }
 
 function invalid(problems: string[]): LapseError {
@@ -99,7 +120,8 @@ function invalid(problems: string[]): LapseError {
 function describeIssues(where: string, issues: readonly z.core.$ZodIssue[]): string[] {
   return issues.map((issue) => {
     const path = where + issue.path.map((part) => (typeof part === 'number' ? `[${part}]` : `.${String(part)}`)).join('');
-    if (issue.code === 'unrecognized_keys') return `${path}: unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; see docs/connectors/redis.md for the settings`;
+    if (issue.code === 'unrecognized_keys')
+      return `${path}: unknown setting${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}; see docs/connectors/redis.md for the settings`;
     return `${path}: ${issue.message}`;
   });
 }

@@ -46,10 +46,13 @@ export function checkNameList(value: unknown, where: string, maxBytes: number, m
 /** `settings.accounts: { <principalId>: <account> }` for elevate mode. */
 export function checkAccounts(value: unknown, where: string, maxBytes: number): string[] {
   if (value === undefined) return [];
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) return [`${where}: must map principal ids to account names, e.g. { alice: alice_dba }`];
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    return [`${where}: must map principal ids to account names, e.g. { alice: alice_dba }`];
   const entries = Object.entries(value);
   if (entries.length > 10_000) return [`${where}: at most 10000 entries`];
-  return entries.map(([principal, account]) => checkName(account, `${where}.${principal}`, maxBytes, 'account name')).filter((p): p is string => p !== undefined);
+  return entries
+    .map(([principal, account]) => checkName(account, `${where}.${principal}`, maxBytes, 'account name'))
+    .filter((p): p is string => p !== undefined);
 }
 
 /** Unknown keys are usually typos; say so instead of ignoring them. */

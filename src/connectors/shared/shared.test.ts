@@ -1,6 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import { newId } from '../../domain/ids.js';
-import { checkAccounts, checkName, checkNameList, ephemeralAccountName, grantIdOfAccount, newAccountPassword, tlsOptions, validateTls, warnIfInsecure, withinDeadline } from './index.js';
+import {
+  checkAccounts,
+  checkName,
+  checkNameList,
+  ephemeralAccountName,
+  grantIdOfAccount,
+  newAccountPassword,
+  tlsOptions,
+  validateTls,
+  warnIfInsecure,
+  withinDeadline,
+} from './index.js';
 
 describe('ephemeral account names', () => {
   it('maps a grant id to lapse_<26 chars> and back', () => {
@@ -14,7 +25,8 @@ describe('ephemeral account names', () => {
   it('refuses anything that is not a grant id, and maps no other name back', () => {
     expect(() => ephemeralAccountName('x"; DROP ROLE postgres; --')).toThrow(/is not a grant id/);
     expect(() => ephemeralAccountName(newId('request'))).toThrow(/is not a grant id/);
-    for (const name of ['lapse_admin', 'lapse', `lapse_${'a'.repeat(27)}`, `LAPSE_${'a'.repeat(26)}`, `xlapse_${'a'.repeat(26)}`]) expect(grantIdOfAccount(name)).toBeNull();
+    for (const name of ['lapse_admin', 'lapse', `lapse_${'a'.repeat(27)}`, `LAPSE_${'a'.repeat(26)}`, `xlapse_${'a'.repeat(26)}`])
+      expect(grantIdOfAccount(name)).toBeNull();
   });
 });
 
@@ -70,7 +82,14 @@ describe('deadlines', () => {
   it('rejects promptly with connector_timeout and tears down the work', async () => {
     let tornDown = false;
     const started = Date.now();
-    await expect(withinDeadline(AbortSignal.timeout(50), 'slow call', () => new Promise(() => {}), () => (tornDown = true))).rejects.toMatchObject({ code: 'connector_timeout', message: expect.stringContaining('slow call did not finish before its deadline') });
+    await expect(
+      withinDeadline(
+        AbortSignal.timeout(50),
+        'slow call',
+        () => new Promise(() => {}),
+        () => (tornDown = true),
+      ),
+    ).rejects.toMatchObject({ code: 'connector_timeout', message: expect.stringContaining('slow call did not finish before its deadline') });
     expect(Date.now() - started).toBeLessThan(1_000);
     expect(tornDown).toBe(true);
   });

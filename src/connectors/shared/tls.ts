@@ -49,6 +49,8 @@ export function defaultWarn(message: string): void {
 
 export function warnIfInsecure(tls: TlsSettings | undefined, target: string, warn: Warn): void {
   if (tls && !tls.rejectUnauthorized) {
-    warn(`WARNING: target ${target} connects with tls.insecureSkipVerify: true; the server certificate is NOT verified and anyone on the path can impersonate it`);
+    warn(
+      `WARNING: target ${target} connects with tls.insecureSkipVerify: true; the server certificate is NOT verified and anyone on the path can impersonate it`,
+    );
   }
 }

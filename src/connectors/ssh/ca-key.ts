@@ -64,7 +64,10 @@ async function readKeyFile(path: string, where: string): Promise<string | null> 
     info = await stat(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw new LapseError('connector_failed', `cannot read the ssh CA key file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { where, hint: 'Check the path and that Lapse may read it.' });
+    throw new LapseError('connector_failed', `cannot read the ssh CA key file ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
+      where,
+      hint: 'Check the path and that Lapse may read it.',
+    });
   }
   // NB. A CA key others could read may already have been copied: anyone holding it can sign
   // certificates for any principal. Refuse rather than use it.
@@ -74,7 +77,8 @@ async function readKeyFile(path: string, where: string): Promise<string | null> 
       hint: `Run chmod 600 ${path}; if others may have read it, replace the key and the TrustedUserCAKeys line on every server.`,
     });
   }
-  if (info.size > MAX_KEY_FILE_BYTES) throw new LapseError('connector_failed', `the ssh CA key file ${path} is larger than 64 KiB`, { where, hint: 'Point caKeyPath at the private key file.' });
+  if (info.size > MAX_KEY_FILE_BYTES)
+    throw new LapseError('connector_failed', `the ssh CA key file ${path} is larger than 64 KiB`, { where, hint: 'Point caKeyPath at the private key file.' });
   return readFile(path, 'utf8');
 }
 
@@ -93,10 +97,14 @@ async function generateKeyFile(path: string, targetName: string, where: string):
     return text;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'EEXIST') return (await readKeyFile(path, where)) as string;
-    throw new LapseError('connector_failed', `cannot create the ssh CA key of target ${targetName} at ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, {
-      where,
-      hint: 'Lapse needs write access to the directory of caKeyPath, or give an existing key via caPrivateKey.',
-    });
+    throw new LapseError(
+      'connector_failed',
+      `cannot create the ssh CA key of target ${targetName} at ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+      {
+        where,
+        hint: 'Lapse needs write access to the directory of caKeyPath, or give an existing key via caPrivateKey.',
+      },
+    );
   } finally {
     await unlink(temporary).catch(() => undefined);
   }

@@ -36,7 +36,9 @@ export function serialForGrant(grantId: string): bigint {
  * percent-encoded: a newline or quote in it cannot forge or break a log line.
  */
 export function keyIdForGrant(grantId: string, principalId: string): string {
-  const safe = [...principalId].map((c) => (/^[A-Za-z0-9_.@+-]$/.test(c) ? c : encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`))).join('');
+  const safe = [...principalId]
+    .map((c) => (/^[A-Za-z0-9_.@+-]$/.test(c) ? c : encodeURIComponent(c).replace(/[!'()*]/g, (x) => `%${x.charCodeAt(0).toString(16).toUpperCase()}`)))
+    .join('');
   return `lapse:${grantId}:${safe.slice(0, 200)}`;
 }
 

@@ -23,7 +23,15 @@ export interface RevokedSerials {
 }
 
 export function encodeKrl(revoked: readonly RevokedSerials[], krlVersion: bigint, generatedAt: Date): Buffer {
-  const parts: Buffer[] = [MAGIC, uint32(FORMAT_VERSION), uint64(krlVersion), uint64(BigInt(Math.floor(generatedAt.getTime() / 1000))), uint64(0n), string(Buffer.alloc(0)), string(Buffer.from('lapse'))];
+  const parts: Buffer[] = [
+    MAGIC,
+    uint32(FORMAT_VERSION),
+    uint64(krlVersion),
+    uint64(BigInt(Math.floor(generatedAt.getTime() / 1000))),
+    uint64(0n),
+    string(Buffer.alloc(0)),
+    string(Buffer.from('lapse')),
+  ];
   for (const { caKey, serials } of revoked) {
     if (serials.length === 0) continue;
     const sorted = [...new Set(serials)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));

@@ -60,16 +60,19 @@ export class Ledger {
       if (error instanceof LapseError) throw error;
       throw this.failure(`cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     }
-    return text.split('\n').filter((line) => line !== '').map((line, i) => {
-      try {
-        const entry = JSON.parse(line) as IssuedCertificate;
-        if (typeof entry.serial !== 'string' || typeof entry.grantId !== 'string' || typeof entry.ca !== 'string') throw new Error('fields');
-        return entry;
-      } catch {
-        // NB. Never skip a bad line: it may hold a revocation, and dropping it would un-revoke.
-        throw this.failure(`line ${i + 1} is not a certificate record`);
-      }
-    });
+    return text
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line, i) => {
+        try {
+          const entry = JSON.parse(line) as IssuedCertificate;
+          if (typeof entry.serial !== 'string' || typeof entry.grantId !== 'string' || typeof entry.ca !== 'string') throw new Error('fields');
+          return entry;
+        } catch {
+          // NB. Never skip a bad line: it may hold a revocation, and dropping it would un-revoke.
+          throw this.failure(`line ${i + 1} is not a certificate record`);
+        }
+      });
   }
 
   /**
@@ -185,12 +188,19 @@ export class Ledger {
       // same microseconds could both write, and the later write would drop the earlier one's
       // changes; that takes a crash and such a race together. A revocation lost that way shows up
       // in reconciliation as standing access (listAccess reports the certificate again).
-      const age = await stat(this.lockPath).then((s) => Date.now() - s.mtimeMs, () => 0);
+      const age = await stat(this.lockPath).then(
+        (s) => Date.now() - s.mtimeMs,
+        () => 0,
+      );
       if (age > LOCK_STALE_MS) {
         await unlink(this.lockPath).catch(() => undefined);
         continue;
       }
-      if (abandoned()) throw new LapseError('connector_timeout', `the ssh ledger lock ${this.lockPath} stayed taken until every caller's deadline passed`, { where: this.lockPath, hint: `If no Lapse process is writing, delete ${this.lockPath}.` });
+      if (abandoned())
+        throw new LapseError('connector_timeout', `the ssh ledger lock ${this.lockPath} stayed taken until every caller's deadline passed`, {
+          where: this.lockPath,
+          hint: `If no Lapse process is writing, delete ${this.lockPath}.`,
+        });
       await new Promise((resolve) => setTimeout(resolve, LOCK_RETRY_MS));
     }
   }

@@ -22,7 +22,11 @@ export function parseRequesterKey(value: unknown): PublicKeyCheck {
   if (/[\r\n\0]/.test(line)) return { ok: false, problem: 'must be a single line holding one public key' };
   const match = LINE.exec(line);
   if (!match) {
-    return { ok: false, problem: 'must be "<type> <base64> [comment]" with type ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa, without authorized_keys options; certificates and FIDO keys are not accepted' };
+    return {
+      ok: false,
+      problem:
+        'must be "<type> <base64> [comment]" with type ssh-ed25519, ecdsa-sha2-nistp256/384/521 or ssh-rsa, without authorized_keys options; certificates and FIDO keys are not accepted',
+    };
   }
   const [, type, base64] = match as unknown as [string, string, string];
   let key: sshpk.Key;
@@ -36,7 +40,10 @@ export function parseRequesterKey(value: unknown): PublicKeyCheck {
     return { ok: false, problem: `the key inside is not the ${type} key the line announces` };
   }
   if (key.type === 'rsa' && (key.size < MIN_RSA_BITS || key.size > MAX_RSA_BITS)) {
-    return { ok: false, problem: `RSA keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits (this one has ${key.size}); an Ed25519 key is better: ssh-keygen -t ed25519` };
+    return {
+      ok: false,
+      problem: `RSA keys must have ${MIN_RSA_BITS} to ${MAX_RSA_BITS} bits (this one has ${key.size}); an Ed25519 key is better: ssh-keygen -t ed25519`,
+    };
   }
   return { ok: true, key };
 }

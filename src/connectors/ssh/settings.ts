@@ -60,7 +60,9 @@ export function validateSshSettings(target: TargetConfig): string[] {
   const hasSecret = s.caPrivateKey !== undefined;
   const hasPath = s.caKeyPath !== undefined;
   if (hasSecret === hasPath) {
-    problems.push(`${at('caPrivateKey')}: set exactly one of caPrivateKey (\${file:...} or \${env:...} holding an Ed25519 private key) or caKeyPath (a file Lapse creates if absent)`);
+    problems.push(
+      `${at('caPrivateKey')}: set exactly one of caPrivateKey (\${file:...} or \${env:...} holding an Ed25519 private key) or caKeyPath (a file Lapse creates if absent)`,
+    );
   }
   if (hasSecret && (typeof s.caPrivateKey !== 'string' || s.caPrivateKey.trim() === '')) {
     problems.push(`${at('caPrivateKey')}: must be a secret reference to an unencrypted Ed25519 private key (OpenSSH or PEM)`);
@@ -95,7 +97,10 @@ function validateEntitlement(target: TargetConfig, entitlement: EntitlementConfi
 
   if (s.requesterPrincipal !== undefined && typeof s.requesterPrincipal !== 'boolean') problems.push(`${at('requesterPrincipal')}: must be true or false`);
   if (s.principals === undefined) {
-    if (s.requesterPrincipal !== true) problems.push(`${at('principals')}: required: the login names (or AuthorizedPrincipalsFile tokens) the certificate is valid for, unless requesterPrincipal: true`);
+    if (s.requesterPrincipal !== true)
+      problems.push(
+        `${at('principals')}: required: the login names (or AuthorizedPrincipalsFile tokens) the certificate is valid for, unless requesterPrincipal: true`,
+      );
   } else if (!Array.isArray(s.principals) || s.principals.length > MAX_PRINCIPALS || (s.principals.length === 0 && s.requesterPrincipal !== true)) {
     problems.push(`${at('principals')}: must be a list of 1 to ${MAX_PRINCIPALS} principal names`);
   } else {
@@ -110,7 +115,8 @@ function validateEntitlement(target: TargetConfig, entitlement: EntitlementConfi
       problems.push(`${at('extensions')}: must be a list drawn from ${KNOWN_EXTENSIONS.join(', ')}`);
     } else {
       s.extensions.forEach((e, i) => {
-        if (!(KNOWN_EXTENSIONS as readonly unknown[]).includes(e)) problems.push(`${at('extensions')}[${i}]: ${JSON.stringify(e).slice(0, 80)} is not one of ${KNOWN_EXTENSIONS.join(', ')}`);
+        if (!(KNOWN_EXTENSIONS as readonly unknown[]).includes(e))
+          problems.push(`${at('extensions')}[${i}]: ${JSON.stringify(e).slice(0, 80)} is not one of ${KNOWN_EXTENSIONS.join(', ')}`);
       });
       if (new Set(s.extensions).size !== s.extensions.length) problems.push(`${at('extensions')}: lists an extension twice`);
     }

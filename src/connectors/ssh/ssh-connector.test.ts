@@ -121,20 +121,32 @@ describe('ssh connector, offline checks', () => {
       expect.unreachable();
     } catch (error) {
       expect(isLapseError(error, 'validation_failed')).toBe(true);
-      expect((error as { details: { problems: string[] } }).details.problems).toEqual([expect.stringMatching(/^parameters\.sshPublicKey: RSA keys must have/), 'parameters.extra: ssh entitlements take only sshPublicKey']);
+      expect((error as { details: { problems: string[] } }).details.problems).toEqual([
+        expect.stringMatching(/^parameters\.sshPublicKey: RSA keys must have/),
+        'parameters.extra: ssh entitlements take only sshPublicKey',
+      ]);
     }
   });
 
   it('accepts its example settings', () => {
     expect(connector.validateSettings(target)).toEqual([]);
-    expect(connector.validateSettings(makeTarget({ caPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----', krlPath }, [entitlement('me', { requesterPrincipal: true })]))).toEqual([]);
+    expect(
+      connector.validateSettings(
+        makeTarget({ caPrivateKey: '-----BEGIN OPENSSH PRIVATE KEY-----', krlPath }, [entitlement('me', { requesterPrincipal: true })]),
+      ),
+    ).toEqual([]);
   });
 
   it('refuses hostile principal names, unknown extensions and malformed options, naming each setting', () => {
     const hostile = ['root,admin', 'a b', 'x"y', "o'brien", '$(id)', '; rm -rf /', '..\\x', 'ålice', '*', '-oProxyCommand=x', 'a\nb', '', 'x'.repeat(65), '%u'];
     const problems = connector.validateSettings(
       makeTarget({ caKeyPath, krlPath }, [
-        entitlement('bad', { principals: hostile, extensions: ['permit-pty', 'no-touch-required', 'permit-pty'], forceCommand: 'ls\nrm -rf /', sourceAddress: ['10.0.0.0/33', '1.2.3.4; true', '::1/128'] }),
+        entitlement('bad', {
+          principals: hostile,
+          extensions: ['permit-pty', 'no-touch-required', 'permit-pty'],
+          forceCommand: 'ls\nrm -rf /',
+          sourceAddress: ['10.0.0.0/33', '1.2.3.4; true', '::1/128'],
+        }),
       ]),
     );
     const at = 'targets.bastion.entitlements.bad.settings';
@@ -149,7 +161,11 @@ describe('ssh connector, offline checks', () => {
   });
 
   it('refuses target settings that cannot work', () => {
-    expect(connector.validateSettings(makeTarget({ caKeyPath: 'relative/ca', caPrivateKey: 'x', port: 70000, host: 'a b', accounts: { alice: 'root,admin' } }, [entitlement('e', {})]))).toEqual([
+    expect(
+      connector.validateSettings(
+        makeTarget({ caKeyPath: 'relative/ca', caPrivateKey: 'x', port: 70000, host: 'a b', accounts: { alice: 'root,admin' } }, [entitlement('e', {})]),
+      ),
+    ).toEqual([
       'targets.bastion.settings.caPrivateKey: set exactly one of caPrivateKey (${file:...} or ${env:...} holding an Ed25519 private key) or caKeyPath (a file Lapse creates if absent)',
       'targets.bastion.settings.caKeyPath: must be an absolute file path',
       'targets.bastion.settings.krlPath: required; the file sshd reads with RevokedKeys (e.g. /var/lib/lapse/ssh/revoked.krl)',
@@ -185,9 +201,27 @@ describe('ssh connector, offline checks', () => {
     const path = join(dir, 'retention', 'revoked.krl');
     const ca = await connector.caPublicKey(makeTarget({ caKeyPath: join(dir, 'retention', 'ca'), krlPath: path }));
     const now = new Date();
-    const entry = (grantId: string, validBefore: number) => ({ serial: String(serialForGrant(grantId)), grantId, principalId: 'p', entitlement: 'e', principals: ['p'], keyId: 'k', validBefore: new Date(validBefore).toISOString(), ca, revokedAt: now.toISOString() });
+    const entry = (grantId: string, validBefore: number) => ({
+      serial: String(serialForGrant(grantId)),
+      grantId,
+      principalId: 'p',
+      entitlement: 'e',
+      principals: ['p'],
+      keyId: 'k',
+      validBefore: new Date(validBefore).toISOString(),
+      ca,
+      revokedAt: now.toISOString(),
+    });
     const ledger = new Ledger(path);
-    await ledger.update(signal(), (entries) => void entries.push(entry('grt_old', now.getTime() - RETENTION_MS - 1), entry('grt_recent', now.getTime() - 1_000), entry('grt_live', now.getTime() + 60_000)));
+    await ledger.update(
+      signal(),
+      (entries) =>
+        void entries.push(
+          entry('grt_old', now.getTime() - RETENTION_MS - 1),
+          entry('grt_recent', now.getTime() - 1_000),
+          entry('grt_live', now.getTime() + 60_000),
+        ),
+    );
     await ledger.update(signal(), () => undefined);
     expect((await ledger.read()).map((e) => e.grantId)).toEqual(['grt_recent', 'grt_live']);
     // The KRL after its 49-byte header (which carries the write time) is the revoked serials' section.
@@ -207,14 +241,23 @@ describe('ssh connector, offline checks', () => {
     const stranger = grant({ target: offlineTarget, parameters: { sshPublicKey: ed25519 } });
     await connector.revoke(stranger, null, signal());
     const ledger = await new Ledger(join(dir, 'unusable', 'revoked.krl')).read();
-    expect(ledger.map((e) => [e.grantId, e.revokedAt !== null])).toEqual([[g.grantId, true], [stranger.grantId, true]]);
+    expect(ledger.map((e) => [e.grantId, e.revokedAt !== null])).toEqual([
+      [g.grantId, true],
+      [stranger.grantId, true],
+    ]);
     expect(new Set(ledger.map((e) => e.ca)).size).toBe(1);
-    await expect(connector.provision(grant({ target: offlineTarget, parameters: { sshPublicKey: ed25519 } }), signal())).rejects.toThrow(/can be read by other users/);
+    await expect(connector.provision(grant({ target: offlineTarget, parameters: { sshPublicKey: ed25519 } }), signal())).rejects.toThrow(
+      /can be read by other users/,
+    );
   });
 
   it('reports a passed deadline as connector_timeout, like every connector', async () => {
     const g = grant({ parameters: { sshPublicKey: ed25519 } });
-    for (const call of [() => connector.provision(g, AbortSignal.abort()), () => connector.revoke(g, null, AbortSignal.abort()), () => connector.listAccess(target, AbortSignal.abort())]) {
+    for (const call of [
+      () => connector.provision(g, AbortSignal.abort()),
+      () => connector.revoke(g, null, AbortSignal.abort()),
+      () => connector.listAccess(target, AbortSignal.abort()),
+    ]) {
       await expect(call()).rejects.toSatisfy((e) => isLapseError(e, 'connector_timeout'));
     }
   });
@@ -223,7 +266,9 @@ describe('ssh connector, offline checks', () => {
     const path = join(dir, 'locked', 'revoked.krl');
     mkdirSync(join(dir, 'locked'));
     writeFileSync(`${path}.lock`, '999999\n');
-    await expect(new Ledger(path).update(AbortSignal.timeout(200), () => undefined)).rejects.toThrow(/lock .*revoked\.krl\.lock stayed taken until every caller's deadline passed/);
+    await expect(new Ledger(path).update(AbortSignal.timeout(200), () => undefined)).rejects.toThrow(
+      /lock .*revoked\.krl\.lock stayed taken until every caller's deadline passed/,
+    );
     expect(existsSync(path)).toBe(false);
     rmSync(`${path}.lock`);
     await new Ledger(path).update(signal(), () => undefined);
@@ -345,7 +390,14 @@ describe.skipIf(offline())('ssh connector against a real sshd and the ssh client
     const g = grant();
     const provisioned = await connector.provision(g, signal());
     const ledger = new Ledger(krlPath);
-    await ledger.update(signal(), (entries) => void entries.splice(entries.findIndex((e) => e.grantId === g.grantId), 1));
+    await ledger.update(
+      signal(),
+      (entries) =>
+        void entries.splice(
+          entries.findIndex((e) => e.grantId === g.grantId),
+          1,
+        ),
+    );
     await connector.revoke(g, null, signal());
     expect((await login(loginUser, provisioned)).ok).toBe(false);
     await expect(connector.provision(g, signal())).rejects.toThrow(/was revoked at ssh target bastion/);
@@ -388,13 +440,30 @@ describe.skipIf(offline())('ssh connector against a real sshd and the ssh client
     const module = new URL('./ssh-connector.ts', import.meta.url).pathname;
     // NB. Both processes start revoking at the same agreed moment, so their updates really overlap.
     const startAt = Date.now() + 4_000;
-    const child = run(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+    const child = run(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `
       const { SshConnector } = await import(${JSON.stringify(module)});
       const target = { ...JSON.parse(process.env.TARGET), entitlements: new Map() };
       await new Promise((resolve) => setTimeout(resolve, Number(process.env.START_AT) - Date.now()));
       for (const g of JSON.parse(process.env.GRANTS)) {
         await new SshConnector().revoke({ ...g, target, notAfter: new Date(g.notAfter) }, null, AbortSignal.timeout(30000));
-      }`], { env: { ...process.env, START_AT: String(startAt), TARGET: JSON.stringify({ ...target, entitlements: [] }), GRANTS: JSON.stringify(theirs.map((g) => ({ ...g, target: undefined }))) } });
+      }`,
+      ],
+      {
+        env: {
+          ...process.env,
+          START_AT: String(startAt),
+          TARGET: JSON.stringify({ ...target, entitlements: [] }),
+          GRANTS: JSON.stringify(theirs.map((g) => ({ ...g, target: undefined }))),
+        },
+      },
+    );
     await new Promise((resolve) => setTimeout(resolve, startAt - Date.now()));
     for (const g of mine) await connector.revoke(g, null, signal());
     await child;
@@ -428,7 +497,9 @@ describe.skipIf(offline())('ssh connector against a real sshd and the ssh client
     const viaMap = await connector.provision(grant({ target: mapped, entitlement: me, principalId: 'alice@example.com' }), signal());
     expect(viaMap.credentials?.principals).toBe(loginUser);
     expect(await login(loginUser, viaMap)).toMatchObject({ ok: true });
-    await expect(connector.provision(grant({ target: mapped, entitlement: me, principalId: 'eve,root' }), signal())).rejects.toThrow(/"eve,root" is not a login name usable on ssh target bastion/);
+    await expect(connector.provision(grant({ target: mapped, entitlement: me, principalId: 'eve,root' }), signal())).rejects.toThrow(
+      /"eve,root" is not a login name usable on ssh target bastion/,
+    );
   });
 
   it('signs with a CA key given by secret reference, and for an ECDSA requester key', async () => {

@@ -85,16 +85,22 @@ export class SshConnector implements Connector {
     const entitlement = entitlementSettings(grant.entitlement);
     const key = parseRequesterKey(grant.parameters[SSH_PUBLIC_KEY_PARAMETER]);
     if (!key.ok) {
-      throw new LapseError('validation_failed', `grant ${grant.grantId} has no usable ${SSH_PUBLIC_KEY_PARAMETER}: ${key.problem}`, { where: `parameters.${SSH_PUBLIC_KEY_PARAMETER}` });
+      throw new LapseError('validation_failed', `grant ${grant.grantId} has no usable ${SSH_PUBLIC_KEY_PARAMETER}: ${key.problem}`, {
+        where: `parameters.${SSH_PUBLIC_KEY_PARAMETER}`,
+      });
     }
     const principals = [...entitlement.principals];
     if (entitlement.requesterPrincipal) {
       const account = settings.accounts[grant.principalId] ?? grant.principalId;
       if (!isPrincipalName(account)) {
-        throw new LapseError('connector_failed', `principal ${JSON.stringify(grant.principalId.slice(0, 80))} is not a login name usable on ssh target ${grant.target.name}`, {
-          where: `targets.${grant.target.name}.settings.accounts`,
-          hint: `Map it to a login name (${PRINCIPAL_RULE}) under settings.accounts.`,
-        });
+        throw new LapseError(
+          'connector_failed',
+          `principal ${JSON.stringify(grant.principalId.slice(0, 80))} is not a login name usable on ssh target ${grant.target.name}`,
+          {
+            where: `targets.${grant.target.name}.settings.accounts`,
+            hint: `Map it to a login name (${PRINCIPAL_RULE}) under settings.accounts.`,
+          },
+        );
       }
       if (!principals.includes(account)) principals.push(account);
     }
@@ -136,10 +142,17 @@ export class SshConnector implements Connector {
       const index = entries.findIndex((e) => e.serial === issued.serial);
       const existing = entries[index];
       if (existing && existing.grantId !== grant.grantId) {
-        throw new LapseError('connector_failed', `certificate serial ${issued.serial} of grant ${grant.grantId} is already used by grant ${existing.grantId}`, { where: grant.grantId, hint: 'Request again: the new grant gets a different serial.' });
+        throw new LapseError('connector_failed', `certificate serial ${issued.serial} of grant ${grant.grantId} is already used by grant ${existing.grantId}`, {
+          where: grant.grantId,
+          hint: 'Request again: the new grant gets a different serial.',
+        });
       }
       if (existing?.revokedAt) {
-        throw new LapseError('connector_failed', `grant ${grant.grantId} was revoked at ssh target ${grant.target.name}; its certificate serial is on the KRL`, { where: grant.grantId, hint: 'Request access again.' });
+        throw new LapseError(
+          'connector_failed',
+          `grant ${grant.grantId} was revoked at ssh target ${grant.target.name}; its certificate serial is on the KRL`,
+          { where: grant.grantId, hint: 'Request access again.' },
+        );
       }
       if (existing) entries[index] = issued;
       else entries.push(issued);
@@ -226,7 +239,9 @@ export class SshConnector implements Connector {
 function checkGrantId(grant: GrantSpec): void {
   // NB. The grant id goes into the key id sshd logs and decides the serial: only Lapse's own ids.
   if (!isId('grant', grant.grantId)) {
-    throw new LapseError('validation_failed', `ssh certificates are issued for Lapse grant ids only, not ${JSON.stringify(grant.grantId.slice(0, 80))}`, { where: 'grantId' });
+    throw new LapseError('validation_failed', `ssh certificates are issued for Lapse grant ids only, not ${JSON.stringify(grant.grantId.slice(0, 80))}`, {
+      where: 'grantId',
+    });
   }
 }
 

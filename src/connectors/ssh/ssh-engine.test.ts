@@ -69,7 +69,14 @@ describe.skipIf(offline())('ssh grants through the engine, with a real sshd', ()
     await connector.checkTarget(config.targets.get('hosts')!, AbortSignal.timeout(10_000));
     engine = new Engine({ store, config, connectors: connectorRegistry([connector]) });
     await engine.start();
-    sshd = await LocalSshd.start({ dir, port: await freePort(), trustedCaFile: join(dir, 'ca.pub'), krlFile: join(dir, 'revoked.krl'), byLoginName: [user], byPrincipalsFile: {} });
+    sshd = await LocalSshd.start({
+      dir,
+      port: await freePort(),
+      trustedCaFile: join(dir, 'ca.pub'),
+      krlFile: join(dir, 'revoked.krl'),
+      byLoginName: [user],
+      byPrincipalsFile: {},
+    });
   }, 60_000);
 
   afterAll(async () => {
@@ -81,9 +88,19 @@ describe.skipIf(offline())('ssh grants through the engine, with a real sshd', ()
   });
 
   async function activeGrant(durationMs: number): Promise<string> {
-    const { request } = await engine.submit({ principal: alice, target: 'hosts', entitlement: 'login', durationMs, reason: 'INC-7', parameters: { sshPublicKey: publicKey } });
+    const { request } = await engine.submit({
+      principal: alice,
+      target: 'hosts',
+      entitlement: 'login',
+      durationMs,
+      reason: 'INC-7',
+      parameters: { sshPublicKey: publicKey },
+    });
     const grantId = (await getRequest(store.db, request.id))!.grantId!;
-    await waitFor(() => getGrant(store.db, grantId), (g) => g?.status === 'active');
+    await waitFor(
+      () => getGrant(store.db, grantId),
+      (g) => g?.status === 'active',
+    );
     return grantId;
   }
 
@@ -97,8 +114,12 @@ describe.skipIf(offline())('ssh grants through the engine, with a real sshd', ()
 
   it('refuses a request without a usable key before storing anything', async () => {
     const before = await store.db.selectFrom('requests').select('id').execute();
-    await expect(engine.submit({ principal: alice, target: 'hosts', entitlement: 'login', reason: 'x', parameters: { sshPublicKey: 'ssh-rsa AAAA' } })).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed'));
-    await expect(engine.submit({ principal: alice, target: 'hosts', entitlement: 'login', reason: 'x' })).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed'));
+    await expect(
+      engine.submit({ principal: alice, target: 'hosts', entitlement: 'login', reason: 'x', parameters: { sshPublicKey: 'ssh-rsa AAAA' } }),
+    ).rejects.toSatisfy((e) => isLapseError(e, 'validation_failed'));
+    await expect(engine.submit({ principal: alice, target: 'hosts', entitlement: 'login', reason: 'x' })).rejects.toSatisfy((e) =>
+      isLapseError(e, 'validation_failed'),
+    );
     expect(await store.db.selectFrom('requests').select('id').execute()).toEqual(before);
   });
 
@@ -107,7 +128,10 @@ describe.skipIf(offline())('ssh grants through the engine, with a real sshd', ()
     const certificateFile = join(dir, `${grantId}-cert.pub`);
     expect(await loginWith(grantId)).toBe(true);
     await engine.release({ grantId, by: alice, reason: 'done' });
-    await waitFor(() => getGrant(store.db, grantId), (g) => g?.status === 'revoked');
+    await waitFor(
+      () => getGrant(store.db, grantId),
+      (g) => g?.status === 'revoked',
+    );
     expect((await sshd.login(user, keyFile, certificateFile)).ok).toBe(false);
   });
 
@@ -115,7 +139,11 @@ describe.skipIf(offline())('ssh grants through the engine, with a real sshd', ()
     const grantId = await activeGrant(3_000);
     const certificateFile = join(dir, `${grantId}-cert.pub`);
     expect(await loginWith(grantId)).toBe(true);
-    await waitFor(() => getGrant(store.db, grantId), (g) => g?.status === 'revoked', 15_000);
+    await waitFor(
+      () => getGrant(store.db, grantId),
+      (g) => g?.status === 'revoked',
+      15_000,
+    );
     const logBefore = sshd.log().length;
     // NB. The certificate itself is valid a minute longer (the engine's provisioning slack); the
     // KRL entry the engine's revoke wrote is what refuses it now.

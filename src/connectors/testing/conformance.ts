@@ -83,7 +83,9 @@ export function connectorConformance(subject: ConformanceSubject): void {
       const connector = subject.connector();
       const grant = subject.grant();
       const provisioned = await connector.provision(grant, signal());
-      const entry = (await connector.listAccess(grant.target, signal())).find((a) => a.grantId === grant.grantId || (a.principalId === grant.principalId && a.entitlement === grant.entitlement.name));
+      const entry = (await connector.listAccess(grant.target, signal())).find(
+        (a) => a.grantId === grant.grantId || (a.principalId === grant.principalId && a.entitlement === grant.entitlement.name),
+      );
       expect(entry).toBeDefined();
       await connector.removeAccess(grant.target, entry!, signal());
       expect(await subject.hasAccess(grant, provisioned)).toBe(false);

@@ -34,7 +34,8 @@ export function endpointProblems(settings: Readonly<Record<string, unknown>>, wh
     if (typeof tls !== 'object' || tls === null || Array.isArray(tls)) problems.push(`${where}.tls: must be a map with ca and insecureSkipVerify`);
     else {
       const { ca, insecureSkipVerify, ...unknown } = tls as Record<string, unknown>;
-      for (const key of Object.keys(unknown)) problems.push(`${where}.tls.${key}: unknown setting; use ca or insecureSkipVerify (https in the url turns TLS on)`);
+      for (const key of Object.keys(unknown))
+        problems.push(`${where}.tls.${key}: unknown setting; use ca or insecureSkipVerify (https in the url turns TLS on)`);
       if (insecureSkipVerify !== undefined && typeof insecureSkipVerify !== 'boolean') problems.push(`${where}.tls.insecureSkipVerify: must be true or false`);
       if (ca !== undefined && (typeof ca !== 'string' || !ca.includes('-----BEGIN CERTIFICATE-----') || ca.length > MAX_CA_BYTES)) {
         problems.push(`${where}.tls.ca: must be a PEM certificate bundle (up to 64 KiB); write \${file:/path/to/ca.pem}`);
@@ -49,7 +50,9 @@ export function endpointProblems(settings: Readonly<Record<string, unknown>>, wh
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') problems.push(`${where}.url: must start with https:// (or http:// for loopback)`);
   if (parsed.username || parsed.password) problems.push(`${where}.url: must not carry credentials; put them in their own settings as secret references`);
   if (parsed.protocol === 'http:' && !isLoopback(parsed.hostname) && allowInsecureHttp !== true) {
-    problems.push(`${where}.url: plain http to ${parsed.hostname} would send requests and credentials unencrypted; use https, or set allowInsecureHttp: true if the network is trusted`);
+    problems.push(
+      `${where}.url: plain http to ${parsed.hostname} would send requests and credentials unencrypted; use https, or set allowInsecureHttp: true if the network is trusted`,
+    );
   }
   if (parsed.protocol === 'http:' && tls !== undefined) problems.push(`${where}.tls: only applies to https URLs`);
   return problems;
@@ -60,8 +63,18 @@ export function endpoint(settings: Readonly<Record<string, unknown>>, target: st
   const url = new URL(settings.url as string);
   const tls = (settings.tls ?? {}) as { ca?: string; insecureSkipVerify?: boolean };
   const insecureSkipVerify = url.protocol === 'https:' && tls.insecureSkipVerify === true;
-  if (insecureSkipVerify) warnOnce(`${target}:tls`, warn, `WARNING: target ${target} calls ${url.origin} with tls.insecureSkipVerify: true; the server certificate is NOT verified and anyone on the path can impersonate it`);
-  if (url.protocol === 'http:' && !isLoopback(url.hostname)) warnOnce(`${target}:http`, warn, `WARNING: target ${target} calls ${url.origin} over plain http (allowInsecureHttp: true); requests can be read and changed on the way`);
+  if (insecureSkipVerify)
+    warnOnce(
+      `${target}:tls`,
+      warn,
+      `WARNING: target ${target} calls ${url.origin} with tls.insecureSkipVerify: true; the server certificate is NOT verified and anyone on the path can impersonate it`,
+    );
+  if (url.protocol === 'http:' && !isLoopback(url.hostname))
+    warnOnce(
+      `${target}:http`,
+      warn,
+      `WARNING: target ${target} calls ${url.origin} over plain http (allowInsecureHttp: true); requests can be read and changed on the way`,
+    );
   return { url, ca: tls.ca, insecureSkipVerify };
 }
 
@@ -103,9 +116,10 @@ export function send(to: Endpoint, call: HttpCall): Promise<HttpResponse> {
         if (!ended) reject(call.signal.aborted ? call.signal.reason : new Error('connection closed before the answer was complete'));
       });
     };
-    const req = url.protocol === 'https:'
-      ? httpsRequest(url, { ...options, ca: to.ca, rejectUnauthorized: !to.insecureSkipVerify }, onResponse)
-      : httpRequest(url, options, onResponse);
+    const req =
+      url.protocol === 'https:'
+        ? httpsRequest(url, { ...options, ca: to.ca, rejectUnauthorized: !to.insecureSkipVerify }, onResponse)
+        : httpRequest(url, options, onResponse);
     req.on('error', reject);
     req.end(call.body);
   });

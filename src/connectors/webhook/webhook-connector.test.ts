@@ -82,7 +82,14 @@ describe('webhook connector', () => {
       version: 1,
       operation: 'provision',
       target: { name: 'tickets', labels: { env: 'test' } },
-      grant: { id: g.grantId, principalId: g.principalId, entitlement: 'agent', entitlementSettings: { role: 'agent' }, parameters: { ticket: 'OPS-1' }, notAfter: g.notAfter.toISOString() },
+      grant: {
+        id: g.grantId,
+        principalId: g.principalId,
+        entitlement: 'agent',
+        entitlementSettings: { role: 'agent' },
+        parameters: { ticket: 'OPS-1' },
+        notAfter: g.notAfter.toISOString(),
+      },
     });
     expect(entry!.body).not.toContain(SECRET);
     expect(provisioned).toEqual({ handle: { account: `acct-${g.grantId}` }, credentials: { token: expect.any(String) } });
@@ -102,15 +109,27 @@ describe('webhook connector', () => {
   });
 
   it('is refused by the receiver when signed with another secret, replayed, or too old', async () => {
-    await expect(connector.checkTarget(target({ secret: 'x'.repeat(64) }), AbortSignal.timeout(5_000))).rejects.toThrow(/check was refused: HTTP 401: \{"error":"signature does not match"\}/);
+    await expect(connector.checkTarget(target({ secret: 'x'.repeat(64) }), AbortSignal.timeout(5_000))).rejects.toThrow(
+      /check was refused: HTTP 401: \{"error":"signature does not match"\}/,
+    );
     await connector.checkTarget(target(), AbortSignal.timeout(5_000));
     const captured = system.received.at(-1)!;
-    const replay = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', 'lapse-signature': captured.headers['lapse-signature'] as string, 'lapse-delivery': captured.headers['lapse-delivery'] as string }, body: captured.body });
+    const replay = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'lapse-signature': captured.headers['lapse-signature'] as string,
+        'lapse-delivery': captured.headers['lapse-delivery'] as string,
+      },
+      body: captured.body,
+    });
     expect(replay.status).toBe(409);
     expect(await replay.json()).toEqual({ error: 'replayed delivery' });
     vi.useFakeTimers({ toFake: ['Date'], now: Date.now() - 10 * 60_000 });
     try {
-      await expect(connector.checkTarget(target(), AbortSignal.timeout(5_000))).rejects.toThrow(/HTTP 401: \{"error":"timestamp is more than 300 s away from now"\}/);
+      await expect(connector.checkTarget(target(), AbortSignal.timeout(5_000))).rejects.toThrow(
+        /HTTP 401: \{"error":"timestamp is more than 300 s away from now"\}/,
+      );
     } finally {
       vi.useRealTimers();
     }
@@ -131,7 +150,9 @@ describe('webhook connector', () => {
   it('gives up after maxAttempts with the last failure in the message', async () => {
     const before = system.received.length;
     system.script.push(500, 500);
-    await expect(connector.revoke(grant({ target: target({ maxAttempts: 2 }) }), null, AbortSignal.timeout(10_000))).rejects.toThrow(/revoke failed after 2 attempts; last: HTTP 500/);
+    await expect(connector.revoke(grant({ target: target({ maxAttempts: 2 }) }), null, AbortSignal.timeout(10_000))).rejects.toThrow(
+      /revoke failed after 2 attempts; last: HTTP 500/,
+    );
     expect(system.received.length - before).toBe(2);
   });
 
@@ -152,7 +173,9 @@ describe('webhook connector', () => {
 
     system.script.push('hang', 'hang', 'hang', 'hang');
     const started = Date.now();
-    await expect(connector.provision(grant({ target: target({ timeoutMs: 10_000 }) }), AbortSignal.timeout(400))).rejects.toMatchObject({ code: 'connector_timeout' });
+    await expect(connector.provision(grant({ target: target({ timeoutMs: 10_000 }) }), AbortSignal.timeout(400))).rejects.toMatchObject({
+      code: 'connector_timeout',
+    });
     expect(Date.now() - started).toBeLessThan(1_500);
     system.script.length = 0;
   });
@@ -194,8 +217,14 @@ describe('webhook connector', () => {
   });
 
   it('validates its settings and the request parameters', () => {
-    expect(connector.validateSettings(target({ url: 'http://hooks.example.com/lapse' }))).toEqual([expect.stringMatching(/settings\.url: plain http to hooks\.example\.com would send requests and credentials unencrypted; use https, or set allowInsecureHttp: true/)]);
-    expect(connector.validateSettings(target({ url: 'https://user:pw@hooks.example.com/' }))).toEqual([expect.stringMatching(/settings\.url: must not carry credentials/)]);
+    expect(connector.validateSettings(target({ url: 'http://hooks.example.com/lapse' }))).toEqual([
+      expect.stringMatching(
+        /settings\.url: plain http to hooks\.example\.com would send requests and credentials unencrypted; use https, or set allowInsecureHttp: true/,
+      ),
+    ]);
+    expect(connector.validateSettings(target({ url: 'https://user:pw@hooks.example.com/' }))).toEqual([
+      expect.stringMatching(/settings\.url: must not carry credentials/),
+    ]);
     expect(connector.validateSettings(target({ url: 'ftp://x' }))).toEqual([expect.stringMatching(/settings\.url: must start with https:\/\//)]);
     expect(connector.validateSettings(target({ secret: 'short', maxAttempts: 50, retries: 3 }))).toEqual([
       expect.stringMatching(/settings\.retries: unknown setting/),
@@ -208,7 +237,9 @@ describe('webhook connector', () => {
     ]);
     const t = target();
     expect(connector.validateParameters(t, t.entitlements.get('agent')!, { ticket: 'OPS-1' })).toEqual([]);
-    expect(connector.validateParameters(t, t.entitlements.get('agent')!, { sshPublicKey: 'x' })).toEqual(['parameters.sshPublicKey: entitlement agent takes ticket']);
+    expect(connector.validateParameters(t, t.entitlements.get('agent')!, { sshPublicKey: 'x' })).toEqual([
+      'parameters.sshPublicKey: entitlement agent takes ticket',
+    ]);
   });
 
   it('warns when plain http leaves loopback because allowInsecureHttp says so', async () => {
@@ -230,7 +261,29 @@ describe('webhook connector', () => {
     let cert = '';
 
     beforeAll(async () => {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      execFileSync(
+        'openssl',
+        [
+          'req',
+          '-x509',
+          '-newkey',
+          'ec',
+          '-pkeyopt',
+          'ec_paramgen_curve:prime256v1',
+          '-nodes',
+          '-days',
+          '1',
+          '-subj',
+          '/CN=localhost',
+          '-addext',
+          'subjectAltName=IP:127.0.0.1',
+          '-keyout',
+          join(dir, 'key.pem'),
+          '-out',
+          join(dir, 'cert.pem'),
+        ],
+        { stdio: 'ignore' },
+      );
       cert = readFileSync(join(dir, 'cert.pem'), 'utf8');
       server = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (req, res) => system.server.emit('request', req, res));
       server.listen(0, '127.0.0.1');

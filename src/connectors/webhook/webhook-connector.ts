@@ -24,7 +24,8 @@ export class WebhookConnector implements Connector {
   validateParameters(_target: TargetConfig, entitlement: EntitlementConfig, parameters: Readonly<Record<string, string>>): string[] {
     const accepted = acceptedParameters(entitlement);
     return Object.entries(parameters).flatMap(([name, value]) => {
-      if (!accepted.includes(name)) return [`parameters.${name.slice(0, 64)}: entitlement ${entitlement.name} takes ${accepted.length > 0 ? accepted.join(', ') : 'no parameters'}`];
+      if (!accepted.includes(name))
+        return [`parameters.${name.slice(0, 64)}: entitlement ${entitlement.name} takes ${accepted.length > 0 ? accepted.join(', ') : 'no parameters'}`];
       if (value.length > 8192) return [`parameters.${name}: longer than 8192 characters`];
       return [];
     });
@@ -87,21 +88,40 @@ async function deliver(target: TargetConfig, operation: Operation, fields: Recor
     if (outcome.ok) return outcome.body;
     lastFailure = outcome.failure;
     if (!outcome.retry) {
-      throw new LapseError('connector_failed', `webhook target ${target.name}: ${operation} was refused: ${lastFailure}`, { where: `targets.${target.name}.settings.url`, hint: outcome.hint ?? 'the receiver answered 4xx; repeating the same request will not help' });
+      throw new LapseError('connector_failed', `webhook target ${target.name}: ${operation} was refused: ${lastFailure}`, {
+        where: `targets.${target.name}.settings.url`,
+        hint: outcome.hint ?? 'the receiver answered 4xx; repeating the same request will not help',
+      });
     }
     if (attempt < settings.maxAttempts && !(await pause(backoff(attempt), signal))) throw deadline(target, operation, attempt, lastFailure);
   }
-  throw new LapseError('connector_failed', `webhook target ${target.name}: ${operation} failed after ${settings.maxAttempts} attempts; last: ${lastFailure}`, { where: `targets.${target.name}.settings.url`, hint: 'check that the receiver is up and answers 2xx' });
+  throw new LapseError('connector_failed', `webhook target ${target.name}: ${operation} failed after ${settings.maxAttempts} attempts; last: ${lastFailure}`, {
+    where: `targets.${target.name}.settings.url`,
+    hint: 'check that the receiver is up and answers 2xx',
+  });
 }
 
 type Outcome = { ok: true; body: string } | { ok: false; retry: boolean; failure: string; hint?: string };
 
-async function attemptOnce(settings: WebhookTarget, target: TargetConfig, operation: Operation, fields: Record<string, unknown>, signal: AbortSignal): Promise<Outcome> {
+async function attemptOnce(
+  settings: WebhookTarget,
+  target: TargetConfig,
+  operation: Operation,
+  fields: Record<string, unknown>,
+  signal: AbortSignal,
+): Promise<Outcome> {
   // NB. A fresh delivery id and timestamp per attempt: receivers refuse ids they have seen, so a
   // retry must not look like a replay; the operation itself is idempotent by grant id.
   const deliveryId = `dlv_${randomBytes(16).toString('hex')}`;
   const now = new Date();
-  const body = JSON.stringify({ version: PAYLOAD_VERSION, deliveryId, sentAt: now.toISOString(), target: { name: target.name, labels: target.labels }, operation, ...fields });
+  const body = JSON.stringify({
+    version: PAYLOAD_VERSION,
+    deliveryId,
+    sentAt: now.toISOString(),
+    target: { name: target.name, labels: target.labels },
+    operation,
+    ...fields,
+  });
   const headers = {
     'content-type': 'application/json',
     [SIGNATURE_HEADER]: signatureHeader(settings.secret, Math.floor(now.getTime() / 1000), body),
@@ -112,7 +132,10 @@ async function attemptOnce(settings: WebhookTarget, target: TargetConfig, operat
     const response = await send(settings.endpoint, { method: 'POST', headers, body, signal: attemptSignal });
     if (response.status >= 200 && response.status < 300) return { ok: true, body: response.body };
     const failure = `HTTP ${response.status}${excerpt(response.body)}`;
-    const hint = response.status === 401 || response.status === 403 ? 'the receiver refused the request: check that both sides use the same secret and that clocks agree' : undefined;
+    const hint =
+      response.status === 401 || response.status === 403
+        ? 'the receiver refused the request: check that both sides use the same secret and that clocks agree'
+        : undefined;
     return { ok: false, retry: RETRYABLE(response.status), failure, ...(hint ? { hint } : {}) };
   } catch (error) {
     const timedOut = !signal.aborted && attemptSignal.aborted;
@@ -125,12 +148,18 @@ function parseAnswer<T extends z.ZodType>(target: TargetConfig, operation: Opera
   try {
     json = JSON.parse(body);
   } catch {
-    throw new LapseError('connector_failed', `webhook target ${target.name}: the answer to ${operation} is not JSON`, { where: `targets.${target.name}.settings.url`, hint: 'see docs/connectors/webhook.md for the response format' });
+    throw new LapseError('connector_failed', `webhook target ${target.name}: the answer to ${operation} is not JSON`, {
+      where: `targets.${target.name}.settings.url`,
+      hint: 'see docs/connectors/webhook.md for the response format',
+    });
   }
   const parsed = schema.safeParse(json);
   if (!parsed.success) {
     const problems = parsed.error.issues.slice(0, 5).map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`);
-    throw new LapseError('connector_failed', `webhook target ${target.name}: the answer to ${operation} does not match the schema (${problems.join('; ')})`, { where: `targets.${target.name}.settings.url`, hint: 'see docs/connectors/webhook.md for the response format' });
+    throw new LapseError('connector_failed', `webhook target ${target.name}: the answer to ${operation} does not match the schema (${problems.join('; ')})`, {
+      where: `targets.${target.name}.settings.url`,
+      hint: 'see docs/connectors/webhook.md for the response format',
+    });
   }
   return parsed.data;
 }
@@ -157,11 +186,18 @@ function pause(ms: number, signal: AbortSignal): Promise<boolean> {
 }
 
 function deadline(target: TargetConfig, operation: Operation, attempts: number, lastFailure: string): LapseError {
-  return new LapseError('connector_timeout', `webhook target ${target.name}: ${operation} did not succeed before the deadline (${attempts} attempt${attempts === 1 ? '' : 's'}; last: ${lastFailure})`, { where: `targets.${target.name}.settings.url` });
+  return new LapseError(
+    'connector_timeout',
+    `webhook target ${target.name}: ${operation} did not succeed before the deadline (${attempts} attempt${attempts === 1 ? '' : 's'}; last: ${lastFailure})`,
+    { where: `targets.${target.name}.settings.url` },
+  );
 }
 
 /** A short, printable piece of the receiver's answer for the error message. */
 function excerpt(body: string): string {
-  const clean = body.replace(/[^\x20-\x7e]/g, ' ').trim().slice(0, 200);
+  const clean = body
+    .replace(/[^\x20-\x7e]/g, ' ')
+    .trim()
+    .slice(0, 200);
   return clean ? `: ${clean}` : '';
 }

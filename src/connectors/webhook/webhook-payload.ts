@@ -8,7 +8,9 @@ import { z } from 'zod';
 export const PAYLOAD_VERSION = 1;
 
 const text = (max: number) => z.string().max(max);
-const settingValue: z.ZodType<unknown> = z.lazy(() => z.union([text(8192), z.number(), z.boolean(), z.null(), z.array(settingValue).max(256), z.record(text(128), settingValue)]));
+const settingValue: z.ZodType<unknown> = z.lazy(() =>
+  z.union([text(8192), z.number(), z.boolean(), z.null(), z.array(settingValue).max(256), z.record(text(128), settingValue)]),
+);
 
 const envelope = {
   version: z.literal(PAYLOAD_VERSION),
@@ -53,22 +55,27 @@ export type Operation = Delivery['operation'];
 export const provisionResponseSchema = z
   .object({
     handle: handle.optional(),
-    credentials: z.record(text(128), text(8192)).refine((c) => Object.keys(c).length <= 32, 'at most 32 credential fields').optional(),
+    credentials: z
+      .record(text(128), text(8192))
+      .refine((c) => Object.keys(c).length <= 32, 'at most 32 credential fields')
+      .optional(),
   })
   .strict();
 
 /** `list` answers every access the system holds for the target's entitlements. */
 export const listResponseSchema = z
   .object({
-    access: z.array(
-      z
-        .object({
-          account: text(256).min(1),
-          principalId: text(256).min(1).optional(),
-          entitlement: text(63).min(1),
-          grantId: text(64).nullable().default(null),
-        })
-        .strict(),
-    ).max(100_000),
+    access: z
+      .array(
+        z
+          .object({
+            account: text(256).min(1),
+            principalId: text(256).min(1).optional(),
+            entitlement: text(63).min(1),
+            grantId: text(64).nullable().default(null),
+          })
+          .strict(),
+      )
+      .max(100_000),
   })
   .strict();

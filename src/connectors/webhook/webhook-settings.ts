@@ -23,10 +23,14 @@ const PARAMETER_NAME = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
 export function targetProblems(target: TargetConfig): string[] {
   const where = `targets.${target.name}.settings`;
   const s = target.settings;
-  const problems = Object.keys(s).filter((k) => !KNOWN.has(k)).map((k) => `${where}.${k}: unknown setting; use ${[...KNOWN].join(', ')}`);
+  const problems = Object.keys(s)
+    .filter((k) => !KNOWN.has(k))
+    .map((k) => `${where}.${k}: unknown setting; use ${[...KNOWN].join(', ')}`);
   problems.push(...endpointProblems(s, where, 'https://access.example.com/lapse'));
   if (typeof s.secret !== 'string' || s.secret.length < MIN_SECRET || s.secret.length > 1024) {
-    problems.push(`${where}.secret: must be a secret reference to at least ${MIN_SECRET} random characters (e.g. \${env:LAPSE_WEBHOOK_SECRET} holding \`openssl rand -hex 32\`)`);
+    problems.push(
+      `${where}.secret: must be a secret reference to at least ${MIN_SECRET} random characters (e.g. \${env:LAPSE_WEBHOOK_SECRET} holding \`openssl rand -hex 32\`)`,
+    );
   }
   if (s.timeoutMs !== undefined && !(Number.isInteger(s.timeoutMs) && (s.timeoutMs as number) >= 100 && (s.timeoutMs as number) <= 120_000)) {
     problems.push(`${where}.timeoutMs: must be a whole number of milliseconds from 100 to 120000 (per attempt)`);
@@ -56,7 +60,8 @@ export function acceptedParameters(entitlement: EntitlementConfig): readonly str
 
 export function parseTarget(target: TargetConfig): WebhookTarget {
   const problems = targetProblems(target);
-  if (problems.length > 0) throw new LapseError('config_invalid', problems[0]!, { problems, hint: 'fix the target in lapse.yaml (lapse config validate shows every problem)' });
+  if (problems.length > 0)
+    throw new LapseError('config_invalid', problems[0]!, { problems, hint: 'fix the target in lapse.yaml (lapse config validate shows every problem)' });
   const s = target.settings;
   return {
     endpoint: endpoint(s, target.name),

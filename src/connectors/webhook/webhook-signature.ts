@@ -27,9 +27,7 @@ export interface VerifyOptions {
   readonly now?: Date | number;
 }
 
-export type Verification =
-  | { readonly ok: true; readonly deliveryId: string; readonly timestampSec: number }
-  | { readonly ok: false; readonly reason: string };
+export type Verification = { readonly ok: true; readonly deliveryId: string; readonly timestampSec: number } | { readonly ok: false; readonly reason: string };
 
 /**
  * Checks a delivery's signature, its age and that `Lapse-Delivery` is the delivery id the signed

@@ -9,5 +9,8 @@ import { matchesEntitlementPattern } from './definition.js';
  * order and the first whose conditions hold governs.
  */
 export function candidatePolicies(set: PolicySet, target: string, entitlement: string, principal?: Pick<Principal, 'id' | 'groups'>): CompiledPolicy[] {
-  return set.policies.filter(({ definition: def }) => def.entitlements.some((pattern) => matchesEntitlementPattern(pattern, target, entitlement)) && (!principal || inSubjectSet(principal, def.subjects)));
+  return set.policies.filter(
+    ({ definition: def }) =>
+      def.entitlements.some((pattern) => matchesEntitlementPattern(pattern, target, entitlement)) && (!principal || inSubjectSet(principal, def.subjects)),
+  );
 }

@@ -45,7 +45,10 @@ function cachingRe2(): { compile(pattern: string): { test(text: string): boolean
 
 function compileExpression(env: CelEnv, source: string, where: string): Condition {
   if (source.length > MAX_EXPRESSION_LENGTH) {
-    throw new LapseError('config_invalid', `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`, { where, hint: 'Split the logic across policies.' });
+    throw new LapseError('config_invalid', `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`, {
+      where,
+      hint: 'Split the logic across policies.',
+    });
   }
   let evaluate: (bindings: Record<string, unknown>) => unknown;
   let parsed: ReturnType<typeof parse>;

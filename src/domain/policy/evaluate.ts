@@ -57,18 +57,34 @@ export function evaluatePolicy(set: PolicySet, input: PolicyInput): PolicyDecisi
   }
   const def = governing.definition;
   if (durationMs > def.duration.maxMs) {
-    return deny('duration_too_long', `${formatDuration(durationMs)} is longer than the ${formatDuration(def.duration.maxMs)} policy ${def.name} allows for ${id}`, `Ask for ${formatDuration(def.duration.maxMs)} or less; you can extend later.`);
+    return deny(
+      'duration_too_long',
+      `${formatDuration(durationMs)} is longer than the ${formatDuration(def.duration.maxMs)} policy ${def.name} allows for ${id}`,
+      `Ask for ${formatDuration(def.duration.maxMs)} or less; you can extend later.`,
+    );
   }
   if (input.reason.trim().length < def.require.justificationMinLength) {
-    return deny('justification_required', `policy ${def.name} needs a reason of at least ${def.require.justificationMinLength} characters`, 'Say what you will do and why (e.g. the incident or change).');
+    return deny(
+      'justification_required',
+      `policy ${def.name} needs a reason of at least ${def.require.justificationMinLength} characters`,
+      'Say what you will do and why (e.g. the incident or change).',
+    );
   }
   if (governing.ticket && !(input.ticket && governing.ticket.test(input.ticket))) {
-    return deny('ticket_required', input.ticket ? `ticket "${input.ticket}" does not match ${def.require.ticketPattern}` : `policy ${def.name} needs a ticket`, `Give a ticket matching ${def.require.ticketPattern}.`);
+    return deny(
+      'ticket_required',
+      input.ticket ? `ticket "${input.ticket}" does not match ${def.require.ticketPattern}` : `policy ${def.name} needs a ticket`,
+      `Give a ticket matching ${def.require.ticketPattern}.`,
+    );
   }
   if (def.require.mfaMaxAgeMs !== undefined) {
     const age = input.client.mfaAt ? input.now.getTime() - input.client.mfaAt.getTime() : Number.POSITIVE_INFINITY;
     if (age > def.require.mfaMaxAgeMs) {
-      return deny('mfa_required', `policy ${def.name} needs MFA within the last ${formatDuration(def.require.mfaMaxAgeMs)}`, 'Complete MFA again (step-up), then repeat the request.');
+      return deny(
+        'mfa_required',
+        `policy ${def.name} needs MFA within the last ${formatDuration(def.require.mfaMaxAgeMs)}`,
+        'Complete MFA again (step-up), then repeat the request.',
+      );
     }
   }
 
@@ -94,13 +110,23 @@ export function evaluatePolicy(set: PolicySet, input: PolicyInput): PolicyDecisi
   if (input.kind === 'extension') {
     const so = input.extension ?? { count: 0, totalMs: 0 };
     if (so.count >= def.extension.maxCount) {
-      return deny('extension_limit', `policy ${def.name} allows ${def.extension.maxCount} extension(s); this grant had ${so.count}`, 'Request new access instead.');
+      return deny(
+        'extension_limit',
+        `policy ${def.name} allows ${def.extension.maxCount} extension(s); this grant had ${so.count}`,
+        'Request new access instead.',
+      );
     }
     if (so.totalMs + durationMs > def.extension.maxTotalMs) {
-      return deny('extension_limit', `extending by ${formatDuration(durationMs)} would exceed the ${formatDuration(def.extension.maxTotalMs)} total policy ${def.name} allows`, 'Ask for a shorter extension or request new access.');
+      return deny(
+        'extension_limit',
+        `extending by ${formatDuration(durationMs)} would exceed the ${formatDuration(def.extension.maxTotalMs)} total policy ${def.name} allows`,
+        'Ask for a shorter extension or request new access.',
+      );
     }
     if (!def.extension.requireApproval) return approved('extension within policy limits; no approval required');
-    return def.approval.stages.length > 0 ? pending() : deny('no_approval_path', `policy ${def.name} requires approval for extensions but names no approval stages`, 'Ask an admin to fix the policy.');
+    return def.approval.stages.length > 0
+      ? pending()
+      : deny('no_approval_path', `policy ${def.name} requires approval for extensions but names no approval stages`, 'Ask an admin to fix the policy.');
   }
 
   if (def.autoApprove) return approved('auto-approved by policy');
@@ -110,5 +136,9 @@ export function evaluatePolicy(set: PolicySet, input: PolicyInput): PolicyDecisi
     reasons.push(`autoApproveIf ${describeResult(result)}`);
   }
   if (def.approval.stages.length > 0) return pending();
-  return deny('no_approval_path', `policy ${def.name} neither auto-approves this request nor names approvers`, 'Ask an admin to add approval stages to the policy.');
+  return deny(
+    'no_approval_path',
+    `policy ${def.name} neither auto-approves this request nor names approvers`,
+    'Ask an admin to add approval stages to the policy.',
+  );
 }

@@ -18,7 +18,11 @@ export interface EntitlementTerms {
  * Who may get what, on what terms: every (entitlement, policy) pair, in evaluation order. With a
  * principal, only the pairs whose subjects include it (conditions are shown, not evaluated).
  */
-export function explainPolicies(set: PolicySet, entitlements: readonly { target: string; name: string }[], principal?: Pick<Principal, 'id' | 'groups'>): EntitlementTerms[] {
+export function explainPolicies(
+  set: PolicySet,
+  entitlements: readonly { target: string; name: string }[],
+  principal?: Pick<Principal, 'id' | 'groups'>,
+): EntitlementTerms[] {
   const out: EntitlementTerms[] = [];
   for (const { target, name } of entitlements) {
     for (const { definition: def } of candidatePolicies(set, target, name, principal)) {
@@ -27,7 +31,9 @@ export function explainPolicies(set: PolicySet, entitlements: readonly { target:
         ...(def.require.ticketPattern ? [`ticket matching ${def.require.ticketPattern}`] : []),
         ...(def.require.mfaMaxAgeMs !== undefined ? [`MFA within ${formatDuration(def.require.mfaMaxAgeMs)}`] : []),
       ];
-      const stages = def.approval.stages.map((s) => `${s.quorum} of ${s.name} (${[...s.approvers.users.map((u) => `user ${u}`), ...s.approvers.groups.map((g) => `group ${g}`)].join(', ')})`).join(', then ');
+      const stages = def.approval.stages
+        .map((s) => `${s.quorum} of ${s.name} (${[...s.approvers.users.map((u) => `user ${u}`), ...s.approvers.groups.map((g) => `group ${g}`)].join(', ')})`)
+        .join(', then ');
       const approval = def.autoApprove
         ? 'auto-approved'
         : def.autoApproveIf

@@ -122,11 +122,23 @@ describe('policy evaluation', () => {
     expect(Object.keys(celContext(input(), 60_000, 'UTC')).sort()).toEqual([...CONTEXT_VARIABLES].sort());
     expect(CONTEXT_VARIABLES).not.toContain('risk');
     const withRisk = (expression: string) => () =>
-      parseConfig(`version: 1\ntargets: { db: { connector: noop, entitlements: { ro: {} } } }\npolicies:\n  - { name: p, subjects: { groups: [sre] }, entitlements: ["db/ro"], autoApproveIf: '${expression}' }\n`, 'risk.yaml', {});
-    expect(withRisk('risk.score < 50')).toThrow(expect.objectContaining({ details: expect.objectContaining({ problems: [expect.stringMatching(/autoApproveIf: "risk" is not in the policy context .*no risk score/)] }) }));
+      parseConfig(
+        `version: 1\ntargets: { db: { connector: noop, entitlements: { ro: {} } } }\npolicies:\n  - { name: p, subjects: { groups: [sre] }, entitlements: ["db/ro"], autoApproveIf: '${expression}' }\n`,
+        'risk.yaml',
+        {},
+      );
+    expect(withRisk('risk.score < 50')).toThrow(
+      expect.objectContaining({
+        details: expect.objectContaining({ problems: [expect.stringMatching(/autoApproveIf: "risk" is not in the policy context .*no risk score/)] }),
+      }),
+    );
     // Names a comprehension binds are not context variables; a typo of a real one is caught too.
     expect(withRisk('principal.groups.exists(g, g == "sre")')).not.toThrow();
-    expect(withRisk('principle.id == "alice"')).toThrow(expect.objectContaining({ details: expect.objectContaining({ problems: [expect.stringMatching(/"principle" is not in the policy context \(it has principal, /)] }) }));
+    expect(withRisk('principle.id == "alice"')).toThrow(
+      expect.objectContaining({
+        details: expect.objectContaining({ problems: [expect.stringMatching(/"principle" is not in the policy context \(it has principal, /)] }),
+      }),
+    );
   });
 
   it('matches entitlement patterns', () => {

@@ -7,7 +7,9 @@ import { sql, type Kysely } from 'kysely';
  */
 export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE jobs DROP CONSTRAINT jobs_kind_check`.execute(db);
-  await sql`ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('provision', 'expire', 'revoke', 'request_timeout', 'reconcile', 'extend'))`.execute(db);
+  await sql`ALTER TABLE jobs ADD CONSTRAINT jobs_kind_check CHECK (kind IN ('provision', 'expire', 'revoke', 'request_timeout', 'reconcile', 'extend'))`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {

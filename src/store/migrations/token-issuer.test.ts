@@ -8,9 +8,17 @@ describeEachStore('migration 0010: who issued each existing API token', ({ store
     const db = store().db;
     const migrator = new Migrator({ db, provider: migrationProvider });
     expect((await migrator.migrateTo('0009_statistics')).error).toBeUndefined();
-    await sql`INSERT INTO users (id, name, kind, groups, created_at) VALUES ('usr_a', 'bob', 'user', '[]', now()), ('usr_b', 'ci-bot', 'service', '[]', now())`.execute(db);
-    for (const [id, user] of [['tok_minted', 'usr_a'], ['tok_own', 'usr_a'], ['tok_bot', 'usr_b']]) {
-      await sql`INSERT INTO api_tokens (id, user_id, name, secret_hash, scopes, created_at) VALUES (${id}, ${user}, 'x', ${`hash-${id}`}, '["read"]', now())`.execute(db);
+    await sql`INSERT INTO users (id, name, kind, groups, created_at) VALUES ('usr_a', 'bob', 'user', '[]', now()), ('usr_b', 'ci-bot', 'service', '[]', now())`.execute(
+      db,
+    );
+    for (const [id, user] of [
+      ['tok_minted', 'usr_a'],
+      ['tok_own', 'usr_a'],
+      ['tok_bot', 'usr_b'],
+    ]) {
+      await sql`INSERT INTO api_tokens (id, user_id, name, secret_hash, scopes, created_at) VALUES (${id}, ${user}, 'x', ${`hash-${id}`}, '["read"]', now())`.execute(
+        db,
+      );
     }
     const event = (actor: string, subject: string) => JSON.stringify({ action: 'token.created', actor, subject, data: {} });
     await sql`INSERT INTO audit_events (seq, id, payload, prev_hash, hash) VALUES

@@ -64,7 +64,11 @@ export async function unwrap<T>(call: Promise<{ data?: T; error?: unknown; respo
 }
 
 type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
-export type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: infer R } } ? Json<R> : paths[P][M] extends { responses: { 201: infer R } } ? Json<R> : never;
+export type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: infer R } }
+  ? Json<R>
+  : paths[P][M] extends { responses: { 201: infer R } }
+    ? Json<R>
+    : never;
 
 export type Session = Ok<'/api/v1/auth/session', 'get'>;
 export type CatalogueItem = Ok<'/api/v1/catalogue', 'get'>['items'][number];

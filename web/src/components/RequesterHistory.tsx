@@ -15,7 +15,8 @@ const LATEST = 3;
 export function RequesterHistory({ requestId, principalId }: { requestId: string; principalId: string }) {
   const history = useQuery({
     queryKey: ['requests', 'requester-history', principalId],
-    queryFn: () => unwrap(api.GET('/api/v1/requests/{id}/requester-history', { params: { path: { id: requestId }, query: { since: WINDOW, limit: LATEST + 1 } } })),
+    queryFn: () =>
+      unwrap(api.GET('/api/v1/requests/{id}/requester-history', { params: { path: { id: requestId }, query: { since: WINDOW, limit: LATEST + 1 } } })),
     staleTime: 60_000,
   });
   if (history.isPending) {
@@ -47,7 +48,10 @@ export function RequesterHistory({ requestId, principalId }: { requestId: string
   )
     .filter(([n]) => n > 0)
     .map(([n, label]) => `${n} ${label}`);
-  const flags = [counts.breakGlass > 0 && `${counts.breakGlass} break-glass`, counts.revokedByAdmin > 0 && `${counts.revokedByAdmin} revoked by an admin`].filter(Boolean);
+  const flags = [
+    counts.breakGlass > 0 && `${counts.breakGlass} break-glass`,
+    counts.revokedByAdmin > 0 && `${counts.revokedByAdmin} revoked by an admin`,
+  ].filter(Boolean);
   return (
     <Text size="sm" mih="1.55em" data-testid="requester-history">
       <Text span fw={500}>
@@ -62,7 +66,10 @@ export function RequesterHistory({ requestId, principalId }: { requestId: string
           <Text span c="dimmed">
             Latest:{' '}
             {recent
-              .map((r) => `${r.target}/${r.entitlement} ${r.kind === 'break_glass' ? 'break-glass' : r.status.replace('_', ' ')}${r.grantEndReason === 'revoked' ? ', revoked' : ''} ${formatRelative(r.createdAt)}`)
+              .map(
+                (r) =>
+                  `${r.target}/${r.entitlement} ${r.kind === 'break_glass' ? 'break-glass' : r.status.replace('_', ' ')}${r.grantEndReason === 'revoked' ? ', revoked' : ''} ${formatRelative(r.createdAt)}`,
+              )
               .join('; ')}
           </Text>
         </>

@@ -25,7 +25,10 @@ export function Status({ value }: { value: string }) {
 }
 
 /** "needs 1 of sre-leads, then 1 of security" or "auto-approved". */
-export function approvalPreview(item: { autoApprove: boolean; stages: { name: string; quorum: number; approvers: { users: string[]; groups: string[] } }[] }): string {
+export function approvalPreview(item: {
+  autoApprove: boolean;
+  stages: { name: string; quorum: number; approvers: { users: string[]; groups: string[] } }[];
+}): string {
   if (item.autoApprove || item.stages.length === 0) return 'auto-approved';
   return `needs ${item.stages.map((s) => `${s.quorum} of ${[...s.approvers.groups, ...s.approvers.users].join(' or ')}`).join(', then ')}`;
 }

@@ -38,7 +38,9 @@ export function StepUpProvider({ children }: { children: ReactNode }) {
     setError(null);
     try {
       const options = await unwrap(api.POST('/api/v1/mfa/passkeys/authentication-options'));
-      const credential = (await navigator.credentials.get({ publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options as PublicKeyCredentialRequestOptionsJSON) })) as PublicKeyCredential | null;
+      const credential = (await navigator.credentials.get({
+        publicKey: PublicKeyCredential.parseRequestOptionsFromJSON(options as PublicKeyCredentialRequestOptionsJSON),
+      })) as PublicKeyCredential | null;
       if (!credential) throw new Error('no passkey was chosen');
       // NB. The body's type is the server's zod schema of an assertion; toJSON() produces exactly that shape.
       const webauthn = credential.toJSON() as StepUpBody['webauthn'];
@@ -88,11 +90,23 @@ export function StepUpProvider({ children }: { children: ReactNode }) {
                 Enter the 6-digit code from your authenticator app.
               </Text>
               <Group justify="center">
-                <PinInput length={6} type="number" oneTimeCode value={code} onChange={setCode} onComplete={() => undefined} aria-labelledby="totp-label" autoFocus />
+                <PinInput
+                  length={6}
+                  type="number"
+                  oneTimeCode
+                  value={code}
+                  onChange={setCode}
+                  onComplete={() => undefined}
+                  aria-labelledby="totp-label"
+                  autoFocus
+                />
               </Group>
             </>
           ) : factors.includes('webauthn') ? null : (
-            <Alert color="yellow">You have no second factor enrolled. {prompt?.problem.problem.stepUp?.enroll ? 'Enroll one first (POST ' + prompt.problem.problem.stepUp.enroll + ').' : ''}</Alert>
+            <Alert color="yellow">
+              You have no second factor enrolled.{' '}
+              {prompt?.problem.problem.stepUp?.enroll ? 'Enroll one first (POST ' + prompt.problem.problem.stepUp.enroll + ').' : ''}
+            </Alert>
           )}
           {factors.includes('webauthn') && (
             <Button variant={factors.includes('totp') ? 'default' : 'filled'} onClick={usePasskey} loading={busy}>

@@ -15,7 +15,8 @@ export function ApprovalsPage() {
   // NB. A page at a time: an inbox can hold thousands, and each card is a small form.
   const inbox = useInfiniteQuery({
     queryKey: ['requests', 'review'],
-    queryFn: ({ pageParam }) => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'review', limit: PAGE, ...(pageParam ? { cursor: pageParam } : {}) } } })),
+    queryFn: ({ pageParam }) =>
+      unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'review', limit: PAGE, ...(pageParam ? { cursor: pageParam } : {}) } } })),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.nextCursor,
   });
@@ -50,7 +51,14 @@ export function ReviewCard({ request }: { request: AccessRequest }) {
     setBusy(decision);
     setError(null);
     try {
-      await withStepUp(() => unwrap(api.POST('/api/v1/requests/{id}/reviews', { params: { path: { id: request.id } }, body: { decision, ...(comment.trim() ? { comment: comment.trim() } : {}) } })));
+      await withStepUp(() =>
+        unwrap(
+          api.POST('/api/v1/requests/{id}/reviews', {
+            params: { path: { id: request.id } },
+            body: { decision, ...(comment.trim() ? { comment: comment.trim() } : {}) },
+          }),
+        ),
+      );
       await queryClient.invalidateQueries({ queryKey: ['requests'] });
     } catch (e) {
       setError(e);
@@ -84,14 +92,23 @@ export function ReviewCard({ request }: { request: AccessRequest }) {
               · times out <When at={request.pendingUntil} />
             </>
           )}
-          {stage && ` · stage ${request.currentStage + 1} of ${request.stages.length}: ${stage.name} (${stage.quorum} needed)`} · groups: {request.principal.groups.join(', ') || 'none'}
+          {stage && ` · stage ${request.currentStage + 1} of ${request.stages.length}: ${stage.name} (${stage.quorum} needed)`} · groups:{' '}
+          {request.principal.groups.join(', ') || 'none'}
         </Text>
         {request.reasons.length > 0 && (
           <Text size="sm" c="dimmed">
             Policy {request.policy}: {request.reasons.join('; ')}
           </Text>
         )}
-        <Textarea label="Comment" placeholder="Optional; shown in the request's history" value={comment} onChange={(e) => setComment(e.currentTarget.value)} maxLength={2000} autosize minRows={1} />
+        <Textarea
+          label="Comment"
+          placeholder="Optional; shown in the request's history"
+          value={comment}
+          onChange={(e) => setComment(e.currentTarget.value)}
+          maxLength={2000}
+          autosize
+          minRows={1}
+        />
         <ProblemAlert error={error} title="Not recorded" />
         <Group gap="xs">
           <Button color="green" onClick={() => decide('approve')} loading={busy === 'approve'} disabled={busy !== null}>

@@ -60,14 +60,33 @@ export function BreakGlassForm() {
               placeholder="Pick one"
               searchable
               required
-              data={items.map((i) => ({ value: `${i.target}/${i.entitlement}`, label: i.description ? `${i.target}/${i.entitlement} — ${i.description}` : `${i.target}/${i.entitlement}` }))}
+              data={items.map((i) => ({
+                value: `${i.target}/${i.entitlement}`,
+                label: i.description ? `${i.target}/${i.entitlement} — ${i.description}` : `${i.target}/${i.entitlement}`,
+              }))}
               value={fields.entitlement || null}
               onChange={(value) => setFields({ ...fields, entitlement: value ?? '' })}
               nothingFoundMessage="Not something you may break glass into"
             />
-            <TextInput label="Duration" description={`e.g. 30m; at most ${formatDuration(allowed.data!.maxDurationMs)}`} value={fields.duration} onChange={set('duration')} maxLength={20} required />
+            <TextInput
+              label="Duration"
+              description={`e.g. 30m; at most ${formatDuration(allowed.data!.maxDurationMs)}`}
+              value={fields.duration}
+              onChange={set('duration')}
+              maxLength={20}
+              required
+            />
           </Group>
-          <Textarea label="Reason (the incident)" description={`At least ${minReason} characters`} value={fields.reason} onChange={set('reason')} maxLength={2000} autosize minRows={2} required />
+          <Textarea
+            label="Reason (the incident)"
+            description={`At least ${minReason} characters`}
+            value={fields.reason}
+            onChange={set('reason')}
+            maxLength={2000}
+            autosize
+            minRows={2}
+            required
+          />
           <ProblemAlert error={error} title="Not granted" />
           <Group justify="flex-end">
             <Button color="red" onClick={submit} loading={busy} disabled={!chosen || fields.reason.trim().length < minReason}>

@@ -30,7 +30,13 @@ export function CataloguePage() {
   return (
     <Stack maw={960}>
       <Title order={2}>Request access</Title>
-      <TextInput label="Search what you may request" placeholder="target, entitlement or description" value={search} onChange={(e) => setSearch(e.currentTarget.value)} maxLength={200} />
+      <TextInput
+        label="Search what you may request"
+        placeholder="target, entitlement or description"
+        value={search}
+        onChange={(e) => setSearch(e.currentTarget.value)}
+        maxLength={200}
+      />
       {catalogue.isPending && <Loader aria-label="Loading the catalogue" />}
       <ProblemAlert error={catalogue.error} />
       {catalogue.data && groups.length === 0 && <Text c="dimmed">Nothing matches. You may only see entitlements a policy lets you request.</Text>}
@@ -63,8 +69,16 @@ export function CataloguePage() {
                           <Badge variant="outline" color={item.autoApprove ? 'green' : 'yellow'}>
                             {approvalPreview(item)}
                           </Badge>
-                          {item.requires.mfaMaxAgeMs !== null && <Badge variant="outline" color="grape">MFA</Badge>}
-                          {item.requires.ticketPattern && <Badge variant="outline" color="cyan">ticket {item.requires.ticketPattern}</Badge>}
+                          {item.requires.mfaMaxAgeMs !== null && (
+                            <Badge variant="outline" color="grape">
+                              MFA
+                            </Badge>
+                          )}
+                          {item.requires.ticketPattern && (
+                            <Badge variant="outline" color="cyan">
+                              ticket {item.requires.ticketPattern}
+                            </Badge>
+                          )}
                         </Group>
                       </Stack>
                       <Button onClick={() => setChosen(item)} aria-label={`Request ${item.target}/${item.entitlement}`}>

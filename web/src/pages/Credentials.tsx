@@ -7,10 +7,12 @@ import { ProblemAlert } from '../components/ProblemAlert';
 /** A command line that uses these credentials, for the connectors that have one. */
 export function connectionHint(connector: string | undefined, c: Record<string, string>): string | null {
   const q = (v: string | undefined) => `'${(v ?? '').replace(/'/g, `'\\''`)}'`;
-  if (connector === 'postgres' && c.username) return `PGPASSWORD=${q(c.password)} psql "host=${c.host ?? 'localhost'} port=${c.port ?? '5432'} dbname=${c.database ?? 'postgres'} user=${c.username}"`;
+  if (connector === 'postgres' && c.username)
+    return `PGPASSWORD=${q(c.password)} psql "host=${c.host ?? 'localhost'} port=${c.port ?? '5432'} dbname=${c.database ?? 'postgres'} user=${c.username}"`;
   if (connector === 'mysql' && c.username) return `mariadb -h ${q(c.host)} -P ${c.port ?? '3306'} -u ${q(c.username)} -p${q(c.password)}`;
   if (connector === 'redis' && c.username) return `redis-cli -h ${q(c.host)} -p ${c.port ?? '6379'} --user ${q(c.username)} --pass ${q(c.password)}`;
-  if (connector === 'ssh' && c.certificate) return `ssh -o CertificateFile=./lapse-cert.pub ${c.principal ?? c.username ?? '<user>'}@<host>   # save the certificate as ./lapse-cert.pub`;
+  if (connector === 'ssh' && c.certificate)
+    return `ssh -o CertificateFile=./lapse-cert.pub ${c.principal ?? c.username ?? '<user>'}@<host>   # save the certificate as ./lapse-cert.pub`;
   return null;
 }
 
@@ -48,7 +50,14 @@ export function CredentialsButton({ grant, connector }: { grant: Grant; connecto
   return (
     <>
       {grant.credentialsWaiting && (
-        <Button size="xs" variant="light" color="grape" onClick={reveal} loading={busy} aria-label={`Reveal credentials for ${grant.target}/${grant.entitlement}`}>
+        <Button
+          size="xs"
+          variant="light"
+          color="grape"
+          onClick={reveal}
+          loading={busy}
+          aria-label={`Reveal credentials for ${grant.target}/${grant.entitlement}`}
+        >
           Reveal credentials
         </Button>
       )}
@@ -67,7 +76,13 @@ export function CredentialsButton({ grant, connector }: { grant: Grant; connecto
                         <Code style={{ wordBreak: 'break-all' }}>{value}</Code>
                       </Table.Td>
                       <Table.Td w={90}>
-                        <CopyButton value={value}>{({ copied, copy }) => <Button size="compact-xs" variant="default" onClick={copy} aria-label={`Copy ${key}`}>{copied ? 'Copied' : 'Copy'}</Button>}</CopyButton>
+                        <CopyButton value={value}>
+                          {({ copied, copy }) => (
+                            <Button size="compact-xs" variant="default" onClick={copy} aria-label={`Copy ${key}`}>
+                              {copied ? 'Copied' : 'Copy'}
+                            </Button>
+                          )}
+                        </CopyButton>
                       </Table.Td>
                     </Table.Tr>
                   ))}
@@ -82,7 +97,13 @@ export function CredentialsButton({ grant, connector }: { grant: Grant; connecto
                     {hint}
                   </Code>
                   <Group>
-                    <CopyButton value={hint}>{({ copied, copy }) => <Button size="xs" variant="default" onClick={copy}>{copied ? 'Copied' : 'Copy command'}</Button>}</CopyButton>
+                    <CopyButton value={hint}>
+                      {({ copied, copy }) => (
+                        <Button size="xs" variant="default" onClick={copy}>
+                          {copied ? 'Copied' : 'Copy command'}
+                        </Button>
+                      )}
+                    </CopyButton>
                   </Group>
                 </Stack>
               )}

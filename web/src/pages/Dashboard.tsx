@@ -55,7 +55,12 @@ export function DashboardPage() {
             {data ? (data.scope === 'all' ? "Everyone's requests and grants" : 'Your requests and grants') : 'Requests and grants'}, last {span.label}.
           </Text>
         </div>
-        <SegmentedControl aria-label="Window" value={since} onChange={(value) => setSince(value as Span)} data={SPANS.map((w) => ({ value: w.value, label: w.label }))} />
+        <SegmentedControl
+          aria-label="Window"
+          value={since}
+          onChange={(value) => setSince(value as Span)}
+          data={SPANS.map((w) => ({ value: w.value, label: w.label }))}
+        />
       </Group>
       {stats.isPending && <Loader aria-label="Loading" />}
       <ProblemAlert error={stats.error} />
@@ -114,7 +119,15 @@ export function DashboardPage() {
           <Title order={3} size="h5" mb="sm">
             Requests by outcome
           </Title>
-          <BarChart h={220} data={byOutcome} dataKey="status" series={[{ name: 'requests', color: 'teal.6', label: 'Requests' }]} tickLine="none" yAxisProps={{ allowDecimals: false }} aria-label={`Requests made in the last ${span.label}, by outcome`} />
+          <BarChart
+            h={220}
+            data={byOutcome}
+            dataKey="status"
+            series={[{ name: 'requests', color: 'teal.6', label: 'Requests' }]}
+            tickLine="none"
+            yAxisProps={{ allowDecimals: false }}
+            aria-label={`Requests made in the last ${span.label}, by outcome`}
+          />
         </Card>
       </SimpleGrid>
     </Stack>

@@ -15,8 +15,14 @@ const LIVE: ReadonlySet<Grant['status']> = new Set<Grant['status']>(['provisioni
 
 /** My grants now (with countdowns, extend, release, credentials) and my recent requests. */
 export function MyAccessPage() {
-  const grants = useQuery({ queryKey: ['grants', 'mine'], queryFn: () => unwrap(api.GET('/api/v1/grants', { params: { query: { scope: 'mine', limit: 100 } } })) });
-  const requests = useQuery({ queryKey: ['requests', 'mine'], queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'mine', limit: 20 } } })) });
+  const grants = useQuery({
+    queryKey: ['grants', 'mine'],
+    queryFn: () => unwrap(api.GET('/api/v1/grants', { params: { query: { scope: 'mine', limit: 100 } } })),
+  });
+  const requests = useQuery({
+    queryKey: ['requests', 'mine'],
+    queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'mine', limit: 20 } } })),
+  });
   const catalogue = useQuery({ queryKey: ['catalogue'], queryFn: () => unwrap(api.GET('/api/v1/catalogue')) });
   const connectorOf = (target: string) => catalogue.data?.items.find((i) => i.target === target)?.connector;
   const current = (grants.data?.items ?? []).filter((g) => LIVE.has(g.status));
@@ -28,7 +34,11 @@ export function MyAccessPage() {
       <ProblemAlert error={grants.error} />
       {grants.data && current.length === 0 && (
         <Text c="dimmed">
-          You hold no access right now. <Anchor component={Link} to="/">Request some</Anchor>.
+          You hold no access right now.{' '}
+          <Anchor component={Link} to="/">
+            Request some
+          </Anchor>
+          .
         </Text>
       )}
       <SimpleGrid cols={{ base: 1, md: 2 }}>
@@ -121,7 +131,14 @@ function ExtendDialog({ grant, opened, onClose }: { grant: Grant; opened: boolea
     setBusy(true);
     setError(null);
     try {
-      await withStepUp(() => unwrap(api.POST('/api/v1/grants/{id}/extend', { params: { path: { id: grant.id } }, body: { duration: durationText(Number(duration)), reason: reason.trim(), ...(ticket ? { ticket } : {}) } })));
+      await withStepUp(() =>
+        unwrap(
+          api.POST('/api/v1/grants/{id}/extend', {
+            params: { path: { id: grant.id } },
+            body: { duration: durationText(Number(duration)), reason: reason.trim(), ...(ticket ? { ticket } : {}) },
+          }),
+        ),
+      );
       await queryClient.invalidateQueries({ queryKey: ['grants'] });
       await queryClient.invalidateQueries({ queryKey: ['requests'] });
       onClose();
@@ -134,7 +151,14 @@ function ExtendDialog({ grant, opened, onClose }: { grant: Grant; opened: boolea
   return (
     <Modal opened={opened} onClose={onClose} title={`Extend ${grant.target}/${grant.entitlement}`}>
       <Stack>
-        <Select label="By" data={durationChoices(3_600_000, 8 * 3_600_000).map((ms) => ({ value: String(ms), label: formatDuration(ms) }))} value={duration} onChange={setDuration} allowDeselect={false} description="The policy's extension limits apply; the server says if this is too long." />
+        <Select
+          label="By"
+          data={durationChoices(3_600_000, 8 * 3_600_000).map((ms) => ({ value: String(ms), label: formatDuration(ms) }))}
+          value={duration}
+          onChange={setDuration}
+          allowDeselect={false}
+          description="The policy's extension limits apply; the server says if this is too long."
+        />
         <Textarea label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={2000} autosize minRows={2} required />
         <TextInput label="Ticket (if the policy asks for one)" value={ticket} onChange={(e) => setTicket(e.currentTarget.value.trim())} maxLength={200} />
         <ProblemAlert error={error} title="Not extended" />

@@ -79,7 +79,11 @@ export function RequestDetailPage() {
               <Table.Th>Policy</Table.Th>
               <Table.Td>
                 {request.policy ?? '—'} · {approvalPreview({ autoApprove: request.stages.length === 0, stages: request.stages })}
-                {request.reasons.length > 0 && <Text size="sm" c="dimmed">{request.reasons.join('; ')}</Text>}
+                {request.reasons.length > 0 && (
+                  <Text size="sm" c="dimmed">
+                    {request.reasons.join('; ')}
+                  </Text>
+                )}
               </Table.Td>
             </Table.Tr>
             <Table.Tr>

@@ -47,7 +47,10 @@ export function RequestForm({ item, onClose }: { item: CatalogueItem | null; onC
     setError(null);
   }, [item]);
 
-  const choices = useMemo(() => (item ? durationChoices(item.defaultDurationMs, item.maxDurationMs).map((ms) => ({ value: String(ms), label: formatDuration(ms) })) : []), [item]);
+  const choices = useMemo(
+    () => (item ? durationChoices(item.defaultDurationMs, item.maxDurationMs).map((ms) => ({ value: String(ms), label: formatDuration(ms) })) : []),
+    [item],
+  );
   if (!item) return <Modal opened={false} onClose={onClose} title="" />;
 
   const pattern = ticketRegExp(item.requires.ticketPattern);
@@ -60,7 +63,13 @@ export function RequestForm({ item, onClose }: { item: CatalogueItem | null; onC
     setBusy(true);
     setError(null);
     try {
-      const body = { target: item.target, entitlement: item.entitlement, duration: durationText(Number(duration)), reason: reason.trim(), ...(ticket ? { ticket } : {}) };
+      const body = {
+        target: item.target,
+        entitlement: item.entitlement,
+        duration: durationText(Number(duration)),
+        reason: reason.trim(),
+        ...(ticket ? { ticket } : {}),
+      };
       const answer = await withStepUp(() => unwrap(api.POST('/api/v1/requests', { body })));
       await queryClient.invalidateQueries({ queryKey: ['requests'] });
       onClose();
@@ -79,7 +88,14 @@ export function RequestForm({ item, onClose }: { item: CatalogueItem | null; onC
           {preview === 'auto-approved' ? 'This request will be auto-approved.' : `This request ${preview}.`}
           {item.autoApproveIf && !item.autoApprove ? ` (auto-approved when ${item.autoApproveIf})` : ''}
         </Alert>
-        <Select label="Duration" description={`At most ${formatDuration(item.maxDurationMs)}`} data={choices} value={duration} onChange={setDuration} allowDeselect={false} />
+        <Select
+          label="Duration"
+          description={`At most ${formatDuration(item.maxDurationMs)}`}
+          data={choices}
+          value={duration}
+          onChange={setDuration}
+          allowDeselect={false}
+        />
         <Textarea
           label="Reason"
           description={item.requires.justificationMinLength > 0 ? `At least ${item.requires.justificationMinLength} characters` : undefined}

@@ -44,8 +44,24 @@ export function SignInPage({ returnTo }: { returnTo: string }) {
           <Divider label="or with a local account" labelPosition="center" />
           <form onSubmit={submit} aria-label="Local sign-in">
             <Stack>
-              <TextInput label="User name" name="username" autoComplete="username" required maxLength={256} value={username} onChange={(e) => setUsername(e.currentTarget.value)} />
-              <PasswordInput label="Password" name="password" autoComplete="current-password" required maxLength={1024} value={password} onChange={(e) => setPassword(e.currentTarget.value)} />
+              <TextInput
+                label="User name"
+                name="username"
+                autoComplete="username"
+                required
+                maxLength={256}
+                value={username}
+                onChange={(e) => setUsername(e.currentTarget.value)}
+              />
+              <PasswordInput
+                label="Password"
+                name="password"
+                autoComplete="current-password"
+                required
+                maxLength={1024}
+                value={password}
+                onChange={(e) => setPassword(e.currentTarget.value)}
+              />
               <ProblemAlert error={error} title="Not signed in" />
               <Button type="submit" variant="default" loading={busy}>
                 Sign in

@@ -54,7 +54,9 @@ export async function openMysqlScratch(serverUrl: string = MYSQL_URL): Promise<M
   // NB. The server quotes test names (QUOTE() on a parameter it received unescaped through the
   // binary protocol), so the connector's own quoting is checked against an independent one.
   const quoted = async (name: string, identifier: boolean): Promise<string> => {
-    const [rows] = await dba.execute<mysql.RowDataPacket[]>(identifier ? `SELECT CONCAT('\`', REPLACE(?, '\`', '\`\`'), '\`') AS q` : 'SELECT QUOTE(?) AS q', [name]);
+    const [rows] = await dba.execute<mysql.RowDataPacket[]>(identifier ? `SELECT CONCAT('\`', REPLACE(?, '\`', '\`\`'), '\`') AS q` : 'SELECT QUOTE(?) AS q', [
+      name,
+    ]);
     return String(rows[0]!.q);
   };
   const createUser = async (name: string, password: string) => {
@@ -84,7 +86,8 @@ export async function openMysqlScratch(serverUrl: string = MYSQL_URL): Promise<M
     `GRANT CREATE, SELECT, INSERT, UPDATE, DELETE ON \`${registryDatabase}\`.* TO '${lapseUser}'@'%'`,
     `GRANT SELECT, INSERT ON \`${database}\`.* TO '${lapseUser}'@'%' WITH GRANT OPTION`,
     `GRANT \`${reader}\` TO '${lapseUser}'@'%' WITH ADMIN OPTION`,
-  ]) await dba.query(sql);
+  ])
+    await dba.query(sql);
 
   return {
     suffix,
@@ -113,7 +116,9 @@ export async function openMysqlScratch(serverUrl: string = MYSQL_URL): Promise<M
       };
     },
     async close() {
-      const [leftovers] = await dba.query<mysql.RowDataPacket[]>(`SELECT account FROM \`${registryDatabase}\`.lapse_ephemeral_accounts`).catch(() => [[]] as unknown as [mysql.RowDataPacket[]]);
+      const [leftovers] = await dba
+        .query<mysql.RowDataPacket[]>(`SELECT account FROM \`${registryDatabase}\`.lapse_ephemeral_accounts`)
+        .catch(() => [[]] as unknown as [mysql.RowDataPacket[]]);
       for (const { account } of leftovers) {
         const [hosts] = await dba.query<mysql.RowDataPacket[]>('SELECT Host FROM mysql.user WHERE User = ?', [account]);
         for (const { Host } of hosts) await dba.query('DROP USER IF EXISTS ?@?', [account, Host]);

@@ -21,17 +21,27 @@ export interface PasswordCluster {
 
 async function binDir(): Promise<string> {
   if (process.env.LAPSE_TEST_PG_BINDIR) return process.env.LAPSE_TEST_PG_BINDIR;
-  const candidates = [await run('pg_config', ['--bindir']).then((r) => r.stdout.trim(), () => ''), ...installedVersions()];
+  const candidates = [
+    await run('pg_config', ['--bindir']).then(
+      (r) => r.stdout.trim(),
+      () => '',
+    ),
+    ...installedVersions(),
+  ];
   const found = candidates.find((dir) => dir && existsSync(join(dir, 'initdb')) && existsSync(join(dir, 'pg_ctl')));
   if (found) return found;
-  throw new Error('The password-authentication test starts its own PostgreSQL cluster and needs initdb/pg_ctl: install the postgresql server package, or set LAPSE_TEST_PG_BINDIR to their directory.');
+  throw new Error(
+    'The password-authentication test starts its own PostgreSQL cluster and needs initdb/pg_ctl: install the postgresql server package, or set LAPSE_TEST_PG_BINDIR to their directory.',
+  );
 }
 
 /** Debian's layout: /usr/lib/postgresql/<major>/bin, newest first. */
 function installedVersions(): string[] {
   const root = '/usr/lib/postgresql';
   if (!existsSync(root)) return [];
-  return readdirSync(root).sort((a, b) => Number(b) - Number(a)).map((major) => join(root, major, 'bin'));
+  return readdirSync(root)
+    .sort((a, b) => Number(b) - Number(a))
+    .map((major) => join(root, major, 'bin'));
 }
 
 async function freePort(): Promise<number> {

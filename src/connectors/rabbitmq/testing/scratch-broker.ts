@@ -26,8 +26,14 @@ export async function openRabbitScratch(api = process.env.LAPSE_TEST_RABBITMQ_AP
   const operator = process.env.LAPSE_TEST_RABBITMQ_USER ?? 'guest';
   const auth = `Basic ${Buffer.from(`${operator}:${process.env.LAPSE_TEST_RABBITMQ_PASSWORD ?? 'guest'}`).toString('base64')}`;
   const call = async (method: string, path: string, body?: unknown) => {
-    const response = await fetch(`${api}${path}`, { method, headers: { authorization: auth, 'content-type': 'application/json' }, ...(body === undefined ? {} : { body: JSON.stringify(body) }) }).catch((error: unknown) => {
-      throw new Error(`the RabbitMQ management API is not reachable at ${api} (${(error as Error).message}); enable it (rabbitmq-plugins enable rabbitmq_management) or set LAPSE_TEST_RABBITMQ_API`);
+    const response = await fetch(`${api}${path}`, {
+      method,
+      headers: { authorization: auth, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    }).catch((error: unknown) => {
+      throw new Error(
+        `the RabbitMQ management API is not reachable at ${api} (${(error as Error).message}); enable it (rabbitmq-plugins enable rabbitmq_management) or set LAPSE_TEST_RABBITMQ_API`,
+      );
     });
     if (response.status >= 400 && response.status !== 404) throw new Error(`${method} ${path}: HTTP ${response.status} ${await response.text()}`);
     return response;
@@ -44,7 +50,9 @@ export async function openRabbitScratch(api = process.env.LAPSE_TEST_RABBITMQ_AP
     password,
     admin: call,
     target(name, entitlements) {
-      const map = new Map<string, EntitlementConfig>(Object.entries(entitlements).map(([e, settings]) => [e, { name: e, target: name, description: '', settings: { vhost, ...settings }, labels: {} }]));
+      const map = new Map<string, EntitlementConfig>(
+        Object.entries(entitlements).map(([e, settings]) => [e, { name: e, target: name, description: '', settings: { vhost, ...settings }, labels: {} }]),
+      );
       return { name, connector: 'rabbitmq', description: '', settings: { url: api, username: lapseUser, password }, labels: {}, entitlements: map };
     },
     async close() {

@@ -20,7 +20,10 @@ export interface RedisScratch {
   close(): Promise<void>;
 }
 
-export async function openRedisScratch(host = process.env.LAPSE_TEST_REDIS_HOST ?? '127.0.0.1', port = Number(process.env.LAPSE_TEST_REDIS_PORT ?? 6379)): Promise<RedisScratch> {
+export async function openRedisScratch(
+  host = process.env.LAPSE_TEST_REDIS_HOST ?? '127.0.0.1',
+  port = Number(process.env.LAPSE_TEST_REDIS_PORT ?? 6379),
+): Promise<RedisScratch> {
   const suffix = randomBytes(4).toString('hex');
   const prefix = `lapsescratch${suffix}`;
   const lapseUser = `lapse-admin-${suffix}`;
@@ -41,7 +44,9 @@ export async function openRedisScratch(host = process.env.LAPSE_TEST_REDIS_HOST 
     password,
     admin,
     target(name, entitlements) {
-      const map = new Map<string, EntitlementConfig>(Object.entries(entitlements).map(([e, settings]) => [e, { name: e, target: name, description: '', settings, labels: {} }]));
+      const map = new Map<string, EntitlementConfig>(
+        Object.entries(entitlements).map(([e, settings]) => [e, { name: e, target: name, description: '', settings, labels: {} }]),
+      );
       return { name, connector: 'redis', description: '', settings: { host, port, username: lapseUser, password }, labels: {}, entitlements: map };
     },
     async close() {

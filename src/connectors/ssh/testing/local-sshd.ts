@@ -59,7 +59,11 @@ export interface SshdOptions {
 }
 
 export class LocalSshd {
-  private constructor(private readonly child: ChildProcess, readonly port: number, readonly log: () => string) {}
+  private constructor(
+    private readonly child: ChildProcess,
+    readonly port: number,
+    readonly log: () => string,
+  ) {}
 
   static async start(options: SshdOptions): Promise<LocalSshd> {
     const sshd = sshdPath();
@@ -131,18 +135,30 @@ export class LocalSshd {
    */
   async login(user: string, privateKeyFile: string, certificateFile: string): Promise<{ ok: boolean; output: string }> {
     const args = [
-      '-F', '/dev/null',
-      '-i', privateKeyFile,
-      '-o', `CertificateFile=${certificateFile}`,
-      '-o', 'IdentitiesOnly=yes',
-      '-o', 'IdentityAgent=none',
-      '-o', 'BatchMode=yes',
-      '-o', 'PreferredAuthentications=publickey',
-      '-o', 'StrictHostKeyChecking=no',
-      '-o', 'UserKnownHostsFile=/dev/null',
-      '-o', 'LogLevel=ERROR',
-      '-o', 'ConnectTimeout=10',
-      '-p', String(this.port),
+      '-F',
+      '/dev/null',
+      '-i',
+      privateKeyFile,
+      '-o',
+      `CertificateFile=${certificateFile}`,
+      '-o',
+      'IdentitiesOnly=yes',
+      '-o',
+      'IdentityAgent=none',
+      '-o',
+      'BatchMode=yes',
+      '-o',
+      'PreferredAuthentications=publickey',
+      '-o',
+      'StrictHostKeyChecking=no',
+      '-o',
+      'UserKnownHostsFile=/dev/null',
+      '-o',
+      'LogLevel=ERROR',
+      '-o',
+      'ConnectTimeout=10',
+      '-p',
+      String(this.port),
       `${user}@127.0.0.1`,
       'true',
     ];

@@ -39,7 +39,15 @@ export function openSshScratch(): SshScratch {
     target,
     parameters,
     seed: async (count) => {
-      const grant = { grantId: newId('grant'), principalId: 'seed', target, entitlement, durationMs: 3_600_000, notAfter: new Date(Date.now() + 3_600_000), parameters };
+      const grant = {
+        grantId: newId('grant'),
+        principalId: 'seed',
+        target,
+        entitlement,
+        durationMs: 3_600_000,
+        notAfter: new Date(Date.now() + 3_600_000),
+        parameters,
+      };
       await new SshConnector().provision(grant, AbortSignal.timeout(60_000));
       await new Ledger(join(dir, 'revoked.krl')).update(AbortSignal.timeout(60_000), (entries) => {
         const model = entries.find((e) => e.grantId === grant.grantId)!;

@@ -59,7 +59,9 @@ export class TokenSystem {
         this.accounts.delete(typeof delivery.handle?.account === 'string' ? delivery.handle.account : `acct-${delivery.grant.id}`);
         return {};
       case 'list':
-        return { access: [...this.accounts.entries()].map(([account, a]) => ({ account, principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId })) };
+        return {
+          access: [...this.accounts.entries()].map(([account, a]) => ({ account, principalId: a.principalId, entitlement: a.entitlement, grantId: a.grantId })),
+        };
       case 'remove':
         this.accounts.delete(delivery.access.account);
         return {};

@@ -15,7 +15,12 @@ interface Filter {
 
 const EMPTY: Filter = { action: '', actor: '', subject: '', since: '24h', until: '' };
 
-const present = (filter: Filter) => Object.fromEntries(Object.entries(filter).filter(([, v]) => v.trim() !== '').map(([k, v]) => [k, v.trim()]));
+const present = (filter: Filter) =>
+  Object.fromEntries(
+    Object.entries(filter)
+      .filter(([, v]) => v.trim() !== '')
+      .map(([k, v]) => [k, v.trim()]),
+  );
 
 /** Audit search (newest first), export of the same window, and a full verification of the hash chain. */
 export function AuditPanel() {
@@ -23,7 +28,8 @@ export function AuditPanel() {
   const [filter, setFilter] = useState<Filter>(EMPTY);
   const events = useInfiniteQuery({
     queryKey: ['audit', filter],
-    queryFn: ({ pageParam }) => unwrap(api.GET('/api/v1/audit', { params: { query: { ...present(filter), limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } } })),
+    queryFn: ({ pageParam }) =>
+      unwrap(api.GET('/api/v1/audit', { params: { query: { ...present(filter), limit: 50, ...(pageParam ? { cursor: pageParam } : {}) } } })),
     initialPageParam: null as string | null,
     getNextPageParam: (last) => last.nextCursor,
   });
@@ -34,7 +40,10 @@ export function AuditPanel() {
     e.preventDefault();
     setFilter(draft);
   };
-  const window = new URLSearchParams({ ...(filter.since.trim() ? { since: filter.since.trim() } : {}), ...(filter.until.trim() ? { until: filter.until.trim() } : {}) });
+  const window = new URLSearchParams({
+    ...(filter.since.trim() ? { since: filter.since.trim() } : {}),
+    ...(filter.until.trim() ? { until: filter.until.trim() } : {}),
+  });
   const runVerify = async () => {
     setVerify({ busy: true });
     try {
@@ -69,7 +78,8 @@ export function AuditPanel() {
       </form>
       {verify.result && (
         <Alert color={verify.result.ok ? 'green' : 'red'} title={verify.result.ok ? 'Audit chain intact' : 'Audit chain BROKEN'} role="status">
-          {verify.result.events.toLocaleString()} events, {verify.result.checkpoints} checkpoints{verify.result.lastCheckpoint ? `, last at seq ${verify.result.lastCheckpoint.seq}` : ''}.
+          {verify.result.events.toLocaleString()} events, {verify.result.checkpoints} checkpoints
+          {verify.result.lastCheckpoint ? `, last at seq ${verify.result.lastCheckpoint.seq}` : ''}.
           {!verify.result.checkpointKeyKnown && verify.result.checkpoints > 0 && ' Checkpoint signatures not checked: the server has no checkpoint public key.'}
           {verify.result.problems.length > 0 && (
             <List size="sm">

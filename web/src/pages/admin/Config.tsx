@@ -114,7 +114,8 @@ export function ConfigPanel({ canCheck }: { canCheck: boolean }) {
         </Table>
       </ScrollArea>
       <Text size="sm">
-        Admins: {who(c.roles.admins)} · Auditors: {who(c.roles.auditors)} · Break-glass: {c.breakGlass.enabled ? `${who(c.breakGlass.subjects)} on ${c.breakGlass.entitlements.join(', ')}` : 'disabled'}
+        Admins: {who(c.roles.admins)} · Auditors: {who(c.roles.auditors)} · Break-glass:{' '}
+        {c.breakGlass.enabled ? `${who(c.breakGlass.subjects)} on ${c.breakGlass.entitlements.join(', ')}` : 'disabled'}
       </Text>
     </Stack>
   );

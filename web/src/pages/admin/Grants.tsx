@@ -20,7 +20,14 @@ export function ActiveGrantsPanel({ canRevoke }: { canRevoke: boolean }) {
   const shown = (grants.data?.items ?? []).filter((g) => words.every((w) => `${g.principalId} ${g.target} ${g.entitlement}`.toLowerCase().includes(w)));
   return (
     <Stack>
-      <TextInput label="Filter" placeholder="person, target or entitlement" value={filter} onChange={(e) => setFilter(e.currentTarget.value)} maw={400} maxLength={200} />
+      <TextInput
+        label="Filter"
+        placeholder="person, target or entitlement"
+        value={filter}
+        onChange={(e) => setFilter(e.currentTarget.value)}
+        maw={400}
+        maxLength={200}
+      />
       {grants.isPending && <Loader aria-label="Loading grants" />}
       <ProblemAlert error={grants.error} />
       <ScrollArea>
@@ -89,7 +96,16 @@ function RevokeDialog({ grant, onClose }: { grant: Grant | null; onClose: () => 
   return (
     <Modal opened={grant !== null} onClose={onClose} title={grant ? `Revoke ${grant.principalId}'s ${grant.target}/${grant.entitlement}` : ''}>
       <Stack>
-        <Textarea label="Reason" description="Recorded in the audit log and shown to the holder" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={2000} autosize minRows={2} required />
+        <Textarea
+          label="Reason"
+          description="Recorded in the audit log and shown to the holder"
+          value={reason}
+          onChange={(e) => setReason(e.currentTarget.value)}
+          maxLength={2000}
+          autosize
+          minRows={2}
+          required
+        />
         <ProblemAlert error={error} title="Not revoked" />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
@@ -107,7 +123,10 @@ function RevokeDialog({ grant, onClose }: { grant: Grant | null; onClose: () => 
 /** Break-glass uses not yet reviewed after the fact, oldest last (a page of 200). */
 export function BreakGlassPanel({ canReview }: { canReview: boolean }) {
   const queryClient = useQueryClient();
-  const requests = useQuery({ queryKey: ['requests', 'all', 'awaiting-review'], queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'all', awaitingReview: 'true', limit: 200 } } })) });
+  const requests = useQuery({
+    queryKey: ['requests', 'all', 'awaiting-review'],
+    queryFn: () => unwrap(api.GET('/api/v1/requests', { params: { query: { scope: 'all', awaitingReview: 'true', limit: 200 } } })),
+  });
   const [error, setError] = useState<unknown>(null);
   const waiting = requests.data?.items ?? [];
   const review = async (id: string) => {
@@ -167,7 +186,11 @@ export function RevocationsPanel() {
               <Table.Tr key={g.id}>
                 <Table.Td>
                   <Status value={g.status} />
-                  {g.expiresAt && new Date(g.expiresAt).getTime() < now && g.status === 'revoking' && <Badge color="red" ml={4}>overdue</Badge>}
+                  {g.expiresAt && new Date(g.expiresAt).getTime() < now && g.status === 'revoking' && (
+                    <Badge color="red" ml={4}>
+                      overdue
+                    </Badge>
+                  )}
                 </Table.Td>
                 <Table.Td>{g.principalId}</Table.Td>
                 <Table.Td>

@@ -1,4 +1,22 @@
-import { Alert, Badge, Button, Card, Checkbox, Code, CopyButton, Group, Modal, ScrollArea, Select, Stack, Table, Text, TextInput, Title, VisuallyHidden } from '@mantine/core';
+import {
+  Alert,
+  Badge,
+  Button,
+  Card,
+  Checkbox,
+  Code,
+  CopyButton,
+  Group,
+  Modal,
+  ScrollArea,
+  Select,
+  Stack,
+  Table,
+  Text,
+  TextInput,
+  Title,
+  VisuallyHidden,
+} from '@mantine/core';
 import { useQuery, useQueryClient } from '@tanstack/react-query';
 import { useState } from 'react';
 import { api, unwrap, type ApiToken, type IssuedToken } from '../../api/client';
@@ -90,7 +108,14 @@ export function ApiTokensCard() {
                     </Table.Td>
                     <Table.Td>
                       {t.status === 'active' ? (
-                        <Button size="compact-xs" color="red" variant="light" onClick={() => void revoke(t)} loading={busy === t.id} aria-label={`Revoke token ${t.name}`}>
+                        <Button
+                          size="compact-xs"
+                          color="red"
+                          variant="light"
+                          onClick={() => void revoke(t)}
+                          loading={busy === t.id}
+                          aria-label={`Revoke token ${t.name}`}
+                        >
                           Revoke
                         </Button>
                       ) : (
@@ -154,10 +179,24 @@ function CreateTokenDialog({ opened, onClose }: { opened: boolean; onClose: () =
             {issued.token}
           </Code>
           <Text size="sm">
-            {issued.name}: {issued.scopes.join(', ')}; {issued.expiresAt ? <>expires <When at={issued.expiresAt} /></> : 'never expires'}.
+            {issued.name}: {issued.scopes.join(', ')};{' '}
+            {issued.expiresAt ? (
+              <>
+                expires <When at={issued.expiresAt} />
+              </>
+            ) : (
+              'never expires'
+            )}
+            .
           </Text>
           <Group justify="flex-end">
-            <CopyButton value={issued.token}>{({ copied, copy }) => <Button variant="default" onClick={copy}>{copied ? 'Copied' : 'Copy token'}</Button>}</CopyButton>
+            <CopyButton value={issued.token}>
+              {({ copied, copy }) => (
+                <Button variant="default" onClick={copy}>
+                  {copied ? 'Copied' : 'Copy token'}
+                </Button>
+              )}
+            </CopyButton>
             <Button onClick={close}>Done, forget it</Button>
           </Group>
         </Stack>
@@ -169,8 +208,22 @@ function CreateTokenDialog({ opened, onClose }: { opened: boolean; onClose: () =
           }}
         >
           <Stack>
-            <TextInput label="Token name" description="What it is for, e.g. laptop CLI" value={name} onChange={(e) => setName(e.currentTarget.value)} maxLength={100} required data-autofocus />
-            <Checkbox.Group label="Scopes" description="A token can never do more than you can." value={scopes} onChange={(v) => setScopes(v as Scope[])} withAsterisk>
+            <TextInput
+              label="Token name"
+              description="What it is for, e.g. laptop CLI"
+              value={name}
+              onChange={(e) => setName(e.currentTarget.value)}
+              maxLength={100}
+              required
+              data-autofocus
+            />
+            <Checkbox.Group
+              label="Scopes"
+              description="A token can never do more than you can."
+              value={scopes}
+              onChange={(v) => setScopes(v as Scope[])}
+              withAsterisk
+            >
               <Stack gap={6} mt={6}>
                 {SCOPES.filter((s) => allowed.has(s.value)).map((s) => (
                   <Checkbox key={s.value} value={s.value} label={s.label} />

@@ -97,12 +97,28 @@ export function AuthenticatorAppCard({ totp }: { totp: MfaOverview['totp'] }) {
                 <Text size="sm" fw={600} id="totp-secret-label">
                   Secret
                 </Text>
-                <Code aria-labelledby="totp-secret-label" data-testid="totp-secret" style={{ fontSize: 'var(--mantine-font-size-md)', wordBreak: 'break-word' }}>
+                <Code
+                  aria-labelledby="totp-secret-label"
+                  data-testid="totp-secret"
+                  style={{ fontSize: 'var(--mantine-font-size-md)', wordBreak: 'break-word' }}
+                >
                   {groupSecret(enrollment.secret)}
                 </Code>
                 <Group gap="xs">
-                  <CopyButton value={enrollment.secret}>{({ copied, copy }) => <Button size="compact-xs" variant="default" onClick={copy}>{copied ? 'Copied' : 'Copy secret'}</Button>}</CopyButton>
-                  <CopyButton value={enrollment.uri}>{({ copied, copy }) => <Button size="compact-xs" variant="default" onClick={copy}>{copied ? 'Copied' : 'Copy otpauth:// link'}</Button>}</CopyButton>
+                  <CopyButton value={enrollment.secret}>
+                    {({ copied, copy }) => (
+                      <Button size="compact-xs" variant="default" onClick={copy}>
+                        {copied ? 'Copied' : 'Copy secret'}
+                      </Button>
+                    )}
+                  </CopyButton>
+                  <CopyButton value={enrollment.uri}>
+                    {({ copied, copy }) => (
+                      <Button size="compact-xs" variant="default" onClick={copy}>
+                        {copied ? 'Copied' : 'Copy otpauth:// link'}
+                      </Button>
+                    )}
+                  </CopyButton>
                 </Group>
               </Stack>
             </Group>

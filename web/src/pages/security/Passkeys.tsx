@@ -32,14 +32,17 @@ export function PasskeysCard({ passkeys }: { passkeys: readonly Passkey[] }) {
   const register = () =>
     run('register', async () => {
       const options = await withStepUp(() => unwrap(api.POST('/api/v1/mfa/passkeys/registration-options')));
-      const credential = (await navigator.credentials.create({ publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options as PublicKeyCredentialCreationOptionsJSON) })) as PublicKeyCredential | null;
+      const credential = (await navigator.credentials.create({
+        publicKey: PublicKeyCredential.parseCreationOptionsFromJSON(options as PublicKeyCredentialCreationOptionsJSON),
+      })) as PublicKeyCredential | null;
       if (!credential) throw new Error('no passkey was created');
       // NB. The body's type is the server's zod schema of an attestation; toJSON() produces exactly that shape.
       const response = credential.toJSON() as PasskeyRegistration;
       await unwrap(api.POST('/api/v1/mfa/passkeys', { body: { name: name.trim(), response } }));
       setName('');
     });
-  const remove = (passkey: Passkey) => run(passkey.id, () => withStepUp(() => unwrap(api.DELETE('/api/v1/mfa/passkeys/{id}', { params: { path: { id: passkey.id } } }))).then(() => undefined));
+  const remove = (passkey: Passkey) =>
+    run(passkey.id, () => withStepUp(() => unwrap(api.DELETE('/api/v1/mfa/passkeys/{id}', { params: { path: { id: passkey.id } } }))).then(() => undefined));
 
   return (
     <Card withBorder component="section" aria-labelledby="passkeys-title">
@@ -74,7 +77,14 @@ export function PasskeysCard({ passkeys }: { passkeys: readonly Passkey[] }) {
                     <When at={p.lastUsedAt} />
                   </Table.Td>
                   <Table.Td>
-                    <Button size="compact-xs" color="red" variant="light" onClick={() => void remove(p)} loading={busy === p.id} aria-label={`Remove passkey ${p.name}`}>
+                    <Button
+                      size="compact-xs"
+                      color="red"
+                      variant="light"
+                      onClick={() => void remove(p)}
+                      loading={busy === p.id}
+                      aria-label={`Remove passkey ${p.name}`}
+                    >
                       Remove
                     </Button>
                   </Table.Td>
@@ -91,7 +101,15 @@ export function PasskeysCard({ passkeys }: { passkeys: readonly Passkey[] }) {
             }}
           >
             <Group align="flex-end" wrap="wrap">
-              <TextInput label="Passkey name" description="So you can tell them apart, e.g. laptop" value={name} onChange={(e) => setName(e.currentTarget.value)} maxLength={100} required style={{ flex: '1 1 200px' }} />
+              <TextInput
+                label="Passkey name"
+                description="So you can tell them apart, e.g. laptop"
+                value={name}
+                onChange={(e) => setName(e.currentTarget.value)}
+                maxLength={100}
+                required
+                style={{ flex: '1 1 200px' }}
+              />
               <Button type="submit" loading={busy === 'register'} disabled={name.trim() === ''}>
                 Add a passkey
               </Button>
