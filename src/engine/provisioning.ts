@@ -44,14 +44,20 @@ export function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: 
   };
 }
 
-/** Runs a connector call with a deadline; a call that ignores its AbortSignal is still cut off. */
+/** Runs a connector call with the configured deadline (see withDeadline). */
 export async function callConnector<T>(context: EngineContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const timeoutMs = context.config().scheduler.connectorTimeoutMs;
+  return withDeadline(context.config().scheduler.connectorTimeoutMs, what, call);
+}
+
+/** The call gets an AbortSignal; one that ignores it is still cut off at the deadline. */
+export async function withDeadline<T>(timeoutMs: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
   const controller = new AbortController();
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
-      const error = new LapseError('connector_timeout', `${what} did not finish within ${timeoutMs} ms`);
+      const error = new LapseError('connector_timeout', `${what} did not finish within ${timeoutMs} ms`, {
+        hint: 'Check that the target is reachable from here and not overloaded, or raise scheduler.connectorTimeout.',
+      });
       controller.abort(error);
       reject(error);
     }, timeoutMs);

@@ -1,6 +1,7 @@
 import type { EffectiveConfig, TargetConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { isLapseError, LapseError, type ErrorCode } from '../domain/errors.js';
+import { withDeadline } from './provisioning.js';
 
 /**
  * Target checks: can Lapse reach each target with the privileges it needs? Every connector's
@@ -69,25 +70,5 @@ async function checkOne(target: TargetConfig, connectors: ConnectorRegistry, tim
   } catch (error) {
     if (isLapseError(error)) return result(error.describe(), error.code);
     return result(error instanceof Error ? error.message : String(error), 'connector_failed');
-  }
-}
-
-/** The call gets an AbortSignal; one that ignores it is still cut off at the deadline. */
-async function withDeadline<T>(timeoutMs: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new LapseError('connector_timeout', `${what} did not finish within ${timeoutMs} ms`, {
-        hint: 'Check that the target is reachable from here and not overloaded, or raise scheduler.connectorTimeout.',
-      });
-      controller.abort(error);
-      reject(error);
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([call(controller.signal), deadline]);
-  } finally {
-    clearTimeout(timer);
   }
 }
