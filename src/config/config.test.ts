@@ -47,9 +47,28 @@ describe('lapse.yaml', () => {
       provisionAttempts: 5,
       revokeBackoffMinMs: 1000,
       revokeBackoffMaxMs: 60_000,
+      provisionBackoffMinMs: 1000,
+      provisionBackoffMaxMs: 60_000,
     });
     expect(config.policies.policies[0]!.definition.duration).toEqual({ defaultMs: 3_600_000, maxMs: 8 * 3_600_000 });
     expect(config.breakGlass.enabled).toBe(false);
+  });
+
+  it('retries provisioning with its own backoff, or the revoke backoff when it has none (the key before it existed)', () => {
+    const withRevoke = parseConfig(`${BASE}scheduler:\n  revokeBackoff: { min: 2s, max: 30s }\n`, 'lapse.yaml', { DB_PASSWORD: 'x' });
+    expect(withRevoke.scheduler).toMatchObject({
+      revokeBackoffMinMs: 2000,
+      revokeBackoffMaxMs: 30_000,
+      provisionBackoffMinMs: 2000,
+      provisionBackoffMaxMs: 30_000,
+    });
+    const both = parseConfig(`${BASE}scheduler:\n  revokeBackoff: { min: 2s, max: 30s }\n  provisionBackoff: { min: 100ms, max: 5s }\n`, 'lapse.yaml', {
+      DB_PASSWORD: 'x',
+    });
+    expect(both.scheduler).toMatchObject({ revokeBackoffMinMs: 2000, revokeBackoffMaxMs: 30_000, provisionBackoffMinMs: 100, provisionBackoffMaxMs: 5000 });
+    expect(problemsOf(`${BASE}scheduler:\n  provisionBackoff: { min: 2m }\n`)).toEqual([
+      expect.stringMatching(/scheduler\.provisionBackoff: min must not exceed max/),
+    ]);
   });
 
   it('hashes the config with secret references unresolved', () => {

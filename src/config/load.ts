@@ -95,6 +95,11 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   });
   checkPatterns(config.breakGlass.entitlements, 'breakGlass.entitlements');
   if (config.scheduler.revokeBackoff.min > config.scheduler.revokeBackoff.max) problems.push('scheduler.revokeBackoff: min must not exceed max');
+  const provisionBackoff = {
+    min: config.scheduler.provisionBackoff?.min ?? config.scheduler.revokeBackoff.min,
+    max: config.scheduler.provisionBackoff?.max ?? config.scheduler.revokeBackoff.max,
+  };
+  if (provisionBackoff.min > provisionBackoff.max) problems.push('scheduler.provisionBackoff: min must not exceed max');
   const signingKeyPem = config.audit.signingKey === undefined ? undefined : resolveReference(config.audit.signingKey, 'audit.signingKey', secrets);
   if (config.audit.signingKey !== undefined && !config.audit.signingKey.startsWith('${')) {
     problems.push('audit.signingKey: give the key as a reference (${file:path} or ${env:NAME}), not inline');
@@ -168,6 +173,8 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       provisionAttempts: config.scheduler.provisionAttempts,
       revokeBackoffMinMs: config.scheduler.revokeBackoff.min,
       revokeBackoffMaxMs: config.scheduler.revokeBackoff.max,
+      provisionBackoffMinMs: provisionBackoff.min,
+      provisionBackoffMaxMs: provisionBackoff.max,
     },
     reconcile: {
       intervalMs: config.reconcile.interval,

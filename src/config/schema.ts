@@ -231,6 +231,9 @@ export const configSchema = z
           .object({ min: duration.prefault('1s'), max: duration.prefault('60s') })
           .strict()
           .prefault({}),
+        // NB. No defaults of its own: unset, provisioning keeps retrying with revokeBackoff's bounds, as
+        // it did before the two were separate.
+        provisionBackoff: z.object({ min: duration.optional(), max: duration.optional() }).strict().optional(),
       })
       .strict()
       .prefault({}),

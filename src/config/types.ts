@@ -103,6 +103,9 @@ export interface SchedulerConfig {
   /** Revoke retry backoff bounds; revokes are retried forever. */
   readonly revokeBackoffMinMs: number;
   readonly revokeBackoffMaxMs: number;
+  /** Provision and target-extension retry backoff bounds (default: the revoke bounds). */
+  readonly provisionBackoffMinMs: number;
+  readonly provisionBackoffMaxMs: number;
 }
 
 export interface ReconcileConfig {

@@ -182,7 +182,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       await completeJob(unit.tx, job, worker);
       return;
     }
-    const { provisionAttempts, revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
+    const { provisionAttempts, provisionBackoffMinMs, provisionBackoffMaxMs } = context.config().scheduler;
     const attempts = current.provisionAttempts;
     if (attempts >= provisionAttempts) {
       // Given up. The provision may have half-happened, so the same idempotent revoke cleans up.
@@ -194,7 +194,7 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: true, severity: 'high' } });
       return;
     }
-    const delay = backoffMs(attempts, revokeBackoffMinMs, revokeBackoffMaxMs);
+    const delay = backoffMs(attempts, provisionBackoffMinMs, provisionBackoffMaxMs);
     await updateGrant(unit.tx, current, { lastError: error });
     await retryJob(unit.tx, job, worker, delay, error);
     await unit.audit({ action: 'grant.provision_failed', actor: 'system', subject: grant.id, data: { attempts, error, final: false, retryInMs: delay } });
@@ -255,8 +255,8 @@ export async function extendJob(context: EngineContext, job: Job, worker: number
       }
       return;
     }
-    const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
-    const delay = backoffMs(job.attempts, revokeBackoffMinMs, revokeBackoffMaxMs);
+    const { provisionBackoffMinMs, provisionBackoffMaxMs } = context.config().scheduler;
+    const delay = backoffMs(job.attempts, provisionBackoffMinMs, provisionBackoffMaxMs);
     await retryJob(unit.tx, job, worker, delay, error);
     await unit.audit({ action: actions.failed, actor: 'system', subject: grant.id, data: { error, retryInMs: delay, severity: 'high' } });
   });
