@@ -18,7 +18,11 @@ import {
 } from '../store/index.js';
 import { ChangeFeed } from './changes.js';
 import { transact, withSameTransactionWrite, type AuditEntry, type EngineContext, type SameTransactionWrite } from './context.js';
-import { breakGlass, checkAccess, fetchCredentials, forceCloseGrant, releaseGrant, requestExtension, reviewBreakGlass, revokeGrant } from './grants.js';
+import { checkAccess } from './access-checks.js';
+import { breakGlass, reviewBreakGlass } from './break-glass.js';
+import { fetchCredentials } from './credentials.js';
+import { requestExtension } from './extensions.js';
+import { forceCloseGrant, releaseGrant, revokeGrant } from './grant-ending.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';

@@ -1,8 +1,8 @@
 export { Engine, type EngineOptions, type EngineStats } from './engine.js';
-export type { AccessCheck } from './grants.js';
+export type { AccessCheck } from './access-checks.js';
 export * from './inputs.js';
 export { failpoint, FAILPOINTS, IDEMPOTENCY_FAILPOINTS, type Failpoint } from './failpoints.js';
-export { backoffMs } from './provisioning.js';
+export { backoffMs } from './target-calls.js';
 export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
 export type { Change } from './context.js';
 export { checkTargets, type TargetCheck, type TargetCheckOptions } from './target-checks.js';

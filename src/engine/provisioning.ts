@@ -1,5 +1,3 @@
-import type { GrantSpec } from '../connectors/index.js';
-import { LapseError } from '../domain/errors.js';
 import { activateGrant, beginRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
@@ -19,6 +17,7 @@ import {
 } from '../store/index.js';
 import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
 import { failpoint } from './failpoints.js';
+import { backoffMs, callConnector, errorMessage, specFor } from './target-calls.js';
 
 /**
  * The scheduler's job handlers for a grant's life at the target. Each follows one shape:
@@ -27,51 +26,6 @@ import { failpoint } from './failpoints.js';
  * the steps leaves the job claimed by a dead worker; another worker takes it over and repeats the
  * (idempotent) call.
  */
-
-/** Extra room in the target-side backstop for the gap between provisioning and activation. */
-const BACKSTOP_SLACK_MS = 60_000;
-
-export function specFor(grant: StoredGrant, resolved: ResolvedEntitlement, now: Date): GrantSpec {
-  const expiresAt = grant.expiresAt?.getTime() ?? now.getTime() + grant.durationMs + BACKSTOP_SLACK_MS;
-  return {
-    grantId: grant.id,
-    principalId: grant.principalId,
-    target: resolved.target,
-    entitlement: resolved.entitlement,
-    durationMs: grant.durationMs,
-    notAfter: new Date(expiresAt),
-    parameters: grant.parameters,
-  };
-}
-
-/** Runs a connector call with the configured deadline (see withDeadline). */
-export async function callConnector<T>(context: EngineContext, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  return withDeadline(context.config().scheduler.connectorTimeoutMs, what, call);
-}
-
-/** The call gets an AbortSignal; one that ignores it is still cut off at the deadline. */
-export async function withDeadline<T>(timeoutMs: number, what: string, call: (signal: AbortSignal) => Promise<T>): Promise<T> {
-  const controller = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      const error = new LapseError('connector_timeout', `${what} did not finish within ${timeoutMs} ms`, {
-        hint: 'Check that the target is reachable from here and not overloaded, or raise scheduler.connectorTimeout.',
-      });
-      controller.abort(error);
-      reject(error);
-    }, timeoutMs);
-  });
-  try {
-    return await Promise.race([call(controller.signal), deadline]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-export function errorMessage(error: unknown): string {
-  return (error instanceof Error ? error.message : String(error)).slice(0, 2000);
-}
 
 async function recordProvisionAttempt(unit: UnitOfWork, grant: StoredGrant, worker: number): Promise<string> {
   const id = newId('attempt');
@@ -82,12 +36,6 @@ async function recordProvisionAttempt(unit: UnitOfWork, grant: StoredGrant, work
 
 async function finishAttempt(unit: UnitOfWork, attemptId: string, error: string | null): Promise<void> {
   await finishConnectorAttempts(unit.tx, unit.now, [{ id: attemptId, error }]);
-}
-
-/** Capped exponential backoff with jitter: min, 2·min, 4·min… up to max, each scaled by 0.5–1. */
-export function backoffMs(attempt: number, minMs: number, maxMs: number, random: () => number = Math.random): number {
-  const base = Math.min(maxMs, minMs * 2 ** Math.min(30, Math.max(0, attempt - 1)));
-  return Math.max(minMs / 2, Math.round(base * (0.5 + random() / 2)));
 }
 
 /** How long a provision waits for an in-flight revoke of the same access before looking again. */

@@ -22,7 +22,7 @@ import {
   type ObservedFinding,
 } from '../store/index.js';
 import { transact, type EngineContext, type UnitOfWork } from './context.js';
-import { callConnector, errorMessage } from './provisioning.js';
+import { callConnector, errorMessage } from './target-calls.js';
 
 /**
  * Reconciliation: what a target really has, compared with what Lapse granted. Same shape as the

@@ -7,7 +7,7 @@ import { viaData } from '../domain/principal.js';
 import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
 import { extendGrant as extendGrantState } from '../domain/grant.js';
 import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listReviews, scheduleJob, updateGrant, updateRequest } from '../store/index.js';
-import { openGrant, rejectIfInputProblem } from './approvals.js';
+import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 

@@ -19,7 +19,7 @@ import {
 } from '../store/index.js';
 import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
 import { failpoint } from './failpoints.js';
-import { backoffMs, callConnector, errorMessage, specFor } from './provisioning.js';
+import { backoffMs, callConnector, errorMessage, specFor } from './target-calls.js';
 
 /**
  * Expiry and revocation, in batches. When thousands of grants expire in the same second, each

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import { claimDueJobs, msUntilNextJob, registerWorker, releaseJobs, retryJob, type Job, type JobKind, type Store, type WorkerLease } from '../store/index.js';
-import { backoffMs } from './provisioning.js';
+import { backoffMs } from './target-calls.js';
 
 export type JobHandler = (job: Job, worker: number) => Promise<void>;
 /** Handles many due jobs at once (expiry bursts); claimed jobs of its kinds go to it together. */

@@ -1,7 +1,7 @@
 import type { EffectiveConfig, TargetConfig } from '../config/types.js';
 import type { ConnectorRegistry } from '../connectors/index.js';
 import { isLapseError, LapseError, type ErrorCode } from '../domain/errors.js';
-import { withDeadline } from './provisioning.js';
+import { withDeadline } from './target-calls.js';
 
 /**
  * Target checks: can Lapse reach each target with the privileges it needs? Every connector's
