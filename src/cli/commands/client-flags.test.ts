@@ -58,11 +58,15 @@ describe('client flags', () => {
   it('tickets, parameters, limits, choices, ids, codes', () => {
     expect(ticket('OPS-1')).toBe('OPS-1');
     expect(refusal(() => ticket('OPS 1')).details.where).toBe('--ticket');
+    // The same bounds as the server's: 200 characters is a ticket, 201 is not.
+    expect(ticket('A'.repeat(200))).toHaveLength(200);
+    expect(refusal(() => ticket('A'.repeat(201))).details.where).toBe('--ticket');
+    expect(refusal(() => parameters(['k'.repeat(64) + '=v'])).details.where).toBe('--param');
     expect(parameters(['schema=public', 'empty=', 'eq=a=b'])).toEqual({ schema: 'public', empty: '', eq: 'a=b' });
     expect(refusal(() => parameters(['novalue'])).message).toMatch(/is not key=value/);
     expect(refusal(() => parameters(['1x=y'])).message).toMatch(/is not key=value/);
     expect(refusal(() => parameters(['a=1', 'a=2'])).message).toMatch(/given twice/);
-    expect(refusal(() => parameters(Array.from({ length: 33 }, (_, i) => `k${i}=v`))).message).toMatch(/at most 32/);
+    expect(refusal(() => parameters(Array.from({ length: 17 }, (_, i) => `k${i}=v`))).message).toMatch(/at most 16/);
     expect(refusal(() => parameters([`k=${'v'.repeat(8193)}`])).message).toMatch(/longer than 8192/);
     expect(limit('200')).toBe(200);
     for (const bad of ['0', '201', '-1', '1.5', 'ten', '1e2']) expect(refusal(() => limit(bad)).details.where).toBe('--limit');

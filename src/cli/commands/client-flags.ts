@@ -5,7 +5,7 @@ import type { Command } from 'commander';
 import { parseDuration } from '../../domain/duration.js';
 import { LapseError } from '../../domain/errors.js';
 import { isId } from '../../domain/ids.js';
-import { MAX_PARAMETER_LENGTH, NAME_PATTERN } from '../../domain/input-schemas.js';
+import { MAX_PARAMETER_LENGTH, MAX_PARAMETERS, MAX_TICKET_LENGTH, NAME_PATTERN, PARAMETER_NAME_PATTERN } from '../../domain/input-schemas.js';
 import { controlCharacterProblem } from '../../domain/text.js';
 import { LapseClient, resolveConnection } from '../client.js';
 import type { GlobalOptions } from '../output.js';
@@ -86,17 +86,15 @@ export function text(value: string | undefined, where: string, max: number, requ
 
 export function ticket(value: string | undefined): string | undefined {
   if (value === undefined) return undefined;
-  if (!/^[\x21-\x7e]{1,128}$/.test(value))
+  // NB. Visible ASCII only, as a ticket key is; the length is the server's (domain/input-schemas).
+  if (value.length > MAX_TICKET_LENGTH || !/^[\x21-\x7e]+$/.test(value))
     throw usage(
       `"${value.slice(0, 40)}" is not a ticket reference`,
       '--ticket',
-      'Use the ticket key, e.g. --ticket OPS-1234 (1 to 128 visible characters, no spaces).',
+      `Use the ticket key, e.g. --ticket OPS-1234 (1 to ${MAX_TICKET_LENGTH} visible characters, no spaces).`,
     );
   return value;
 }
-
-const PARAM_KEY = /^[A-Za-z][A-Za-z0-9_]{0,63}$/;
-export const MAX_PARAMETERS = 32;
 
 /** Repeated `--param key=value` into an object; keys once each, values bounded. */
 export function parameters(pairs: readonly string[]): Record<string, string> {
@@ -105,7 +103,7 @@ export function parameters(pairs: readonly string[]): Record<string, string> {
   for (const pair of pairs) {
     const at = pair.indexOf('=');
     const key = at === -1 ? pair : pair.slice(0, at);
-    if (at === -1 || !PARAM_KEY.test(key))
+    if (at === -1 || !PARAMETER_NAME_PATTERN.test(key))
       throw usage(
         `"${pair.slice(0, 80)}" is not key=value`,
         '--param',
