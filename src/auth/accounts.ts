@@ -1,14 +1,6 @@
 /**
  * Account data the API needs beside sign-in (listing and revoking API tokens, finding a user):
  * the API reaches it through auth, never the store itself. The queries are store repositories
- * (src/store/token-admin.ts).
+ * (src/store/api-tokens.ts, src/store/users.ts).
  */
-export {
-  findEnabledUserById,
-  findTokenOwner,
-  findUserByNameForTokens,
-  findUserIdByName,
-  listTokensOf,
-  revokeTokensOfUser,
-  type TokenListing,
-} from '../store/index.js';
+export { findEnabledUserById, findTokenOwner, getUserByName, listTokensOf, revokeTokensOfUser, type TokenListing } from '../store/index.js';

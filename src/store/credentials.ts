@@ -32,6 +32,17 @@ export async function takeCredentials(tx: Executor, grantId: string): Promise<Se
   return { grantId: row.grant_id, principalId: row.principal_id, keyId: row.key_id, sealed: row.sealed, createdAt: new Date(row.created_at) };
 }
 
+/** Which of these grants have credentials waiting to be fetched (one query for a page of grants). */
+export async function grantsWithCredentials(tx: Executor, grantIds: readonly string[]): Promise<Set<string>> {
+  if (grantIds.length === 0) return new Set();
+  const rows = await tx
+    .selectFrom('grant_credentials')
+    .select('grant_id')
+    .where('grant_id', 'in', [...grantIds])
+    .execute();
+  return new Set(rows.map((row) => row.grant_id));
+}
+
 export async function hasCredentials(tx: Executor, grantId: string): Promise<boolean> {
   return (await tx.selectFrom('grant_credentials').select('grant_id').where('grant_id', '=', grantId).executeTakeFirst()) !== undefined;
 }

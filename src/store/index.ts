@@ -20,8 +20,6 @@ export * from './sign-in.js';
 export * from './mfa.js';
 export * from './connector-attempts.js';
 export * from './config-versions.js';
-export * from './grant-credentials.js';
 export * from './review-inbox.js';
 export * from './idempotency-keys.js';
 export * from './database-health.js';
-export * from './token-admin.js';

@@ -27,6 +27,11 @@ export async function getLocalSignInUser(db: Executor, name: string) {
     .executeTakeFirst();
 }
 
+/** An enabled user by id, or undefined. */
+export async function findEnabledUserById(db: Executor, id: string) {
+  return db.selectFrom('users').select(['id', 'name', 'kind', 'groups']).where('id', '=', id).where('disabled_at', 'is', null).executeTakeFirst();
+}
+
 /** The enabled user with this name (id and name only), or undefined. */
 export async function getEnabledUserByName(db: Executor, name: string) {
   return db.selectFrom('users').select(['id', 'name']).where('name', '=', name).where('disabled_at', 'is', null).executeTakeFirst();

@@ -16,7 +16,7 @@ import {
 } from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { findUserIdByName, revokeTokensOfUser } from '../../auth/accounts.js';
+import { getUserByName, revokeTokensOfUser } from '../../auth/accounts.js';
 import { type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { clearSessionCookie } from '../session-cookie.js';
@@ -44,7 +44,7 @@ const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevo
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
 
 async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
-  const id = await findUserIdByName(engine.store.db, caller.principal.id);
+  const id = (await getUserByName(engine.store.db, caller.principal.id))?.id;
   if (!id) throw new LapseError('unauthenticated', 'your account no longer exists');
   return id;
 }

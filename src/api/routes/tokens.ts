@@ -9,7 +9,7 @@ import { isLapseError, LapseError } from '../../domain/errors.js';
 import { viaData } from '../../domain/principal.js';
 import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
-import { findEnabledUserById, findTokenOwner, findUserByNameForTokens, listTokensOf } from '../../auth/accounts.js';
+import { findEnabledUserById, findTokenOwner, getUserByName, listTokensOf } from '../../auth/accounts.js';
 import { problemSchema } from '../problem.js';
 import { callerOf, refuse } from '../authorization.js';
 
@@ -59,7 +59,7 @@ const iso = (value: Date | string | null) => (value === null ? null : new Date(v
 export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
   return async (app) => {
     const db = engine.store.db;
-    const userByName = (name: string) => findUserByNameForTokens(db, name);
+    const userByName = (name: string) => getUserByName(db, name);
 
     app.get(
       '/api/v1/tokens',
