@@ -1,5 +1,14 @@
 import type { FastifyRequest } from 'fastify';
-import { authenticateToken, effectiveTokenScopes, findSession, sessionCookieName, sessionScopes, touchSession, type TokenScope } from '../auth/index.js';
+import {
+  authenticateToken,
+  effectiveTokenScopes,
+  findSession,
+  hasScope,
+  sessionCookieName,
+  sessionScopes,
+  touchSession,
+  type TokenScope,
+} from '../auth/index.js';
 import { sameSecret } from '../auth/secrets.js';
 import { LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -36,7 +45,7 @@ function routeOf(request: FastifyRequest): string {
  */
 export async function checkCredential(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
   const caller = await identify(engine, request);
-  if (!caller.scopes.includes(scope) && !caller.scopes.includes('admin')) {
+  if (!hasScope(caller.scopes, scope)) {
     await engine.recordSecurityEvent({
       action: 'auth.refused',
       actor: caller.principal.id,
@@ -77,7 +86,7 @@ export async function recheckCaller(engine: Engine, request: FastifyRequest, sco
     if (error instanceof LapseError && (error.code === 'unauthenticated' || error.code === 'forbidden')) return null;
     throw error;
   }
-  return caller.scopes.includes(scope) || caller.scopes.includes('admin') ? caller : null;
+  return hasScope(caller.scopes, scope) ? caller : null;
 }
 
 async function identify(engine: Engine, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {

@@ -24,5 +24,5 @@ export {
 } from './sessions.js';
 export { checkLocalPassword, findAccount, setPassword, type PasswordAttempt, type SignInUser } from './local-login.js';
 export { checkPasswordPolicy, hashPassword, verifyPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './passwords.js';
-export { effectiveTokenScopes, isHttps, roleNames, sessionCookieName, sessionScopes } from './roles.js';
+export { effectiveTokenScopes, hasScope, isHttps, roleNames, sessionCookieName, sessionScopes } from './roles.js';
 export { auditedChange } from './audited.js';

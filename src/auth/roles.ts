@@ -22,6 +22,11 @@ export function effectiveTokenScopes(tokenScopes: readonly TokenScope[], princip
   return allowed.includes('admin') ? [...tokenScopes] : TOKEN_SCOPES.filter((scope) => allowed.includes(scope));
 }
 
+/** Whether scopes allow an action needing `scope` (`admin` stands for every scope). */
+export function hasScope(scopes: readonly TokenScope[], scope: TokenScope): boolean {
+  return scopes.includes(scope) || scopes.includes('admin');
+}
+
 /** The role names a principal holds, for whoami views. */
 export function roleNames(principal: Principal, roles: Roles): string[] {
   return [...(isAdmin(roles, principal) ? ['admin'] : []), ...(isAuditor(roles, principal) ? ['auditor'] : [])];

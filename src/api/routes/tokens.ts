@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { auditedChange, issueApiToken, revokeApiToken, sessionScopes, TOKEN_SCOPES, type TokenScope } from '../../auth/index.js';
+import { auditedChange, hasScope, issueApiToken, revokeApiToken, sessionScopes, TOKEN_SCOPES, type TokenScope } from '../../auth/index.js';
 import { redeemCliLoginCode } from '../../auth/cli-login.js';
 import { userNameSchema } from '../../auth/principals.js';
 import { parseDuration } from '../../domain/duration.js';
@@ -122,7 +122,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             new LapseError('forbidden', message, { where, hint }),
           );
         // NB. caller.scopes are what the caller may do now (a token: its scopes within its owner's roles today).
-        const missing = body.scopes.filter((s) => !caller.scopes.includes(s) && !caller.scopes.includes('admin'));
+        const missing = body.scopes.filter((s) => !hasScope(caller.scopes, s));
         if (missing.length > 0) {
           await refuseToken(
             `scopes beyond the caller's: ${missing.join(', ')}`,
