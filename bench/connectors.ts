@@ -37,9 +37,9 @@ const MYSQL_URL = process.env.LAPSE_BENCH_MYSQL_URL ?? 'mysql://root@127.0.0.1:3
 /** Same as the engine's target calls in flight per revocation batch. */
 const ENGINE_CALL_CONCURRENCY = 32;
 
-const signal = () => AbortSignal.timeout(60_000);
+export const signal = () => AbortSignal.timeout(60_000);
 
-function grantOn(target: TargetConfig, entitlement: string): GrantSpec {
+export function grantOn(target: TargetConfig, entitlement: string): GrantSpec {
   return {
     grantId: newId('grant'),
     principalId: 'bench@example.com',
@@ -52,7 +52,7 @@ function grantOn(target: TargetConfig, entitlement: string): GrantSpec {
 }
 
 /** p50/p99 of revoke alone: each iteration provisions a fresh grant (untimed), then times its revoke. */
-async function revokeLatency(connector: Connector, target: TargetConfig, entitlement: string, iterations: number, name: string): Promise<BenchResult> {
+export async function revokeLatency(connector: Connector, target: TargetConfig, entitlement: string, iterations: number, name: string): Promise<BenchResult> {
   const latencies: number[] = [];
   const started = performance.now();
   for (let i = 0; i < iterations; i++) {
@@ -68,7 +68,7 @@ async function revokeLatency(connector: Connector, target: TargetConfig, entitle
 }
 
 /** Runs `work` over `items` with at most `lanes` in flight, like the engine's revocation batch. */
-async function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function inLanes<T>(items: readonly T[], lanes: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(lanes, items.length) }, async () => {

@@ -50,8 +50,14 @@ export interface Connector {
    */
   settleExpiry?(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
 
-  /** Removes the access and ends live sessions where the target allows it. Succeeds if already gone. */
-  revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void>;
+  /**
+   * Removes the access and ends live sessions where the target allows it. Succeeds if already gone.
+   * A target that is eventually consistent (a cloud's IAM) returns `propagationPending` when it
+   * accepted the removal but its read-back does not show it yet: the grant then stays `revoking`
+   * ("revoked, propagation pending") and Lapse calls revoke again after `recheckInMs` until a call
+   * returns without it. So revoke must re-issue the removal if needed, then read back.
+   */
+  revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<RevokeResult | void>;
 
   /** What access exists at the target now, for reconciliation. */
   listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]>;
@@ -110,6 +116,14 @@ export interface ProvisionResult {
    * fresh ones, since the first may have been lost.
    */
   readonly credentials?: Readonly<Record<string, string>>;
+}
+
+/** What revoke reports when the target accepted the removal but cannot confirm it yet. */
+export interface RevokeResult {
+  /** Why the removal is not confirmed yet (shown on the grant and in the audit event); absent when it is. */
+  readonly propagationPending?: string;
+  /** When to call revoke again to read back (bounded by the scheduler's revoke backoff); default: the backoff's minimum. */
+  readonly recheckInMs?: number;
 }
 
 export interface CurrentAccess {
