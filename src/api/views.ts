@@ -54,6 +54,12 @@ export const grantView = z.object({
   extensions: z.number().int(),
   credentialsWaiting: z.boolean().describe('Credentials were issued and not yet fetched (POST …/credentials, once)'),
   lastError: z.string().nullable().describe('The last connector error while provisioning or revoking'),
+  propagationPending: z
+    .string()
+    .nullable()
+    .describe(
+      'Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed.',
+    ),
 });
 
 export const reviewView = z.object({
@@ -121,6 +127,7 @@ export function toGrantView(grant: StoredGrant, credentialsWaiting: boolean): Gr
     extensions: grant.extensions,
     credentialsWaiting,
     lastError: grant.lastError,
+    propagationPending: grant.propagationPending,
   };
 }
 

@@ -1,4 +1,4 @@
-import type { GrantSpec } from '../connectors/index.js';
+import type { GrantSpec, RevokeResult } from '../connectors/index.js';
 import { beginRevoke, completeRevoke, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
@@ -12,6 +12,7 @@ import {
   retryJob,
   scheduleJob,
   setGrantLastError,
+  setGrantPropagationPending,
   startConnectorAttempts,
   updateGrantStates,
   type Job,
@@ -48,13 +49,21 @@ export async function revokeJobs(context: EngineContext, jobs: readonly Job[], w
 
   failpoint('revoke:before-call');
   const errors = new Map<string, string>();
+  const pending = new Map<string, Required<RevokeResult>>();
+  const { revokeBackoffMinMs, revokeBackoffMaxMs } = context.config().scheduler;
   let next = 0;
   await Promise.all(
     Array.from({ length: Math.min(CALL_CONCURRENCY, calls.length) }, async () => {
       while (next < calls.length) {
         const call = calls[next++]!;
         try {
-          await callConnector(context, `revoke of ${call.grant.id}`, (signal) => call.resolved.connector.revoke(call.spec, call.grant.handle, signal));
+          const result = await callConnector(context, `revoke of ${call.grant.id}`, (signal) =>
+            call.resolved.connector.revoke(call.spec, call.grant.handle, signal),
+          );
+          if (result?.propagationPending) {
+            const recheckInMs = Math.min(revokeBackoffMaxMs, Math.max(revokeBackoffMinMs, result.recheckInMs ?? revokeBackoffMinMs));
+            pending.set(call.grant.id, { propagationPending: result.propagationPending, recheckInMs });
+          }
         } catch (caught) {
           errors.set(call.grant.id, errorMessage(caught));
         }
@@ -63,7 +72,7 @@ export async function revokeJobs(context: EngineContext, jobs: readonly Job[], w
   );
   failpoint('revoke:after-call');
 
-  await transact(context, (unit) => recordOutcomes(context, unit, calls, errors, worker));
+  await transact(context, (unit) => recordOutcomes(context, unit, calls, errors, pending, worker));
   failpoint('revoke:after-commit');
 }
 
@@ -160,6 +169,7 @@ async function recordOutcomes(
   unit: UnitOfWork,
   calls: readonly RevokeCall[],
   errors: ReadonlyMap<string, string>,
+  pending: ReadonlyMap<string, Required<RevokeResult>>,
   worker: number,
 ): Promise<void> {
   await finishConnectorAttempts(
@@ -181,6 +191,22 @@ async function recordOutcomes(
       continue;
     }
     const error = errors.get(grant.id);
+    const unconfirmed = pending.get(grant.id);
+    if (error === undefined && unconfirmed) {
+      // Accepted but not yet read back: still live (and overdue past its end) until a recheck confirms it.
+      await setGrantPropagationPending(unit.tx, grant.id, unconfirmed.propagationPending);
+      await retryJob(unit.tx, call.job, worker, unconfirmed.recheckInMs, `propagation pending: ${unconfirmed.propagationPending}`);
+      if (grant.propagationPending === null) {
+        await unit.audit({
+          action: 'grant.revoke_pending',
+          actor: 'system',
+          subject: grant.id,
+          data: { reason: unconfirmed.propagationPending, recheckInMs: unconfirmed.recheckInMs },
+        });
+        context.logger.info({ grant: grant.id, reason: unconfirmed.propagationPending }, 'revoke accepted; propagation pending');
+      }
+      continue;
+    }
     if (error === undefined) {
       const closed = completeRevoke(grant, unit.now);
       done.push(closed);

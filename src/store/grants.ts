@@ -12,6 +12,8 @@ export interface StoredGrant extends Grant {
   readonly revokeAttempts: number;
   readonly lastError: string | null;
   readonly coveredBy: string | null;
+  /** Revoked at the target but not yet confirmed by reading back (why, from the connector); null otherwise. */
+  readonly propagationPending: string | null;
 }
 
 function toGrant(row: Selectable<GrantsTable>): StoredGrant {
@@ -38,6 +40,7 @@ function toGrant(row: Selectable<GrantsTable>): StoredGrant {
     revokeAttempts: row.revoke_attempts,
     lastError: row.last_error,
     coveredBy: row.covered_by,
+    propagationPending: row.propagation_pending,
   };
 }
 
@@ -73,6 +76,7 @@ export async function insertGrant(tx: Executor, grant: Grant, accessKey: string,
       revoke_attempts: 0,
       last_error: null,
       covered_by: null,
+      propagation_pending: null,
       created_at: createdAt,
     })
     .execute();
@@ -237,6 +241,7 @@ export async function updateGrantStates(
       ended_at = v.ended_at,
       covered_by = COALESCE(v.covered_by, g.covered_by),
       last_error = CASE WHEN ${changes.clearError ?? false} THEN NULL ELSE g.last_error END,
+      propagation_pending = CASE WHEN v.status IN ('revoked', 'failed') THEN NULL ELSE g.propagation_pending END,
       revoke_attempts = g.revoke_attempts + CASE WHEN ${changes.revokeAttempt ?? false} THEN 1 ELSE 0 END
     FROM unnest(${column((g) => g.id)}::text[], ${column((g) => g.status)}::text[], ${column((g) => g.endReason)}::text[],
                 ${column((g) => g.endedBy)}::text[], ${column((g) => g.endedAt?.toISOString() ?? null)}::timestamptz[],
@@ -247,6 +252,15 @@ export async function updateGrantStates(
     tx,
     grants.filter((g) => g.status !== 'provisioning' && g.status !== 'active').map((g) => g.id),
   );
+}
+
+/** The target accepted the revoke but cannot confirm it yet (why); clears the last error, since the call itself worked. */
+export async function setGrantPropagationPending(tx: Executor, grantId: string, reason: string): Promise<void> {
+  await tx
+    .updateTable('grants')
+    .set({ propagation_pending: reason.slice(0, 2000), last_error: null })
+    .where('id', '=', grantId)
+    .execute();
 }
 
 /** Records the last error a target call for this grant returned. */

@@ -203,6 +203,7 @@ export interface GrantsTable {
   last_error: string | null;
   /** Set when the target revoke was skipped because another grant still covers the same access. */
   covered_by: string | null;
+  propagation_pending: string | null;
   created_at: Timestamp;
 }
 

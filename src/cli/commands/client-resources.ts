@@ -54,6 +54,7 @@ export const grantSchema = z.looseObject({
   extensions: z.number().int().optional(),
   credentialsWaiting: z.boolean().default(false),
   lastError: words.nullable().optional(),
+  propagationPending: words.nullable().optional(),
 });
 export type LapseGrant = z.infer<typeof grantSchema>;
 
@@ -136,6 +137,7 @@ export function describeGrant(grant: LapseGrant): string {
   if (grant.status === 'active' && grant.expiresAt) lines.push(`  expires ${grant.expiresAt} (${relative(grant.expiresAt)})`);
   if (grant.status === 'provisioning') lines.push('  being set up on the target');
   if (grant.endedAt) lines.push(`  ended ${grant.endedAt}${grant.endReason ? `: ${grant.endReason}` : ''}${grant.endedBy ? ` (by ${grant.endedBy})` : ''}`);
+  if (grant.propagationPending) lines.push(`  revoked, propagation pending: ${grant.propagationPending}`);
   if (grant.lastError) lines.push(`  last error: ${grant.lastError}`);
   if (grant.credentialsWaiting) lines.push(`  credentials waiting: fetch them (once) with \`lapse credentials ${grant.id}\``);
   return lines.join('\n');

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { LapseError } from '../../domain/errors.js';
 import type { TargetConfig } from '../../config/types.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult, RevokeResult } from '../types.js';
 
 /**
  * A connector with no real system behind it: it keeps the "target's" access in memory, records
@@ -30,6 +30,8 @@ export interface NoopBehaviour {
   delayMs: number;
   failProvision: boolean;
   failRevoke: boolean;
+  /** The next this-many revoke calls remove the access but report it as not yet confirmed, like an eventually consistent cloud. */
+  pendingRevokes: number;
 }
 
 interface Access {
@@ -48,7 +50,7 @@ export class NoopConnector implements Connector {
   behaviour(target: string): NoopBehaviour {
     let behaviour = this.behaviours.get(target);
     if (!behaviour) {
-      behaviour = { delayMs: 0, failProvision: false, failRevoke: false };
+      behaviour = { delayMs: 0, failProvision: false, failRevoke: false, pendingRevokes: 0 };
       this.behaviours.set(target, behaviour);
     }
     return behaviour;
@@ -103,7 +105,7 @@ export class NoopConnector implements Connector {
     this.record(grant.target, { op: 'extend', ...this.describe(grant), notAfter: grant.notAfter.toISOString(), at: Date.now() });
   }
 
-  async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<void> {
+  async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<RevokeResult | void> {
     await this.pause(grant.target, signal);
     if (this.fails(grant.target, 'failRevoke')) {
       throw new LapseError('connector_failed', `noop target ${grant.target.name} was told to fail revoke`);
@@ -111,6 +113,11 @@ export class NoopConnector implements Connector {
     const key = typeof handle?.key === 'string' ? handle.key : this.accessKey(grant);
     const effect = this.holders(grant.target.name, grant.target).delete(key) ? 'removed' : 'already_absent';
     this.record(grant.target, { op: 'revoke', ...this.describe(grant), effect, at: Date.now() });
+    const behaviour = this.behaviour(grant.target.name);
+    if (behaviour.pendingRevokes > 0) {
+      behaviour.pendingRevokes--;
+      return { propagationPending: `noop target ${grant.target.name}: the read-back still shows the access`, recheckInMs: 10 };
+    }
   }
 
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {

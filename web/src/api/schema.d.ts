@@ -1669,6 +1669,8 @@ export interface paths {
                                 credentialsWaiting: boolean;
                                 /** @description The last connector error while provisioning or revoking */
                                 lastError: string | null;
+                                /** @description Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed. */
+                                propagationPending: string | null;
                             } | null;
                             timeline: {
                                 seq: number;
@@ -3499,6 +3501,8 @@ export interface paths {
                                 credentialsWaiting: boolean;
                                 /** @description The last connector error while provisioning or revoking */
                                 lastError: string | null;
+                                /** @description Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed. */
+                                propagationPending: string | null;
                             }[];
                             nextCursor: string | null;
                         };
@@ -3746,6 +3750,8 @@ export interface paths {
                                 credentialsWaiting: boolean;
                                 /** @description The last connector error while provisioning or revoking */
                                 lastError: string | null;
+                                /** @description Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed. */
+                                propagationPending: string | null;
                             };
                         };
                     };
@@ -4271,6 +4277,8 @@ export interface paths {
                                 credentialsWaiting: boolean;
                                 /** @description The last connector error while provisioning or revoking */
                                 lastError: string | null;
+                                /** @description Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed. */
+                                propagationPending: string | null;
                             };
                         };
                     };
@@ -4523,6 +4531,8 @@ export interface paths {
                                 credentialsWaiting: boolean;
                                 /** @description The last connector error while provisioning or revoking */
                                 lastError: string | null;
+                                /** @description Set while the grant is "revoked, propagation pending": the target (an eventually consistent cloud) accepted the removal but reading it back does not show it yet. The grant stays revoking, and Lapse rechecks until it is confirmed. */
+                                propagationPending: string | null;
                             };
                         };
                     };

@@ -191,6 +191,11 @@ export function RevocationsPanel() {
                       overdue
                     </Badge>
                   )}
+                  {g.propagationPending && (
+                    <Badge color="yellow" ml={4} title={g.propagationPending}>
+                      propagation pending
+                    </Badge>
+                  )}
                 </Table.Td>
                 <Table.Td>{g.principalId}</Table.Td>
                 <Table.Td>
