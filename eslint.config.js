@@ -75,6 +75,21 @@ export default tseslint.config(
     rules: { 'boundaries/dependencies': layerRule({ cli: ['store'] }) },
   },
   {
+    // The API and the CLI reach the database and the targets only through engine and auth use-cases
+    // (the auth service is bound to the database in the composition root): see docs/architecture.md.
+    files: ['src/api/**/*.ts', 'src/cli/**/*.ts'],
+    ignores: ['src/**/*.test.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: "MemberExpression[property.name=/^(store|sealer|connectors)$/]:matches([object.name='engine'], [object.property.name='engine'])",
+          message: 'Call an engine or AuthService use-case instead of reaching into the engine (docs/architecture.md).',
+        },
+      ],
+    },
+  },
+  {
     files: ['bin/**/*.js'],
     languageOptions: { globals: { process: 'readonly', URL: 'readonly' } },
   },

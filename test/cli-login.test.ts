@@ -10,6 +10,7 @@ import { completeLoginAt } from './support/oidc-login.js';
 import { startOidcProvider, type TestOidcProvider } from './support/oidc-provider.js';
 import { configWithAuth, createLocalUser, PASSWORD } from './support/sign-in.js';
 import { openTestStore, type OpenedStore } from './support/stores.js';
+import { authFor } from './support/auth-service.js';
 
 interface Run {
   code: number | null;
@@ -68,7 +69,7 @@ describe('lapse login / whoami / logout against a real server', { timeout: 120_0
     t = await startEngine(opened.store, {
       yaml: configWithAuth(`oidc:\n  issuer: ${idp.issuer}\n  clientId: lapse\n  clientSecret: \${file:${join(dir, 'secret')}}\n  allowInsecureHttp: true`),
     });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     server = await app.listen({ port: 0, host: '127.0.0.1' });
     await createLocalUser(opened.store, 'carol', ['security']);
   });

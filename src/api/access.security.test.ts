@@ -4,6 +4,7 @@ import { describeEachStore } from '../../test/support/stores.js';
 import { alice, startEngine, waitFor, type TestEngine } from '../../test/support/engine.js';
 import { createUser, issueApiToken, revokeApiToken } from '../auth/index.js';
 import { buildApiServer, type ApiServer } from './index.js';
+import { authFor } from '../../test/support/auth-service.js';
 
 describeEachStore('GET /api/v1/access/check (security)', ({ store }) => {
   let t: TestEngine;
@@ -12,7 +13,7 @@ describeEachStore('GET /api/v1/access/check (security)', ({ store }) => {
   let revokedId = '';
   beforeAll(async () => {
     t = await startEngine(store());
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     const now = new Date();
     const db = store().db;
     const aliceUser = await createUser(db, { name: 'alice', groups: ['sre', 'oncall'] }, now);

@@ -1,14 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import {
-  authenticateToken,
-  effectiveTokenScopes,
-  findSession,
-  hasScope,
-  sessionCookieName,
-  sessionScopes,
-  touchSession,
-  type TokenScope,
-} from '../auth/index.js';
+import { effectiveTokenScopes, hasScope, sessionCookieName, sessionScopes, type AuthService, type TokenScope } from '../auth/index.js';
 import { sameSecret } from '../auth/secrets.js';
 import { LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -43,8 +34,8 @@ function routeOf(request: FastifyRequest): string {
  * never says which part of a credential was wrong. The route's declared rule runs this before the
  * input is validated (src/api/authorization.ts), so an unauthenticated call is a 401 whatever it sent.
  */
-export async function checkCredential(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
-  const caller = await identify(engine, request);
+export async function checkCredential(engine: Engine, auth: AuthService, request: FastifyRequest, scope: TokenScope): Promise<Caller> {
+  const caller = await identify(engine, auth, request);
   if (!hasScope(caller.scopes, scope)) {
     await engine.recordSecurityEvent({
       action: 'auth.refused',
@@ -66,8 +57,8 @@ export async function checkCredential(engine: Engine, request: FastifyRequest, s
  * The second half, once the input is valid: a one-request step-up (`X-Lapse-MFA: totp <code>`,
  * for API tokens; see step-up.ts), so a code is never spent on a request that fails validation.
  */
-export async function completeAuthentication(engine: Engine, request: FastifyRequest, caller: Caller): Promise<Caller> {
-  const stepped = await stepUpFromHeader(engine, request, caller);
+export async function completeAuthentication(engine: Engine, auth: AuthService, request: FastifyRequest, caller: Caller): Promise<Caller> {
+  const stepped = await stepUpFromHeader(engine, auth, request, caller);
   rememberCaller(request, stepped);
   return stepped;
 }
@@ -78,10 +69,10 @@ export async function completeAuthentication(engine: Engine, request: FastifyReq
  * auditing or touching the session: a stream left open is not activity. The caller as they are
  * now (groups and scopes may have changed), or null.
  */
-export async function recheckCaller(engine: Engine, request: FastifyRequest, scope: TokenScope): Promise<Caller | null> {
+export async function recheckCaller(engine: Engine, auth: AuthService, request: FastifyRequest, scope: TokenScope): Promise<Caller | null> {
   let caller: Caller;
   try {
-    caller = await identify(engine, request, { quiet: true });
+    caller = await identify(engine, auth, request, { quiet: true });
   } catch (error) {
     if (error instanceof LapseError && (error.code === 'unauthenticated' || error.code === 'forbidden')) return null;
     throw error;
@@ -89,7 +80,7 @@ export async function recheckCaller(engine: Engine, request: FastifyRequest, sco
   return hasScope(caller.scopes, scope) ? caller : null;
 }
 
-async function identify(engine: Engine, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {
+async function identify(engine: Engine, auth: AuthService, request: FastifyRequest, options: { quiet?: boolean } = {}): Promise<Caller> {
   const refuse = async (reason: string, actor = 'anonymous', extra: Record<string, unknown> = {}): Promise<never> => {
     if (!options.quiet)
       await engine.recordSecurityEvent({ action: 'auth.refused', actor, data: { route: routeOf(request), reason, ip: request.ip, ...extra } });
@@ -113,7 +104,7 @@ async function identify(engine: Engine, request: FastifyRequest, options: { quie
   const header = request.headers.authorization;
   if (header !== undefined) {
     const token = header.startsWith('Bearer ') ? header.slice(7).trim() : '';
-    const identity = token ? await authenticateToken(engine.store.db, token) : null;
+    const identity = token ? await auth.authenticateToken(token) : null;
     if (!identity) return refuse('invalid token');
     return {
       principal: identity.principal,
@@ -126,10 +117,10 @@ async function identify(engine: Engine, request: FastifyRequest, options: { quie
     };
   }
 
-  const auth = engine.config.auth;
-  const cookie = request.cookies?.[sessionCookieName(auth)];
+  const settings = engine.config.auth;
+  const cookie = request.cookies?.[sessionCookieName(settings)];
   if (!cookie) return refuse('no credentials');
-  const session = await findSession(engine.store.db, cookie, auth.sessions);
+  const session = await auth.findSession(cookie, settings.sessions);
   if (!session) return refuse('invalid session');
   if (UNSAFE_METHODS.has(request.method)) {
     const presented = request.headers['x-csrf-token'];
@@ -137,7 +128,7 @@ async function identify(engine: Engine, request: FastifyRequest, options: { quie
       return refuse('csrf', session.principal.id, { via: session.id });
     }
   }
-  if (!options.quiet) await touchSession(engine.store.db, session, auth.sessions);
+  if (!options.quiet) await auth.touchSession(session, settings.sessions);
   return {
     principal: session.principal,
     scopes: sessionScopes(session.principal, engine.config.roles),

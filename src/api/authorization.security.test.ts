@@ -6,6 +6,7 @@ import { startEngine, type TestEngine } from '../../test/support/engine.js';
 import type { Store } from '../store/index.js';
 import { declaredRoutes, routeAuthorization, type DeclaredRoute } from './authorization.js';
 import { buildApiServer, type ApiServer } from './index.js';
+import { authFor } from '../../test/support/auth-service.js';
 
 /** Routes of third-party plugins: the browsable API documentation (@fastify/swagger-ui), public by nature. */
 const isSwaggerUi = (route: DeclaredRoute) => route.url === '/api/docs' || route.url.startsWith('/api/docs/');
@@ -34,7 +35,7 @@ describe('route authorization (every route)', () => {
   beforeAll(async () => {
     store = await openPgliteStore();
     t = await startEngine(store);
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     routes = declaredRoutes(app).filter((route) => route.method !== 'HEAD' && !isSwaggerUi(route));
   });
   afterAll(async () => {
@@ -81,7 +82,7 @@ describe('route authorization (every route)', () => {
 
   it('refuses to start a server with an API route that declares no rule', async () => {
     const bare = Fastify();
-    await bare.register(routeAuthorization(t.engine));
+    await bare.register(routeAuthorization(t.engine, authFor(t.engine)));
     await expect(
       bare.register(async (child) => {
         child.get('/api/v1/undeclared', async () => ({}));

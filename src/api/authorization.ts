@@ -1,5 +1,5 @@
 import type { FastifyPluginAsync, FastifyRequest, RouteOptions } from 'fastify';
-import { sessionCookieName, type TokenScope } from '../auth/index.js';
+import { sessionCookieName, type AuthService, type TokenScope } from '../auth/index.js';
 import { canSeeGrant, canSeeRequest, holdsRole, type Role } from '../domain/authorization.js';
 import { isLapseError, LapseError } from '../domain/errors.js';
 import type { Principal } from '../domain/principal.js';
@@ -136,7 +136,7 @@ export function declaredRoutes(app: object): readonly DeclaredRoute[] {
  * Applies every route's declared rule (hooks for the whole server) and refuses at start-up an API
  * route that declares none: a route without a rule must not be reachable by accident.
  */
-export function routeAuthorization(engine: Engine): FastifyPluginAsync {
+export function routeAuthorization(engine: Engine, auth: AuthService): FastifyPluginAsync {
   const plugin: FastifyPluginAsync = async (app) => {
     const table: DeclaredRoute[] = [];
     routeTables.set(app, table);
@@ -153,7 +153,7 @@ export function routeAuthorization(engine: Engine): FastifyPluginAsync {
       const presented = request.headers.authorization !== undefined || Boolean(request.cookies?.[sessionCookieName(engine.config.auth)]);
       if (rule.optional && !presented) return;
       try {
-        credentials.set(request, await checkCredential(engine, request, rule.scope));
+        credentials.set(request, await checkCredential(engine, auth, request, rule.scope));
       } catch (error) {
         if (rule.optional && isLapseError(error, 'unauthenticated') && request.headers.authorization === undefined)
           clearSessionCookie(reply, engine.config.auth);
@@ -166,7 +166,7 @@ export function routeAuthorization(engine: Engine): FastifyPluginAsync {
       const credential = credentials.get(request);
       if (!rule || 'public' in rule || !credential) return;
       // Remembers the caller for callerOf (and for step-up guidance on errors).
-      const caller = await completeAuthentication(engine, request, credential);
+      const caller = await completeAuthentication(engine, auth, request, credential);
       if (rule.role && !holdsRole(engine.config.roles, caller.principal, rule.role)) {
         const refused = rule.refused ?? {
           message: rule.role === 'admin' ? 'only admins may do this' : 'only admins and auditors may do this',

@@ -2,13 +2,14 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeEachStore } from '../../test/support/stores.js';
 import { startEngine, type TestEngine } from '../../test/support/engine.js';
 import { buildApiServer, type ApiServer } from './index.js';
+import { authFor } from '../../test/support/auth-service.js';
 
 describeEachStore('operations endpoints', ({ store }) => {
   let t: TestEngine;
   let app: ApiServer;
   beforeAll(async () => {
     t = await startEngine(store());
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
   });
   afterAll(async () => {
     await app.close();
@@ -73,7 +74,7 @@ describeEachStore('operations endpoints', ({ store }) => {
   it('reports a stalled scheduler as not ready', async () => {
     await t.engine.scheduler.stop();
     const stalled = Object.create(t.engine.scheduler, { lastRoundAt: { value: Date.now() - 60_000 } });
-    const probe = await buildApiServer({ engine: Object.create(t.engine, { scheduler: { value: stalled } }), version: 'test' });
+    const probe = await buildApiServer({ auth: authFor(t.engine), engine: Object.create(t.engine, { scheduler: { value: stalled } }), version: 'test' });
     const res = await probe.inject({ method: 'GET', url: '/readyz' });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toMatchObject({ status: 'not_ready', checks: { scheduler: 'stalled' } });

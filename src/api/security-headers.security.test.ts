@@ -4,6 +4,7 @@ import { configWithAuth, createLocalUser, PASSWORD, sessionCookieFrom } from '..
 import { openPgliteStore } from '../../test/support/stores.js';
 import type { Store } from '../store/index.js';
 import { buildApiServer, type ApiServer } from './index.js';
+import { authFor } from '../../test/support/auth-service.js';
 
 /** Security headers on every response, not only the portal's (issue 9 item 21). */
 describe('security headers (security)', () => {
@@ -11,7 +12,7 @@ describe('security headers (security)', () => {
   async function server(auth: string): Promise<ApiServer> {
     const store = await openPgliteStore();
     const t = await startEngine(store, { yaml: configWithAuth(`loginLimits: { perAccountPerHour: 100, perIpPerMinute: 100 }\n${auth}`) });
-    const app = await buildApiServer({ engine: t.engine, version: 'test' });
+    const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     servers.push({ store, t, app });
     await createLocalUser(store, 'alice', ['sre']);
     return app;

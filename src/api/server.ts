@@ -5,6 +5,7 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import Fastify, { LogController, type FastifyError } from 'fastify';
 import { jsonSchemaTransform, serializerCompiler, validatorCompiler, type ZodTypeProvider } from 'fastify-type-provider-zod';
 import type { Logger } from 'pino';
+import type { AuthService } from '../auth/index.js';
 import type { Engine } from '../engine/index.js';
 import { routeAuthorization } from './authorization.js';
 import { errorHandler, notFoundHandler } from './problem.js';
@@ -28,6 +29,8 @@ import { signInRoutes } from './routes/sign-in.js';
 
 export interface ApiServerOptions {
   readonly engine: Engine;
+  /** Sign-in, sessions, API tokens and MFA, bound to the database where Lapse is composed. */
+  readonly auth: AuthService;
   readonly logger?: Logger;
   readonly version: string;
   /**
@@ -57,14 +60,12 @@ export async function buildApiServer(options: ApiServerOptions) {
   app.setValidatorCompiler(validatorCompiler);
   app.setSerializerCompiler(serializerCompiler);
   // A step-up refusal gets the caller's factors and the ways to complete it (src/api/step-up.ts).
-  app.setErrorHandler(async (error, request, reply) =>
-    errorHandler((await withStepUpGuidance(options.engine, request, error)) as FastifyError, request, reply),
-  );
+  app.setErrorHandler(async (error, request, reply) => errorHandler((await withStepUpGuidance(options.auth, request, error)) as FastifyError, request, reply));
   app.setNotFoundHandler(notFoundHandler);
   await app.register(fastifyCookie);
   await registerSecurityHeaders(app, options.engine);
   // Every route declares who may call it (config.auth); one hook applies it (src/api/authorization.ts).
-  await app.register(routeAuthorization(options.engine));
+  await app.register(routeAuthorization(options.engine, options.auth));
 
   await app.register(fastifySwagger, {
     openapi: {
@@ -106,13 +107,13 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));
   await app.register(statsRoutes(options.engine));
-  await app.register(eventRoutes(options.engine, options.eventStream));
+  await app.register(eventRoutes(options.engine, options.auth, options.eventStream));
   await app.register(auditRoutes(options.engine));
   await app.register(auditVerifyRoutes(options.engine, options.checkpointKeys));
   await app.register(configRoutes(options.engine));
   await app.register(sshRoutes(options.engine));
-  await app.register(mfaRoutes(options.engine));
-  await app.register(signInRoutes(options.engine));
+  await app.register(mfaRoutes(options.engine, options.auth));
+  await app.register(signInRoutes(options.engine, options.auth));
   app.get('/api/openapi.json', { schema: { hide: true }, config: { auth: { public: 'the API description' } } }, async () => app.swagger());
   // A browsable page over the same document, served from the package (no CDN).
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });

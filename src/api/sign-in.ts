@@ -1,5 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import { auditedChange, createSession, type NewSession, type SignInMethod, type SignInUser } from '../auth/index.js';
+import type { AuthService, NewSession, SignInMethod, SignInUser } from '../auth/index.js';
 import type { Engine } from '../engine/index.js';
 import { setSessionCookie } from './session-cookie.js';
 
@@ -9,18 +9,15 @@ import { setSessionCookie } from './session-cookie.js';
  */
 export async function startSession(
   engine: Engine,
+  auth: AuthService,
   request: FastifyRequest,
   reply: FastifyReply,
   user: SignInUser,
   method: SignInMethod,
   data: Record<string, unknown> = {},
 ): Promise<NewSession> {
-  const auth = engine.config.auth;
-  const session = await auditedChange(engine.store.db, async (tx, now, audit) => {
-    const created = await createSession(tx, { userId: user.id, method, ip: request.ip, userAgent: request.headers['user-agent'] }, auth.sessions, now);
-    audit({ action: 'auth.login', actor: user.name, subject: created.id, data: { method, ip: request.ip, ...data } });
-    return created;
-  });
-  setSessionCookie(reply, auth, session.secret, session.expiresAt);
+  const settings = engine.config.auth;
+  const session = await auth.startSession(user, method, { ip: request.ip, userAgent: request.headers['user-agent'] }, settings.sessions, data);
+  setSessionCookie(reply, settings, session.secret, session.expiresAt);
   return session;
 }

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import { enrolledFactors, findMfaUser, MFA_HEADER, parseMfaHeader, verifyTotp, type MfaContext, type MfaFactor, type RelyingParty } from '../auth/mfa/index.js';
+import type { AuthService } from '../auth/index.js';
+import { MFA_HEADER, parseMfaHeader, verifyTotp, type MfaContext, type MfaFactor, type RelyingParty } from '../auth/mfa/index.js';
 import { isLapseError, LapseError } from '../domain/errors.js';
 import type { Engine } from '../engine/index.js';
 import type { Caller } from './authenticate.js';
@@ -26,8 +27,8 @@ export function relyingPartyFor(engine: Engine, request: FastifyRequest): Relyin
   }
 }
 
-export function mfaContext(engine: Engine, request: FastifyRequest): MfaContext {
-  return { db: engine.store.db, sealer: engine.sealer, logger: request.log, relyingParty: relyingPartyFor(engine, request) };
+export function mfaContext(engine: Engine, auth: AuthService, request: FastifyRequest): MfaContext {
+  return auth.mfaContext(request.log, relyingPartyFor(engine, request));
 }
 
 /** How the caller can complete a step-up: their factors, the endpoint, and the header for API tokens. */
@@ -56,16 +57,16 @@ function stepUpHint(factors: readonly MfaFactor[]): string {
 }
 
 /** A step-up refusal that tells the client how to complete it. */
-export async function stepUpRequired(engine: Engine, principalId: string, message: string, where?: string): Promise<LapseError> {
-  const factors = await enrolledFactors(engine.store.db, principalId);
+export async function stepUpRequired(auth: AuthService, principalId: string, message: string, where?: string): Promise<LapseError> {
+  const factors = await auth.enrolledFactors(principalId);
   return new LapseError('mfa_step_up_required', message, { ...(where ? { where } : {}), hint: stepUpHint(factors), stepUp: stepUpGuidance(factors) });
 }
 
 /** Refuses unless the caller verified a second factor within `maxAgeMs` (by the database's clock). */
-export async function requireFreshMfa(engine: Engine, caller: Caller, now: Date, maxAgeMs: number, what: string): Promise<void> {
+export async function requireFreshMfa(engine: Engine, auth: AuthService, caller: Caller, now: Date, maxAgeMs: number, what: string): Promise<void> {
   if (caller.mfaAt && now.getTime() - caller.mfaAt.getTime() <= maxAgeMs) return;
   await engine.recordSecurityEvent({ action: 'auth.step_up_required', actor: caller.principal.id, data: { what, maxAgeMs } });
-  throw await stepUpRequired(engine, caller.principal.id, `${what} needs a second factor verified within the last ${Math.round(maxAgeMs / 60_000)} minutes`);
+  throw await stepUpRequired(auth, caller.principal.id, `${what} needs a second factor verified within the last ${Math.round(maxAgeMs / 60_000)} minutes`);
 }
 
 /** The caller each request authenticated as, for errors raised after authentication. */
@@ -84,12 +85,12 @@ export function rememberedCaller(request: FastifyRequest): Caller | undefined {
  * The engine refuses a policy's MFA freshness with `mfa_step_up_required` without knowing the
  * caller's factors; this adds them (and the ways to step up) before the problem is sent.
  */
-export async function withStepUpGuidance(engine: Engine, request: FastifyRequest, error: unknown): Promise<unknown> {
+export async function withStepUpGuidance(auth: AuthService, request: FastifyRequest, error: unknown): Promise<unknown> {
   if (!isLapseError(error, 'mfa_step_up_required') || error.details.stepUp !== undefined) return error;
   const caller = callers.get(request);
   if (!caller) return error;
   try {
-    const factors = await enrolledFactors(engine.store.db, caller.principal.id);
+    const factors = await auth.enrolledFactors(caller.principal.id);
     return new LapseError(
       error.code,
       error.message,
@@ -105,7 +106,7 @@ export async function withStepUpGuidance(engine: Engine, request: FastifyRequest
  * `X-Lapse-MFA: totp <code>`: a second factor for this one request (API tokens have no session to
  * remember a step-up in). The code is spent like any other; a wrong one fails the request.
  */
-export async function stepUpFromHeader(engine: Engine, request: FastifyRequest, caller: Caller): Promise<Caller> {
+export async function stepUpFromHeader(engine: Engine, auth: AuthService, request: FastifyRequest, caller: Caller): Promise<Caller> {
   const value = request.headers[MFA_HEADER];
   if (value === undefined) return caller;
   const parsed = typeof value === 'string' ? parseMfaHeader(value) : null;
@@ -115,8 +116,8 @@ export async function stepUpFromHeader(engine: Engine, request: FastifyRequest, 
       hint: 'Send e.g. `X-Lapse-MFA: totp 123456` with the current code from your authenticator app.',
     });
   }
-  const context = mfaContext(engine, request);
-  const user = await findMfaUser(engine.store.db, caller.principal.id);
+  const context = mfaContext(engine, auth, request);
+  const user = await auth.findMfaUser(caller.principal.id);
   const proof = await verifyTotp(context, user, parsed.code);
   return { ...caller, mfaAt: proof.at };
 }

@@ -4,6 +4,7 @@ import { startEngine, type TestEngine } from '../../test/support/engine.js';
 import { configWithAuth, createLocalUser } from '../../test/support/sign-in.js';
 import { describeEachStore } from '../../test/support/stores.js';
 import { buildApiServer, type ApiServer } from './index.js';
+import { authFor } from '../../test/support/auth-service.js';
 
 /**
  * The client address behind a reverse proxy: X-Forwarded-For is believed only from the proxies
@@ -15,9 +16,9 @@ describeEachStore('client addresses behind a reverse proxy (security)', ({ store
   let proxied: ApiServer;
   beforeAll(async () => {
     t = await startEngine(store(), { yaml: configWithAuth('loginLimits: { perIpPerMinute: 3 }\ntrustedProxies: [10.9.0.0/16]') });
-    proxied = await buildApiServer({ engine: t.engine, version: 'test' });
+    proxied = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     const plain = await startEngine(store(), { yaml: configWithAuth('loginLimits: { perIpPerMinute: 3 }') });
-    direct = await buildApiServer({ engine: plain.engine, version: 'test' });
+    direct = await buildApiServer({ engine: plain.engine, auth: authFor(plain.engine), version: 'test' });
     await createLocalUser(store(), 'alice', ['sre']);
     return async () => {
       await plain.stop();

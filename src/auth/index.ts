@@ -26,3 +26,4 @@ export { checkLocalPassword, findAccount, setPassword, type PasswordAttempt, typ
 export { checkPasswordPolicy, hashPassword, verifyPassword, PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH } from './passwords.js';
 export { effectiveTokenScopes, hasScope, isHttps, roleNames, sessionCookieName, sessionScopes } from './roles.js';
 export { auditedChange } from './audited.js';
+export { AuthService } from './service.js';

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { z } from 'zod';
 import { ERROR_CODES, LapseError, type ErrorCode } from '../domain/errors.js';
-import type { paths } from './api-schema.js';
+import type { paths } from '../api/openapi-types.js';
 import { loadCredentials, normalizeServerUrl } from './credentials.js';
 
 /**
@@ -9,7 +9,7 @@ import { loadCredentials, normalizeServerUrl } from './credentials.js';
  * (docs/api.md). Every answer is checked against a schema; every problem document becomes a
  * LapseError with the server's code, detail and hint, so the CLI's exit code is the registry's.
  *
- * Paths, path parameters, queries and bodies are typed by api-schema.d.ts, generated from the
+ * Paths, path parameters, queries and bodies are typed by src/api/openapi-types.d.ts, generated from the
  * server's OpenAPI document like the portal's types (`npm run web:api-types`), and each answer
  * schema must accept what the document says the server answers: a route change the CLI did not
  * follow fails to compile. NB. The types only: the runtime stays this small fetch wrapper, so

@@ -1,19 +1,15 @@
 import type { Logger } from 'pino';
-import { auditedChange } from '../auth/index.js';
-import { createSetupToken, firstAdminRule, needsFirstAdmin } from '../auth/setup.js';
+import type { AuthService } from '../auth/index.js';
+import { firstAdminRule } from '../auth/setup.js';
 import type { Engine } from '../engine/index.js';
 
 /**
  * On `lapse serve`: when nobody can administer Lapse yet, print a one-time setup link (24 hours,
  * single use, stored hashed), and say what the first admin must be. Never a default password.
  */
-export async function announceFirstStart(engine: Engine, baseUrl: string, logger: Logger): Promise<string | null> {
-  if (!(await needsFirstAdmin(engine.store.db, engine.config))) return null;
-  const { token, expiresAt } = await auditedChange(engine.store.db, async (tx, now, audit) => {
-    const created = await createSetupToken(tx, now);
-    audit({ action: 'setup.link_created', actor: 'system', data: { expiresAt: created.expiresAt.toISOString() } });
-    return created;
-  });
+export async function announceFirstStart(engine: Engine, auth: AuthService, baseUrl: string, logger: Logger): Promise<string | null> {
+  if (!(await auth.needsFirstAdmin(engine.config))) return null;
+  const { token, expiresAt } = await auth.createSetupLink();
   const link = `${baseUrl.replace(/\/+$/, '')}/setup?token=${token}`;
   const rule = firstAdminRule(engine.config);
   // NB. The link is a secret: it goes to the terminal only, never into the structured log (which is shipped elsewhere).

@@ -1,5 +1,6 @@
 import { pino, type Logger } from 'pino';
 import type { KeyObject } from 'node:crypto';
+import { AuthService } from '../auth/index.js';
 import { AuditCheckpointer, loadOrCreateSigningKey, trustedCheckpointKeys } from '../audit/index.js';
 import { loadConfigFile } from '../config/index.js';
 import { loadOrCreateSealer } from '../secrets/index.js';
@@ -9,6 +10,8 @@ import { openStoreAt, type RuntimeLocation } from './context.js';
 
 export interface Runtime {
   readonly engine: Engine;
+  /** Sign-in, sessions, tokens and MFA over the same database and sealer (for the API). */
+  readonly auth: AuthService;
   /** Signs audit checkpoints while the process runs (started by the caller). */
   readonly checkpointer: AuditCheckpointer;
   /** The public keys audit verification trusts (trustedCheckpointKeys): the API's and the demo's. */
@@ -20,7 +23,7 @@ export interface Runtime {
 
 /**
  * Opens everything a long-running command needs: config, database (migrated), connectors, the
- * engine and the audit checkpointer. The caller starts the engine and checkpointer when it wants
+ * engine, the auth service and the audit checkpointer. The caller starts the engine and checkpointer when it wants
  * timers to run.
  */
 export async function openRuntime(location: RuntimeLocation, logger: Logger = pino({ level: 'silent' })): Promise<Runtime> {
@@ -39,6 +42,7 @@ export async function openRuntime(location: RuntimeLocation, logger: Logger = pi
   });
   return {
     engine,
+    auth: new AuthService(store.db, sealer),
     checkpointer,
     checkpointKeys,
     databaseKind: store.kind,

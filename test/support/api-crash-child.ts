@@ -13,6 +13,7 @@ import { parseConfig } from '../../src/config/index.js';
 import { connectorRegistry, NoopConnector } from '../../src/connectors/index.js';
 import { Engine } from '../../src/engine/index.js';
 import { openStore } from '../../src/store/index.js';
+import { authFor } from './auth-service.js';
 
 const [configPath, where] = process.argv.slice(2) as [string, string];
 const store = await openStore(where.startsWith('postgres') ? { databaseUrl: where } : { dataDir: where });
@@ -22,7 +23,7 @@ const engine = new Engine({
   connectors: connectorRegistry([new NoopConnector()]),
 });
 await engine.start();
-const app = await buildApiServer({ engine, version: 'test' });
+const app = await buildApiServer({ engine, auth: authFor(engine), version: 'test' });
 const url = await app.listen({ host: '127.0.0.1', port: 0 });
 const now = new Date();
 const alice = (await findUserByName(store.db, 'alice')) ?? (await createUser(store.db, { name: 'alice', groups: ['sre'] }, now));

@@ -3,6 +3,7 @@ import { createUser, issueApiToken, type TokenScope } from '../../src/auth/index
 import { buildApiServer, type ApiServer } from '../../src/api/index.js';
 import type { Store } from '../../src/store/index.js';
 import { startEngine, type TestEngine } from './engine.js';
+import { authFor } from './auth-service.js';
 
 /** The cast of test/support/engine.ts as real users with API tokens, plus an auditor. */
 const CAST = {
@@ -30,7 +31,7 @@ export interface TestApi {
 
 export async function startTestApi(store: Store, options: { yaml?: string } = {}): Promise<TestApi> {
   const t = await startEngine(store, options.yaml ? { yaml: options.yaml } : {});
-  const app = await buildApiServer({ engine: t.engine, version: 'test' });
+  const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
   const now = new Date();
   const users = new Map<CastMember, string>();
   for (const [name, groups] of Object.entries(CAST) as [CastMember, readonly string[]][]) {

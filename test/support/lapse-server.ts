@@ -7,6 +7,7 @@ import { createUser, issueApiToken, type TokenScope } from '../../src/auth/index
 import type { Store } from '../../src/store/index.js';
 import { startEngine, type TestEngine } from './engine.js';
 import { openPgliteStore } from './stores.js';
+import { authFor } from './auth-service.js';
 
 /**
  * A real Lapse API server on 127.0.0.1 (PGlite, TEST_CONFIG or the yaml given) with the test cast
@@ -34,7 +35,7 @@ export const CAST: Record<string, string[]> = {
 export async function startLapseServer(options: { yaml?: string } = {}): Promise<LapseServer> {
   const store = await openPgliteStore();
   const engine = await startEngine(store, options.yaml ? { yaml: options.yaml } : {});
-  const app = await buildApiServer({ engine: engine.engine, version: 'test' });
+  const app = await buildApiServer({ engine: engine.engine, auth: authFor(engine.engine), version: 'test' });
   await app.listen({ host: '127.0.0.1', port: 0 });
   const address = app.server.address();
   if (!address || typeof address === 'string') throw new Error('the test server has no TCP address');

@@ -9,6 +9,7 @@ import { PORTAL_DIR } from '../../src/api/routes/portal.js';
 import type { Store } from '../../src/store/index.js';
 import { startEngine, TEST_CONFIG, type TestEngine } from './engine.js';
 import { startOidcProvider, type TestOidcProvider } from './oidc-provider.js';
+import { authFor } from './auth-service.js';
 
 /**
  * The portal under test: the real server (engine + API + built portal) on 127.0.0.1, signing in
@@ -54,7 +55,7 @@ export async function startPortal(store: Store, options: { config?: string; host
   writeFileSync(join(dir, 'client-secret'), idp.clientSecret);
   const auth = `oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  clientSecret: \${file:${join(dir, 'client-secret')}}\n  allowInsecureHttp: true\nloginLimits: { perAccountPerHour: 1000, perIpPerMinute: 1000 }`;
   const t = await startEngine(store, { yaml: `${options.config ?? TEST_CONFIG}\nauth:\n${auth.replace(/^/gm, '  ')}\n` });
-  const app = await buildApiServer({ engine: t.engine, version: 'test' });
+  const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
   // NB. Single sign-on needs 127.0.0.1 (the test provider's loopback redirect); passkeys need a host
   // name (`localhost`, which listens on both loopback addresses), since an IP cannot be a relying party.
   const host = options.host ?? '127.0.0.1';

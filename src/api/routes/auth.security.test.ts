@@ -5,6 +5,7 @@ import { startEngine, type TestEngine } from '../../../test/support/engine.js';
 import { configWithAuth, countAudit, createLocalUser, PASSWORD, sessionCookieFrom } from '../../../test/support/sign-in.js';
 import { describeEachStore } from '../../../test/support/stores.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 describeEachStore('sign-in routes (security)', ({ store }) => {
   let t: TestEngine;
@@ -13,7 +14,7 @@ describeEachStore('sign-in routes (security)', ({ store }) => {
   let aliceCsrf = '';
   beforeAll(async () => {
     t = await startEngine(store(), { yaml: configWithAuth('loginLimits: { perAccountPerHour: 100, perIpPerMinute: 20 }') });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     await createLocalUser(store(), 'alice', ['sre']);
     await createLocalUser(store(), 'bob', ['sre-leads']);
     await createLocalUser(store(), 'victim', []);

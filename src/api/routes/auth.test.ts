@@ -5,6 +5,7 @@ import { configWithAuth, countAudit, createLocalUser, PASSWORD, sessionCookieFro
 import { describeEachStore } from '../../../test/support/stores.js';
 import { createUser, markSessionMfa } from '../../auth/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
   let t: TestEngine;
@@ -13,7 +14,7 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
     t = await startEngine(store(), {
       yaml: configWithAuth('sessions: { idleTimeout: 30m, absoluteTimeout: 12h }\nloginLimits: { perAccountPerHour: 100, perIpPerMinute: 1000 }'),
     });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     await createLocalUser(store(), 'alice', ['sre', 'oncall']);
     await createLocalUser(store(), 'root', ['admins']);
   });
@@ -180,7 +181,7 @@ describeEachStore('sign-in with local accounts and sessions', ({ store }) => {
 describeEachStore('sign-in behind https', ({ store }) => {
   it('marks the session cookie Secure with the __Host- prefix when publicUrl is https', async () => {
     const t = await startEngine(store(), { yaml: configWithAuth('publicUrl: https://lapse.example.com') });
-    const app = await buildApiServer({ engine: t.engine, version: 'test' });
+    const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     try {
       await createLocalUser(store(), 'alice', ['sre']);
       const res = await app.inject({ method: 'POST', url: '/api/v1/auth/login', payload: { username: 'alice', password: PASSWORD } });
@@ -200,7 +201,7 @@ describeEachStore('sign-in behind https', ({ store }) => {
 
   it('publishes the sign-in routes in the OpenAPI document', async () => {
     const t = await startEngine(store(), { start: false });
-    const app = await buildApiServer({ engine: t.engine, version: 'test' });
+    const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     try {
       const doc = (await app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as { paths: Record<string, unknown> };
       expect(Object.keys(doc.paths)).toEqual(

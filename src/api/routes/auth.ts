@@ -2,21 +2,9 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import {
-  auditedChange,
-  checkLocalPassword,
-  csrfTokenFor,
-  endAllSessions,
-  endSession,
-  PASSWORD_MAX_LENGTH,
-  revokeApiToken,
-  roleNames,
-  sessionCookieName,
-  TOKEN_SCOPES,
-} from '../../auth/index.js';
+import { csrfTokenFor, PASSWORD_MAX_LENGTH, roleNames, sessionCookieName, TOKEN_SCOPES, type AuthService } from '../../auth/index.js';
 import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
-import { getUserByName, revokeTokensOfUser } from '../../auth/accounts.js';
 import { type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { clearSessionCookie } from '../session-cookie.js';
@@ -43,8 +31,8 @@ const logoutAllBody = z
 const logoutAllResponse = z.object({ sessionsEnded: z.number().int(), tokensRevoked: z.number().int() });
 const errors = { 400: problemSchema, 401: problemSchema, 403: problemSchema, 404: problemSchema, 429: problemSchema };
 
-async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
-  const id = (await getUserByName(engine.store.db, caller.principal.id))?.id;
+async function userIdOf(auth: AuthService, caller: Caller): Promise<string> {
+  const id = (await auth.userByName(caller.principal.id))?.id;
   if (!id) throw new LapseError('unauthenticated', 'your account no longer exists');
   return id;
 }
@@ -53,7 +41,7 @@ async function userIdOf(engine: Engine, caller: Caller): Promise<string> {
  * Sign-in with a local password, who am I, and sign-out (this session or token, or everywhere).
  * `idpLogoutUrl` gives the IdP's logout URL, when it has one, so signing out of Lapse can end the SSO session too.
  */
-export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyRequest) => Promise<string | null>): FastifyPluginAsyncZod {
+export function authRoutes(engine: Engine, auth: AuthService, idpLogoutUrl: (request: FastifyRequest) => Promise<string | null>): FastifyPluginAsyncZod {
   return async (app) => {
     app.post(
       '/api/v1/auth/login',
@@ -67,11 +55,11 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
         },
       },
       async (request, reply) => {
-        const auth = engine.config.auth;
-        if (!auth.local.enabled)
+        const settings = engine.config.auth;
+        if (!settings.local.enabled)
           throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Sign in with single sign-on: /auth/oidc/login.' });
-        const user = await checkLocalPassword(engine.store.db, { ...request.body, ip: request.ip }, auth.loginLimits);
-        const session = await startSession(engine, request, reply, user, 'password');
+        const user = await auth.checkLocalPassword({ ...request.body, ip: request.ip }, settings.loginLimits);
+        const session = await startSession(engine, auth, request, reply, user, 'password');
         return {
           user: { name: user.name, kind: user.kind, groups: [...user.groups] },
           csrfToken: session.csrfToken,
@@ -141,16 +129,10 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
       async (request, reply) => {
         const caller = callerOf(request);
         if (caller.via === 'token') {
-          await auditedChange(engine.store.db, async (tx, _now, audit) => {
-            await revokeApiToken(tx, caller.tokenId!);
-            audit({ action: 'token.revoked', actor: caller.principal.id, subject: caller.tokenId!, data: { reason: 'logout' } });
-          });
+          await auth.revokeToken(caller.tokenId!, caller.principal.id, { reason: 'logout' });
           return { ended: 'token' as const, logoutUrl: null };
         }
-        await auditedChange(engine.store.db, async (tx, _now, audit) => {
-          await endSession(tx, caller.sessionId!);
-          audit({ action: 'auth.logout', actor: caller.principal.id, subject: caller.sessionId! });
-        });
+        await auth.endSession(caller.sessionId!, caller.principal.id);
         clearSessionCookie(reply, engine.config.auth);
         return { ended: 'session' as const, logoutUrl: await idpLogoutUrl(request) };
       },
@@ -170,16 +152,8 @@ export function authRoutes(engine: Engine, idpLogoutUrl: (request: FastifyReques
       },
       async (request, reply) => {
         const caller = callerOf(request);
-        const userId = await userIdOf(engine, caller);
-        const result = await auditedChange(engine.store.db, async (tx, _now, audit) => {
-          const sessionsEnded = await endAllSessions(tx, userId);
-          let tokensRevoked = 0;
-          if (request.body.revokeTokens) {
-            tokensRevoked = await revokeTokensOfUser(tx, userId);
-          }
-          audit({ action: 'auth.logout_all', actor: caller.principal.id, subject: userId, data: { sessionsEnded, apiAccessRevoked: tokensRevoked } }); // NB. audit data keys may not mention tokens
-          return { sessionsEnded, tokensRevoked };
-        });
+        const userId = await userIdOf(auth, caller);
+        const result = await auth.endEverywhere(userId, caller.principal.id, request.body.revokeTokens);
         if (caller.via === 'session') clearSessionCookie(reply, engine.config.auth);
         return result;
       },

@@ -2,8 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { auditedChange, checkLocalPassword, isHttps, PASSWORD_MAX_LENGTH, type SignInUser } from '../../auth/index.js';
-import { cliLoginRequestSchema, issueCliLoginCode, loopbackRedirect, toCliLoginRequest } from '../../auth/cli-login.js';
+import { isHttps, PASSWORD_MAX_LENGTH, type AuthService, type SignInUser } from '../../auth/index.js';
+import { cliLoginRequestSchema, loopbackRedirect, toCliLoginRequest } from '../../auth/cli-login.js';
 import type { CliLoginRequest, OidcSignIn } from '../../auth/oidc.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
@@ -57,19 +57,19 @@ function cliFields(cli: CliLoginRequest | undefined) {
  * and `/auth/cli`, where `lapse login` sends the browser (the outcome goes to the CLI's loopback
  * listener as a one-time code, never into the browser).
  */
-export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | undefined): FastifyPluginAsyncZod {
+export function browserSignInRoutes(engine: Engine, auth: AuthService, oidc: () => OidcSignIn | undefined): FastifyPluginAsyncZod {
   return async (app) => {
     const flowCookie = () => (isHttps(engine.config.auth) ? '__Host-lapse_oidc' : 'lapse_oidc');
 
     const loginPage = (reply: FastifyReply, status: number, options: { returnTo: string; cli?: CliLoginRequest | undefined; error?: string }) => {
-      const auth = engine.config.auth;
+      const settings = engine.config.auth;
       const ssoQuery = new URLSearchParams(
         options.cli ? { port: String(options.cli.port), state: options.cli.state, code_challenge: options.cli.codeChallenge } : { returnTo: options.returnTo },
       );
-      const sso = auth.oidc
+      const sso = settings.oidc
         ? `<p><a id="sso" class="button" href="/auth/oidc/login?${escapeHtml(ssoQuery.toString())}">Sign in with single sign-on</a></p>`
         : '';
-      const local = auth.local.enabled
+      const local = settings.local.enabled
         ? `<form method="post" action="/auth/login">${hiddenFields(options.cli ? cliFields(options.cli) : { returnTo: options.returnTo })}
 <label for="username">User name</label><input id="username" name="username" autocomplete="username" required maxlength="256">
 <label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required maxlength="${PASSWORD_MAX_LENGTH}">
@@ -82,11 +82,7 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
 
     /** A CLI sign-in ends with a one-time code for the loopback listener, audited. */
     const finishCli = async (reply: FastifyReply, request: FastifyRequest, user: SignInUser, cli: CliLoginRequest, method: string) => {
-      const code = await auditedChange(engine.store.db, async (tx, now, audit) => {
-        const issued = await issueCliLoginCode(tx, { userId: user.id, codeChallenge: cli.codeChallenge }, now);
-        audit({ action: 'auth.cli_login', actor: user.name, data: { method, ip: request.ip, port: cli.port } });
-        return issued;
-      });
+      const code = await auth.issueCliLoginCode(user, cli, method, request.ip);
       return reply.redirect(loopbackRedirect(cli, code), 303);
     };
 
@@ -106,17 +102,13 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       },
       async (request, reply) => {
         assertSameOriginForm(request);
-        const auth = engine.config.auth;
+        const settings = engine.config.auth;
         const cli = cliRequestFrom(request.body);
         const returnTo = safeReturnTo(request.body.returnTo);
-        if (!auth.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Use single sign-on.' });
+        if (!settings.local.enabled) throw new LapseError('not_found', 'local accounts are disabled on this server', { hint: 'Use single sign-on.' });
         let user: SignInUser;
         try {
-          user = await checkLocalPassword(
-            engine.store.db,
-            { username: request.body.username, password: request.body.password, ip: request.ip },
-            auth.loginLimits,
-          );
+          user = await auth.checkLocalPassword({ username: request.body.username, password: request.body.password, ip: request.ip }, settings.loginLimits);
         } catch (error) {
           if (isLapseError(error, 'unauthenticated') || isLapseError(error, 'rate_limited')) {
             return loginPage(reply, error.httpStatus, { returnTo, cli, error: error.message });
@@ -124,7 +116,7 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
           throw error;
         }
         if (cli) return finishCli(reply, request, user, cli, 'password');
-        await startSession(engine, request, reply, user, 'password');
+        await startSession(engine, auth, request, reply, user, 'password');
         return reply.redirect(returnTo, 303);
       },
     );
@@ -142,16 +134,15 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
       },
       async (request, reply) => {
         const cli = toCliLoginRequest(request.query);
-        const auth = engine.config.auth;
         const signIn = oidc();
-        if (signIn && !auth.local.enabled) return beginOidc(request, reply, signIn, '/', cli);
+        if (signIn && !engine.config.auth.local.enabled) return beginOidc(request, reply, signIn, '/', cli);
         return loginPage(reply, 200, { returnTo: '/', cli });
       },
     );
 
     const beginOidc = async (request: FastifyRequest, reply: FastifyReply, signIn: OidcSignIn, returnTo: string, cli: CliLoginRequest | undefined) => {
       const redirectUri = `${publicBaseUrl(engine.config.auth, request)}/auth/oidc/callback`;
-      const flow = await signIn.begin(engine.store.db, { redirectUri, returnTo, cli });
+      const flow = await auth.beginOidc(signIn, { redirectUri, returnTo, cli });
       reply.setCookie(flowCookie(), flow.flowSecret, { httpOnly: true, sameSite: 'lax', path: '/', secure: isHttps(engine.config.auth), maxAge: 600 });
       return reply.redirect(flow.url, 302);
     };
@@ -191,7 +182,7 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
               { reason: 'idp error' },
             );
           }
-          completed = await signIn.complete(engine.store.db, {
+          completed = await auth.completeOidc(signIn, {
             flowSecret,
             callbackUrl: new URL(`${base}${request.url}`),
             redirectUri: `${base}/auth/oidc/callback`,
@@ -206,7 +197,7 @@ export function browserSignInRoutes(engine: Engine, oidc: () => OidcSignIn | und
           throw error;
         }
         if (completed.cli) return finishCli(reply, request, completed.user, completed.cli, 'oidc');
-        await startSession(engine, request, reply, completed.user, 'oidc', { groups: completed.user.groups, created: completed.user.created });
+        await startSession(engine, auth, request, reply, completed.user, 'oidc', { groups: completed.user.groups, created: completed.user.created });
         return reply.redirect(safeReturnTo(completed.returnTo), 303);
       },
     );

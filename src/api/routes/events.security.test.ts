@@ -8,6 +8,7 @@ import { describeEachStore } from '../../../test/support/stores.js';
 import { issueApiToken } from '../../auth/index.js';
 import { parseConfig } from '../../config/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 const YAML = configWithAuth('loginLimits: { perAccountPerHour: 100, perIpPerMinute: 100 }');
 /** Short, so a test sees a dead credential's stream closed quickly; the default is 5 s. */
@@ -30,7 +31,7 @@ describeEachStore('GET /api/v1/events ends with its credential (security)', ({ s
 
   beforeAll(async () => {
     t = await startEngine(store(), { yaml: YAML });
-    app = await buildApiServer({ engine: t.engine, version: 'test', eventStream: { recheckMs: RECHECK_MS } });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test', eventStream: { recheckMs: RECHECK_MS } });
     await app.listen({ host: '127.0.0.1', port: 0 });
     base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
     for (const [name, groups] of [
@@ -102,7 +103,7 @@ describeEachStore('GET /api/v1/events ends with its credential (security)', ({ s
   });
 
   it('checks the credential again before sending a change, not only on the periodic round', async () => {
-    const slowApp = await buildApiServer({ engine: t.engine, version: 'test', eventStream: { recheckMs: 600_000 } });
+    const slowApp = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test', eventStream: { recheckMs: 600_000 } });
     await slowApp.listen({ host: '127.0.0.1', port: 0 });
     try {
       const issued = await token('alice');
@@ -132,7 +133,7 @@ describe('GET /api/v1/events at shutdown', () => {
     });
 
     it('ends open streams (saying why) so the server closes at once instead of waiting for them', async () => {
-      const app = await buildApiServer({ engine: t.engine, version: 'test' });
+      const app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
       await app.listen({ host: '127.0.0.1', port: 0 });
       const base = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
       const user = await store()

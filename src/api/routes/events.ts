@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import type { Change, Engine } from '../../engine/index.js';
+import type { AuthService } from '../../auth/index.js';
 import { recheckCaller, type Caller } from '../authenticate.js';
 import { problemSchema } from '../problem.js';
 import { callerOf } from '../authorization.js';
@@ -44,7 +45,7 @@ async function visible(engine: Engine, caller: Caller, change: Change): Promise<
  * the session signed out or timed out, or the user disabled. What the caller may see follows the
  * roles in force at each change. At shutdown every stream ends with `{"reason":"shutdown"}`.
  */
-export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): FastifyPluginAsyncZod {
+export function eventRoutes(engine: Engine, auth: AuthService, options: EventStreamOptions = {}): FastifyPluginAsyncZod {
   const recheckMs = options.recheckMs ?? STREAM_RECHECK_MS;
   return async (app) => {
     const open = new Set<(reason: StreamEnd) => void>();
@@ -101,7 +102,7 @@ export function eventRoutes(engine: Engine, options: EventStreamOptions = {}): F
         };
         /** Whether the credential still holds; ends the stream when it does not. One check at a time. */
         const recheck = (): Promise<boolean> => {
-          checking ??= recheckCaller(engine, request, 'read')
+          checking ??= recheckCaller(engine, auth, request, 'read')
             .then((now) => {
               if (!now) return (close('unauthenticated'), false);
               caller = now;

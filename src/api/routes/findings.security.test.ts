@@ -3,6 +3,7 @@ import { describeEachStore } from '../../../test/support/stores.js';
 import { startEngine, type TestEngine } from '../../../test/support/engine.js';
 import { createUser, issueApiToken } from '../../auth/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 describeEachStore('findings and reconcile routes (security)', ({ store }) => {
   let t: TestEngine;
@@ -10,7 +11,7 @@ describeEachStore('findings and reconcile routes (security)', ({ store }) => {
   const tokens: Record<string, string> = {};
   beforeAll(async () => {
     t = await startEngine(store());
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     const now = new Date();
     const db = store().db;
     const issue = async (name: string, groups: string[], scopes: string[]) => {

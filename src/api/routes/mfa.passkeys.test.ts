@@ -9,6 +9,7 @@ import { configWithAuth, countAudit, createLocalUser, PASSWORD } from '../../../
 import { describeEachStore } from '../../../test/support/stores.js';
 import { parseConfig } from '../../config/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 /**
  * Passkeys with a real browser: Debian's Chromium, driven by playwright-core, with a CTAP2 virtual
@@ -83,7 +84,7 @@ describe.skipIf(!haveChromium)('passkeys in a real browser', () => {
     const yaml = configWithAuth('loginLimits: { perAccountPerHour: 1000, perIpPerMinute: 1000 }');
     beforeAll(async () => {
       t = await startEngine(store(), { yaml });
-      app = await buildApiServer({ engine: t.engine, version: 'test' });
+      app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
       // `localhost` listens on both loopback addresses, whichever Chromium tries first.
       await app.listen({ host: 'localhost', port: 0 });
       origin = `http://localhost:${(app.server.address() as AddressInfo).port}`;

@@ -8,6 +8,7 @@ import { totpCodeAt } from '../../auth/mfa/index.js';
 import { isLapseError } from '../../domain/errors.js';
 import { buildApiServer, type ApiServer } from '../index.js';
 import { rememberCaller, withStepUpGuidance } from '../step-up.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 /** TEST_CONFIG plus a policy that needs MFA within 10 minutes to ask, and one whose approvers need it to approve. */
 const MFA_POLICY = `
@@ -40,7 +41,7 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
       `policies:${MFA_POLICY}\n`,
     );
     t = await startEngine(store(), { yaml });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     const aliceUser = await createLocalUser(store(), 'alice', ['sre', 'oncall']);
     await createLocalUser(store(), 'bob', ['sre-leads']);
     await createLocalUser(store(), 'carol', ['security']);
@@ -238,7 +239,7 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
     expect(isLapseError(error, 'mfa_step_up_required')).toBe(true);
     const request = {} as Parameters<typeof rememberCaller>[0];
     rememberCaller(request, { principal: alice, scopes: ['request'], via: 'token', mfaAt: null });
-    const guided = await withStepUpGuidance(t.engine, request, error);
+    const guided = await withStepUpGuidance(authFor(t.engine), request, error);
     expect(isLapseError(guided, 'mfa_step_up_required')).toBe(true);
     expect((guided as { details: Record<string, unknown> }).details).toMatchObject({ stepUp: { factors: ['totp'], header: 'X-Lapse-MFA: totp <code>' } });
     expect((guided as { details: { hint: string } }).details.hint).toMatch(/step-up/);

@@ -2,13 +2,11 @@ import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { markSessionMfa } from '../../auth/index.js';
+import type { AuthService } from '../../auth/index.js';
 import {
   authenticationResponseSchema,
   confirmTotp,
-  enrolledFactors,
   enrollTotp,
-  findMfaUser,
   listPasskeys,
   passkeyAuthenticationOptions,
   passkeyNameSchema,
@@ -105,14 +103,14 @@ const stepUpBody = z
 const iso = (date: Date | null) => date?.toISOString() ?? null;
 
 /** Adding a factor to an account that has one needs that one first: a stolen session must not add its own. */
-async function requireFreshMfaIfEnrolled(engine: Engine, caller: Caller, what: string): Promise<void> {
-  if ((await enrolledFactors(engine.store.db, caller.principal.id)).length === 0) return;
-  await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
+async function requireFreshMfaIfEnrolled(engine: Engine, auth: AuthService, caller: Caller, what: string): Promise<void> {
+  if ((await auth.enrolledFactors(caller.principal.id)).length === 0) return;
+  await requireFreshMfa(engine, auth, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
 }
 
 /** A verified second factor counts for the session it was verified in. */
-async function rememberStepUp(engine: Engine, caller: Caller, proof: MfaProof) {
-  if (caller.sessionId) await markSessionMfa(engine.store.db, caller.sessionId, proof.at);
+async function rememberStepUp(auth: AuthService, caller: Caller, proof: MfaProof) {
+  if (caller.sessionId) await auth.markSessionMfa(caller.sessionId, proof.at);
   return { factor: proof.factor, mfaAt: proof.at.toISOString() };
 }
 
@@ -120,11 +118,11 @@ async function rememberStepUp(engine: Engine, caller: Caller, proof: MfaProof) {
  * `/api/v1/mfa`: the caller's own second factors (authenticator app, passkeys) and step-up. Every
  * route acts on the caller's own factors only; someone else's look like ones that do not exist.
  */
-export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
+export function mfaRoutes(engine: Engine, auth: AuthService): FastifyPluginAsyncZod {
   return async (app) => {
     const as = async (request: FastifyRequest) => {
       const caller = callerOf(request);
-      return { caller, user: await findMfaUser(engine.store.db, caller.principal.id), context: mfaContext(engine, request) };
+      return { caller, user: await auth.findMfaUser(caller.principal.id), context: mfaContext(engine, auth, request) };
     };
 
     app.get(
@@ -135,7 +133,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request) => {
         const { caller, user, context } = await as(request);
-        const [factors, totp, passkeys] = await Promise.all([enrolledFactors(context.db, user.name), totpStatus(context, user), listPasskeys(context, user)]);
+        const [factors, totp, passkeys] = await Promise.all([auth.enrolledFactors(user.name), totpStatus(context, user), listPasskeys(context, user)]);
         return {
           factors,
           totp: totp && {
@@ -167,7 +165,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfaIfEnrolled(engine, caller, 'adding an authenticator app');
+        await requireFreshMfaIfEnrolled(engine, auth, caller, 'adding an authenticator app');
         const enrollment = await enrollTotp(context, user, context.relyingParty?.name ?? 'Lapse');
         return reply.code(201).header('cache-control', 'no-store').send(enrollment);
       },
@@ -200,7 +198,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
+        await requireFreshMfa(engine, auth, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing an authenticator app');
         await removeTotp(context, user);
         return reply.code(204).send(null);
       },
@@ -219,7 +217,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfaIfEnrolled(engine, caller, 'adding a passkey');
+        await requireFreshMfaIfEnrolled(engine, auth, caller, 'adding a passkey');
         return passkeyRegistrationOptions(context, user);
       },
     );
@@ -259,7 +257,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         const { caller, user, context } = await as(request);
-        await requireFreshMfa(engine, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
+        await requireFreshMfa(engine, auth, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, 'removing a passkey');
         await removePasskey(context, user, request.params.id);
         return reply.code(204).send(null);
       },
@@ -306,7 +304,7 @@ export function mfaRoutes(engine: Engine): FastifyPluginAsyncZod {
         }
         const proof =
           request.body.totp !== undefined ? await verifyTotp(context, user, request.body.totp) : await verifyPasskey(context, user, request.body.webauthn!);
-        return rememberStepUp(engine, caller, proof);
+        return rememberStepUp(auth, caller, proof);
       },
     );
   };

@@ -9,6 +9,7 @@ import { startOidcProvider, type TestOidcProvider, type TestOidcUser } from '../
 import { configWithAuth, countAudit, createLocalUser } from '../../../test/support/sign-in.js';
 import { openTestStore, type OpenedStore } from '../../../test/support/stores.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 // NB. PGlite only: this suite is about the protocol with a real provider; the session and user
 // storage it relies on runs on both backends in auth.test.ts.
@@ -35,7 +36,7 @@ describe('single sign-on with a real OpenID provider', () => {
         `oidc:\n  issuer: ${idp.issuer}\n  clientId: ${idp.clientId}\n  clientSecret: \${file:${join(dir, 'client-secret')}}\n  allowInsecureHttp: true`,
       ),
     });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     const address = await app.listen({ port: 0, host: '127.0.0.1' });
     base = address;
     await createLocalUser(opened.store, 'carol', ['security']);

@@ -5,6 +5,7 @@ import { configWithAuth, createLocalUser, PASSWORD, sessionCookieFrom } from '..
 import { describeEachStore } from '../../../test/support/stores.js';
 import { issueApiToken } from '../../auth/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 /** Every audit event, so a test can say "nothing at all was written". */
 async function auditCount(t: TestEngine): Promise<number> {
@@ -17,7 +18,7 @@ describeEachStore('GET /api/v1/auth/status: "am I signed in?" (security)', ({ st
   let app: ApiServer;
   beforeAll(async () => {
     t = await startEngine(store(), { yaml: configWithAuth('loginLimits: { perAccountPerHour: 100, perIpPerMinute: 100 }') });
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
     await createLocalUser(store(), 'alice', ['sre']);
   });
   afterAll(async () => {

@@ -7,13 +7,14 @@ import { auditedChange } from '../../auth/index.js';
 import { createSetupToken, needsFirstAdmin } from '../../auth/setup.js';
 import { parseConfig } from '../../config/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 describeEachStore('first start: the one-time setup token creates the first admin', ({ store }) => {
   let t: TestEngine;
   let app: ApiServer;
   beforeAll(async () => {
     t = await startEngine(store());
-    app = await buildApiServer({ engine: t.engine, version: 'test' });
+    app = await buildApiServer({ engine: t.engine, auth: authFor(t.engine), version: 'test' });
   });
   afterAll(async () => {
     await app.close();
@@ -55,7 +56,7 @@ describeEachStore('first start: the one-time setup token creates the first admin
 
   it('when roles.admins lists users, the first admin must be one of them (and the rule is explained)', async () => {
     const config = parseConfig(TEST_CONFIG.replace('admins: { groups: [admins] }', 'admins: { users: [ops-lead] }'), 'test.yaml', {});
-    const probe = await buildApiServer({ engine: Object.create(t.engine, { config: { value: config } }), version: 'test' });
+    const probe = await buildApiServer({ auth: authFor(t.engine), engine: Object.create(t.engine, { config: { value: config } }), version: 'test' });
     try {
       const token = await newToken();
       const res = await probe.inject({ method: 'POST', url: '/api/v1/setup', payload: { token, username: 'mallory', password: PASSWORD } });

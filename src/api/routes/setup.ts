@@ -2,8 +2,8 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { auditedChange, PASSWORD_MAX_LENGTH } from '../../auth/index.js';
-import { completeSetup, firstAdminRule, needsFirstAdmin } from '../../auth/setup.js';
+import { PASSWORD_MAX_LENGTH, type AuthService } from '../../auth/index.js';
+import { firstAdminRule } from '../../auth/setup.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
 import { escapeHtml, hiddenFields, sendPage } from '../pages.js';
@@ -17,16 +17,12 @@ const setupBody = z
 const setupResponse = z.object({ user: z.object({ name: z.string(), groups: z.array(z.string()) }), csrfToken: z.string() });
 
 /** First start: the one-time link `lapse serve` prints creates the first admin (JSON API and a minimal page). */
-export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
+export function setupRoutes(engine: Engine, auth: AuthService): FastifyPluginAsyncZod {
   return async (app) => {
     const setUp = async (request: FastifyRequest, reply: FastifyReply, input: z.output<typeof setupBody>) => {
       try {
-        const user = await auditedChange(engine.store.db, async (tx, now, audit) => {
-          const created = await completeSetup(tx, engine.config, input, now);
-          audit({ action: 'setup.completed', actor: created.name, subject: created.id, data: { name: created.name, groups: created.groups, ip: request.ip } });
-          return created;
-        });
-        return { user, session: await startSession(engine, request, reply, user, 'setup') };
+        const user = await auth.completeSetup(engine.config, input, request.ip);
+        return { user, session: await startSession(engine, auth, request, reply, user, 'setup') };
       } catch (error) {
         await engine.recordSecurityEvent({
           action: 'setup.refused',
@@ -61,7 +57,7 @@ export function setupRoutes(engine: Engine): FastifyPluginAsyncZod {
         schema: { tags: ['auth'], summary: 'First start: the setup page (HTML)', querystring: z.object({ token: boundedText(128).optional() }).strict() },
       },
       async (request, reply) => {
-        if (!(await needsFirstAdmin(engine.store.db, engine.config)))
+        if (!(await auth.needsFirstAdmin(engine.config)))
           return sendPage(reply, 404, 'Already set up', '<p>Lapse already has an admin. <a href="/auth/login">Sign in</a>.</p>');
         return sendPage(
           reply,

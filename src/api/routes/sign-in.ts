@@ -1,4 +1,5 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
+import type { AuthService } from '../../auth/index.js';
 import { OidcSignIn } from '../../auth/oidc.js';
 import type { OidcConfig } from '../../config/types.js';
 import type { Engine } from '../../engine/index.js';
@@ -12,7 +13,7 @@ import { tokenRoutes } from './tokens.js';
  * Every sign-in route: local login, single sign-on, the CLI's browser flow, sessions and sign-out.
  * The OIDC client follows the config in force (a reload with new auth.oidc settings makes a new one).
  */
-export function signInRoutes(engine: Engine): FastifyPluginAsyncZod {
+export function signInRoutes(engine: Engine, auth: AuthService): FastifyPluginAsyncZod {
   return async (app) => {
     let current: { settings: OidcConfig; signIn: OidcSignIn } | undefined;
     const oidc = () => {
@@ -26,9 +27,9 @@ export function signInRoutes(engine: Engine): FastifyPluginAsyncZod {
     app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 16 * 1024 }, (_request, body, done) => {
       done(null, Object.fromEntries(new URLSearchParams(body as string)));
     });
-    await app.register(authRoutes(engine, async (request) => (await oidc()?.logoutUrl(`${publicBaseUrl(engine.config.auth, request)}/`)) ?? null));
-    await app.register(browserSignInRoutes(engine, oidc));
-    await app.register(tokenRoutes(engine));
-    await app.register(setupRoutes(engine));
+    await app.register(authRoutes(engine, auth, async (request) => (await oidc()?.logoutUrl(`${publicBaseUrl(engine.config.auth, request)}/`)) ?? null));
+    await app.register(browserSignInRoutes(engine, auth, oidc));
+    await app.register(tokenRoutes(engine, auth));
+    await app.register(setupRoutes(engine, auth));
   };
 }

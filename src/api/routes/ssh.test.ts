@@ -10,6 +10,7 @@ import { newId } from '../../domain/ids.js';
 import { Engine } from '../../engine/index.js';
 import type { Store } from '../../store/index.js';
 import { buildApiServer, type ApiServer } from '../index.js';
+import { authFor } from '../../../test/support/auth-service.js';
 
 describe('what sshd hosts fetch: CA key and KRL', () => {
   const dir = mkdtempSync(join(tmpdir(), 'lapse-ssh-routes-'));
@@ -32,7 +33,7 @@ targets:
     entitlements: { readonly: {} }
 `;
     engine = new Engine({ store, config: parseConfig(yaml, 'test.yaml', {}), connectors: connectorRegistry([ssh, new NoopConnector()]) });
-    app = await buildApiServer({ engine, version: 'test' });
+    app = await buildApiServer({ engine, auth: authFor(engine), version: 'test' });
   });
   afterAll(async () => {
     await app.close();

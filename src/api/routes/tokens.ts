@@ -1,15 +1,13 @@
 import type { FastifyPluginAsyncZod } from 'fastify-type-provider-zod';
 import { z } from 'zod';
 import { boundedText } from '../../domain/text.js';
-import { auditedChange, hasScope, issueApiToken, revokeApiToken, sessionScopes, TOKEN_SCOPES, type TokenScope } from '../../auth/index.js';
-import { redeemCliLoginCode } from '../../auth/cli-login.js';
+import { hasScope, TOKEN_SCOPES, type AuthService, type TokenScope } from '../../auth/index.js';
 import { userNameSchema } from '../../auth/principals.js';
 import { parseDuration } from '../../domain/duration.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
 import { viaData } from '../../domain/principal.js';
 import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
-import { findEnabledUserById, findTokenOwner, getUserByName, listTokensOf } from '../../auth/accounts.js';
 import { problemSchema } from '../problem.js';
 import { callerOf, refuse } from '../authorization.js';
 
@@ -56,11 +54,8 @@ const iso = (value: Date | string | null) => (value === null ? null : new Date(v
  * than the caller may do), revoke (mine, or any for admins); and the exchange that turns a
  * `lapse login` browser sign-in into a token.
  */
-export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
+export function tokenRoutes(engine: Engine, auth: AuthService): FastifyPluginAsyncZod {
   return async (app) => {
-    const db = engine.store.db;
-    const userByName = (name: string) => getUserByName(db, name);
-
     app.get(
       '/api/v1/tokens',
       {
@@ -83,7 +78,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             new LapseError('not_found', `there is no user ${name}`),
           );
         }
-        const rows = await listTokensOf(db, name);
+        const rows = await auth.listTokensOf(name);
         return {
           tokens: rows.map((t) => ({
             id: t.id,
@@ -137,7 +132,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             user: ownerName,
           });
         }
-        const owner = await userByName(ownerName);
+        const owner = await auth.userByName(ownerName);
         if (!owner || owner.disabled_at !== null) throw new LapseError('not_found', `there is no user ${ownerName}`, { where: 'user' });
         // NB. Nobody, admins included, holds a token that acts as another person: it would let them
         // approve their own request in that person's name. Tokens for others are for service identities.
@@ -168,27 +163,18 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
         // The person behind this: a service's token passes on the issuer of the token that made it.
         const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
         const forOther = owner.name !== caller.principal.id;
-        const issued = await auditedChange(db, async (tx, now, audit) => {
-          const value = await issueApiToken(
-            tx,
-            { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) },
-            now,
-          );
-          audit({
-            action: 'token.created',
-            actor: caller.principal.id,
-            subject: value.id,
-            data: {
-              ...viaData(caller.principal),
-              user: owner.name,
-              scopes: body.scopes,
-              expiresAt: value.expiresAt?.toISOString() ?? null,
-              issuedBy,
-              ...(forOther ? { severity: 'high' } : {}),
-            },
-          });
-          return value;
-        });
+        const issued = await auth.issueToken(
+          { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) },
+          caller.principal.id,
+          (value) => ({
+            ...viaData(caller.principal),
+            user: owner.name,
+            scopes: body.scopes,
+            expiresAt: value.expiresAt?.toISOString() ?? null,
+            issuedBy,
+            ...(forOther ? { severity: 'high' } : {}),
+          }),
+        );
         return reply
           .code(201)
           .send({ id: issued.id, user: owner.name, token: issued.token, name: body.name, scopes: body.scopes, expiresAt: iso(issued.expiresAt) });
@@ -209,7 +195,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request) => {
         const caller = callerOf(request);
-        const token = await findTokenOwner(db, request.params.id);
+        const token = await auth.findTokenOwner(request.params.id);
         if (!token || (token.name !== caller.principal.id && !caller.scopes.includes('admin'))) {
           return refuse(
             engine,
@@ -223,11 +209,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
             new LapseError('not_found', `there is no token ${request.params.id.slice(0, 64)}`),
           );
         }
-        const revoked = await auditedChange(db, async (tx, _now, audit) => {
-          const changed = await revokeApiToken(tx, token.id);
-          if (changed) audit({ action: 'token.revoked', actor: caller.principal.id, subject: token.id, data: { user: token.name } });
-          return changed;
-        });
+        const revoked = await auth.revokeToken(token.id, caller.principal.id, { user: token.name });
         return { revoked };
       },
     );
@@ -245,21 +227,7 @@ export function tokenRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
       async (request, reply) => {
         try {
-          // NB. Redeemed in its own statement, so a code is spent even when the verifier is wrong.
-          const userId = await redeemCliLoginCode(db, request.body);
-          const issued = await auditedChange(db, async (tx, now, audit) => {
-            const user = await findEnabledUserById(tx, userId);
-            if (!user) throw new LapseError('unauthenticated', 'this account is disabled');
-            const scopes = sessionScopes({ id: user.name, kind: user.kind, groups: user.groups }, engine.config.roles);
-            const value = await issueApiToken(tx, { userId, name: request.body.name, scopes, expiresInMs: CLI_TOKEN_LIFETIME_MS, issuedBy: user.name }, now);
-            audit({
-              action: 'token.created',
-              actor: user.name,
-              subject: value.id,
-              data: { user: user.name, scopes, via: 'lapse login', expiresAt: value.expiresAt?.toISOString() ?? null },
-            });
-            return { ...value, user: user.name, scopes };
-          });
+          const issued = await auth.redeemCliLoginCode(request.body, engine.config.roles, CLI_TOKEN_LIFETIME_MS);
           return reply
             .code(201)
             .send({ id: issued.id, user: issued.user, token: issued.token, name: request.body.name, scopes: issued.scopes, expiresAt: iso(issued.expiresAt) });

@@ -46,9 +46,9 @@ export function registerServeCommand(program: Command): void {
         const checkTargets = () => void engine.checkTargets().catch((error: unknown) => logger.error({ err: error }, 'target checks could not run'));
         checkTargets();
         runtime.checkpointer.start();
-        const server = await buildApiServer({ engine, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
+        const server = await buildApiServer({ engine, auth: runtime.auth, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
-        await announceFirstStart(engine, engine.config.auth.publicUrl ?? address, logger);
+        await announceFirstStart(engine, runtime.auth, engine.config.auth.publicUrl ?? address, logger);
         const stats = await engine.stats();
         logger.info(
           { address, config: location.configPath, version: engine.config.version, database: runtime.databaseKind, dataDir: location.dataDir, jobs: stats.jobs },

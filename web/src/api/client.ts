@@ -1,5 +1,5 @@
 import createClient from 'openapi-fetch';
-import type { paths } from './schema';
+import type { paths } from '../../../src/api/openapi-types.js';
 
 /** A problem document (RFC 9457) as the API answers every error. */
 export interface Problem {
@@ -34,7 +34,7 @@ export function setCsrfToken(token: string | null): void {
 
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
-/** The typed client: paths, parameters and bodies come from the server's OpenAPI document (schema.d.ts). */
+/** The typed client: paths, parameters and bodies come from the server's OpenAPI document (src/api/openapi-types.d.ts). */
 export const api = createClient<paths>({ baseUrl: '/', credentials: 'same-origin' });
 
 api.use({
