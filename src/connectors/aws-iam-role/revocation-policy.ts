@@ -178,6 +178,18 @@ export function liveBackstops(doc: RevocationDocument, now: number): Backstop[] 
   return [...doc.backstops.values()].filter((b) => b.cut > now);
 }
 
+/**
+ * Adds what `from` (the last document this process wrote) holds to `into` (what IAM just
+ * returned), so a stale read cannot make the next write drop a recent change. Safe because
+ * revocations only grow until they expire, and prune removes them then.
+ */
+export function merge(into: RevocationDocument, from: RevocationDocument): void {
+  for (const [grantId, until] of from.revoked) into.revoked.set(grantId, Math.max(until, into.revoked.get(grantId) ?? 0));
+  for (const grantId of into.revoked.keys()) into.backstops.delete(grantId);
+  for (const backstop of from.backstops.values()) if (!into.revoked.has(backstop.grantId)) into.backstops.set(backstop.grantId, backstop);
+  if (from.cutoff) into.cutoff = mergeCutoff(into.cutoff, from.cutoff);
+}
+
 function mergeCutoff(a: Cutoff | undefined, b: Cutoff): Cutoff {
   return a ? { issuedBefore: Math.max(a.issuedBefore, b.issuedBefore), until: Math.max(a.until, b.until) } : b;
 }
