@@ -147,6 +147,13 @@ export class StsIamModel {
     this.stale = count;
   }
 
+  /** Whether a call by this session's key would be refused now (what a test or benchmark asks without a round trip). */
+  refuses(accessKeyId: string, action = 'iam:GetRole'): boolean {
+    const [service, operation] = action.split(':') as [string, string];
+    const caller = { accessKeyId, identity: this.sessions.get(accessKeyId)?.arn ?? '' };
+    return this.authorize({ service, operation, input: {}, caller }) !== undefined;
+  }
+
   private role(name: string | undefined): Role {
     const role = this.roles.get(name ?? '');
     if (!role) throw new AwsError('NoSuchEntity', `The role with name ${name ?? ''} cannot be found.`, 404);
