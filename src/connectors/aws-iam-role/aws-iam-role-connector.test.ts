@@ -186,6 +186,19 @@ describe('aws-iam-role against the STS/IAM fake', () => {
     expect(model.policy(roleName, 'lapse-revocations')).toContain(g.grantId);
   });
 
+  it('does not let a stale read drop a revocation it wrote before', async () => {
+    const t = target(roleArn);
+    const [a, b] = [grantOn(t), grantOn(t)];
+    const [pa, pb] = [await connector.provision(a, signal()), await connector.provision(b, signal())];
+    expect(await connector.revoke(a, pa.handle, signal())).toBeUndefined();
+    // IAM answers the next read with the policy as it was before a's revoke.
+    model.staleReads(1);
+    await connector.revoke(b, pb.handle, signal());
+    expect(model.policy(roleName, 'lapse-revocations')).toContain(a.grantId);
+    expect(await canUse(pa.credentials, roleName)).toBe(false);
+    expect(await canUse(pb.credentials, roleName)).toBe(false);
+  });
+
   it('absorbs throttling and 5xx from STS and IAM through the SDK retries', async () => {
     const failed = new Map<string, number>();
     const remove = fake.inject((call) => {
