@@ -186,6 +186,14 @@ describe('aws-iam-role against the STS/IAM fake', () => {
     expect(model.policy(roleName, 'lapse-revocations')).toContain(g.grantId);
   });
 
+  it('revokes on the role the sessions came from, even after the entitlement moved to another role', async () => {
+    const g = grantOn(target(roleArn));
+    const provisioned = await connector.provision(g, signal());
+    const moved = target(model.addRole(`${roleName}-new`));
+    await connector.revoke({ ...g, target: moved, entitlement: moved.entitlements.get('admin')! }, provisioned.handle, signal());
+    expect(await canUse(provisioned.credentials, roleName)).toBe(false);
+  });
+
   it('does not let a stale read drop a revocation it wrote before', async () => {
     const t = target(roleArn);
     const [a, b] = [grantOn(t), grantOn(t)];

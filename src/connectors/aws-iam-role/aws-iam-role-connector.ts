@@ -17,7 +17,7 @@ import {
 import { RevocationWriter, type Edit } from './revocation-writer.js';
 import { PolicyTooLarge, RolePolicies, awsFailure, clientsFor, type RoleClients } from './role-api.js';
 import { requesterCredentials, sessionName, sessionSeconds, sourceIdentity } from './sessions.js';
-import { parseEntitlement, parseTarget, targetProblems, type RoleEntitlement } from './settings.js';
+import { isRoleArn, parseEntitlement, parseTarget, targetProblems, type RoleEntitlement } from './settings.js';
 import { coversLapse, isLapse, trustedPrincipals, withoutPrincipal } from './trust-policy.js';
 
 /**
@@ -104,7 +104,10 @@ export class AwsIamRoleConnector implements Connector {
   }
 
   async revoke(grant: GrantSpec, handle: AccessHandle | null, signal: AbortSignal): Promise<RevokeResult | void> {
-    const { role, clients } = this.resolve(grant.target, grant.entitlement.name);
+    const resolved = this.resolve(grant.target, grant.entitlement.name);
+    const { clients } = resolved;
+    // The role the sessions were issued for, even if the entitlement has been pointed at another since.
+    const role = isRoleArn(handle?.roleArn) ? parseEntitlement({ ...grant.entitlement, settings: { roleArn: handle.roleArn } }) : resolved.role;
     // Without a backstop to read the bound from: sessions issued at provision end by the handle's
     // expiry, those issued by extend by the grant's end + 900 s (AWS's shortest session), plus an
     // hour for sessions chained from them. The provision-time end may run 60 s past the grant's.

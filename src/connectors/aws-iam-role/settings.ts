@@ -87,6 +87,10 @@ function packSessionPolicy(value: unknown): string | { problem: string } {
   return packed;
 }
 
+export function isRoleArn(value: unknown): value is string {
+  return typeof value === 'string' && value.length <= 2048 && ROLE_ARN.test(value);
+}
+
 /** The shared AWS settings of a target, after checking the whole target (entitlements too). */
 export function parseTarget(target: TargetConfig): AwsTarget {
   const problems = targetProblems(target);
