@@ -1,0 +1,1 @@
+export { AwsIamRoleConnector } from './aws-iam-role-connector.js';
