@@ -55,28 +55,36 @@ export function toLapseError(
       hint: `check that ${settings.endpoint} is reachable from Lapse`,
     });
   const name = (error as Error | undefined)?.name ?? '';
-  if (name === 'AuthenticationError' || name === 'CredentialUnavailableError' || name === 'AggregateAuthenticationError') {
+  const text = String((error as Error | undefined)?.message ?? error);
+  if (!armFailure(error)?.status && /certificate|self.signed|CERT_|unable to verify/i.test(text)) {
+    return new LapseError('connector_failed', `${prefix} failed: ${text.slice(0, 300)}`, {
+      where: `${where}.settings.tls.ca`,
+      hint: `the server certificate of ${settings.endpoint} or ${settings.authorityHost} is not trusted: give the CA that issued it as tls.ca (\${file:/path/to/ca.pem})`,
+    });
+  }
+  // NB. @azure/identity reports a refused sign-in under several names, by credential and version.
+  if (/^(Aggregate)?Authentication(Required)?Error$|^CredentialUnavailableError$/.test(name)) {
+    // NB. MSAL reports an unreachable or untrusted authority only as "endpoints_resolution_error".
+    const metadata = text.includes('endpoints_resolution_error');
+    const hint = metadata
+      ? `Lapse could not read ${settings.authorityHost}/${settings.tenantId}/v2.0/.well-known/openid-configuration: check authorityHost and tenantId, that the authority is reachable, and that its certificate is trusted (tls.ca for a private CA)`
+      : settings.credential === 'managedIdentity'
+        ? 'no client secret or certificate is set, so Lapse uses its managed identity: run Lapse on Azure with one assigned (set clientId for a user-assigned identity), or give clientSecret/clientCertificate'
+        : 'check tenantId, clientId and the secret or certificate (has it expired?), and that authorityHost belongs to the same cloud as endpoint';
     return new LapseError(
       'connector_failed',
-      `${prefix}: could not get a token for ${settings.endpoint} from ${settings.authorityHost}: ${String((error as Error).message).slice(0, 500)}`,
+      `${prefix}: could not get a token for ${settings.endpoint} from ${settings.authorityHost}: ${text.slice(0, 500)}`,
       {
-        where: `${where}.settings`,
-        hint:
-          settings.credential === 'managedIdentity'
-            ? 'no client secret or certificate is set, so Lapse uses its managed identity: run Lapse on Azure with one assigned (set clientId for a user-assigned identity), or give clientSecret/clientCertificate'
-            : 'check tenantId, clientId and the secret or certificate (has it expired?), and that authorityHost belongs to the same cloud as endpoint',
+        where: `${where}.settings${metadata ? '.authorityHost' : ''}`,
+        hint,
       },
     );
   }
   const failure = armFailure(error);
   if (!failure || failure.status === undefined) {
-    const why = String((error as Error | undefined)?.message ?? error).slice(0, 300);
-    const tls = /certificate|self.signed|CERT_|unable to verify/i.test(why);
-    return new LapseError('connector_failed', `${prefix} failed: ${why}`, {
-      where: `${where}.settings.${tls ? 'tls.ca' : 'endpoint'}`,
-      hint: tls
-        ? `the server certificate of ${settings.endpoint} is not trusted: give the CA that issued it as tls.ca (\${file:/path/to/ca.pem})`
-        : `check that ${settings.endpoint} (ARM) and ${settings.authorityHost} are reachable from Lapse`,
+    return new LapseError('connector_failed', `${prefix} failed: ${text.slice(0, 300)}`, {
+      where: `${where}.settings.endpoint`,
+      hint: `check that ${settings.endpoint} (ARM) and ${settings.authorityHost} are reachable from Lapse`,
     });
   }
   const said = `${failure.code}: ${failure.message}`;
