@@ -242,9 +242,12 @@ async function extendTo(arm: Arm, access: Access, instance: RoleAssignmentSchedu
 async function revokePim({ arm, access }: Resolved, grant: GrantSpec): Promise<RevokeResult | void> {
   const own = await getRequest(arm, access.scope, assignmentName(grant.grantId));
   const before = await instancesOf(arm, access);
-  const schedules = before.length > 0 ? await lapseSchedules(arm, access.scope, access.objectId) : new Map<string, string>();
-  // NB. Our own request, read by name, is fresher than the request listing.
-  if (own?.targetRoleAssignmentScheduleId && !ended(own)) schedules.set(own.targetRoleAssignmentScheduleId.toLowerCase(), grant.grantId);
+  // NB. Our own request, read by name, is fresher than the request listing, and reading the
+  // principal's whole request history (it only grows) is needed only for an instance it does not explain.
+  const ownSchedule = own && !ended(own) ? own.targetRoleAssignmentScheduleId?.toLowerCase() : undefined;
+  const unexplained = before.some((i) => i.roleAssignmentScheduleId?.toLowerCase() !== ownSchedule);
+  const schedules = unexplained ? await lapseSchedules(arm, access.scope, access.objectId) : new Map<string, string>();
+  if (ownSchedule) schedules.set(ownSchedule, grant.grantId);
   const ours = before.filter((i) => grantOfInstance(i, schedules) !== null);
   const others = new Set(before.filter((i) => grantOfInstance(i, schedules) === null).map((i) => i.id?.toLowerCase()));
   // An assignment nobody at Lapse made is never removed; our request with nothing listed yet is (reads lag).
