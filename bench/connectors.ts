@@ -27,6 +27,7 @@ import { TokenSystem } from '../src/connectors/webhook/testing/token-system.js';
 import type { TargetConfig } from '../src/config/types.js';
 import { summarise, type BenchResult } from './stats.js';
 import { awsIamRoleBench } from './connectors-aws-iam-role.js';
+import { azureRbacBench } from './connectors-azure-rbac.js';
 
 export interface ConnectorBench {
   readonly connector: string;
@@ -234,6 +235,7 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
     },
   },
   awsIamRoleBench,
+  azureRbacBench,
 ];
 
 /** Runs every connector's benchmarks; a connector whose server is missing fails the section loudly. */

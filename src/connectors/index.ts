@@ -7,6 +7,7 @@ export { RedisConnector } from './redis/index.js';
 export { RabbitMqConnector } from './rabbitmq/index.js';
 export { WebhookConnector, verifyWebhookSignature } from './webhook/index.js';
 export { AwsIamRoleConnector } from './aws-iam-role/index.js';
+export { AzureRbacConnector } from './azure-rbac/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
 import { SshConnector } from './ssh/ssh-connector.js';
 import { PostgresConnector } from './postgres/postgres-connector.js';
@@ -15,6 +16,7 @@ import { RedisConnector } from './redis/index.js';
 import { RabbitMqConnector } from './rabbitmq/index.js';
 import { WebhookConnector } from './webhook/index.js';
 import { AwsIamRoleConnector } from './aws-iam-role/index.js';
+import { AzureRbacConnector } from './azure-rbac/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
@@ -28,5 +30,6 @@ export function builtInConnectors(): ConnectorRegistry {
     new RabbitMqConnector(),
     new WebhookConnector(),
     new AwsIamRoleConnector(),
+    new AzureRbacConnector(),
   ]);
 }
