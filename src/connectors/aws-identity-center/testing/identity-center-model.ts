@@ -134,6 +134,11 @@ export class IdentityCenterModel {
     this.permissionSets.get(permissionSetArn)!.inlinePolicy = policy;
   }
 
+  /** Lands every operation still in progress now, however long it was meant to take. */
+  finishAll(): void {
+    this.settle(Number.POSITIVE_INFINITY);
+  }
+
   inProgress(): number {
     this.settle();
     return [...this.operations.values()].filter((o) => o.status === 'IN_PROGRESS').length;
