@@ -121,6 +121,25 @@ describe('aws-identity-center connector', () => {
     }
   });
 
+  it('remembers a user id for userCacheMs, and looks it up again after', async () => {
+    let clock = Date.now();
+    const cached = new AwsIdentityCenterConnector({ now: () => clock });
+    const g = grant();
+    const lookups = () =>
+      ic.fake.calls.filter(
+        (c) =>
+          c.operation === 'GetUserId' &&
+          (c.input as { AlternateIdentifier?: { UniqueAttribute?: { AttributeValue?: string } } }).AlternateIdentifier?.UniqueAttribute?.AttributeValue ===
+            g.principalId,
+      ).length;
+    await cached.provision(g, signal());
+    await cached.provision(g, signal());
+    expect(lookups()).toBe(1);
+    clock += 60_001;
+    await cached.revoke(g, null, signal());
+    expect(lookups()).toBe(2);
+  });
+
   it('retries ConflictException with backoff until the other operation is done', async () => {
     let conflicts = 0;
     removers.push(
