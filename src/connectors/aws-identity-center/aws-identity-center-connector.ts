@@ -62,7 +62,8 @@ export class AwsIdentityCenterConnector implements Connector {
     if (!userId) return;
     const permissionSet = fromHandle?.permissionSet ?? entitlement.permissionSet;
     const accounts = fromHandle?.accounts ?? entitlement.accounts;
-    return this.remove(api, permissionSet, accounts, userId, entitlement.revokeSessions);
+    // NB. Without a handle the grant may never have had access: deny sessions only if something was removed.
+    return this.remove(api, permissionSet, accounts, userId, entitlement.revokeSessions ? (fromHandle ? 'always' : 'if-removed') : 'never');
   }
 
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
@@ -105,7 +106,7 @@ export class AwsIdentityCenterConnector implements Connector {
       );
     }
     // NB. A stale read-back is not an error here: the deletion succeeded, and the next run looks again.
-    await this.remove(api, entitlement.permissionSet, [account], userId, entitlement.revokeSessions);
+    await this.remove(api, entitlement.permissionSet, [account], userId, entitlement.revokeSessions ? 'always' : 'never');
   }
 
   async checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void> {
@@ -173,10 +174,12 @@ export class AwsIdentityCenterConnector implements Connector {
     permissionSet: string,
     accounts: readonly string[],
     userId: string,
-    revokeSessions: boolean,
+    sessions: 'always' | 'if-removed' | 'never',
   ): Promise<RevokeResult | void> {
-    for (const account of accounts) await unassign(api, permissionSet, account, userId);
-    if (revokeSessions) await this.policyUpdate(permissionSet, () => denySessions(api, permissionSet, accounts, userId, this.now()));
+    let removed = false;
+    for (const account of accounts) removed = (await unassign(api, permissionSet, account, userId)) || removed;
+    if (sessions === 'always' || (sessions === 'if-removed' && removed))
+      await this.policyUpdate(permissionSet, () => denySessions(api, permissionSet, accounts, userId, this.now()));
     const stale: string[] = [];
     for (const account of accounts) if (await api.isAssigned(permissionSet, account, userId)) stale.push(account);
     if (stale.length === 0) return;
@@ -226,18 +229,18 @@ async function assign(api: IdentityCenterApi, permissionSet: string, account: st
   );
 }
 
-/** Deletes the assignment and waits until AWS says it is gone; succeeds if there was none. */
-async function unassign(api: IdentityCenterApi, permissionSet: string, account: string, userId: string): Promise<void> {
+/** Deletes the assignment and waits until AWS says it is gone; succeeds if there was none. True if this call deleted it. */
+async function unassign(api: IdentityCenterApi, permissionSet: string, account: string, userId: string): Promise<boolean> {
   // NB. No "settled" shortcut here: a list that does not show the assignment may be stale after a
   // creation still landing, and a revoke must not guess that access is gone.
   const started = await api.withoutConflict('sso:DeleteAccountAssignment', () => api.deleteAssignment(permissionSet, account, userId));
   if (started === null || started === 'settled') {
     await api.permissionSet(permissionSet); // NotFound for the assignment, not for a mistyped permission set
-    return;
+    return false;
   }
   const outcome = await api.assignmentOutcome('deletion', started);
-  if (outcome.Status === 'SUCCEEDED') return;
-  if (!(await api.isAssigned(permissionSet, account, userId))) return; // FAILED because there was nothing to delete
+  if (outcome.Status === 'SUCCEEDED') return true;
+  if (!(await api.isAssigned(permissionSet, account, userId))) return false; // FAILED because there was nothing to delete
   throw new LapseError(
     'connector_failed',
     `aws-identity-center target ${api.target.name}: deleting the assignment of ${permissionSet} on account ${account} for user ${userId} FAILED: ${outcome.FailureReason ?? 'no reason given'}`,

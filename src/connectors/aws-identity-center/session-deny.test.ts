@@ -108,6 +108,20 @@ describe('revokeSessions against the fake Identity Center', () => {
     expect(JSON.parse(ic.model.inlinePolicy(ps)).Statement).toEqual([CUSTOMER]);
   });
 
+  it('writes no deny for a grant that never had access (revoke without a handle, nothing assigned)', async () => {
+    const erin = ic.model.addUser('erin');
+    ic.model.assign(ps, ACCOUNT_B, erin.userId); // erin's standing access must not be cut off
+    const before = ic.model.inlinePolicy(ps);
+    await connector.revoke(grant('erin', [ACCOUNT_A]), null, signal());
+    expect(ic.model.inlinePolicy(ps)).toBe(before);
+    // …but a revoke without a handle that did remove an assignment (a crash after it was made) does deny.
+    ic.model.assign(ps, ACCOUNT_A, ic.model.addUser('holder').userId);
+    ic.model.assign(ps, ACCOUNT_A, erin.userId);
+    await connector.revoke(grant('erin', [ACCOUNT_A]), null, signal());
+    expect(ic.model.sessionWorks(ps, ACCOUNT_A, erin.userId)).toBe(false);
+    expect(ic.model.sessionWorks(ps, ACCOUNT_B, erin.userId)).toBe(true);
+  });
+
   it('revokes again without rewriting a statement that already lasts long enough', async () => {
     const carol = ic.model.addUser('carol');
     ic.model.assign(ps, ACCOUNT_A, ic.model.addUser('keeper').userId);
