@@ -28,6 +28,7 @@ import type { TargetConfig } from '../src/config/types.js';
 import { summarise, type BenchResult } from './stats.js';
 import { awsIamRoleBench } from './connectors-aws-iam-role.js';
 import { azureRbacBench } from './connectors-azure-rbac.js';
+import { awsIdentityCenterBench } from './connectors-aws-identity-center.js';
 
 export interface ConnectorBench {
   readonly connector: string;
@@ -236,6 +237,7 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
   },
   awsIamRoleBench,
   azureRbacBench,
+  awsIdentityCenterBench,
 ];
 
 /** Runs every connector's benchmarks; a connector whose server is missing fails the section loudly. */

@@ -8,6 +8,7 @@ export { RabbitMqConnector } from './rabbitmq/index.js';
 export { WebhookConnector, verifyWebhookSignature } from './webhook/index.js';
 export { AwsIamRoleConnector } from './aws-iam-role/index.js';
 export { AzureRbacConnector } from './azure-rbac/index.js';
+export { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
 import { SshConnector } from './ssh/ssh-connector.js';
 import { PostgresConnector } from './postgres/postgres-connector.js';
@@ -17,6 +18,7 @@ import { RabbitMqConnector } from './rabbitmq/index.js';
 import { WebhookConnector } from './webhook/index.js';
 import { AwsIamRoleConnector } from './aws-iam-role/index.js';
 import { AzureRbacConnector } from './azure-rbac/index.js';
+import { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
@@ -31,5 +33,6 @@ export function builtInConnectors(): ConnectorRegistry {
     new WebhookConnector(),
     new AwsIamRoleConnector(),
     new AzureRbacConnector(),
+    new AwsIdentityCenterConnector(),
   ]);
 }

@@ -1,0 +1,1 @@
+export { AwsIdentityCenterConnector } from './aws-identity-center-connector.js';
