@@ -33,6 +33,7 @@ const MAX_ATTEMPTS = 6;
 /** A Retry-After longer than this is cut to it: the call's deadline bounds the wait anyway. */
 const MAX_RETRY_AFTER_MS = 30_000;
 const RETRYABLE = new Set([429, 500, 502, 503, 504]);
+const TRANSIENT = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN']);
 
 /**
  * The Kubernetes API as Lapse uses it: the official client over one kubeconfig, each request with
@@ -133,9 +134,9 @@ export class KubeApi {
         if (signal.aborted) throw this.deadline(what);
         const status = error instanceof this.sdk.ApiException ? (error.code as number) : undefined;
         if (status !== undefined && accept.includes(status)) return { status };
-        // Network failures and per-request timeouts are worth another try; a failing exec credential plugin is not.
-        const name = (error as Error).name;
-        const retryable = status === undefined ? name === 'FetchError' || name === 'AbortError' : RETRYABLE.has(status);
+        // Dropped connections and per-request timeouts are worth another try; an untrusted certificate or a failing exec credential plugin is not.
+        const { name, code } = error as { name?: string; code?: string };
+        const retryable = status === undefined ? name === 'AbortError' || (name === 'FetchError' && TRANSIENT.has(code ?? '')) : RETRYABLE.has(status);
         if (!retryable || attempt >= MAX_ATTEMPTS) throw this.failure(what, error, status, attemptSignal.aborted);
         const headers = error instanceof this.sdk.ApiException ? (error.headers as Record<string, string>) : {};
         await sleep(this.backoff(attempt, status, headers['retry-after']), undefined, { signal }).catch(() => undefined);

@@ -91,7 +91,9 @@ export async function openScratchCluster(): Promise<ScratchCluster> {
       const headers: Record<string, string | string[]> = { authorization: `Bearer ${options.token ?? adminToken}`, accept: 'application/json' };
       if (options.user) headers['impersonate-user'] = options.user;
       if (options.groups?.length) headers['impersonate-group'] = options.groups;
-      if (options.body !== undefined) headers['content-type'] = 'application/json';
+      const payload = options.body === undefined ? undefined : JSON.stringify(options.body);
+      // NB. Node sends a DELETE body without Content-Length or chunking unless told its length.
+      if (payload !== undefined) Object.assign(headers, { 'content-type': 'application/json', 'content-length': String(Buffer.byteLength(payload)) });
       const req = request(`${server.url}${path}`, { method, headers, ca: ca.caPem }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -101,7 +103,7 @@ export async function openScratchCluster(): Promise<ScratchCluster> {
         });
       });
       req.on('error', reject);
-      req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+      req.end(payload);
     });
 
   return {
