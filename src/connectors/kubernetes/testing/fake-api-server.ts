@@ -186,7 +186,7 @@ export async function startFakeApiServer(options: { cluster?: FakeCluster; tls?:
       }
       default: {
         const preconditions = (body as { preconditions?: { uid?: string; resourceVersion?: string } } | undefined)?.preconditions;
-        if (preconditions && cluster.all(resource).some((o) => o.metadata.name === objectName && o.metadata.namespace === ns)) touchFirst();
+        if (preconditions && cluster.has(resource, ns, objectName!)) touchFirst();
         const pending = cluster.delete(resource, ns, objectName!, preconditions);
         if (pending) return send(res, 202, pending);
         return send(res, 200, { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Success', details: { name: objectName, group, kind: resource } });

@@ -112,6 +112,10 @@ export class FakeCluster implements RbacView {
     return [...this.store.get(resource)!.values()].map(clone);
   }
 
+  has(resource: string, namespace: string | undefined, name: string): boolean {
+    return this.store.get(resource)!.has(key(namespace, name));
+  }
+
   snapshot(): Map<string, KubeObject[]> {
     return new Map([...this.store.keys()].map((r) => [r, this.all(r)]));
   }
