@@ -80,6 +80,18 @@ function givesEntitlement(binding: V1RoleBinding, namespace: string | undefined,
   return namespace === entitlement.namespace;
 }
 
+/**
+ * NB. Several entitlements may give the same role in the same place (a user one and a
+ * ServiceAccount one): a standing subject is reported once, under the entitlement it resembles
+ * most — the binding's own scope first, then the subject's kind — so it is neither counted twice
+ * nor removed twice, and a live grant of that entitlement still covers it.
+ */
+function closest<E extends KubeEntitlement & { name: string }>(candidates: readonly E[], namespace: string | undefined, subject: RbacV1Subject): E {
+  const kind = { User: 'user', Group: 'group', ServiceAccount: 'serviceAccount' }[subject.kind];
+  const score = (e: E) => (e.namespace === namespace ? 2 : 0) + (e.subject === kind ? 1 : 0);
+  return candidates.reduce((best, e) => (score(e) > score(best) ? e : best));
+}
+
 export async function listGrantAccess(api: KubeApi, target: TargetConfig, settings: KubeTarget, signal: AbortSignal): Promise<CurrentAccess[]> {
   const entitlements = [...target.entitlements.values()].map((e) => ({ name: e.name, ...parseEntitlement(e) }));
   const scopes = new Map<string, string | undefined>();
@@ -101,11 +113,11 @@ export async function listGrantAccess(api: KubeApi, target: TargetConfig, settin
     for (const binding of await listBindings(api, namespace, unmanagedSelector, signal)) {
       if (isBootstrap(binding)) continue;
       const ref = { namespace, name: binding.metadata!.name! };
-      for (const entitlement of entitlements.filter((e) => givesEntitlement(binding, namespace, e))) {
-        for (const subject of binding.subjects ?? []) {
-          if (isSystemSubject(subject)) continue;
-          found.push({ account: accountOf(ref, subject), principalId: principalOf(settings, subject), entitlement: entitlement.name, grantId: null });
-        }
+      const candidates = entitlements.filter((e) => givesEntitlement(binding, namespace, e));
+      for (const subject of binding.subjects ?? []) {
+        if (isSystemSubject(subject) || candidates.length === 0) continue;
+        const entitlement = closest(candidates, namespace, subject);
+        found.push({ account: accountOf(ref, subject), principalId: principalOf(settings, subject), entitlement: entitlement.name, grantId: null });
       }
     }
   }

@@ -74,16 +74,17 @@ for (const entitlement of ['payments-view', 'cluster-view', 'payments-deploy', '
       hasAccess,
       createUnmanaged: async (g) => {
         const principal = `outsider-${Math.random().toString(36).slice(2, 8)}`;
-        const s = g.entitlement.settings as { kind: string; name: string; namespace?: string };
-        const body = {
-          metadata: { name: `hand-made-${principal}` },
-          roleRef: { apiGroup: RBAC, kind: s.kind, name: s.name },
-          subjects: [{ kind: 'User', apiGroup: RBAC, name: `oidc:${principal}` }],
-        };
+        const s = g.entitlement.settings as { kind: string; name: string; namespace?: string; subject?: string };
+        // A subject of the entitlement's own kind, so the entry is reported under this entitlement (see access-list.ts).
+        const subject =
+          s.subject === 'serviceAccount'
+            ? { kind: 'ServiceAccount', name: principal, namespace: 'lapse-grants' }
+            : { kind: s.subject === 'group' ? 'Group' : 'User', apiGroup: RBAC, name: `oidc:${principal}` };
+        const body = { metadata: { name: `hand-made-${principal}` }, roleRef: { apiGroup: RBAC, kind: s.kind, name: s.name }, subjects: [subject] };
         const path = s.namespace ? `/apis/${RBAC}/v1/namespaces/${s.namespace}/rolebindings` : `/apis/${RBAC}/v1/clusterrolebindings`;
         const { status } = await scratch.call('POST', path, { body });
         expect(status).toBe(201);
-        return principal;
+        return s.subject === 'serviceAccount' ? `system:serviceaccount:lapse-grants:${principal}` : principal;
       },
     });
   });
