@@ -85,9 +85,17 @@ export class KubeApi {
         where,
         hint: 'give the cluster CA (certificate-authority-data or settings.tls.ca), or set settings.tls.insecureSkipVerify: true if you really mean it',
       });
-    const caPem =
-      settings.tls.ca ??
-      (cluster.caData ? Buffer.from(cluster.caData, 'base64').toString('utf8') : cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : undefined);
+    let caPem: string | undefined;
+    try {
+      caPem =
+        settings.tls.ca ??
+        (cluster.caData ? Buffer.from(cluster.caData, 'base64').toString('utf8') : cluster.caFile ? readFileSync(cluster.caFile, 'utf8') : undefined);
+    } catch (error) {
+      throw new LapseError('config_invalid', `kubernetes target ${target.name}: cannot read the cluster CA: ${(error as Error).message}`, {
+        where,
+        hint: "check the kubeconfig's certificate-authority path, or give the CA as settings.tls.ca",
+      });
+    }
     kc.clusters = kc.clusters.map((c) =>
       c.name === cluster.name
         ? {

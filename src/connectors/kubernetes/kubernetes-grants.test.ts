@@ -217,6 +217,14 @@ describe('kubernetes credentials and TLS', () => {
     }
   });
 
+  it('says which CA file it cannot read', async () => {
+    const kubeconfig = scratch.kubeconfig.replace(/certificate-authority-data: .*/, 'certificate-authority: /nonexistent/lapse-ca.crt');
+    await expect(connector.checkTarget(scratch.target('no-ca', { v: { kind: 'ClusterRole', name: 'view' } }, { kubeconfig }), signal())).rejects.toMatchObject({
+      code: 'config_invalid',
+      message: expect.stringContaining('cannot read the cluster CA'),
+    });
+  });
+
   it('refuses a server whose certificate the CA does not sign, unless told to skip verification, and then warns', async () => {
     const other = makeTestCa();
     const t = scratch.target('wrong-ca', { v: { kind: 'ClusterRole', name: 'view' } }, { tls: { ca: other.caPem } });
