@@ -29,6 +29,7 @@ import { summarise, type BenchResult } from './stats.js';
 import { awsIamRoleBench } from './connectors-aws-iam-role.js';
 import { azureRbacBench } from './connectors-azure-rbac.js';
 import { awsIdentityCenterBench } from './connectors-aws-identity-center.js';
+import { kubernetesBench } from './connectors-kubernetes.js';
 
 export interface ConnectorBench {
   readonly connector: string;
@@ -238,6 +239,7 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
   awsIamRoleBench,
   azureRbacBench,
   awsIdentityCenterBench,
+  kubernetesBench,
 ];
 
 /** Runs every connector's benchmarks; a connector whose server is missing fails the section loudly. */

@@ -9,6 +9,7 @@ export { WebhookConnector, verifyWebhookSignature } from './webhook/index.js';
 export { AwsIamRoleConnector } from './aws-iam-role/index.js';
 export { AzureRbacConnector } from './azure-rbac/index.js';
 export { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
+export { KubernetesConnector, type KubernetesConnectorOptions } from './kubernetes/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
 import { SshConnector } from './ssh/ssh-connector.js';
 import { PostgresConnector } from './postgres/postgres-connector.js';
@@ -19,6 +20,7 @@ import { WebhookConnector } from './webhook/index.js';
 import { AwsIamRoleConnector } from './aws-iam-role/index.js';
 import { AzureRbacConnector } from './azure-rbac/index.js';
 import { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
+import { KubernetesConnector } from './kubernetes/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
@@ -34,5 +36,6 @@ export function builtInConnectors(): ConnectorRegistry {
     new AwsIamRoleConnector(),
     new AzureRbacConnector(),
     new AwsIdentityCenterConnector(),
+    new KubernetesConnector(),
   ]);
 }

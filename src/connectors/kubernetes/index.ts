@@ -1,0 +1,1 @@
+export { KubernetesConnector, type KubernetesConnectorOptions } from './kubernetes-connector.js';
