@@ -69,6 +69,15 @@ export async function requireFreshMfa(engine: Engine, auth: AuthService, caller:
   throw await stepUpRequired(auth, caller.principal.id, `${what} needs a second factor verified within the last ${Math.round(maxAgeMs / 60_000)} minutes`);
 }
 
+/**
+ * Sensitive changes to one's own credentials (adding a factor, minting an API token) need the
+ * second factor first, once the account has one: a stolen session or token must not add its own.
+ */
+export async function requireFreshMfaIfEnrolled(engine: Engine, auth: AuthService, caller: Caller, what: string): Promise<void> {
+  if ((await auth.enrolledFactors(caller.principal.id)).length === 0) return;
+  await requireFreshMfa(engine, auth, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
+}
+
 /** The caller each request authenticated as, for errors raised after authentication. */
 const callers = new WeakMap<FastifyRequest, Caller>();
 

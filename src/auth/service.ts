@@ -115,18 +115,21 @@ export class AuthService {
   listTokensOf = (userName: string) => listTokensOf(this.db, userName);
   findTokenOwner = (tokenId: string) => findTokenOwner(this.db, tokenId);
 
-  /** Revokes a token; audited as `token.revoked` when it was still valid. */
+  /**
+   * Revokes a token and every token minted with it (a stolen token's offspring die with it);
+   * audited as `token.revoked`, naming the others, when anything changed.
+   */
   revokeToken(tokenId: string, actor: string, data: Record<string, unknown>): Promise<boolean> {
     return auditedChange(this.db, async (tx, _now, audit) => {
-      const changed = await revokeApiToken(tx, tokenId);
-      if (changed) audit({ action: 'token.revoked', actor, subject: tokenId, data });
-      return changed;
+      const { revoked, alsoRevoked } = await revokeApiToken(tx, tokenId);
+      if (revoked || alsoRevoked.length > 0) audit({ action: 'token.revoked', actor, subject: tokenId, data: { ...data, alsoRevoked } });
+      return revoked;
     });
   }
 
   /** Issues a token the route has already judged allowed; audited as `token.created` with `audit` data. */
   issueToken(
-    input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy: string; notAfter?: Date },
+    input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy: string; notAfter?: Date; mintedBy?: string },
     actor: string,
     data: (issued: IssuedToken) => Record<string, unknown>,
   ): Promise<IssuedToken> {

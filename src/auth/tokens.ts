@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import type { Principal } from '../domain/principal.js';
-import { findLiveApiToken, insertApiToken, markApiTokenRevoked, markApiTokenUsed, type Executor } from '../store/index.js';
+import { findLiveApiToken, insertApiToken, markApiTokenRevoked, markApiTokenUsed, revokeMintedBy, type Executor } from '../store/index.js';
 import { controlCharacterProblem } from '../domain/text.js';
 
 /** What a token may do; each route names the scope it needs. */
@@ -35,7 +35,7 @@ export const OFFLINE_ISSUER_PREFIX = 'cli:';
  */
 export async function issueApiToken(
   tx: Executor,
-  input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy?: string; notAfter?: Date },
+  input: { userId: string; name: string; scopes: readonly string[]; expiresInMs: number | null; issuedBy?: string; notAfter?: Date; mintedBy?: string },
   now: Date,
 ): Promise<IssuedToken> {
   const scopes = z
@@ -69,6 +69,7 @@ export async function issueApiToken(
     last_used_at: null,
     revoked_at: null,
     issued_by: input.issuedBy,
+    minted_by: input.mintedBy ?? null,
   });
   return { id, token, expiresAt };
 }
@@ -106,6 +107,8 @@ export async function authenticateToken(db: Executor, presented: string): Promis
   };
 }
 
-export async function revokeApiToken(db: Executor, tokenId: string): Promise<boolean> {
-  return markApiTokenRevoked(db, tokenId);
+/** Revokes a token and every token minted with it (in turn too): whether it was live, and the others revoked. */
+export async function revokeApiToken(tx: Executor, tokenId: string): Promise<{ revoked: boolean; alsoRevoked: string[] }> {
+  const revoked = await markApiTokenRevoked(tx, tokenId);
+  return { revoked, alsoRevoked: await revokeMintedBy(tx, [tokenId]) };
 }

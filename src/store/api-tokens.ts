@@ -5,7 +5,10 @@ import type { ApiTokensTable } from './schema.js';
 /** API tokens: stored by the hash of their secret (src/auth/tokens.ts decides the rules). */
 
 /** Stores a token; without `issued_by` the issuer recorded is the owner's name. */
-export async function insertApiToken(tx: Executor, row: Omit<Insertable<ApiTokensTable>, 'issued_by'> & { issued_by?: string | undefined }): Promise<void> {
+export async function insertApiToken(
+  tx: Executor,
+  row: Omit<Insertable<ApiTokensTable>, 'issued_by' | 'minted_by'> & { issued_by?: string | undefined; minted_by?: string | null },
+): Promise<void> {
   const { issued_by: issuedBy, ...rest } = row;
   await tx
     .insertInto('api_tokens')
@@ -105,7 +108,7 @@ export async function findTokenOwner(db: Executor, tokenId: string): Promise<{ i
     .executeTakeFirst();
 }
 
-/** Revokes every live token of a user (sign out everywhere); how many. */
+/** Revokes every live token of a user (sign out everywhere), and every token those minted; how many of the user's. */
 export async function revokeTokensOfUser(tx: Executor, userId: string): Promise<number> {
   const revoked = await tx
     .updateTable('api_tokens')
@@ -113,5 +116,28 @@ export async function revokeTokensOfUser(tx: Executor, userId: string): Promise<
     .where('user_id', '=', userId)
     .where('revoked_at', 'is', null)
     .executeTakeFirst();
+  const mine = await tx.selectFrom('api_tokens').select('id').where('user_id', '=', userId).execute();
+  await revokeMintedBy(
+    tx,
+    mine.map((t) => t.id),
+  );
   return Number(revoked.numUpdatedRows);
+}
+
+/**
+ * Revokes every live token minted, directly or in turn, with one of these tokens (whether those
+ * are revoked already or not); returns the ids it revoked.
+ */
+export async function revokeMintedBy(tx: Executor, tokenIds: readonly string[]): Promise<string[]> {
+  if (tokenIds.length === 0) return [];
+  const { rows } = await sql<{ id: string }>`
+    WITH RECURSIVE line(id) AS (
+      SELECT id FROM api_tokens WHERE minted_by = ANY(${[...tokenIds]}::text[])
+      UNION
+      SELECT t.id FROM api_tokens t JOIN line ON t.minted_by = line.id
+    )
+    UPDATE api_tokens SET revoked_at = now()
+    WHERE id IN (SELECT id FROM line) AND revoked_at IS NULL
+    RETURNING id`.execute(tx);
+  return rows.map((r) => r.id);
 }

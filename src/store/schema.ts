@@ -134,6 +134,8 @@ export interface ApiTokensTable {
   revoked_at: Timestamp | null;
   /** Who issued it: the owner, an admin (for a service identity), or `cli:<os user>` (offline). */
   issued_by: string;
+  /** The token it was created with, if it was made with one: revoking that one revokes this too. */
+  minted_by: string | null;
 }
 
 type Timestamp = ColumnType<Date, Date | string, Date | string>;

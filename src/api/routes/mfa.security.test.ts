@@ -274,6 +274,32 @@ describeEachStore('/api/v1/mfa (security)', ({ store }) => {
     expect(await countAudit(store(), 'auth.mfa_locked')).toBeGreaterThanOrEqual(1);
   });
 
+  it('asks for a fresh second factor to create an API token once one is enrolled (session or token), and stores nothing before', async () => {
+    const dave = await createLocalUser(store(), 'dave', ['sre']);
+    const daveToken = (await issueApiToken(store().db, { userId: dave.id, name: 'cli', scopes: ['read'], expiresInMs: 3_600_000 }, new Date())).token;
+    const mint = { name: 'automation', scopes: ['read'], expiresIn: '30m' };
+    // No factor yet: nothing to ask for.
+    expect((await call(await login('dave'), 'POST', '/api/v1/tokens', { ...mint, name: 'before mfa' })).statusCode).toBe(201);
+    await enrollTotp('dave', await login('dave'));
+    const tokens = async () =>
+      Number((await sql<{ n: string }>`SELECT count(*) AS n FROM api_tokens WHERE user_id = ${dave.id}`.execute(store().db)).rows[0]!.n);
+    const before = await tokens();
+
+    const session = await login('dave');
+    const refused = await call(session, 'POST', '/api/v1/tokens', mint);
+    expect(refused.statusCode).toBe(401);
+    expect(refused.json()).toMatchObject({ code: 'mfa_step_up_required', stepUp: { factors: ['totp'] } });
+    const viaToken = await withToken(daveToken, 'POST', '/api/v1/tokens', mint);
+    expect(viaToken.json()).toMatchObject({ code: 'mfa_step_up_required' });
+    expect(await tokens()).toBe(before);
+
+    expect((await call(session, 'POST', '/api/v1/mfa/step-up', { totp: nextCode('dave') })).statusCode).toBe(200);
+    expect((await call(session, 'POST', '/api/v1/tokens', mint)).statusCode).toBe(201);
+    const stepped = await withToken(daveToken, 'POST', '/api/v1/tokens', { ...mint, expiresIn: '10m' }, { 'x-lapse-mfa': `totp ${await laterCode('dave')}` });
+    expect(stepped.statusCode, stepped.body).toBe(201);
+    expect(await tokens()).toBe(before + 2);
+  });
+
   it('publishes every MFA route, and the stepUp problem member, in the OpenAPI document', async () => {
     const doc = (await app.inject({ method: 'GET', url: '/api/openapi.json' })).json() as { paths: Record<string, object>; components?: unknown };
     const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/api/v1/mfa'));

@@ -25,7 +25,7 @@ import { LapseError } from '../../domain/errors.js';
 import type { Engine } from '../../engine/index.js';
 import { type Caller } from '../authenticate.js';
 import { problemSchema, stepUpGuidanceSchema } from '../problem.js';
-import { MANAGE_FACTORS_MAX_AGE_MS, mfaContext, requireFreshMfa, stepUpGuidance } from '../step-up.js';
+import { MANAGE_FACTORS_MAX_AGE_MS, mfaContext, requireFreshMfa, requireFreshMfaIfEnrolled, stepUpGuidance } from '../step-up.js';
 import { callerOf } from '../authorization.js';
 
 const code = z.string().regex(TOTP_CODE, 'a code is 6 digits').describe('The current 6-digit code from the authenticator app');
@@ -101,12 +101,6 @@ const stepUpBody = z
   .refine((body) => (body.totp === undefined) !== (body.webauthn === undefined), 'give exactly one of "totp" or "webauthn"');
 
 const iso = (date: Date | null) => date?.toISOString() ?? null;
-
-/** Adding a factor to an account that has one needs that one first: a stolen session must not add its own. */
-async function requireFreshMfaIfEnrolled(engine: Engine, auth: AuthService, caller: Caller, what: string): Promise<void> {
-  if ((await auth.enrolledFactors(caller.principal.id)).length === 0) return;
-  await requireFreshMfa(engine, auth, caller, await engine.read.now(), MANAGE_FACTORS_MAX_AGE_MS, what);
-}
 
 /** A verified second factor counts for the session it was verified in. */
 async function rememberStepUp(auth: AuthService, caller: Caller, proof: MfaProof) {

@@ -195,6 +195,44 @@ describeEachStore('API tokens: who may act as whom (security)', ({ store }) => {
       expect(res.json()).toMatchObject({ where: 'scopes' });
     });
   });
+
+  describe('a revoked token takes the tokens it minted with it', () => {
+    it('revokes every token minted (directly or in turn) by a revoked token, audited, and leaves the others alone', async () => {
+      const issued = await issueApiToken(store().db, { userId: ids.root!, name: 'parent', scopes: ['admin', 'read'], expiresInMs: 3_600_000 }, new Date());
+      const [parent, parentId] = [issued.token, issued.id];
+      const mint = async (token: string, name: string, expiresIn: string, user?: string) => {
+        const res = await call(token, { method: 'POST', url: '/api/v1/tokens', payload: { name, scopes: ['read'], expiresIn, ...(user ? { user } : {}) } });
+        expect(res.statusCode, res.body).toBe(201);
+        return res.json() as { id: string; token: string };
+      };
+      const child = await mint(parent, 'child', '30m');
+      const grandchild = await mint(child.token, 'grandchild', '10m');
+      const forService = await mint(parent, 'for a service', '30m', 'req-bot');
+      // The parent (a stolen token, say) is revoked by its owner with another token.
+      const other = await tokenFor('root', ['read'], 3_600_000);
+      const res = await call(other, { method: 'DELETE', url: `/api/v1/tokens/${parentId}` });
+      expect(res.statusCode, res.body).toBe(200);
+
+      for (const token of [parent, child.token, grandchild.token, forService.token]) {
+        expect((await call(token, { method: 'GET', url: '/api/v1/auth/session' })).statusCode).toBe(401);
+      }
+      expect((await call(other, { method: 'GET', url: '/api/v1/auth/session' })).statusCode).toBe(200);
+      const event = await lastAudit(api, 'token.revoked');
+      expect(event.subject).toBe(parentId);
+      expect((event.data?.alsoRevoked as string[]).sort()).toEqual([child.id, grandchild.id, forService.id].sort());
+    });
+
+    it('signing out everywhere with revokeTokens also revokes what those tokens minted for service identities', async () => {
+      const boss = await tokenFor('boss', ['admin', 'read'], 3_600_000);
+      const res = await call(boss, { method: 'POST', url: '/api/v1/tokens', payload: { name: 'bot', scopes: ['read'], expiresIn: '30m', user: 'req-bot' } });
+      expect(res.statusCode, res.body).toBe(201);
+      const bot = res.json().token as string;
+      expect((await call(bot, { method: 'GET', url: '/api/v1/auth/session' })).statusCode).toBe(200);
+      const out = await call(boss, { method: 'POST', url: '/api/v1/auth/logout-all', payload: { revokeTokens: true } });
+      expect(out.statusCode, out.body).toBe(200);
+      expect((await call(bot, { method: 'GET', url: '/api/v1/auth/session' })).statusCode).toBe(401);
+    });
+  });
 });
 
 const DEMOTABLE = TEST_CONFIG.replace('admins: { groups: [admins] }', 'admins: { groups: [admins], users: [temp] }');

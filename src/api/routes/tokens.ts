@@ -10,6 +10,7 @@ import { isAdmin } from '../../domain/authorization.js';
 import type { Engine } from '../../engine/index.js';
 import { problemSchema } from '../problem.js';
 import { callerOf, refuse } from '../authorization.js';
+import { requireFreshMfaIfEnrolled } from '../step-up.js';
 
 /** Tokens from `lapse login` last 30 days; sign in again after that. */
 const CLI_TOKEN_LIFETIME_MS = 30 * 86_400_000;
@@ -160,11 +161,20 @@ export function tokenRoutes(engine: Engine, auth: AuthService): FastifyPluginAsy
             'Ask for a shorter expiresIn, or sign in (a session) to create a longer-lived token.',
           );
         }
+        await requireFreshMfaIfEnrolled(engine, auth, caller, 'creating an API token');
         // The person behind this: a service's token passes on the issuer of the token that made it.
         const issuedBy = caller.principal.kind === 'service' && caller.principal.via ? caller.principal.via.issuedBy : caller.principal.id;
         const forOther = owner.name !== caller.principal.id;
         const issued = await auth.issueToken(
-          { userId: owner.id, name: body.name, scopes: body.scopes, expiresInMs, issuedBy, ...(notAfter ? { notAfter } : {}) },
+          {
+            userId: owner.id,
+            name: body.name,
+            scopes: body.scopes,
+            expiresInMs,
+            issuedBy,
+            ...(notAfter ? { notAfter } : {}),
+            ...(caller.via === 'token' ? { mintedBy: caller.tokenId! } : {}),
+          },
           caller.principal.id,
           (value) => ({
             ...viaData(caller.principal),
