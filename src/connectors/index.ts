@@ -6,6 +6,7 @@ export { MysqlConnector, type MysqlConnectorOptions } from './mysql/mysql-connec
 export { RedisConnector } from './redis/index.js';
 export { RabbitMqConnector } from './rabbitmq/index.js';
 export { WebhookConnector, verifyWebhookSignature } from './webhook/index.js';
+export { GcpIamConnector, type GcpIamConnectorOptions, type TokenSource } from './gcp-iam/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
 import { SshConnector } from './ssh/ssh-connector.js';
 import { PostgresConnector } from './postgres/postgres-connector.js';
@@ -13,6 +14,7 @@ import { MysqlConnector } from './mysql/mysql-connector.js';
 import { RedisConnector } from './redis/index.js';
 import { RabbitMqConnector } from './rabbitmq/index.js';
 import { WebhookConnector } from './webhook/index.js';
+import { GcpIamConnector } from './gcp-iam/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
@@ -25,5 +27,6 @@ export function builtInConnectors(): ConnectorRegistry {
     new RedisConnector(),
     new RabbitMqConnector(),
     new WebhookConnector(),
+    new GcpIamConnector(),
   ]);
 }
