@@ -18,7 +18,7 @@ describe('gcp-iam connector under etag races, throttling and stale reads', () =>
   });
   afterAll(async () => p?.close());
   afterEach(() => {
-    Object.assign(p.fake.injected, { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null });
+    Object.assign(p.fake.injected, { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null, stallMs: 0 });
   });
 
   const lapseIds = () => (p.fake.policy(PROJECT).bindings ?? []).map(grantIdOf).filter((id): id is string => id !== null);
@@ -69,6 +69,18 @@ describe('gcp-iam connector under etag races, throttling and stale reads', () =>
     const started = Date.now();
     await expect(p.connector.revoke(p.grant(), null, signal(1_500))).rejects.toMatchObject({ code: 'connector_timeout' });
     expect(Date.now() - started).toBeLessThan(3_000);
+  });
+
+  it('a deadline that passes while Google is slow to answer fails the call, not the process', async () => {
+    for (const [stallMs, deadlineMs] of [
+      [600, 300],
+      [300, 450],
+    ]) {
+      p.fake.injected.stallMs = stallMs!;
+      await expect(p.connector.revoke(p.grant(), null, signal(deadlineMs))).rejects.toMatchObject({ code: 'connector_timeout' });
+    }
+    // Long enough for the stalled answers to arrive at the aborted requests.
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
   });
 
   it('reports propagation pending while the read-back still shows the removed binding, then confirms', async () => {

@@ -60,7 +60,7 @@ export class ResourceManager {
     method: 'getIamPolicy' | 'setIamPolicy' | 'testIamPermissions',
     resource: string,
     signal: AbortSignal,
-    send: (api: PolicyMethods, options: { signal: AbortSignal; retry: false; timeout: number }) => Promise<{ data: T }>,
+    send: (api: PolicyMethods, options: RequestOptions) => Promise<{ data: T }>,
   ): Promise<T> {
     const api = this.api[resource.slice(0, resource.indexOf('/')) as Kind] as unknown as PolicyMethods;
     let reauthenticated = false;
@@ -68,7 +68,10 @@ export class ResourceManager {
       if (signal.aborted) throw this.deadline(method, resource, signal);
       try {
         const attemptSignal = AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]);
-        return (await send(api, { signal: attemptSignal, retry: false, timeout: this.timeoutMs })).data;
+        // NB. Node's own fetch, not gaxios's default node-fetch: node-fetch can emit an unhandled
+        // 'error' on a stream of a request its signal aborted, which kills the process (seen in
+        // the kill -9 test under load, and with a deadline passing before the answer arrives).
+        return (await send(api, { signal: attemptSignal, retry: false, timeout: this.timeoutMs, fetchImplementation: fetch })).data;
       } catch (error) {
         if (signal.aborted) throw this.deadline(method, resource, signal);
         const status = statusOf(error);
@@ -149,6 +152,13 @@ export function kindOf(resource: string): Kind {
 export function permissionsFor(resource: string): string[] {
   const kind = kindOf(resource);
   return [`resourcemanager.${kind}.getIamPolicy`, `resourcemanager.${kind}.setIamPolicy`];
+}
+
+interface RequestOptions {
+  readonly signal: AbortSignal;
+  readonly retry: false;
+  readonly timeout: number;
+  readonly fetchImplementation: typeof fetch;
 }
 
 interface PolicyMethods {

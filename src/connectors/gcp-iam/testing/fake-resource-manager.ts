@@ -57,6 +57,8 @@ export interface FakeInjections {
   failNext: number[];
   /** Every nth API request fails with this status. */
   failEvery: { status: 429 | 503; nth: number } | null;
+  /** API answers wait this long before their headers, and as long again before the second half of their body (a slow link). */
+  stallMs: number;
 }
 
 interface Stored {
@@ -91,7 +93,7 @@ class Refusal extends Error {
 
 export class FakeResourceManager {
   readonly calls: FakeCall[] = [];
-  readonly injected: FakeInjections = { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null };
+  readonly injected: FakeInjections = { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null, stallMs: 0 };
   /** Failures the fake sent: what a client had to absorb. */
   readonly sent = { throttled: 0, unavailable: 0, conflicts: 0, staleReads: 0 };
   tokenTtlMs = 3_600_000;
@@ -184,12 +186,13 @@ export class FakeResourceManager {
     try {
       text = await readBody(req);
     } catch {
-      return reply(res, 413, error(413, 'Request body too large.'));
+      return send(res, 413, error(413, 'Request body too large.'), 0);
     }
     const url = new URL(req.url ?? '/', 'http://fake');
     if (req.method === 'POST' && url.pathname === '/token') return this.token(res, text);
     const route = ROUTE.exec(url.pathname);
-    if (req.method !== 'POST' || !route) return reply(res, 404, error(404, `No such method: ${req.method} ${url.pathname.slice(0, 100)}`));
+    const answer = (r: ServerResponse, status: number, body: unknown) => send(r, status, body, this.injected.stallMs);
+    if (req.method !== 'POST' || !route) return answer(res, 404, error(404, `No such method: ${req.method} ${url.pathname.slice(0, 100)}`));
     const [, kind, id, method] = route as unknown as [string, string, string, FakeCall['method']];
     const resource = `${kind}/${id}`;
     let caller: string | null = null;
@@ -204,7 +207,7 @@ export class FakeResourceManager {
         if (!stored) throw denied(`resourcemanager.${kind}.get`, resource);
         const held = heldPermissions(stored.policy.bindings ?? [], caller, wanted, this.customRoles, new Date());
         log(200);
-        return reply(res, 200, held.length > 0 ? { permissions: held } : {});
+        return answer(res, 200, held.length > 0 ? { permissions: held } : {});
       }
       const stored = this.authorize(caller, kind, method, resource);
       if (method === 'getIamPolicy') {
@@ -217,7 +220,7 @@ export class FakeResourceManager {
           policy = stored.previous;
         }
         log(200);
-        return reply(res, 200, requested === 3 ? policy : asVersion1(policy));
+        return answer(res, 200, requested === 3 ? policy : asVersion1(policy));
       }
       const policy = (body.policy ?? {}) as Policy;
       if (this.injected.concurrentWrites > 0) {
@@ -245,11 +248,11 @@ export class FakeResourceManager {
       const written = this.commit(stored, { bindings: mergeDuplicates(policy.bindings ?? []) });
       const after = titles(written);
       log(200, { etagSent: Boolean(policy.etag), added: [...after].filter((t) => !before.has(t)), removed: [...before].filter((t) => !after.has(t)) });
-      return reply(res, 200, written);
+      return answer(res, 200, written);
     } catch (caught) {
       const refusal = caught instanceof Refusal ? caught : new Refusal(400, `Invalid JSON payload received. ${(caught as Error).message.slice(0, 100)}`);
       log(refusal.status);
-      return reply(res, refusal.status, error(refusal.status, refusal.message, refusal.details));
+      return answer(res, refusal.status, error(refusal.status, refusal.message, refusal.details));
     }
   }
 
@@ -330,7 +333,16 @@ function error(status: number, message: string, details: unknown[] = []): unknow
 }
 
 function reply(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body));
+  send(res, status, body, 0);
+}
+
+function send(res: ServerResponse, status: number, body: unknown, stallMs: number): void {
+  const text = JSON.stringify(body);
+  if (stallMs <= 0) return void res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(text);
+  setTimeout(() => {
+    res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).write(text.slice(0, text.length >> 1));
+    setTimeout(() => res.end(text.slice(text.length >> 1)), stallMs).unref();
+  }, stallMs).unref();
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {
