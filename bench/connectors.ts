@@ -26,6 +26,7 @@ import { WebhookConnector } from '../src/connectors/webhook/index.js';
 import { TokenSystem } from '../src/connectors/webhook/testing/token-system.js';
 import type { TargetConfig } from '../src/config/types.js';
 import { summarise, type BenchResult } from './stats.js';
+import { gcpIamBench } from './connectors-gcp-iam.js';
 
 export interface ConnectorBench {
   readonly connector: string;
@@ -232,6 +233,7 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
       }
     },
   },
+  gcpIamBench,
 ];
 
 /** Runs every connector's benchmarks; a connector whose server is missing fails the section loudly. */

@@ -18,7 +18,15 @@ describe('gcp-iam connector under etag races, throttling and stale reads', () =>
   });
   afterAll(async () => p?.close());
   afterEach(() => {
-    Object.assign(p.fake.injected, { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null, stallMs: 0 });
+    Object.assign(p.fake.injected, {
+      staleReadsAfterWrite: 0,
+      concurrentWrites: 0,
+      concurrentWriteEvery: 0,
+      conflictStatus: 409,
+      failNext: [],
+      failEvery: null,
+      stallMs: 0,
+    });
   });
 
   const lapseIds = () => (p.fake.policy(PROJECT).bindings ?? []).map(grantIdOf).filter((id): id is string => id !== null);
@@ -140,7 +148,7 @@ describe('gcp-iam connector under etag races, throttling and stale reads', () =>
     const grants = Array.from({ length: 300 }, () => p.grant());
     await Promise.all(grants.map((g) => p.connector.provision(g, signal())));
     const sent = { ...p.fake.sent };
-    Object.assign(p.fake.injected, { failEvery: { status: 429, nth: 4 }, concurrentWrites: 5, staleReadsAfterWrite: 1 });
+    Object.assign(p.fake.injected, { failEvery: { status: 429, nth: 4 }, concurrentWriteEvery: 3, staleReadsAfterWrite: 1 });
     await Promise.all(grants.map((g) => revokeUntilConfirmed(g)));
     expect(lapseIds().filter((id) => grants.some((g) => g.grantId === id))).toEqual([]);
     expect(p.fake.sent.throttled).toBeGreaterThan(sent.throttled);

@@ -52,6 +52,8 @@ export interface FakeInjections {
   staleReadsAfterWrite: number;
   /** The next n setIamPolicy calls find that someone else wrote first (their etag is stale). */
   concurrentWrites: number;
+  /** Every nth setIamPolicy call finds that someone else wrote first (0: never). */
+  concurrentWriteEvery: number;
   conflictStatus: 409 | 412;
   /** Statuses (429, 503) the next API requests fail with, one each. */
   failNext: number[];
@@ -93,7 +95,15 @@ class Refusal extends Error {
 
 export class FakeResourceManager {
   readonly calls: FakeCall[] = [];
-  readonly injected: FakeInjections = { staleReadsAfterWrite: 0, concurrentWrites: 0, conflictStatus: 409, failNext: [], failEvery: null, stallMs: 0 };
+  readonly injected: FakeInjections = {
+    staleReadsAfterWrite: 0,
+    concurrentWrites: 0,
+    concurrentWriteEvery: 0,
+    conflictStatus: 409,
+    failNext: [],
+    failEvery: null,
+    stallMs: 0,
+  };
   /** Failures the fake sent: what a client had to absorb. */
   readonly sent = { throttled: 0, unavailable: 0, conflicts: 0, staleReads: 0 };
   tokenTtlMs = 3_600_000;
@@ -102,6 +112,7 @@ export class FakeResourceManager {
   private readonly tokens = new Map<string, { member: string; expiresAt: number }>();
   private readonly customRoles = new Map<string, readonly string[]>();
   private apiRequests = 0;
+  private writeRequests = 0;
 
   private constructor(private readonly server: Server) {}
 
@@ -223,8 +234,10 @@ export class FakeResourceManager {
         return answer(res, 200, requested === 3 ? policy : asVersion1(policy));
       }
       const policy = (body.policy ?? {}) as Policy;
-      if (this.injected.concurrentWrites > 0) {
-        this.injected.concurrentWrites--;
+      this.writeRequests++;
+      const every = this.injected.concurrentWriteEvery;
+      if (this.injected.concurrentWrites > 0 || (every > 0 && this.writeRequests % every === 0)) {
+        this.injected.concurrentWrites = Math.max(0, this.injected.concurrentWrites - 1);
         this.commit(stored, stored.policy);
         this.calls.push({ at: Date.now(), method, resource, caller: 'someone-else', status: 200, etagSent: true, added: [], removed: [] });
       }
