@@ -58,7 +58,7 @@ describe.skipIf(!configured)('gcp-iam live smoke test against Google Cloud', () 
       const probeTarget = target('live-gcp-probe', { credentials: readFileSync(env.LAPSE_LIVE_GCP_PROBE_KEY!, 'utf8') });
       const probe = new ResourceManager(
         'live-gcp-probe',
-        new GcpCredentials().for(probeTarget, parseTarget(probeTarget)),
+        () => new GcpCredentials().for(probeTarget, parseTarget(probeTarget)),
         parseTarget(probeTarget).rootUrl,
         30_000,
       );

@@ -149,7 +149,7 @@ export class GcpIamConnector implements Connector {
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     const settings = parseTarget(target);
     const api = this.api(target, settings);
-    const self = this.credentials.for(target, settings).self;
+    const self = (await this.credentials.for(target, settings)).self;
     const principalOf = principalsOf(settings);
     const entitlements = [...target.entitlements.values()].map((e) => ({ name: e.name, ...parseEntitlement(target, e) }));
     const found: CurrentAccess[] = [];
@@ -191,7 +191,7 @@ export class GcpIamConnector implements Connector {
   }
 
   private api(target: TargetConfig, settings: GcpTarget): ResourceManager {
-    return new ResourceManager(target.name, this.credentials.for(target, settings), settings.rootUrl, settings.timeoutMs);
+    return new ResourceManager(target.name, () => this.credentials.for(target, settings), settings.rootUrl, settings.timeoutMs);
   }
 
   private change(target: TargetConfig, settings: GcpTarget, resource: string, signal: AbortSignal, mutate: Mutation, readBack = false) {

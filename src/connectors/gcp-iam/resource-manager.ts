@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { cloudresourcemanager, type cloudresourcemanager_v3 } from '@googleapis/cloudresourcemanager';
+import type { cloudresourcemanager_v3 } from '@googleapis/cloudresourcemanager';
 import { LapseError } from '../../domain/errors.js';
-import type { GcpAuth } from './credentials.js';
+import { googleLibrary, type GcpAuth } from './credentials.js';
 import type { Policy } from './iam-policy.js';
 
 /**
@@ -24,16 +24,14 @@ const RETRIED = new Set([429, 500, 502, 503, 504]);
 type Kind = 'projects' | 'folders' | 'organizations';
 
 export class ResourceManager {
-  private readonly api: cloudresourcemanager_v3.Cloudresourcemanager;
+  private client: Promise<{ api: cloudresourcemanager_v3.Cloudresourcemanager; auth: GcpAuth }> | undefined;
 
   constructor(
     private readonly target: string,
-    private readonly auth: GcpAuth,
-    rootUrl: string,
+    private readonly auth: () => Promise<GcpAuth>,
+    private readonly rootUrl: string,
     private readonly timeoutMs: number,
-  ) {
-    this.api = cloudresourcemanager({ version: 'v3', auth: auth.client, rootUrl });
-  }
+  ) {}
 
   async getPolicy(resource: string, signal: AbortSignal): Promise<Policy> {
     return this.call('getIamPolicy', resource, signal, (api, options) =>
@@ -62,7 +60,12 @@ export class ResourceManager {
     signal: AbortSignal,
     send: (api: PolicyMethods, options: RequestOptions) => Promise<{ data: T }>,
   ): Promise<T> {
-    const api = this.api[resource.slice(0, resource.indexOf('/')) as Kind] as unknown as PolicyMethods;
+    this.client ??= Promise.all([googleLibrary(), this.auth()]).then(([library, auth]) => ({
+      api: library.cloudresourcemanager({ version: 'v3', auth: auth.client, rootUrl: this.rootUrl }),
+      auth,
+    }));
+    const client = await this.client;
+    const api = client.api[kindOf(resource)] as unknown as PolicyMethods;
     let reauthenticated = false;
     for (let attempt = 1; ; attempt++) {
       if (signal.aborted) throw this.deadline(method, resource, signal);
@@ -79,7 +82,7 @@ export class ResourceManager {
         // NB. A token revoked or expired early: fetch a new one once, then believe the 401.
         if (status === 401 && !reauthenticated) {
           reauthenticated = true;
-          await this.auth.forgetToken();
+          await client.auth.forgetToken();
           continue;
         }
         if ((status === undefined || RETRIED.has(status)) && attempt < ATTEMPTS) {

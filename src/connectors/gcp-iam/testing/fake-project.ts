@@ -65,7 +65,7 @@ export async function openFakeProject(): Promise<FakeProject> {
   const hasAccess: FakeProject['hasAccess'] = async (g, resource = PROJECT, permission = VIEWER_PERMISSION) => {
     const member = `user:${g.principalId}`;
     const probe = target('probe');
-    const api = new ResourceManager('probe', new GcpCredentials(fake.tokenSource(member)).for(probe, parseTarget(probe)), fake.rootUrl, 5_000);
+    const api = new ResourceManager('probe', () => new GcpCredentials(fake.tokenSource(member)).for(probe, parseTarget(probe)), fake.rootUrl, 5_000);
     return (await api.testPermissions(resource, [permission], AbortSignal.timeout(10_000))).includes(permission);
   };
 
