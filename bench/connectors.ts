@@ -30,6 +30,7 @@ import { awsIamRoleBench } from './connectors-aws-iam-role.js';
 import { azureRbacBench } from './connectors-azure-rbac.js';
 import { awsIdentityCenterBench } from './connectors-aws-identity-center.js';
 import { kubernetesBench } from './connectors-kubernetes.js';
+import { gcpIamBench } from './connectors-gcp-iam.js';
 
 export interface ConnectorBench {
   readonly connector: string;
@@ -240,6 +241,7 @@ export const CONNECTOR_BENCHES: ConnectorBench[] = [
   azureRbacBench,
   awsIdentityCenterBench,
   kubernetesBench,
+  gcpIamBench,
 ];
 
 /** Runs every connector's benchmarks; a connector whose server is missing fails the section loudly. */

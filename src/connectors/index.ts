@@ -10,6 +10,7 @@ export { AwsIamRoleConnector } from './aws-iam-role/index.js';
 export { AzureRbacConnector } from './azure-rbac/index.js';
 export { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
 export { KubernetesConnector, type KubernetesConnectorOptions } from './kubernetes/index.js';
+export { GcpIamConnector, type GcpIamConnectorOptions, type TokenSource } from './gcp-iam/index.js';
 import { NoopConnector } from './noop/noop-connector.js';
 import { SshConnector } from './ssh/ssh-connector.js';
 import { PostgresConnector } from './postgres/postgres-connector.js';
@@ -21,6 +22,7 @@ import { AwsIamRoleConnector } from './aws-iam-role/index.js';
 import { AzureRbacConnector } from './azure-rbac/index.js';
 import { AwsIdentityCenterConnector } from './aws-identity-center/index.js';
 import { KubernetesConnector } from './kubernetes/index.js';
+import { GcpIamConnector } from './gcp-iam/index.js';
 import { connectorRegistry, type ConnectorRegistry } from './types.js';
 
 /** The connectors `lapse` ships with. */
@@ -37,5 +39,6 @@ export function builtInConnectors(): ConnectorRegistry {
     new AzureRbacConnector(),
     new AwsIdentityCenterConnector(),
     new KubernetesConnector(),
+    new GcpIamConnector(),
   ]);
 }

@@ -1,0 +1,2 @@
+export { GcpIamConnector, type GcpIamConnectorOptions } from './gcp-iam-connector.js';
+export type { TokenSource } from './credentials.js';
