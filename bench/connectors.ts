@@ -68,7 +68,7 @@ export async function revokeLatency(connector: Connector, target: TargetConfig, 
     latencies.push(performance.now() - t0);
   }
   return summarise('connector_revoke', name, latencies, performance.now() - started, {
-    entitlement: target.entitlements.get(entitlement)!.settings.mode ?? 'ephemeral',
+    entitlement: (target.entitlements.get(entitlement)!.settings.mode as string | undefined) ?? entitlement,
   });
 }
 
