@@ -17,7 +17,8 @@ const boundedDuration = (fallback: string, minMs: number, maxMs: number, what: s
     .transform((value, ctx) => {
       let ms: number;
       try {
-        ms = parseDuration(value);
+        // NB. parseDuration refuses zero (a zero grant makes no sense); a zero cache TTL does.
+        ms = minMs === 0 && /^0+(ms|s|m|h)?$/.test(value.trim()) ? 0 : parseDuration(value);
       } catch {
         ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration: write e.g. 2s, 500ms, 1m` });
         return z.NEVER;
