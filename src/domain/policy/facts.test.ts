@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { parseConfig } from '../../config/index.js';
+import { parseConfig, parsePolicyCases, runPolicyCases } from '../../config/index.js';
 import { isLapseError } from '../errors.js';
 import { evaluatePolicy, explainPolicies, type OncallFact, type PolicyInput, type TicketFact } from './index.js';
 
@@ -214,5 +214,45 @@ integrations:
     ]);
     expect(terms.map((t) => t.lookups)).toEqual([['on-call'], ['on-call', 'ticket in jira']]);
     expect(terms[1]!.requirements).toContain('ticket matching ^OPS-[0-9]+$, open in jira and assigned to the requester');
+  });
+});
+
+describe('policy test cases state the facts', () => {
+  it('decides with the on-call and ticket answers a case gives, and as "lookup failed" when it gives none', () => {
+    const cases = parsePolicyCases(
+      `cases:
+  - name: on call for checkout
+    principal: { id: alice, groups: [sre] }
+    request: { entitlement: shop-db/readonly, reason: queue }
+    facts: { oncall: [checkout] }
+    expect: { outcome: approved }
+  - name: PagerDuty down
+    principal: { id: alice, groups: [sre] }
+    request: { entitlement: shop-db/readonly, reason: queue }
+    expect: { outcome: pending }
+  - name: closed ticket
+    principal: { id: alice, groups: [sre] }
+    request: { entitlement: shop-db/admin, reason: fix, ticket: OPS-9 }
+    facts: { ticket: { open: false, status: Done } }
+    expect: { outcome: denied, denial: ticket_closed }
+  - name: Jira down
+    principal: { id: alice, groups: [sre] }
+    request: { entitlement: shop-db/admin, reason: fix, ticket: OPS-9 }
+    expect: { outcome: denied, denial: ticket_unverified }
+  - name: deliberately wrong, to prove cases can fail
+    principal: { id: alice, groups: [sre] }
+    request: { entitlement: shop-db/readonly, reason: queue }
+    facts: { oncall: [ledger] }
+    expect: { outcome: approved }
+`,
+      'cases.yaml',
+    );
+    expect(runPolicyCases(config, cases).map((r) => [r.name, r.passed])).toEqual([
+      ['on call for checkout', true],
+      ['PagerDuty down', true],
+      ['closed ticket', true],
+      ['Jira down', true],
+      ['deliberately wrong, to prove cases can fail', false],
+    ]);
   });
 });
