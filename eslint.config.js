@@ -15,7 +15,10 @@ const layers = {
   'connector-interface': ['domain', 'config', 'connector', 'connector-interface'],
   connector: ['domain', 'config', 'connector', 'connector-interface'],
   auth: ['domain', 'config', 'secrets', 'store', 'audit'],
-  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface'],
+  // Systems asked for facts policies read (on-call, tickets); they reuse the webhook connector's
+  // transport and signing.
+  integrations: ['domain', 'config', 'connector'],
+  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface', 'integrations'],
   api: ['domain', 'config', 'auth', 'audit', 'engine', 'connector-interface'],
   cli: ['domain', 'config', 'secrets', 'auth', 'audit', 'engine', 'api', 'connector-interface'],
 };
@@ -62,6 +65,7 @@ export default tseslint.config(
         { type: 'connector', pattern: 'src/connectors/*' },
         { type: 'connector-interface', pattern: 'src/connectors' },
         { type: 'auth', pattern: 'src/auth' },
+        { type: 'integrations', pattern: 'src/integrations' },
         { type: 'engine', pattern: 'src/engine' },
         { type: 'api', pattern: 'src/api' },
         { type: 'cli', pattern: 'src/cli' },

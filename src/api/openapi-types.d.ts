@@ -5954,6 +5954,8 @@ export interface paths {
                                 approval: string;
                                 requirements: string[];
                                 conditions: string | null;
+                                /** @description Facts looked up in other systems at request time ("on-call", "ticket in jira"); see docs/integrations.md */
+                                lookups: string[];
                             }[];
                             roles: {
                                 admins: {

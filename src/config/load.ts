@@ -4,15 +4,29 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { resolveAuthConfig } from './auth.js';
+import { resolveIntegrations } from './integrations.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
-import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, type PolicyDefinition } from '../domain/policy/index.js';
+import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, TICKET_SYSTEMS, type PolicyDefinition } from '../domain/policy/index.js';
 import { configSchema, targetSchema, type ParsedConfig } from './schema.js';
 import { resolveReference, resolveSettings, type SecretContext } from './secrets.js';
 import type { EffectiveConfig, TargetConfig } from './types.js';
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
-const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'secrets', 'scheduler', 'reconcile', 'auth'];
+const TOP_LEVEL_KEYS = [
+  'version',
+  'identity',
+  'roles',
+  'targets',
+  'policies',
+  'breakGlass',
+  'audit',
+  'secrets',
+  'scheduler',
+  'reconcile',
+  'auth',
+  'integrations',
+];
 
 export interface ConfigCheckOptions {
   /**
@@ -124,6 +138,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
   });
   const auth = resolveAuthConfig(config.auth, secrets);
+  const integrations = resolveIntegrations(config.integrations, secrets);
   if (problems.length > 0) fail(located(problems));
 
   const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
@@ -135,7 +150,14 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     timezone: p.timezone,
     duration: { defaultMs: p.duration.default, maxMs: p.duration.max },
     extension: { maxCount: p.extension.maxCount, maxTotalMs: p.extension.maxTotal, requireApproval: p.extension.requireApproval },
-    require: { justificationMinLength: p.require.justification?.minLength ?? 0, ticketPattern: p.require.ticket?.pattern, mfaMaxAgeMs: p.require.mfa?.maxAge },
+    require: {
+      justificationMinLength: p.require.justification?.minLength ?? 0,
+      ticketPattern: p.require.ticket?.pattern,
+      ...(p.require.ticket?.verify
+        ? { ticketVerify: { system: p.require.ticket.verify, assignedToRequester: p.require.ticket.assignedToRequester ?? false } }
+        : {}),
+      mfaMaxAgeMs: p.require.mfa?.maxAge,
+    },
     conditions: p.conditions,
     autoApprove: p.autoApprove,
     autoApproveIf: p.autoApproveIf,
@@ -146,7 +168,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   }));
   let policies;
   try {
-    policies = compilePolicies(definitions, version);
+    policies = compilePolicies(definitions, version, {
+      oncall: integrations.pagerduty !== undefined || integrations.oncallWebhook !== undefined,
+      ticketSystems: TICKET_SYSTEMS.filter((system) => integrations[system] !== undefined),
+    });
   } catch (error) {
     if (error instanceof LapseError) fail([`${source}: ${error.details.where ?? ''}: ${error.message}. ${error.details.hint ?? ''}`.trim()]);
     throw error;
@@ -176,6 +201,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       provisionBackoffMinMs: provisionBackoff.min,
       provisionBackoffMaxMs: provisionBackoff.max,
     },
+    integrations,
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

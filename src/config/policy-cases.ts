@@ -1,7 +1,7 @@
 import { parseDocument } from 'yaml';
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
-import { evaluatePolicy, type PolicyDecision } from '../domain/policy/index.js';
+import { evaluatePolicy, TICKET_SYSTEMS, uncheckedTicket, type PolicyDecision, type PolicyFacts } from '../domain/policy/index.js';
 import { duration } from './schema.js';
 import type { EffectiveConfig } from './types.js';
 import { boundedText } from '../domain/text.js';
@@ -30,6 +30,27 @@ const caseSchema = z
       })
       .strict(),
     at: z.iso.datetime({ offset: true }).default('2026-01-05T12:00:00Z'),
+    /**
+     * What the on-call and ticket lookups answer in this case (nothing is called). Omitted: the
+     * lookup failed, as when the provider is down (not on call; a verified ticket is unverified).
+     */
+    facts: z
+      .object({
+        oncall: z.array(boundedText(63).min(1)).max(100).optional(),
+        ticket: z
+          .object({
+            exists: z.boolean().default(true),
+            open: z.boolean().default(true),
+            status: boundedText(100).default(''),
+            summary: boundedText(500).default(''),
+            assignee: boundedText(320).default(''),
+            assignedToRequester: z.boolean().default(false),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
     expect: z
       .object({
         outcome: z.enum(['approved', 'pending', 'denied']),
@@ -85,6 +106,26 @@ function summarise(decision: PolicyDecision, expected: PolicyCase['expect']): Re
   };
 }
 
+/** The facts a case states, as the engine would have looked them up from every configured source. */
+function caseFacts(config: EffectiveConfig, testCase: PolicyCase): PolicyFacts {
+  const { oncall, ticket } = testCase.facts;
+  const source = config.integrations.pagerduty ? 'pagerduty' : 'webhook';
+  const key = testCase.request.ticket ?? '';
+  const systems = TICKET_SYSTEMS.filter((system) => config.integrations[system] !== undefined);
+  return {
+    oncall:
+      oncall === undefined
+        ? { source, checked: false, active: false, services: [], error: 'not stated in the case' }
+        : { source, checked: true, active: oncall.length > 0, services: oncall },
+    tickets: Object.fromEntries(
+      systems.map((system) => [
+        system,
+        ticket === undefined ? uncheckedTicket(system, key, 'not stated in the case') : { system, key, checked: true, ...ticket },
+      ]),
+    ),
+  };
+}
+
 export function runPolicyCases(config: EffectiveConfig, cases: readonly PolicyCase[]): CaseResult[] {
   return cases.map((testCase) => {
     const [target, entitlement] = testCase.request.entitlement.split('/') as [string, string];
@@ -100,6 +141,11 @@ export function runPolicyCases(config: EffectiveConfig, cases: readonly PolicyCa
       ...(testCase.request.kind === 'extension' ? { extension: { count: 0, totalMs: 0 } } : {}),
       client: testCase.request.mfaAge !== undefined ? { mfaAt: new Date(now.getTime() - testCase.request.mfaAge) } : {},
       now,
+      labels: {
+        target: config.targets.get(target)?.labels ?? {},
+        entitlement: config.targets.get(target)?.entitlements.get(entitlement)?.labels ?? {},
+      },
+      facts: caseFacts(config, testCase),
     });
     const expected = { ...testCase.expect } as Record<string, unknown>;
     const actual = summarise(decision, testCase.expect);

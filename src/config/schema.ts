@@ -3,6 +3,8 @@ import { z } from 'zod';
 import { parseDuration } from '../domain/duration.js';
 import { NAME_PATTERN } from '../domain/input-schemas.js';
 import { boundedText } from '../domain/text.js';
+import { integrationsSchema } from './integrations-schema.js';
+import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
 
 /** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
 function isAddressOrCidr(value: string): boolean {
@@ -117,8 +119,16 @@ const policy = z
           .strict()
           .optional(),
         ticket: z
-          .object({ pattern: boundedText(500) })
+          .object({
+            pattern: boundedText(500),
+            verify: z.enum(TICKET_SYSTEMS, { message: 'verify names the ticket system: jira or servicenow' }).optional(),
+            assignedToRequester: z.boolean().optional(),
+          })
           .strict()
+          .refine((t) => t.assignedToRequester === undefined || t.verify !== undefined, {
+            message: 'assignedToRequester needs verify (jira or servicenow) to look the ticket up',
+            path: ['assignedToRequester'],
+          })
           .optional(),
         mfa: z.object({ maxAge: duration }).strict().optional(),
       })
@@ -222,6 +232,7 @@ export const configSchema = z
       .object({ enabled: z.boolean().default(true), interval: duration.prefault('15m') })
       .strict()
       .prefault({}),
+    integrations: integrationsSchema,
     scheduler: z
       .object({
         pollInterval: duration.prefault('1s'),

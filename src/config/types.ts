@@ -19,6 +19,7 @@ export interface EffectiveConfig {
   readonly secrets: SecretsConfig;
   readonly scheduler: SchedulerConfig;
   readonly reconcile: ReconcileConfig;
+  readonly integrations: IntegrationsConfig;
 }
 
 /** Sign-in settings (docs/authentication.md). */
@@ -121,4 +122,49 @@ export interface TargetReconcileConfig {
   /** Remove standing access no live grant covers (only within the target's configured entitlements). */
   readonly remediate: boolean;
   readonly intervalMs: number;
+}
+
+/** Systems asked for facts policies read (docs/integrations.md); secrets resolved, durations in ms. */
+export interface IntegrationsConfig {
+  readonly people: { readonly emailDomain: string | undefined; readonly emails: Readonly<Record<string, string>> };
+  readonly pagerduty: PagerDutyConfig | undefined;
+  readonly oncallWebhook: OncallWebhookConfig | undefined;
+  readonly jira: JiraConfig | undefined;
+  readonly servicenow: ServiceNowConfig | undefined;
+}
+
+/** Where an integration is and how long Lapse waits for it and reuses its answers. */
+export interface IntegrationEndpoint {
+  readonly url: string;
+  /** PEM CA bundle to verify the server against; undefined means the system roots. */
+  readonly ca: string | undefined;
+  readonly timeoutMs: number;
+  readonly cacheTtlMs: number;
+}
+
+export interface PagerDutyConfig extends IntegrationEndpoint {
+  /** REST API token; never log it. */
+  readonly token: string;
+  /** Principal id → PagerDuty user id; others are found by email. */
+  readonly users: Readonly<Record<string, string>>;
+  /** Service name (as targets' `service` label) → the escalation policies and schedules that cover it. */
+  readonly services: Readonly<Record<string, { readonly escalationPolicies: readonly string[]; readonly schedules: readonly string[] }>>;
+}
+
+export interface OncallWebhookConfig extends IntegrationEndpoint {
+  /** HMAC key for Lapse-Signature; never log it. */
+  readonly secret: string;
+}
+
+export interface JiraConfig extends IntegrationEndpoint {
+  readonly email: string;
+  readonly apiToken: string;
+  readonly openStatuses: readonly string[];
+  readonly accounts: Readonly<Record<string, string>>;
+}
+
+export interface ServiceNowConfig extends IntegrationEndpoint {
+  readonly auth: { readonly kind: 'basic'; readonly username: string; readonly password: string } | { readonly kind: 'bearer'; readonly token: string };
+  readonly table: string;
+  readonly openStates: readonly string[];
 }

@@ -7,6 +7,7 @@ import type { EffectiveConfig, EntitlementConfig, TargetConfig } from '../config
 import type { Connector, ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { notifyOnCommit, type AuditRecord, type Store, type StoreTransaction } from '../store/index.js';
+import type { PolicyInputs } from './policy-inputs.js';
 
 /** What every use-case may touch. Nothing else: no globals, no hidden singletons. */
 export interface EngineContext {
@@ -20,6 +21,8 @@ export interface EngineContext {
   readonly events: EventEmitter;
   /** Seals credentials held for their principal until fetched. */
   readonly sealer: Sealer;
+  /** On-call and ticket lookups for policies, cached per configuration. */
+  readonly policyInputs: PolicyInputs;
 }
 
 /** What a use-case records in the audit log (the store's AuditRecord; src/audit chains it). */

@@ -30,6 +30,7 @@ import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingReque
 import { hostTrustOf } from './host-trust.js';
 import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
+import { PolicyInputs } from './policy-inputs.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
@@ -43,6 +44,8 @@ export interface EngineOptions {
    * the data dir; without it a key lives only as long as this process (tests, benchmarks).
    */
   readonly sealer?: Sealer;
+  /** Monotonic milliseconds for the policy-input caches; tests pass a clock they move. */
+  readonly inputsClock?: () => number;
   /** Tuning for tests and benchmarks; defaults suit production. */
   readonly scheduler?: { batchSize?: number; concurrency?: number; leaseMs?: number; perAccessKey?: number };
 }
@@ -85,6 +88,7 @@ export class Engine {
       poke: () => this.scheduler.poke(),
       events: this.events,
       sealer: options.sealer ?? createSealer(randomBytes(32)),
+      policyInputs: new PolicyInputs(options.inputsClock),
     };
     this.events.setMaxListeners(0);
     this.changes = new ChangeFeed(options.store, this.events, logger);

@@ -9,6 +9,7 @@ import { auditRefusal, transact, type EngineContext } from './context.js';
 import { extendInput, parseInput, type ExtendInput } from './inputs.js';
 import { settleApproved } from './requests.js';
 import { requireGrant } from './grant-ending.js';
+import { factsAuditData, gatherFacts, requestLabels } from './policy-inputs.js';
 
 /** The holder asks for more time. The policy decides; access stays continuous either way. */
 export async function requestExtension(context: EngineContext, raw: ExtendInput): Promise<AccessRequest> {
@@ -30,12 +31,18 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
       hint: `Break glass again if the emergency goes on (each use is capped at ${context.config().breakGlass.maxDurationMs / 60_000} minutes and reviewed), or request the access normally.`,
     });
   }
+  // Looked up before the transaction, for the grant as read now (the transaction re-reads it).
+  const config = context.config();
+  const facts =
+    known && known.principalId === input.by.id
+      ? await gatherFacts(context, config, { principal: input.by, target: known.target, entitlement: known.entitlement, ticket: input.ticket })
+      : {};
   return transact(context, async (unit) => {
     const grant = await requireGrant(unit, input.grantId, (g) => g.principalId === input.by.id);
     if (grant.status !== 'active') {
       throw new LapseError('invalid_transition', `grant ${grant.id} is ${grant.status}; only active grants can be extended`, { where: grant.id });
     }
-    const decision = evaluatePolicy(context.config().policies, {
+    const decision = evaluatePolicy(config.policies, {
       principal: input.by,
       target: grant.target,
       entitlement: grant.entitlement,
@@ -46,6 +53,8 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
       extension: { count: grant.extensions, totalMs: grant.durationMs },
       client: input.client,
       now: unit.now,
+      labels: requestLabels(config, grant.target, grant.entitlement),
+      facts,
     });
     rejectIfInputProblem(decision, grant.id);
     let request = decideRequest(
@@ -75,6 +84,7 @@ export async function requestExtension(context: EngineContext, raw: ExtendInput)
         policy: decision.policy,
         policyVersion: decision.policyVersion,
         reasons: decision.reasons,
+        ...factsAuditData(facts),
       },
     });
     if (request.status === 'approved') request = await settleApproved(context, unit, request);

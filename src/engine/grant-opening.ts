@@ -48,11 +48,11 @@ export async function openGrant(context: EngineContext, unit: UnitOfWork, reques
 }
 
 /** Denials that are the caller's input to fix (nothing stored) rather than a decision to record. */
-const INPUT_DENIALS = new Set(['duration_too_long', 'justification_required', 'ticket_required']);
+const INPUT_DENIALS = new Set(['duration_too_long', 'justification_required', 'ticket_required', 'ticket_not_found', 'ticket_closed', 'ticket_not_assigned']);
 
 /**
- * Throws for a decision the requester must correct before asking (bad duration, missing ticket,
- * MFA step-up). Returns normally for decisions that are recorded: approved, pending, denied.
+ * Throws for a decision the requester must correct before asking (bad duration, missing, closed or
+ * unknown ticket, MFA step-up), or may retry (the ticket system could not be asked). Returns normally for decisions that are recorded: approved, pending, denied.
  */
 export function rejectIfInputProblem(decision: PolicyDecision, where: string): void {
   const denial = decision.denial;
@@ -62,6 +62,14 @@ export function rejectIfInputProblem(decision: PolicyDecision, where: string): v
       where,
       hint: denial.hint ?? 'Complete MFA again, then repeat the request.',
       policy: decision.policy,
+    });
+  }
+  if (denial.code === 'ticket_unverified') {
+    throw new LapseError('ticket_system_unavailable', denial.message, {
+      where,
+      hint: denial.hint ?? 'Try again in a minute.',
+      policy: decision.policy,
+      denial: denial.code,
     });
   }
   if (INPUT_DENIALS.has(denial.code)) {

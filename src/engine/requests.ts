@@ -9,6 +9,7 @@ import { extendGrant as extendGrantState } from '../domain/grant.js';
 import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listReviews, scheduleJob, updateGrant, updateRequest } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import { factsAuditData, gatherFacts, requestLabels } from './policy-inputs.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 
 export interface SubmitResult {
@@ -20,6 +21,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
   const input = parseInput(submitInput, raw, 'request');
   checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
   const config = context.config();
+  // Outside the transaction: these may wait on other systems (bounded by their deadlines).
+  const facts = await gatherFacts(context, config, input);
   try {
     return await transact(context, async (unit) => {
       const decision = evaluatePolicy(config.policies, {
@@ -32,6 +35,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         kind: 'access',
         client: input.client,
         now: unit.now,
+        labels: requestLabels(config, input.target, input.entitlement),
+        facts,
       });
       rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);
       let request = decideRequest(
@@ -61,6 +66,7 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
           policy: decision.policy,
           policyVersion: decision.policyVersion,
           reasons: decision.reasons,
+          ...factsAuditData(facts),
           ...(decision.denial ? { denial: decision.denial.code } : {}),
           ...(request.status === 'pending' ? { stages: request.stages.map((s) => s.name) } : {}),
         },
@@ -72,11 +78,17 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
       return { request };
     });
   } catch (error) {
-    if (isLapseError(error, 'validation_failed') || isLapseError(error, 'mfa_step_up_required')) {
+    if (isLapseError(error, 'validation_failed') || isLapseError(error, 'mfa_step_up_required') || isLapseError(error, 'ticket_system_unavailable')) {
       await auditRefusal(context, {
         action: 'request.rejected',
         actor: input.principal.id,
-        data: { ...viaData(input.principal), entitlement: `${input.target}/${input.entitlement}`, code: error.code, message: error.message },
+        data: {
+          ...viaData(input.principal),
+          entitlement: `${input.target}/${input.entitlement}`,
+          code: error.code,
+          message: error.message,
+          ...factsAuditData(facts),
+        },
       });
     }
     throw error;

@@ -40,6 +40,7 @@ const configView = z.object({
       approval: z.string(),
       requirements: z.array(z.string()),
       conditions: z.string().nullable(),
+      lookups: z.array(z.string()).describe('Facts looked up in other systems at request time ("on-call", "ticket in jira"); see docs/integrations.md'),
     }),
   ),
   roles: z.object({ admins: subjectSet, auditors: subjectSet }),
@@ -142,6 +143,7 @@ export function configRoutes(engine: Engine): FastifyPluginAsyncZod {
             ...p,
             subjects: copy(p.subjects),
             requirements: [...p.requirements],
+            lookups: [...p.lookups],
           })),
           roles: { admins: copy(config.roles.admins), auditors: copy(config.roles.auditors) },
           breakGlass: {

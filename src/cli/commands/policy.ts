@@ -76,6 +76,7 @@ export function registerPolicyCommands(program: Command): void {
             lines.push(`  approval:  ${t.approval}`);
             if (t.requirements.length > 0) lines.push(`  requires:  ${t.requirements.join('; ')}`);
             if (t.conditions) lines.push(`  only if:   ${t.conditions}`);
+            if (t.lookups.length > 0) lines.push(`  looks up:  ${t.lookups.join(', ')} (at request time)`);
           }
           return lines.join('\n');
         });

@@ -3,11 +3,12 @@ import { RE2JS } from '@bufbuild/re2';
 import { LapseError } from '../errors.js';
 import { CONTEXT_VARIABLES } from './context.js';
 import type { PolicyDefinition } from './definition.js';
+import type { TicketSystem } from './facts.js';
 
 export const MAX_EXPRESSION_LENGTH = 2_000;
 
 /** A compiled CEL expression: call with the bindings, get true, false, or an error message. */
-export type Condition = (bindings: Record<string, unknown>) => true | false | { error: string };
+export type Condition = ((bindings: Record<string, unknown>) => true | false | { error: string }) & { readonly variables: ReadonlySet<string> };
 
 export interface CompiledPolicy {
   readonly definition: PolicyDefinition;
@@ -16,6 +17,22 @@ export interface CompiledPolicy {
   readonly ticket: { test(text: string): boolean } | undefined;
   /** Whether evaluation needs the CEL context at all (skipped when the policy has no expressions). */
   readonly usesContext: boolean;
+  /**
+   * What the engine must look up before this policy can decide: on-call (its expressions read
+   * `oncall`), and the ticket system whose facts `ticket.*` reads or `require.ticket.verify` checks.
+   */
+  readonly lookups: PolicyLookups;
+}
+
+export interface PolicyLookups {
+  readonly oncall: boolean;
+  readonly ticket: TicketSystem | undefined;
+}
+
+/** The integrations configured, so a policy reading a fact nobody can supply is a config error. */
+export interface CompileOptions {
+  readonly oncall: boolean;
+  readonly ticketSystems: readonly TicketSystem[];
 }
 
 export interface PolicySet {
@@ -69,12 +86,13 @@ function compileExpression(env: CelEnv, source: string, where: string): Conditio
       hint: 'See docs/policies.md for the CEL context.',
     });
   }
-  return (bindings) => {
+  const condition = (bindings: Record<string, unknown>) => {
     const result = evaluate(bindings);
     if (result === true || result === false) return result;
     if (isCelError(result)) return { error: result.message };
     return { error: `expression returned ${typeof result}, not a bool` };
   };
+  return Object.assign(condition, { variables: freeIdentifiers(parsed.expr) });
 }
 
 /** Type names an expression may mention as values (`type(x) == int`), and the protobuf namespace. */
@@ -137,15 +155,66 @@ export function compileTicketPattern(pattern: string, where: string): { test(tex
   }
 }
 
+const NO_INTEGRATIONS: CompileOptions = { oncall: false, ticketSystems: [] };
+
 /** Compiles every expression once per config load; errors name the policy and field. */
-export function compilePolicies(definitions: readonly PolicyDefinition[], version: string): PolicySet {
+export function compilePolicies(definitions: readonly PolicyDefinition[], version: string, options: CompileOptions = NO_INTEGRATIONS): PolicySet {
   const env = celEnv({ re2: cachingRe2() });
   const policies = definitions.map((definition, index): CompiledPolicy => {
     const where = (field: string) => `policies[${index}] (${definition.name}).${field}`;
     const conditions = definition.conditions ? compileExpression(env, definition.conditions, where('conditions')) : undefined;
     const autoApproveIf = definition.autoApproveIf ? compileExpression(env, definition.autoApproveIf, where('autoApproveIf')) : undefined;
     const ticket = definition.require.ticketPattern ? compileTicketPattern(definition.require.ticketPattern, where('require.ticket.pattern')) : undefined;
-    return { definition, conditions, autoApproveIf, ticket, usesContext: conditions !== undefined || autoApproveIf !== undefined };
+    const lookups = policyLookups(definition, [conditions, autoApproveIf], options, where);
+    return { definition, conditions, autoApproveIf, ticket, usesContext: conditions !== undefined || autoApproveIf !== undefined, lookups };
   });
   return { version, policies };
+}
+
+/**
+ * Which facts a policy needs looked up, decided once at load: a policy that reads `oncall` or
+ * `ticket` with no integration able to answer is refused, rather than silently never true.
+ */
+function policyLookups(
+  definition: PolicyDefinition,
+  conditions: readonly (Condition | undefined)[],
+  options: CompileOptions,
+  where: (field: string) => string,
+): PolicyLookups {
+  const reads = (name: string) => conditions.some((c) => c?.variables.has(name));
+  const field = reads('oncall') ? (conditions[0]?.variables.has('oncall') ? 'conditions' : 'autoApproveIf') : '';
+  if (field && !options.oncall) {
+    throw new LapseError('config_invalid', 'the expression reads oncall.*, but no on-call source is configured', {
+      where: where(field),
+      hint: 'Configure integrations.pagerduty or integrations.oncallWebhook (docs/integrations.md).',
+    });
+  }
+  const verify = definition.require.ticketVerify?.system;
+  if (verify && !options.ticketSystems.includes(verify)) {
+    throw new LapseError('config_invalid', `require.ticket.verify names ${verify}, which is not configured`, {
+      where: where('require.ticket.verify'),
+      hint: `Configure integrations.${verify} (docs/integrations.md), or remove verify.`,
+    });
+  }
+  let ticket = verify;
+  if (!ticket && reads('ticket')) {
+    const ticketField = conditions[0]?.variables.has('ticket') ? 'conditions' : 'autoApproveIf';
+    if (options.ticketSystems.length !== 1) {
+      throw new LapseError(
+        'config_invalid',
+        options.ticketSystems.length === 0
+          ? 'the expression reads ticket.*, but no ticket system is configured'
+          : 'the expression reads ticket.*, but both Jira and ServiceNow are configured and the policy does not say which',
+        {
+          where: where(ticketField),
+          hint:
+            options.ticketSystems.length === 0
+              ? 'Configure integrations.jira or integrations.servicenow (docs/integrations.md).'
+              : 'Name the system with require.ticket.verify (jira or servicenow).',
+        },
+      );
+    }
+    ticket = options.ticketSystems[0];
+  }
+  return { oncall: field !== '', ticket };
 }

@@ -1,24 +1,30 @@
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { oncallBinding, SERVICE_LABEL, ticketBinding, type TicketSystem } from './facts.js';
 import type { PolicyInput } from './types.js';
 
 /**
  * The variables of the CEL context, checked at config load: an expression naming anything else
  * (a typo, or `risk`, which Lapse does not compute) is refused rather than silently false.
  */
-export const CONTEXT_VARIABLES = ['principal', 'entitlement', 'target', 'request', 'time', 'client'] as const;
+export const CONTEXT_VARIABLES = ['principal', 'entitlement', 'target', 'request', 'time', 'client', 'oncall', 'ticket'] as const;
+
+/** Variables whose values the engine must look up in another system before deciding. */
+export const LOOKED_UP_VARIABLES = ['oncall', 'ticket'] as const;
 
 /**
  * The CEL context a policy expression sees (documented in docs/policies.md). Integers are bigint
  * because CEL ints are 64-bit; a JS number would be a CEL double and `time.hour >= 8` would not
  * type-check.
  */
-export function celContext(input: PolicyInput, durationMs: number, timezone: string): Record<string, unknown> {
+export function celContext(input: PolicyInput, durationMs: number, timezone: string, ticketSystem?: TicketSystem): Record<string, unknown> {
   const local = localTime(input.now, timezone);
+  const targetLabels = { ...input.labels?.target };
+  const entitlementLabels = { ...input.labels?.entitlement };
   const mfaAgeSeconds = input.client.mfaAt ? Math.max(0, Math.floor((input.now.getTime() - input.client.mfaAt.getTime()) / 1000)) : -1;
   return {
     principal: { id: input.principal.id, kind: input.principal.kind, groups: [...input.principal.groups] },
-    entitlement: { name: input.entitlement, target: input.target, id: `${input.target}/${input.entitlement}` },
-    target: { name: input.target },
+    entitlement: { name: input.entitlement, target: input.target, id: `${input.target}/${input.entitlement}`, labels: entitlementLabels },
+    target: { name: input.target, labels: targetLabels },
     request: {
       kind: input.kind,
       duration: durationFromMs(durationMs),
@@ -28,7 +34,14 @@ export function celContext(input: PolicyInput, durationMs: number, timezone: str
     },
     time: { now: timestampFromDate(input.now), ...local },
     client: { ip: input.client.ip ?? '', userAgent: input.client.userAgent ?? '', mfaAgeSeconds: BigInt(mfaAgeSeconds) },
+    oncall: oncallBinding(input.facts?.oncall, requestService(input)),
+    ticket: ticketBinding(ticketSystem ? input.facts?.tickets?.[ticketSystem] : undefined, input.ticket),
   } satisfies Record<(typeof CONTEXT_VARIABLES)[number], unknown>;
+}
+
+/** The service a request is for: the entitlement's `service` label, else its target's. */
+export function requestService(input: Pick<PolicyInput, 'labels'>): string | undefined {
+  return input.labels?.entitlement[SERVICE_LABEL] ?? input.labels?.target[SERVICE_LABEL];
 }
 
 const formatters = new Map<string, Intl.DateTimeFormat>();

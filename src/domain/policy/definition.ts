@@ -1,4 +1,5 @@
 import type { SubjectSet } from '../principal.js';
+import type { TicketSystem } from './facts.js';
 import type { ApprovalStage } from './types.js';
 
 /**
@@ -18,6 +19,11 @@ export interface PolicyDefinition {
   readonly require: {
     readonly justificationMinLength: number;
     readonly ticketPattern: string | undefined;
+    /**
+     * The ticket must exist and be open in this system (and, with assignedToRequester, be the
+     * requester's): looked up before the decision; a failed lookup refuses the request as retryable.
+     */
+    readonly ticketVerify?: { readonly system: TicketSystem; readonly assignedToRequester: boolean };
     readonly mfaMaxAgeMs: number | undefined;
   };
   /** CEL: must be true for the policy to apply at all. */

@@ -3,7 +3,19 @@ import { inSubjectSet } from '../principal.js';
 import type { CompiledPolicy, PolicySet } from './compile.js';
 import { celContext } from './context.js';
 import { matchesEntitlementPattern } from './definition.js';
+import { describeOncall, describeTicket } from './facts.js';
 import type { DenialCode, PolicyDecision, PolicyInput } from './types.js';
+import { ticketDenial } from './ticket-check.js';
+
+/** What the looked-up facts a policy reads said, for the decision's reasons (once per fact). */
+function factReasons(policy: CompiledPolicy, input: PolicyInput): string[] {
+  const out: string[] = [];
+  const oncall = input.facts?.oncall;
+  if (policy.lookups.oncall && oncall) out.push(describeOncall(oncall));
+  const ticket = policy.lookups.ticket ? input.facts?.tickets?.[policy.lookups.ticket] : undefined;
+  if (ticket) out.push(describeTicket(ticket));
+  return out;
+}
 
 function describeResult(result: true | false | { error: string }): string {
   return result === true ? 'true' : result === false ? 'false' : `error (${result.error}), treated as false`;
@@ -28,7 +40,8 @@ export function evaluatePolicy(set: PolicySet, input: PolicyInput): PolicyDecisi
       continue;
     }
     durationMs = input.durationMs ?? def.duration.defaultMs;
-    context = policy.usesContext ? celContext(input, durationMs, def.timezone) : undefined;
+    context = policy.usesContext ? celContext(input, durationMs, def.timezone, policy.lookups.ticket) : undefined;
+    for (const reason of factReasons(policy, input)) if (!reasons.includes(reason)) reasons.push(reason);
     if (policy.conditions) {
       const result = policy.conditions(context!);
       if (result !== true) {
@@ -77,6 +90,8 @@ export function evaluatePolicy(set: PolicySet, input: PolicyInput): PolicyDecisi
       `Give a ticket matching ${def.require.ticketPattern}.`,
     );
   }
+  const unverified = ticketDenial(governing, input);
+  if (unverified) return deny(unverified.code, unverified.message, unverified.hint);
   if (def.require.mfaMaxAgeMs !== undefined) {
     const age = input.client.mfaAt ? input.now.getTime() - input.client.mfaAt.getTime() : Number.POSITIVE_INFINITY;
     if (age > def.require.mfaMaxAgeMs) {

@@ -12,6 +12,8 @@ export interface EntitlementTerms {
   readonly approval: string;
   readonly requirements: readonly string[];
   readonly conditions: string | null;
+  /** Facts looked up in other systems at request time ("on-call", "ticket in jira"): shown, not evaluated. */
+  readonly lookups: readonly string[];
 }
 
 /**
@@ -25,10 +27,12 @@ export function explainPolicies(
 ): EntitlementTerms[] {
   const out: EntitlementTerms[] = [];
   for (const { target, name } of entitlements) {
-    for (const { definition: def } of candidatePolicies(set, target, name, principal)) {
+    for (const { definition: def, lookups } of candidatePolicies(set, target, name, principal)) {
+      const verify = def.require.ticketVerify;
+      const verified = verify ? `, open in ${verify.system}${verify.assignedToRequester ? ' and assigned to the requester' : ''}` : '';
       const requirements = [
         ...(def.require.justificationMinLength > 0 ? [`reason of at least ${def.require.justificationMinLength} characters`] : []),
-        ...(def.require.ticketPattern ? [`ticket matching ${def.require.ticketPattern}`] : []),
+        ...(def.require.ticketPattern ? [`ticket matching ${def.require.ticketPattern}${verified}`] : []),
         ...(def.require.mfaMaxAgeMs !== undefined ? [`MFA within ${formatDuration(def.require.mfaMaxAgeMs)}`] : []),
       ];
       const stages = def.approval.stages
@@ -48,6 +52,7 @@ export function explainPolicies(
         approval,
         requirements,
         conditions: def.conditions ?? null,
+        lookups: [...(lookups.oncall ? ['on-call'] : []), ...(lookups.ticket ? [`ticket in ${lookups.ticket}`] : [])],
       });
     }
   }

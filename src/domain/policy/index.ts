@@ -1,6 +1,16 @@
 export * from './types.js';
 export { matchesEntitlementPattern, type PolicyDefinition } from './definition.js';
-export { compilePolicies, compileTicketPattern, MAX_EXPRESSION_LENGTH, type PolicySet, type CompiledPolicy } from './compile.js';
+export {
+  compilePolicies,
+  compileTicketPattern,
+  MAX_EXPRESSION_LENGTH,
+  type PolicySet,
+  type CompiledPolicy,
+  type CompileOptions,
+  type PolicyLookups,
+} from './compile.js';
+export * from './facts.js';
+export { requestService } from './context.js';
 export { evaluatePolicy } from './evaluate.js';
 export { explainPolicies, type EntitlementTerms } from './explain.js';
 export { isKnownTimezone } from './context.js';

@@ -1,4 +1,5 @@
 import type { Principal, SubjectSet } from '../principal.js';
+import type { PolicyFacts } from './facts.js';
 
 /** What a policy decides about: one request (or extension) as the engine sees it at submit time. */
 export interface PolicyInput {
@@ -20,6 +21,10 @@ export interface PolicyInput {
   };
   /** The time of the decision, passed in: policy evaluation never reads a clock. */
   readonly now: Date;
+  /** The labels of the requested target and entitlement (config), for `target.labels` and the request's service. */
+  readonly labels?: { readonly target: Readonly<Record<string, string>>; readonly entitlement: Readonly<Record<string, string>> };
+  /** On-call and ticket facts the engine looked up before the decision (see facts.ts). */
+  readonly facts?: PolicyFacts;
 }
 
 export interface ApprovalStage {
@@ -37,6 +42,10 @@ export type DenialCode =
   | 'duration_too_long'
   | 'justification_required'
   | 'ticket_required'
+  | 'ticket_not_found'
+  | 'ticket_closed'
+  | 'ticket_not_assigned'
+  | 'ticket_unverified'
   | 'mfa_required'
   | 'extension_limit'
   | 'no_approval_path';
