@@ -48,7 +48,7 @@ integrations:
   pagerduty:
     apiUrl: ${pd.url}
     token: \${env:PD_TOKEN}
-    timeout: 400ms
+    timeout: 1500ms
     cacheTtl: 60s
     services:
       checkout: { escalationPolicies: [PEPCHK] }
@@ -57,7 +57,7 @@ integrations:
     url: ${jira.url}
     email: lapse@example.com
     apiToken: \${env:JIRA_TOKEN}
-    timeout: 400ms
+    timeout: 1500ms
     cacheTtl: 0s
 policies:
   - name: plain
@@ -159,13 +159,14 @@ describeEachStore('policy inputs through the engine', ({ store }) => {
 
   it('treats PagerDuty down or slow as "not on call": the request still goes to approval within the deadline, with a warning', async () => {
     onCall('PEPCHK');
-    pd.delayMs = 3_000;
+    // NB. Timeouts of 1.5 s (not the 3 s default) so a loaded machine still answers the happy paths in time.
+    pd.delayMs = 6_000;
     const started = performance.now();
     const slow = await submitReadonly('shop-db');
-    expect(performance.now() - started).toBeLessThan(2_000);
+    expect(performance.now() - started).toBeLessThan(4_500);
     expect(slow.request.status).toBe('pending');
     const [decided] = await auditOf(slow.request.id);
-    expect(decided!.data).toMatchObject({ inputs: { oncall: { checked: false, active: false, error: expect.stringMatching(/no answer within 400 ms/) } } });
+    expect(decided!.data).toMatchObject({ inputs: { oncall: { checked: false, active: false, error: expect.stringMatching(/no answer within 1500 ms/) } } });
 
     pd.delayMs = 0;
     pd.failWith = 503;
