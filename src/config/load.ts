@@ -4,6 +4,7 @@ import { dirname, resolve } from 'node:path';
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import type { z } from 'zod';
 import { resolveAuthConfig } from './auth.js';
+import { resolveNotificationsConfig } from './notifications.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, type PolicyDefinition } from '../domain/policy/index.js';
@@ -12,7 +13,20 @@ import { resolveReference, resolveSettings, type SecretContext } from './secrets
 import type { EffectiveConfig, TargetConfig } from './types.js';
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
-const TOP_LEVEL_KEYS = ['version', 'identity', 'roles', 'targets', 'policies', 'breakGlass', 'audit', 'secrets', 'scheduler', 'reconcile', 'auth'];
+const TOP_LEVEL_KEYS = [
+  'version',
+  'identity',
+  'roles',
+  'targets',
+  'policies',
+  'breakGlass',
+  'audit',
+  'secrets',
+  'scheduler',
+  'reconcile',
+  'auth',
+  'notifications',
+];
 
 export interface ConfigCheckOptions {
   /**
@@ -124,6 +138,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
   });
   const auth = resolveAuthConfig(config.auth, secrets);
+  const notifications = resolveNotificationsConfig(config.notifications, secrets, {
+    policies: config.policies.map((p) => p.name),
+    entitlements: entitlementIds,
+  });
   if (problems.length > 0) fail(located(problems));
 
   const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
@@ -176,6 +194,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       provisionBackoffMinMs: provisionBackoff.min,
       provisionBackoffMaxMs: provisionBackoff.max,
     },
+    notifications,
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

@@ -1,6 +1,14 @@
 export * from './types.js';
 export { matchesEntitlementPattern, type PolicyDefinition } from './definition.js';
-export { compilePolicies, compileTicketPattern, MAX_EXPRESSION_LENGTH, type PolicySet, type CompiledPolicy } from './compile.js';
+export {
+  compileCondition,
+  compilePolicies,
+  compileTicketPattern,
+  MAX_EXPRESSION_LENGTH,
+  type PolicySet,
+  type CompiledPolicy,
+  type Condition,
+} from './compile.js';
 export { evaluatePolicy } from './evaluate.js';
 export { explainPolicies, type EntitlementTerms } from './explain.js';
 export { isKnownTimezone } from './context.js';
