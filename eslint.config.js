@@ -15,7 +15,8 @@ const layers = {
   'connector-interface': ['domain', 'config', 'connector', 'connector-interface'],
   connector: ['domain', 'config', 'connector', 'connector-interface'],
   auth: ['domain', 'config', 'secrets', 'store', 'audit'],
-  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface'],
+  notify: ['domain', 'config'],
+  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface', 'notify'],
   api: ['domain', 'config', 'auth', 'audit', 'engine', 'connector-interface'],
   cli: ['domain', 'config', 'secrets', 'auth', 'audit', 'engine', 'api', 'connector-interface'],
 };
@@ -62,6 +63,7 @@ export default tseslint.config(
         { type: 'connector', pattern: 'src/connectors/*' },
         { type: 'connector-interface', pattern: 'src/connectors' },
         { type: 'auth', pattern: 'src/auth' },
+        { type: 'notify', pattern: 'src/notify' },
         { type: 'engine', pattern: 'src/engine' },
         { type: 'api', pattern: 'src/api' },
         { type: 'cli', pattern: 'src/cli' },

@@ -39,6 +39,7 @@ export const ERROR_CODES = {
   conflict: { http: 409, exit: EXIT.conflict, title: 'Conflict' },
   connector_failed: { http: 502, exit: EXIT.unavailable, title: 'Target system call failed' },
   connector_timeout: { http: 504, exit: EXIT.unavailable, title: 'Target system did not answer in time' },
+  channel_failed: { http: 502, exit: EXIT.unavailable, title: 'Notification channel failed' },
   storage_locked: { http: 503, exit: EXIT.unavailable, title: 'Data directory is in use' },
   storage_unavailable: { http: 503, exit: EXIT.unavailable, title: 'Database unavailable' },
   /** The CLI could not reach (or trust) the Lapse server: refused, timed out, untrusted TLS certificate. */

@@ -4,8 +4,8 @@ import { eventFromAudit, formatTimeOfDay, parseTimeOfDay, quietHoursEnd } from '
 describe('notification events from audit records', () => {
   it('maps lifecycle actions to events, and leaves the rest alone', () => {
     expect(eventFromAudit({ action: 'request.pending', actor: 'alice', subject: 'req_1', data: {} })?.name).toBe('request.pending');
-    expect(eventFromAudit({ action: 'review.approved', actor: 'bob', subject: 'req_1', data: { effect: 'advanced' } })?.name).toBe('request.pending');
-    expect(eventFromAudit({ action: 'review.approved', actor: 'bob', subject: 'req_1', data: { effect: 'recorded' } })).toBeUndefined();
+    expect(eventFromAudit({ action: 'review.approve', actor: 'bob', subject: 'req_1', data: { effect: 'advanced' } })?.name).toBe('request.pending');
+    expect(eventFromAudit({ action: 'review.approve', actor: 'bob', subject: 'req_1', data: { effect: 'recorded' } })).toBeUndefined();
     expect(eventFromAudit({ action: 'request.approved', actor: 'bob', subject: 'req_1', data: { by: 'review' } })).toMatchObject({
       name: 'request.decided',
       data: { outcome: 'approved' },

@@ -1,4 +1,5 @@
-import { localTime } from './policy/context.js';
+import { z } from 'zod';
+import { isKnownTimezone, localTime } from './policy/context.js';
 
 /**
  * What people are told of (docs/notifications.md), as pure rules: which audit actions are
@@ -60,7 +61,7 @@ export function eventFromAudit(entry: AuditedAction): NotificationEvent | undefi
   switch (entry.action) {
     case 'request.pending':
       return event('request.pending');
-    case 'review.approved':
+    case 'review.approve':
       // A stage passed and the next one opens: its approvers are asked now.
       return data.effect === 'advanced' ? event('request.pending') : undefined;
     case 'request.approved':
@@ -120,3 +121,27 @@ export function parseTimeOfDay(text: string): number | undefined {
 export function formatTimeOfDay(minutes: number): string {
   return `${String(Math.floor(minutes / 60)).padStart(2, '0')}:${String(minutes % 60).padStart(2, '0')}`;
 }
+
+const timeOfDay = z
+  .string()
+  .max(5)
+  .refine((text) => parseTimeOfDay(text) !== undefined, 'write a time of day as HH:MM, e.g. 22:00');
+
+/** A person's notification preferences as the API and CLI send them (bounded, every field checked). */
+export const preferencesInput = z
+  .object({
+    email: z.boolean(),
+    quietHours: z.object({ start: timeOfDay, end: timeOfDay }).strict().nullable(),
+    timezone: z
+      .string()
+      .min(1)
+      .max(64)
+      .refine((tz) => isKnownTimezone(tz), 'not an IANA time zone (e.g. UTC, Europe/Berlin)'),
+  })
+  .strict()
+  .refine((p) => p.quietHours === null || p.quietHours.start !== p.quietHours.end, {
+    message: 'quiet hours need different start and end times (or null for none)',
+    path: ['quietHours'],
+  });
+
+export type PreferencesInput = z.input<typeof preferencesInput>;
