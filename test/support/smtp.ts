@@ -14,7 +14,7 @@ export interface Received {
   readonly text: string;
   readonly html: string;
   readonly headers: ParsedMail['headers'];
-  /** When the server had the whole message (performance.now()). */
+  /** When the server had the whole message (epoch ms). */
   readonly at: number;
   /** Whether the session was under TLS when the message came. */
   readonly secure: boolean;
@@ -69,7 +69,7 @@ export async function startSmtpServer(options: { requireAuth?: boolean } = {}): 
             text: mail.text ?? '',
             html: typeof mail.html === 'string' ? mail.html : '',
             headers: mail.headers,
-            at: performance.now(),
+            at: Date.now(),
             secure: Boolean(session.secure),
           });
           callback();
