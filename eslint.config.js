@@ -18,7 +18,8 @@ const layers = {
   // Systems asked for facts policies read (on-call, tickets); they reuse the webhook connector's
   // transport and signing.
   integrations: ['domain', 'config', 'connector'],
-  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface', 'integrations'],
+  notify: ['domain', 'config'],
+  engine: ['domain', 'config', 'secrets', 'store', 'audit', 'connector-interface', 'integrations', 'notify'],
   api: ['domain', 'config', 'auth', 'audit', 'engine', 'connector-interface'],
   cli: ['domain', 'config', 'secrets', 'auth', 'audit', 'engine', 'api', 'connector-interface'],
 };
@@ -66,6 +67,7 @@ export default tseslint.config(
         { type: 'connector-interface', pattern: 'src/connectors' },
         { type: 'auth', pattern: 'src/auth' },
         { type: 'integrations', pattern: 'src/integrations' },
+        { type: 'notify', pattern: 'src/notify' },
         { type: 'engine', pattern: 'src/engine' },
         { type: 'api', pattern: 'src/api' },
         { type: 'cli', pattern: 'src/cli' },

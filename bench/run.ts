@@ -2,7 +2,7 @@
  * `npm run bench`: every scenario on the embedded database (PGlite) and on the PostgreSQL server,
  * one JSON line each: scenario, backend, count, p50_ms, p99_ms, max_ms, per_s (+ extras).
  * BENCH_QUICK=1 runs smaller counts; BENCH_BACKENDS=pglite limits the backends.
- * BENCH_SECTIONS picks sections (comma list of policy, lifecycle, audit, http, connectors; default all),
+ * BENCH_SECTIONS picks sections (comma list of policy, lifecycle, audit, http, connectors, notifications; default all),
  * e.g. BENCH_SECTIONS=connectors npm run bench; BENCH_CONNECTORS=postgres narrows that section.
  */
 import { rmSync, mkdtempSync } from 'node:fs';
@@ -15,11 +15,12 @@ import { benchPolicyDecision } from './policy.js';
 import { benchBurstRevocation, benchEngine, benchIsolatedRevocation, benchRequestToActive, benchWorkflowThroughput } from './lifecycle.js';
 import { benchConnectors } from './connectors.js';
 import { benchHttp } from './http.js';
+import { benchQueuedToSmtp, benchRevocationWithStalledSmtp } from './notifications.js';
 import { emitResult } from './stats.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
-const SECTIONS = ['policy', 'lifecycle', 'audit', 'http', 'connectors'];
+const SECTIONS = ['policy', 'lifecycle', 'audit', 'http', 'connectors', 'notifications'];
 const sections = (process.env.BENCH_SECTIONS ?? SECTIONS.join(',')).split(',').map((s) => s.trim());
 const unknownSections = sections.filter((s) => !SECTIONS.includes(s));
 if (unknownSections.length > 0) throw new Error(`BENCH_SECTIONS: unknown section(s) ${unknownSections.join(', ')}; use ${SECTIONS.join(', ')}`);
@@ -99,3 +100,19 @@ if (runs('http')) {
 }
 
 if (runs('connectors')) await benchConnectors(quick, emitResult);
+
+for (const backend of runs('notifications') ? backends : []) {
+  // Each on a fresh database: the baseline revocation run without notifications, then the same with
+  // the SMTP server stalled, then a burst of queued deliveries to a live SMTP server.
+  await withStore(backend, async (store) => {
+    const engine = benchEngine(store);
+    await engine.start();
+    try {
+      emitResult(await benchIsolatedRevocation(engine, backend, quick ? 50 : 200));
+    } finally {
+      await engine.stop();
+    }
+  });
+  await withStore(backend, async (store) => emitResult(await benchRevocationWithStalledSmtp(store, backend, quick ? 50 : 200)));
+  await withStore(backend, async (store) => emitResult(await benchQueuedToSmtp(store, backend, quick ? 200 : 1_000)));
+}

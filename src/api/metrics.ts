@@ -29,6 +29,7 @@ export class LapseMetrics {
   private readonly connectorErrors: Counter<'target' | 'connector' | 'operation'>;
   private readonly breakGlass: Counter<'outcome'>;
   private readonly schedulerLag: Histogram<'kind'>;
+  private readonly notificationSends: Counter<'channel' | 'outcome'>;
 
   constructor(private readonly engine: Engine) {
     const registers = [this.registry];
@@ -91,6 +92,12 @@ export class LapseMetrics {
       buckets: LAG_BUCKETS,
       registers,
     });
+    this.notificationSends = new Counter({
+      name: 'lapse_notification_sends_total',
+      help: 'Notification send attempts by this process, by channel and outcome: sent, error (retried later) or failed (given up)',
+      labelNames: ['channel', 'outcome'],
+      registers,
+    });
     this.databaseGauges();
   }
 
@@ -104,6 +111,7 @@ export class LapseMetrics {
         if (call.outcome !== 'ok') this.connectorErrors.inc({ target: call.target, connector: call.connector, operation: call.operation });
       },
       jobClaimed: (job) => this.schedulerLag.observe({ kind: job.kind }, job.lagSeconds),
+      notificationSent: (send) => this.notificationSends.inc({ channel: send.channel, outcome: send.outcome }),
     });
     return () => {
       this.engine.events.off('change', onChange);

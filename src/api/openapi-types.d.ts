@@ -797,6 +797,599 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notifications/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Notification deliveries, newest first: pending, sent, failed (with the last error) or skipped */
+        get: {
+            parameters: {
+                query?: {
+                    status?: "pending" | "sent" | "failed" | "skipped";
+                    event?: "request.pending" | "request.reminder" | "request.escalated" | "request.decided" | "extension.pending" | "grant.active" | "grant.ending_soon" | "grant.ended" | "break_glass.used" | "grant.revoke_failing" | "finding.opened" | "config.rejected";
+                    channel?: string;
+                    recipient?: string;
+                    subject?: string;
+                    before?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            deliveries: {
+                                id: string;
+                                event: string;
+                                subject: string | null;
+                                channel: string;
+                                recipient: string;
+                                urgent: boolean;
+                                /** @enum {string} */
+                                status: "pending" | "sent" | "failed" | "skipped";
+                                attempts: number;
+                                lastError: string | null;
+                                createdAt: string;
+                                sentAt: string | null;
+                                finishedAt: string | null;
+                            }[];
+                            next: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/notifications/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test message over a channel now, to an address or to your own */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        channel: string;
+                        /** Format: email */
+                        to?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channel: string;
+                            to: string;
+                            id: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                502: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/me/notification-preferences": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your notification preferences: email on or off, quiet hours */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            email: boolean;
+                            quietHours: {
+                                start: string;
+                                end: string;
+                            } | null;
+                            timezone: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        /** Replace your notification preferences (quiet hours hold back mail that is not urgent) */
+        put: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        email: boolean;
+                        quietHours: {
+                            start: string;
+                            end: string;
+                        } | null;
+                        timezone: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            email: boolean;
+                            quietHours: {
+                                start: string;
+                                end: string;
+                            } | null;
+                            timezone: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/catalogue": {
         parameters: {
             query?: never;

@@ -13,6 +13,7 @@ import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
+import { notificationRoutes } from './routes/notifications.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
 import { configRoutes } from './routes/config.js';
@@ -75,6 +76,7 @@ export async function buildApiServer(options: ApiServerOptions) {
         { name: 'operations', description: 'Health, readiness and metrics' },
         { name: 'access', description: 'What access principals hold' },
         { name: 'reconciliation', description: 'Drift between targets and grants: findings, running a reconciliation' },
+        { name: 'notifications', description: 'Notification deliveries, your notification preferences, test messages' },
         { name: 'requests', description: 'The catalogue, requests for access, reviews and break-glass' },
         { name: 'grants', description: 'Access held now: extend, release, revoke, credentials' },
         { name: 'events', description: 'Live updates (Server-Sent Events)' },
@@ -104,6 +106,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(healthRoutes(options.engine));
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
+  await app.register(notificationRoutes(options.engine));
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));
   await app.register(statsRoutes(options.engine));

@@ -1,4 +1,4 @@
-export { createUser, findUserByName, userNameSchema, type LocalUser } from './principals.js';
+export { createUser, emailAddressSchema, findUserByName, setEmailAddress, userNameSchema, type LocalUser } from './principals.js';
 export {
   authenticateToken,
   issueApiToken,

@@ -1,9 +1,9 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { getUserByExternalId, getUserByName, insertUser, setUserNameAndGroups, type Executor } from '../store/index.js';
+import { getUserByExternalId, getUserByName, insertUser, setUserEmail, setUserNameAndGroups, type Executor } from '../store/index.js';
 import type { SignInUser } from './local-login.js';
-import { userNameSchema } from './principals.js';
+import { emailAddressSchema, userNameSchema } from './principals.js';
 
 /** Group names from an IdP: kept as the IdP spells them (config matches them exactly), but bounded. */
 const idpGroups = z.array(z.string().min(1).max(256)).max(500);
@@ -29,10 +29,13 @@ export function groupsFromClaim(value: unknown): string[] {
  */
 export async function upsertOidcUser(
   tx: Executor,
-  input: { issuer: string; subject: string; username: string; groups: readonly string[] },
+  input: { issuer: string; subject: string; username: string; groups: readonly string[]; email?: string | undefined },
   now: Date,
 ): Promise<SignInUser & { created: boolean }> {
   const externalId = `${input.issuer}#${input.subject}`.slice(0, 2048);
+  // NB. An address the IdP sends that is not one (or too long) is ignored, not a failed sign-in.
+  const parsedEmail = input.email === undefined ? undefined : emailAddressSchema.safeParse(input.email.trim());
+  const email = parsedEmail?.success ? parsedEmail.data.toLowerCase() : undefined;
   const name = userNameSchema.safeParse(input.username.trim().toLowerCase());
   if (!name.success) {
     throw new LapseError(
@@ -55,6 +58,7 @@ export async function upsertOidcUser(
   if (existing) {
     if (existing.disabled_at !== null) throw new LapseError('unauthenticated', 'this account is disabled in Lapse', { hint: 'Ask an admin.' });
     await setUserNameAndGroups(tx, existing.id, name.data, input.groups);
+    if (email) await setUserEmail(tx, name.data, email);
     return { id: existing.id, name: name.data, kind: existing.kind, groups: input.groups, created: false };
   }
   const id = newId('user', now.getTime());
@@ -69,5 +73,6 @@ export async function upsertOidcUser(
     source: 'oidc',
     external_id: externalId,
   });
+  if (email) await setUserEmail(tx, name.data, email);
   return { id, name: name.data, kind: 'user', groups: input.groups, created: true };
 }

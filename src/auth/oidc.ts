@@ -169,7 +169,9 @@ export class OidcSignIn {
     }
     const username = typeof claims[usernameClaim] === 'string' ? (claims[usernameClaim] as string) : idClaims.sub;
     const groups = groupsFromClaim(claims[groupsClaim]);
-    const user = await auditedChange(db, (tx, now) => upsertOidcUser(tx, { issuer: idClaims.iss, subject: idClaims.sub, username, groups }, now));
+    // Where notifications go: the IdP's address, unless it says the address is unverified.
+    const email = typeof claims.email === 'string' && claims.email_verified !== false ? claims.email : undefined;
+    const user = await auditedChange(db, (tx, now) => upsertOidcUser(tx, { issuer: idClaims.iss, subject: idClaims.sub, username, groups, email }, now));
     return { user, returnTo: flow.return_to, cli: flow.cli };
   }
 

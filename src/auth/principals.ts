@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { getUserByName, insertUser, type Executor } from '../store/index.js';
+import { getUserByName, insertUser, setUserEmail, type Executor } from '../store/index.js';
 
 /** Local principals: users and service identities that Lapse itself knows (SSO users arrive with OIDC). */
 export interface LocalUser {
@@ -50,4 +50,23 @@ export async function createUser(tx: Executor, input: { name: string; groups: re
 export async function findUserByName(tx: Executor, name: string): Promise<LocalUser | undefined> {
   const row = await getUserByName(tx, name);
   return row ? { id: row.id, name: row.name, kind: row.kind, groups: row.groups, disabled: row.disabled_at !== null } : undefined;
+}
+
+/** An email address as Lapse keeps it for notifications: bounded, lower-cased, one address. */
+export const emailAddressSchema = z.email({ message: 'not an email address, e.g. dana@example.com' }).max(320);
+
+/**
+ * Sets (or, with null, clears) where a user's email notifications go. Admins set it with
+ * `lapse admin user set-email`; OIDC sign-in fills it from the email claim.
+ */
+export async function setEmailAddress(tx: Executor, name: string, email: string | null): Promise<string | null> {
+  const checked = email === null ? null : emailAddressSchema.safeParse(email.trim());
+  if (checked && !checked.success) {
+    throw new LapseError('validation_failed', `"${email!.slice(0, 80)}" is ${checked.error.issues[0]?.message}`, { where: 'email' });
+  }
+  const value = checked ? checked.data.toLowerCase() : null;
+  if (!(await setUserEmail(tx, name, value))) {
+    throw new LapseError('not_found', `there is no user ${name}`, { where: name, hint: 'Create it with `lapse admin user create`, or let them sign in once.' });
+  }
+  return value;
 }

@@ -5,6 +5,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import type { z } from 'zod';
 import { resolveAuthConfig } from './auth.js';
 import { resolveIntegrations } from './integrations.js';
+import { resolveNotificationsConfig } from './notifications.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, TICKET_SYSTEMS, type PolicyDefinition } from '../domain/policy/index.js';
@@ -26,6 +27,7 @@ const TOP_LEVEL_KEYS = [
   'reconcile',
   'auth',
   'integrations',
+  'notifications',
 ];
 
 export interface ConfigCheckOptions {
@@ -139,6 +141,10 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   });
   const auth = resolveAuthConfig(config.auth, secrets);
   const integrations = resolveIntegrations(config.integrations, secrets);
+  const notifications = resolveNotificationsConfig(config.notifications, secrets, {
+    policies: config.policies.map((p) => p.name),
+    entitlements: entitlementIds,
+  });
   if (problems.length > 0) fail(located(problems));
 
   const version = createHash('sha256').update(canonicalJson(raw)).digest('hex');
@@ -202,6 +208,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
       provisionBackoffMaxMs: provisionBackoff.max,
     },
     integrations,
+    notifications,
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

@@ -1,10 +1,12 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { parseDuration } from '../domain/duration.js';
-import { NAME_PATTERN } from '../domain/input-schemas.js';
 import { boundedText } from '../domain/text.js';
 import { integrationsSchema } from './integrations-schema.js';
 import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
+import { duration, entitlementPattern, name, subjectSet, text } from './schema-parts.js';
+import { notificationsSchema } from './notifications.js';
+
+export { duration };
 
 /** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
 function isAddressOrCidr(value: string): boolean {
@@ -14,35 +16,6 @@ function isAddressOrCidr(value: string): boolean {
   if (prefix === undefined) return true;
   return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
 }
-
-/**
- * The lapse.yaml schema. Every value is bounded (a bare z.string() would accept 40 MB) and every
- * object is strict, so a typo is an error rather than a silently ignored setting.
- */
-const name = (what: string) => z.string().max(63).regex(NAME_PATTERN, `${what} names use lower-case letters, digits, "_", "." and "-" (max 63 characters)`);
-/** Text that may span lines (descriptions, CEL, PEM setting values); one-line values use boundedText(max). */
-const text = (max: number) => boundedText(max, { multiline: true });
-const principalName = boundedText(256).min(1);
-
-export const duration = z
-  .string()
-  .max(32)
-  .transform((value, ctx) => {
-    try {
-      return parseDuration(value);
-    } catch {
-      ctx.addIssue({ code: 'custom', message: `"${value}" is not a duration: write e.g. 30m, 1h, 1h30m, 7d` });
-      return z.NEVER;
-    }
-  });
-
-const subjectSet = z
-  .object({
-    users: z.array(principalName).max(1000).default([]),
-    groups: z.array(principalName).max(1000).default([]),
-  })
-  .strict()
-  .prefault({});
 
 /** Connector settings: free-form for the connector to validate, but bounded in size and depth. */
 const settingValue: z.ZodType<unknown> = z.lazy(() =>
@@ -78,11 +51,6 @@ export const targetSchema = z
       .refine((e) => Object.keys(e).length > 0, 'a target needs at least one entitlement'),
   })
   .strict();
-
-const entitlementPattern = z
-  .string()
-  .max(130)
-  .regex(/^(\*|(\*|[a-z0-9][a-z0-9_.-]*)\/(\*|[a-z0-9][a-z0-9_.-]*))$/, 'write target/entitlement, target/*, */entitlement or *');
 
 const stage = z
   .object({
@@ -195,6 +163,10 @@ const auth = z
   .strict()
   .prefault({});
 
+/**
+ * The lapse.yaml schema. Every value is bounded (a bare z.string() would accept 40 MB) and every
+ * object is strict, so a typo is an error rather than a silently ignored setting.
+ */
 export const configSchema = z
   .object({
     version: z.literal(1, { message: 'version must be 1' }),
@@ -233,6 +205,7 @@ export const configSchema = z
       .strict()
       .prefault({}),
     integrations: integrationsSchema,
+    notifications: notificationsSchema,
     scheduler: z
       .object({
         pollInterval: duration.prefault('1s'),

@@ -1,5 +1,6 @@
 import type { SubjectSet } from '../domain/principal.js';
-import type { PolicySet } from '../domain/policy/index.js';
+import type { Condition, PolicySet } from '../domain/policy/index.js';
+import type { NotificationEventName } from '../domain/notifications.js';
 
 /**
  * The configuration as the rest of Lapse sees it, after lapse.yaml was parsed, validated, its
@@ -20,6 +21,72 @@ export interface EffectiveConfig {
   readonly scheduler: SchedulerConfig;
   readonly reconcile: ReconcileConfig;
   readonly integrations: IntegrationsConfig;
+  readonly notifications: NotificationsConfig;
+}
+
+/** Where notifications go (docs/notifications.md). */
+export interface NotificationsConfig {
+  readonly channels: ReadonlyMap<string, ChannelConfig>;
+  readonly rules: readonly NotificationRule[];
+  readonly approvals: {
+    /** Remind the approvers of a stage still open after this long. */
+    readonly remindAfterMs: number | undefined;
+    /** Tell `escalateTo` of a stage still open after this long. */
+    readonly escalateAfterMs: number | undefined;
+    readonly escalateTo: SubjectSet;
+  };
+  /** How long before a grant ends its holder is told (with a link to extend). */
+  readonly endingSoonMs: number;
+}
+
+/** One channel; a union on `type` as Slack, Teams and webhooks join email. */
+export type ChannelConfig = EmailChannelConfig;
+
+export interface EmailChannelConfig {
+  readonly name: string;
+  readonly type: 'email';
+  readonly from: string;
+  readonly smtp: {
+    readonly host: string;
+    readonly port: number;
+    /** TLS from the first byte; otherwise STARTTLS is required unless allowInsecure. */
+    readonly secure: boolean;
+    readonly user: string | undefined;
+    /** Resolved from a secret reference. Never log it. */
+    readonly password: string | undefined;
+    /** PEM of a CA to trust for this server (besides the system's). */
+    readonly ca: string | undefined;
+    /** Plain SMTP (loopback only): warned about at start. */
+    readonly allowInsecure: boolean;
+    readonly timeoutMs: number;
+  };
+  readonly retry: ChannelRetry;
+}
+
+export interface ChannelRetry {
+  /** Attempts before a delivery is given up as failed. */
+  readonly attempts: number;
+  readonly backoffMinMs: number;
+  readonly backoffMaxMs: number;
+}
+
+export interface NotificationRule {
+  /** Position in notifications.rules (for messages). */
+  readonly index: number;
+  readonly events: ReadonlySet<NotificationEventName>;
+  readonly channels: readonly string[];
+  readonly to: {
+    /** The people the event is about (approvers of the open stage, the requester). */
+    readonly audience: boolean;
+    readonly users: readonly string[];
+    readonly groups: readonly string[];
+    readonly addresses: readonly string[];
+  };
+  /** Entitlement patterns; unset: any. */
+  readonly targets: readonly string[] | undefined;
+  /** Policy names; unset: any. */
+  readonly policies: readonly string[] | undefined;
+  readonly when: Condition | undefined;
 }
 
 /** Sign-in settings (docs/authentication.md). */

@@ -41,6 +41,7 @@ export const ERROR_CODES = {
   connector_timeout: { http: 504, exit: EXIT.unavailable, title: 'Target system did not answer in time' },
   /** A policy must verify the request's ticket and the ticket system could not be asked: retry later. */
   ticket_system_unavailable: { http: 503, exit: EXIT.unavailable, title: 'Ticket system unavailable' },
+  channel_failed: { http: 502, exit: EXIT.unavailable, title: 'Notification channel failed' },
   storage_locked: { http: 503, exit: EXIT.unavailable, title: 'Data directory is in use' },
   storage_unavailable: { http: 503, exit: EXIT.unavailable, title: 'Database unavailable' },
   /** The CLI could not reach (or trust) the Lapse server: refused, timed out, untrusted TLS certificate. */

@@ -6,8 +6,12 @@ import { auditedTransaction } from '../audit/index.js';
 import type { EffectiveConfig, EntitlementConfig, TargetConfig } from '../config/types.js';
 import type { Connector, ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
+import type { NotificationChannel } from '../notify/index.js';
 import { notifyOnCommit, type AuditRecord, type Store, type StoreTransaction } from '../store/index.js';
 import type { PolicyInputs } from './policy-inputs.js';
+import { failpoint } from './failpoints.js';
+import { recordNotifications } from './notification-outbox.js';
+import type { Telemetry } from './telemetry.js';
 
 /** What every use-case may touch. Nothing else: no globals, no hidden singletons. */
 export interface EngineContext {
@@ -17,12 +21,17 @@ export interface EngineContext {
   readonly logger: Logger;
   /** Tells the local scheduler there may be work due now (other replicas hear it via NOTIFY). */
   readonly poke: () => void;
+  /** Tells the local notification worker there are deliveries to send now. */
+  readonly pokeNotifier: () => void;
   /** Emits 'change' with each audit entry once its transaction committed (live updates, tests). */
   readonly events: EventEmitter;
   /** Seals credentials held for their principal until fetched. */
   readonly sealer: Sealer;
   /** On-call and ticket lookups for policies, cached per configuration. */
   readonly policyInputs: PolicyInputs;
+  /** The notification channel of this name in the config in force (built once per config). */
+  readonly channel: (name: string) => NotificationChannel | undefined;
+  readonly telemetry: Telemetry;
 }
 
 /** What a use-case records in the audit log (the store's AuditRecord; src/audit chains it). */
@@ -71,21 +80,29 @@ export interface TransactOptions {
  */
 export async function transact<T>(context: EngineContext, work: (unit: UnitOfWork) => Promise<T>, options: TransactOptions = {}): Promise<T> {
   let wake = false;
+  let notifications = 0;
   const slot = options.carriesCallerWrite === false ? undefined : callerWrites.getStore();
   const carried = slot && !slot.committed ? slot : undefined;
   const { value, records } = await auditedTransaction<T>(
     context.store.db,
-    (change) => {
+    async (change) => {
       wake = false;
+      const entries: AuditEntry[] = [];
       const unit: UnitOfWork = {
         tx: change.tx,
         now: change.now,
-        audit: async (entry) => change.audit(entry),
+        audit: async (entry) => {
+          entries.push(entry);
+          change.audit(entry);
+        },
         wake: () => {
           wake = true;
         },
       };
-      return work(unit);
+      const value = await work(unit);
+      // The outbox: notifications commit with the change they tell of (src/engine/notification-outbox.ts).
+      notifications = await recordNotifications(context, unit, entries);
+      return value;
     },
     {
       ...(carried ? { afterWork: (tx, value) => carried.write(tx, value) } : {}),
@@ -98,6 +115,10 @@ export async function transact<T>(context: EngineContext, work: (unit: UnitOfWor
     },
   );
   if (carried) carried.committed = true;
+  if (notifications > 0) {
+    failpoint('notify:after-commit');
+    context.pokeNotifier();
+  }
   if (wake) context.poke();
   for (const entry of records) context.events.emit('change', entry);
   return value;

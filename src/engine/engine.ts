@@ -8,6 +8,7 @@ import { createSealer, type Sealer } from '../secrets/index.js';
 import {
   countJobs,
   countOpenFindings,
+  NOTIFICATION_JOB_KINDS,
   countOverdueRevocations,
   listFindings,
   listReconcileRuns,
@@ -31,6 +32,7 @@ import { hostTrustOf } from './host-trust.js';
 import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
 import { PolicyInputs } from './policy-inputs.js';
+import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
@@ -62,6 +64,10 @@ export interface EngineStats {
  */
 export class Engine {
   readonly scheduler: Scheduler;
+  /** Runs notification jobs only, apart from the lifecycle's scheduler (docs/notifications.md). */
+  readonly notifier: Scheduler;
+  /** Deliveries, preferences and test messages (docs/notifications.md). */
+  readonly notifications: NotificationUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -76,19 +82,25 @@ export class Engine {
   private readonly context: EngineContext;
   /** The latest target check of each target, with the config version it was made under. */
   private readonly checks = new Map<string, TargetCheck & { readonly version: string }>();
+  private readonly channels: NotificationChannels;
 
   constructor(options: EngineOptions) {
     this.current = options.config;
     const logger = options.logger ?? pino({ level: 'silent' });
+    this.channels = new NotificationChannels(logger);
+    this.channels.use(options.config);
     this.context = {
       store: options.store,
       config: () => this.current,
       connectors: timedConnectors(options.connectors, this.telemetry),
       logger,
       poke: () => this.scheduler.poke(),
+      pokeNotifier: () => this.notifier.poke(),
       events: this.events,
       sealer: options.sealer ?? createSealer(randomBytes(32)),
       policyInputs: new PolicyInputs(options.inputsClock),
+      channel: (name) => this.channels.get(name),
+      telemetry: this.telemetry,
     };
     this.events.setMaxListeners(0);
     this.changes = new ChangeFeed(options.store, this.events, logger);
@@ -107,8 +119,11 @@ export class Engine {
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
+      kinds: { except: NOTIFICATION_JOB_KINDS },
       ...options.scheduler,
     });
+    this.notifier = notificationScheduler(context, () => this.current.scheduler.pollIntervalMs);
+    this.notifications = notificationUseCases(context);
   }
 
   get config(): EffectiveConfig {
@@ -135,11 +150,22 @@ export class Engine {
     await this.recordConfigVersion(this.current, 'config.loaded');
     await scheduleReconciliation(this.context);
     await this.scheduler.start();
+    await this.startNotifier();
+  }
+
+  /**
+   * The notification worker runs only where notifications are configured. NB. On PGlite every
+   * query shares one session, so an idle worker's polls would cost the lifecycle's jobs time.
+   */
+  private async startNotifier(): Promise<void> {
+    const { rules, channels } = this.current.notifications;
+    if (rules.length > 0 || channels.size > 0) await this.notifier.start();
   }
 
   async stop(): Promise<void> {
     await this.changes.stop();
-    await this.scheduler.stop();
+    await Promise.all([this.scheduler.stop(), this.notifier.stop()]);
+    await this.channels.close();
   }
 
   /** Swaps in a new configuration; requests decided from now on use it. Audited. */
@@ -147,8 +173,10 @@ export class Engine {
     this.validateConnectors(next);
     const previous = this.current.version;
     this.current = next;
+    this.channels.use(next);
     await this.recordConfigVersion(next, 'config.reloaded', previous);
     await scheduleReconciliation(this.context);
+    if (this.scheduler.workerKey !== null) await this.startNotifier();
     this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
   }
 

@@ -28,7 +28,13 @@ export const FAILPOINTS = [
  */
 export const IDEMPOTENCY_FAILPOINTS = ['idempotency:after-lookup', 'idempotency:before-commit', 'idempotency:after-commit'] as const;
 
-export type Failpoint = (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number];
+/**
+ * The steps of a notification: its delivery committed with the change and nothing sent yet; sent
+ * (handed to the SMTP server) but not yet recorded as sent.
+ */
+export const NOTIFY_FAILPOINTS = ['notify:after-commit', 'notify:after-send'] as const;
+
+export type Failpoint = (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number] | (typeof NOTIFY_FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) process.kill(process.pid, 'SIGKILL');

@@ -1,6 +1,17 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
-import { claimDueJobs, msUntilNextJob, registerWorker, releaseJobs, retryJob, type Job, type JobKind, type Store, type WorkerLease } from '../store/index.js';
+import {
+  claimDueJobs,
+  msUntilNextJob,
+  registerWorker,
+  releaseJobs,
+  retryJob,
+  type Job,
+  type JobKind,
+  type JobSelection,
+  type Store,
+  type WorkerLease,
+} from '../store/index.js';
 import { backoffMs } from './target-calls.js';
 
 export type JobHandler = (job: Job, worker: number) => Promise<void>;
@@ -28,6 +39,8 @@ export interface SchedulerOptions {
   readonly perAccessKey?: number;
   /** How long stop() waits for jobs in flight before it gives up on them (default 5 s). */
   readonly stopGraceMs?: number;
+  /** The kinds of job this scheduler runs (default all): notifications run apart from the lifecycle. */
+  readonly kinds?: JobSelection;
 }
 
 /** A round runs at most this many jobs of one access key unless told otherwise (see claimDueJobs). */
@@ -146,7 +159,7 @@ export class Scheduler {
 
   private async nextWait(): Promise<number> {
     const poll = this.options.pollIntervalMs();
-    const next = await msUntilNextJob(this.options.store.db);
+    const next = await msUntilNextJob(this.options.store.db, this.options.kinds);
     return next === null ? poll : Math.min(poll, next);
   }
 
@@ -173,7 +186,10 @@ export class Scheduler {
     if (worker === undefined) throw new Error('scheduler not started');
     const batch = this.options.batchSize ?? 100;
     const leaseMs = this.options.leaseMs ?? 120_000;
-    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs, { perAccessKey: this.options.perAccessKey ?? PER_ACCESS_KEY });
+    const jobs = await claimDueJobs(this.options.store.db, worker, batch, leaseMs, {
+      perAccessKey: this.options.perAccessKey ?? PER_ACCESS_KEY,
+      ...(this.options.kinds ? { kinds: this.options.kinds } : {}),
+    });
     if (jobs.length === 0) return 0;
     this.options.onClaimed?.(jobs);
     const batched = this.options.batch;

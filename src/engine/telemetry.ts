@@ -25,9 +25,17 @@ export interface JobClaimSample {
   readonly lagSeconds: number;
 }
 
+export interface NotificationSendSample {
+  readonly channel: string;
+  /** sent; error: will be retried; failed: given up (or refused for good). */
+  readonly outcome: 'sent' | 'error' | 'failed';
+  readonly seconds: number;
+}
+
 export interface TelemetryObserver {
   connectorCall?(sample: ConnectorCallSample): void;
   jobClaimed?(sample: JobClaimSample): void;
+  notificationSent?(sample: NotificationSendSample): void;
 }
 
 export class Telemetry {
@@ -41,6 +49,10 @@ export class Telemetry {
 
   connectorCall(sample: ConnectorCallSample): void {
     for (const observer of this.observers) observer.connectorCall?.(sample);
+  }
+
+  notificationSent(sample: NotificationSendSample): void {
+    for (const observer of this.observers) observer.notificationSent?.(sample);
   }
 
   jobsClaimed(jobs: readonly Job[], now: number = Date.now()): void {

@@ -16,6 +16,21 @@ export interface Job {
   readonly attempts: number;
 }
 
+/** The jobs of notifications: run by their own worker, so a slow channel never delays the lifecycle's jobs. */
+export const NOTIFICATION_JOB_KINDS = ['notify', 'notify_ending', 'notify_reminder', 'notify_escalation'] as const satisfies readonly JobKind[];
+
+/** Which kinds of job a worker takes: only these, or all but these (unset: all). */
+export interface JobSelection {
+  readonly only?: readonly JobKind[];
+  readonly except?: readonly JobKind[];
+}
+
+function kindFilter(column: string, selection: JobSelection | undefined) {
+  if (selection?.only) return sql`AND ${sql.ref(column)} IN (${sql.join(selection.only.map((k) => sql.lit(k)))})`;
+  if (selection?.except) return sql`AND ${sql.ref(column)} NOT IN (${sql.join(selection.except.map((k) => sql.lit(k)))})`;
+  return sql``;
+}
+
 /** Advisory-lock namespace ("LAPS"); a worker holds (namespace, its key) for as long as it lives. */
 export const WORKER_LOCK_NAMESPACE = 0x4c415053;
 
@@ -41,6 +56,27 @@ export async function scheduleJob(tx: Executor, kind: JobKind, subjectId: string
     .execute();
 }
 
+/** Creates one job of a kind for each subject, due at once (new subjects: no conflict expected, none tolerated twice). */
+export async function scheduleJobsNow(tx: Executor, kind: JobKind, subjectIds: readonly string[]): Promise<void> {
+  if (subjectIds.length === 0) return;
+  await tx
+    .insertInto('jobs')
+    .values(
+      subjectIds.map((subjectId) => ({
+        id: newId('job'),
+        kind,
+        subject_id: subjectId,
+        due_at: sql<Date>`now()`,
+        last_error: null,
+        locked_by: null,
+        locked_until: null,
+        created_at: sql<Date>`now()`,
+      })),
+    )
+    .onConflict((oc) => oc.columns(['kind', 'subject_id']).doNothing())
+    .execute();
+}
+
 export async function cancelJob(tx: Executor, kind: JobKind, subjectId: string): Promise<void> {
   await tx.deleteFrom('jobs').where('kind', '=', kind).where('subject_id', '=', subjectId).execute();
 }
@@ -51,6 +87,8 @@ export interface ClaimFairness {
   readonly perAccessKey?: number;
   /** How many of the earliest due jobs the fair choice looks at. */
   readonly window?: number;
+  /** The kinds this worker takes (the notification worker and the lifecycle's split them). */
+  readonly kinds?: JobSelection;
 }
 
 /**
@@ -79,7 +117,7 @@ export async function claimDueJobs(db: Executor, worker: number, limit: number, 
   const { rows } = await sql<{ id: string; kind: JobKind; subject_id: string; due_at: Date; attempts: number; position: string }>`
     WITH due AS (
       SELECT d.id, d.kind, d.subject_id, d.due_at FROM jobs d
-      WHERE ${claimable('d')}
+      WHERE ${claimable('d')} ${kindFilter('d.kind', fairness.kinds)}
       ORDER BY d.due_at
       LIMIT ${window}
     ), ranked AS (
@@ -171,10 +209,10 @@ export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: 
  * Milliseconds until the next job can be claimed (0 if one is overdue), or null when there is none.
  * A job someone holds counts from the end of its lease, so held work does not make us spin.
  */
-export async function msUntilNextJob(db: Executor): Promise<number | null> {
+export async function msUntilNextJob(db: Executor, kinds?: JobSelection): Promise<number | null> {
   const { rows } = await sql<{ ms: string | null }>`
     SELECT GREATEST(0, EXTRACT(EPOCH FROM (MIN(GREATEST(due_at, COALESCE(locked_until, due_at))) - now())) * 1000)::bigint AS ms
-    FROM jobs`.execute(db);
+    FROM jobs WHERE true ${kindFilter('kind', kinds)}`.execute(db);
   const ms = rows[0]?.ms;
   return ms === null || ms === undefined ? null : Number(ms);
 }
@@ -185,7 +223,18 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     .select(['kind', (eb) => eb.fn.countAll<string>().as('n')])
     .groupBy('kind')
     .execute();
-  const counts: Record<JobKind, number> = { provision: 0, expire: 0, revoke: 0, request_timeout: 0, reconcile: 0, extend: 0 };
+  const counts: Record<JobKind, number> = {
+    provision: 0,
+    expire: 0,
+    revoke: 0,
+    request_timeout: 0,
+    reconcile: 0,
+    extend: 0,
+    notify: 0,
+    notify_ending: 0,
+    notify_reminder: 0,
+    notify_escalation: 0,
+  };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;
 }

@@ -31,6 +31,8 @@ export interface Database {
   mfa_challenges: MfaChallengesTable;
   mfa_failures: MfaFailuresTable;
   idempotency_keys: IdempotencyKeysTable;
+  notification_deliveries: NotificationDeliveriesTable;
+  notification_preferences: NotificationPreferencesTable;
 }
 
 export interface IdempotencyKeysTable {
@@ -65,6 +67,8 @@ export interface UsersTable {
   source: Generated<'local' | 'oidc'>;
   /** OIDC users: `<issuer>#<sub>`, their stable identity at the IdP. */
   external_id: string | null;
+  /** Where notifications by email go: the OIDC email claim, or set by an admin. */
+  email: Generated<string | null>;
 }
 
 /** Browser sessions; the cookie carries a 256-bit secret, the row only its SHA-256. */
@@ -209,7 +213,8 @@ export interface GrantsTable {
   created_at: Timestamp;
 }
 
-export type JobKind = 'provision' | 'expire' | 'revoke' | 'request_timeout' | 'reconcile' | 'extend';
+export type JobKind =
+  'provision' | 'expire' | 'revoke' | 'request_timeout' | 'reconcile' | 'extend' | 'notify' | 'notify_ending' | 'notify_reminder' | 'notify_escalation';
 
 export interface JobsTable {
   id: string;
@@ -341,4 +346,39 @@ export interface MfaFailuresTable {
   user_id: string;
   factor: string;
   at: Timestamp;
+}
+
+export type DeliveryStatus = 'pending' | 'sent' | 'failed' | 'skipped';
+
+/** The notification outbox: one message to one recipient over one channel, written with the change it tells of. */
+export interface NotificationDeliveriesTable {
+  /** `ntf_…`; also the message's stable id (email Message-ID), the same on every attempt. */
+  id: string;
+  /** One delivery per event occurrence, channel and recipient, however often the event recurs. */
+  dedupe_key: string;
+  event: string;
+  subject_id: string | null;
+  channel: string;
+  channel_type: string;
+  /** A user (principal id), or `address:<addr>` for an address named in the rule. */
+  recipient: string;
+  urgent: Generated<boolean>;
+  /** What the message says: ids, names, times, reasons. Never credentials. */
+  payload: JSONColumnType<Record<string, unknown>>;
+  status: DeliveryStatus;
+  attempts: Generated<number>;
+  last_error: string | null;
+  created_at: Timestamp;
+  sent_at: Timestamp | null;
+  finished_at: Timestamp | null;
+}
+
+export interface NotificationPreferencesTable {
+  principal_id: string;
+  email_enabled: boolean;
+  /** Quiet hours as minutes after midnight in `timezone`; both null for none. */
+  quiet_start: number | null;
+  quiet_end: number | null;
+  timezone: string;
+  updated_at: Timestamp;
 }

@@ -40,6 +40,22 @@ export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
     },
   });
   new Gauge({
+    name: 'lapse_notifications_pending',
+    help: 'Notification deliveries not yet sent (waiting, retrying, or held for quiet hours)',
+    registers: [registry],
+    async collect() {
+      this.set((await engine.notifications.counts()).pending);
+    },
+  });
+  new Gauge({
+    name: 'lapse_notifications_failed',
+    help: 'Notification deliveries given up after their retries, or refused by the receiving side (see GET /api/v1/notifications/deliveries?status=failed)',
+    registers: [registry],
+    async collect() {
+      this.set((await engine.notifications.counts()).failed);
+    },
+  });
+  new Gauge({
     name: 'lapse_scheduler_last_round_age_seconds',
     help: 'Seconds since the scheduler last completed a round',
     registers: [registry],

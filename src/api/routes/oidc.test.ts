@@ -63,8 +63,9 @@ describe('single sign-on with a real OpenID provider', () => {
     expect(request.get('state')).toBeTruthy();
     expect(request.get('nonce')).toBeTruthy();
     expect(request.get('scope')).toBe('openid profile email');
-    const row = await opened.store.db.selectFrom('users').select(['source', 'external_id']).where('name', '=', 'alice').executeTakeFirstOrThrow();
-    expect(row).toEqual({ source: 'oidc', external_id: `${idp.issuer}#alice` });
+    const row = await opened.store.db.selectFrom('users').select(['source', 'external_id', 'email']).where('name', '=', 'alice').executeTakeFirstOrThrow();
+    // The verified email claim is where alice's notifications go.
+    expect(row).toEqual({ source: 'oidc', external_id: `${idp.issuer}#alice`, email: 'alice@example.test' });
   });
 
   it('refreshes groups at every sign-in, and admin rights follow roles.admins', async () => {

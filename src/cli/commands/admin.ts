@@ -105,6 +105,32 @@ export function registerAdminCommands(program: Command): void {
       }),
     );
 
+  addLocationOptions(user.command('set-email <name> [address]'))
+    .description("set where a user's email notifications go (OIDC sign-in fills it from the email claim); --clear removes it")
+    .option('--clear', 'remove the address: the user gets no email notifications')
+    .action(
+      action(async (name: string, address: string | undefined, options: { config?: string; dataDir?: string; clear?: boolean }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        if ((address === undefined) === !options.clear) {
+          throw new LapseError('validation_failed', 'give an address, or --clear to remove it (not both)', {
+            where: '[address]',
+            hint: 'e.g. lapse admin user set-email dana dana@example.com',
+          });
+        }
+        const { setEmailAddress } = await loadAuth();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const email = await inTransaction(store, async (tx) => {
+            const value = await setEmailAddress(tx, name, address ?? null);
+            return { value, audit: { action: 'user.email_set', subject: name, data: { name, email: value } } };
+          });
+          emit(globals, { name, email }, () => (email ? `email notifications for ${name} go to ${email}` : `${name} has no email address now`));
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
   const token = admin.command('token').description('API tokens for the CLI and automation');
   addLocationOptions(token.command('create'))
     .description('create an API token; it is printed once and stored only as a hash')

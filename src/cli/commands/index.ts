@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
+import { registerNotifyCommands } from './client-notify.js';
 import { registerRequestCommands } from './client-request.js';
 import { registerReviewCommands } from './client-review.js';
 import { registerStatusCommands } from './client-status.js';
@@ -34,4 +35,5 @@ export function registerCommands(program: Command): void {
   registerRequestCommands(program);
   registerStatusCommands(program);
   registerReviewCommands(program);
+  registerNotifyCommands(program);
 }

@@ -60,7 +60,7 @@ function cachingRe2(): { compile(pattern: string): { test(text: string): boolean
   };
 }
 
-function compileExpression(env: CelEnv, source: string, where: string): Condition {
+function compileExpression(env: CelEnv, source: string, where: string, variables: readonly string[] = CONTEXT_VARIABLES): Condition {
   if (source.length > MAX_EXPRESSION_LENGTH) {
     throw new LapseError('config_invalid', `expression is longer than ${MAX_EXPRESSION_LENGTH} characters`, {
       where,
@@ -79,11 +79,12 @@ function compileExpression(env: CelEnv, source: string, where: string): Conditio
     });
   }
   for (const name of freeIdentifiers(parsed.expr)) {
-    if ((CONTEXT_VARIABLES as readonly string[]).includes(name) || CEL_TYPE_NAMES.has(name)) continue;
+    if (variables.includes(name) || CEL_TYPE_NAMES.has(name)) continue;
     const risk = name === 'risk' ? ': Lapse computes no risk score yet, and one supplied with the request would be chosen by the requester' : '';
-    throw new LapseError('config_invalid', `"${name}" is not in the policy context (it has ${CONTEXT_VARIABLES.join(', ')})${risk}`, {
+    const policy = variables === CONTEXT_VARIABLES;
+    throw new LapseError('config_invalid', `"${name}" is not in the ${policy ? 'policy' : 'expression'} context (it has ${variables.join(', ')})${risk}`, {
       where,
-      hint: 'See docs/policies.md for the CEL context.',
+      hint: policy ? 'See docs/policies.md for the CEL context.' : 'See docs/notifications.md for the event fields a condition may read.',
     });
   }
   const condition = (bindings: Record<string, unknown>) => {
@@ -156,6 +157,13 @@ export function compileTicketPattern(pattern: string, where: string): { test(tex
 }
 
 const NO_INTEGRATIONS: CompileOptions = { oncall: false, ticketSystems: [] };
+/**
+ * Compiles a condition over other variables than a policy's (a notification rule's `when` reads
+ * `event`), with the same limits, RE2 and error reporting.
+ */
+export function compileCondition(source: string, where: string, variables: readonly string[]): Condition {
+  return compileExpression(celEnv({ re2: cachingRe2() }), source, where, variables);
+}
 
 /** Compiles every expression once per config load; errors name the policy and field. */
 export function compilePolicies(definitions: readonly PolicyDefinition[], version: string, options: CompileOptions = NO_INTEGRATIONS): PolicySet {

@@ -47,7 +47,7 @@ export function requestService(input: Pick<PolicyInput, 'labels'>): string | und
 const formatters = new Map<string, Intl.DateTimeFormat>();
 const WEEKDAYS: Record<string, bigint> = { Sun: 0n, Mon: 1n, Tue: 2n, Wed: 3n, Thu: 4n, Fri: 5n, Sat: 6n };
 
-function localTime(now: Date, timezone: string): { hour: bigint; minute: bigint; weekday: bigint; date: string } {
+export function localTime(now: Date, timezone: string): { hour: bigint; minute: bigint; weekday: bigint; date: string } {
   let formatter = formatters.get(timezone);
   if (!formatter) {
     formatter = new Intl.DateTimeFormat('en-US', {

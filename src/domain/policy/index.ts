@@ -1,12 +1,14 @@
 export * from './types.js';
 export { matchesEntitlementPattern, type PolicyDefinition } from './definition.js';
 export {
+  compileCondition,
   compilePolicies,
   compileTicketPattern,
   MAX_EXPRESSION_LENGTH,
   type PolicySet,
   type CompiledPolicy,
   type CompileOptions,
+  type Condition,
   type PolicyLookups,
 } from './compile.js';
 export * from './facts.js';

@@ -10,6 +10,7 @@ import * as m0008 from './0008_extend_jobs.js';
 import * as m0009 from './0009_statistics.js';
 import * as m0010 from './0010_token_issuer.js';
 import * as m0011 from './0011_propagation_pending.js';
+import * as m0012 from './0012_notifications.js';
 import * as m0014 from './0014_token_lineage.js';
 
 /**
@@ -29,6 +30,7 @@ const migrations: Record<string, Migration> = {
   '0009_statistics': m0009,
   '0010_token_issuer': m0010,
   '0011_propagation_pending': m0011,
+  '0012_notifications': m0012,
   '0014_token_lineage': m0014,
 };
 
