@@ -49,7 +49,8 @@ describeEachStore('overlapping grants of one access key', ({ store }) => {
     const flood = await Promise.all(
       Array.from({ length: FLOOD }, (_, i) => t.engine.submit({ principal: alice, target: 'prod-db', entitlement: 'readonly', reason: `flood ${i}` })),
     );
-    expect(Date.now() - started).toBeLessThan(20_000);
+    // A stall detector, not a speed target (bench/ has those): a deadlock never finishes; 300 submits on a loaded 2-core machine took 21 s.
+    expect(Date.now() - started).toBeLessThan(60_000);
 
     // Another person, other access, one request after the other while the flood is provisioned.
     const lags: number[] = [];
