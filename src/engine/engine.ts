@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { EffectiveConfig } from '../config/types.js';
-import type { ConnectorRegistry } from '../connectors/index.js';
+import { targetSettingsCheck, type ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
 import {
@@ -229,15 +229,8 @@ export class Engine {
   overdueRevocations = () => countOverdueRevocations(this.context.store.db, 1_000);
 
   private validateConnectors(config: EffectiveConfig): void {
-    const problems: string[] = [];
-    for (const target of config.targets.values()) {
-      const connector = this.context.connectors.get(target.connector);
-      if (!connector) {
-        problems.push(`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${this.context.connectors.types().join(', ')})`);
-        continue;
-      }
-      problems.push(...connector.validateSettings(target));
-    }
+    const check = targetSettingsCheck(this.context.connectors);
+    const problems = [...config.targets.values()].flatMap((target) => check(target));
     if (problems.length > 0) {
       throw new LapseError('config_invalid', `${config.source}: connector settings are not valid: ${problems.length} problem(s)`, {
         where: config.source,
