@@ -18,6 +18,7 @@ export const ID_PREFIXES = {
   totp: 'otp',
   passkey: 'pky',
   session: 'ses',
+  vaultAccount: 'vac',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -9,6 +9,7 @@ import {
   countJobs,
   countOpenFindings,
   countOverdueRevocations,
+  countOverdueRotations,
   listFindings,
   listReconcileRuns,
   readOperationalGauges,
@@ -30,6 +31,8 @@ import { cancelPendingRequest, reviewRequest, submitRequest, timeOutPendingReque
 import { hostTrustOf } from './host-trust.js';
 import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
+import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
+import { rotateJob } from './vault-rotation.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
@@ -100,6 +103,7 @@ export class Engine {
         request_timeout: (job) => timeOutPendingRequest(context, job.subjectId),
         reconcile: (job, worker) => reconcileJob(context, job, worker),
         extend: (job, worker) => extendJob(context, job, worker),
+        rotate: (job, worker) => rotateJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
@@ -167,6 +171,12 @@ export class Engine {
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);
   reviewBreakGlass = (input: Parameters<typeof reviewBreakGlass>[1]) => reviewBreakGlass(this.context, input);
   fetchCredentials = (input: Parameters<typeof fetchCredentials>[1]) => fetchCredentials(this.context, input);
+  /** Hands Lapse a vault account's current password once; it is rotated at once (docs/vault.md). */
+  onboardVaultAccount = (input: Parameters<typeof onboardAccount>[1]) => onboardAccount(this.context, input);
+  /** The vault's accounts and their states (no passwords). */
+  vaultAccounts = () => vaultAccounts(this.context);
+  /** Vault accounts whose rotation keeps failing: the `lapse_vault_rotations_overdue` metric. */
+  overdueRotations = () => countOverdueRotations(this.context.store.db);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
   /** Reconciles one target, or all, now; see docs/reconciliation.md. */
   reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);

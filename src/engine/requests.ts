@@ -9,6 +9,7 @@ import { extendGrant as extendGrantState } from '../domain/grant.js';
 import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listReviews, scheduleJob, updateGrant, updateRequest } from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
+import { refuseUnavailableCheckout } from './vault-checkout.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 
 export interface SubmitResult {
@@ -18,7 +19,8 @@ export interface SubmitResult {
 /** A principal asks for an entitlement: the policy decides, and the decision is recorded. */
 export async function submitRequest(context: EngineContext, raw: SubmitInput): Promise<SubmitResult> {
   const input = parseInput(submitInput, raw, 'request');
-  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
+  const resolved = resolveEntitlement(context, input.target, input.entitlement);
+  checkParameters(resolved, input.parameters);
   const config = context.config();
   try {
     return await transact(context, async (unit) => {
@@ -34,6 +36,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         now: unit.now,
       });
       rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);
+      const checkout = resolved.entitlement.checkout;
+      if (checkout && decision.outcome !== 'denied') await refuseUnavailableCheckout(unit, input.target, input.entitlement, checkout);
       let request = decideRequest(
         {
           id: newId('request'),
@@ -72,7 +76,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
       return { request };
     });
   } catch (error) {
-    if (isLapseError(error, 'validation_failed') || isLapseError(error, 'mfa_step_up_required')) {
+    const refused: readonly string[] = ['validation_failed', 'mfa_step_up_required', 'conflict', 'invalid_transition'];
+    if (error instanceof LapseError && refused.includes(error.code)) {
       await auditRefusal(context, {
         action: 'request.rejected',
         actor: input.principal.id,

@@ -23,3 +23,4 @@ export * from './config-versions.js';
 export * from './review-inbox.js';
 export * from './idempotency-keys.js';
 export * from './database-health.js';
+export * from './vault-accounts.js';

@@ -10,6 +10,7 @@ import * as m0008 from './0008_extend_jobs.js';
 import * as m0009 from './0009_statistics.js';
 import * as m0010 from './0010_token_issuer.js';
 import * as m0011 from './0011_propagation_pending.js';
+import * as m0013 from './0013_vault.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '0009_statistics': m0009,
   '0010_token_issuer': m0010,
   '0011_propagation_pending': m0011,
+  '0013_vault': m0013,
 };
 
 export const migrationProvider: MigrationProvider = {
