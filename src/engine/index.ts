@@ -10,3 +10,4 @@ export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, Telemetry
 export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glass-scope.js';
 /** What the engine's reads return (the API's and CLI's view models start from these). */
 export type { Finding, StoredGrant } from '../store/index.js';
+export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';
