@@ -12,6 +12,7 @@ import { registerPolicyCommands } from './policy.js';
 import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
+import { registerVaultCommands } from './client-vault.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -34,4 +35,5 @@ export function registerCommands(program: Command): void {
   registerRequestCommands(program);
   registerStatusCommands(program);
   registerReviewCommands(program);
+  registerVaultCommands(program);
 }
