@@ -11,7 +11,7 @@ import { vaultSealContext } from './vault-rotation.js';
 /**
  * The vault through the engine (docs/vault.md) on both stores, with the noop target's in-memory
  * accounts: onboarding, check-out as a grant, check-in as rotation, exclusivity, failing rotations.
- * The same flows against a real PostgreSQL target are in test/vault-postgres.test.ts.
+ * Rotation against a real PostgreSQL target, with kill -9 at every step, is in test/vault-crash.test.ts.
  */
 const CONFIG = `
 version: 1
