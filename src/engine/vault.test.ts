@@ -23,6 +23,7 @@ targets:
       superuser: { checkout: { account: postgres } }
       owner: { checkout: { account: owner, whenCheckedOut: queue } }
       reporting: { checkout: { account: reporter, exclusive: false } }
+      nightly: { checkout: { account: batch, rotateEvery: 1d } }
   other:
     connector: noop
     entitlements:
@@ -252,6 +253,57 @@ describeEachStore('vault', ({ store }) => {
     );
     expect(noop.rotation.accepts('vault-db', 'reporter', shared)).toBe(false);
     expect(noop.rotation.accepts('vault-db', 'reporter', await currentPassword('vault-db', 'reporter'))).toBe(true);
+  });
+
+  it('rotateEvery: an account nobody holds is rotated on schedule; a checked-out one waits for its check-in', async () => {
+    await onboard('vault-db', 'batch', 'batch-password');
+    const before = (await account('vault-db', 'batch'))!;
+    const job = () =>
+      store().db.selectFrom('jobs').select(['due_at', 'locked_by']).where('kind', '=', 'rotate').where('subject_id', '=', before.id).executeTakeFirst();
+    const next = (await job())!;
+    // Due a day after the rotation that followed onboarding.
+    expect(new Date(next.due_at).getTime() - before.rotatedAt!.getTime()).toBeGreaterThan(86_400_000 - 5_000);
+    const old = await currentPassword('vault-db', 'batch');
+    await store()
+      .db.updateTable('jobs')
+      .set({ due_at: new Date(Date.now() - 1000) })
+      .where('kind', '=', 'rotate')
+      .where('subject_id', '=', before.id)
+      .execute();
+    engine.scheduler.poke();
+    await ready('vault-db', 'batch', before.generation + 1);
+    expect(noop.rotation.accepts('vault-db', 'batch', old)).toBe(false);
+    expect(noop.rotation.accepts('vault-db', 'batch', await currentPassword('vault-db', 'batch'))).toBe(true);
+    const actions = (await store().db.selectFrom('audit_events').select('payload').execute())
+      .map((r) => JSON.parse(r.payload) as { action: string; subject?: string; data?: { reason?: string } })
+      .filter((e) => e.subject === before.id && e.action === 'vault.rotated');
+    expect(actions.at(-1)!.data!.reason).toBe('scheduled');
+    expect(await job()).toBeDefined();
+
+    // Checked out when the schedule comes round: no rotation under the holder; the check-in rotates.
+    const { request } = await engine.submit({ principal: alice, target: 'vault-db', entitlement: 'nightly', reason: 'rerun the batch' });
+    const grantId = await grantOf(request.id);
+    await waitFor(
+      () => grant(grantId),
+      (g) => g?.status === 'active',
+    );
+    const held = (await account('vault-db', 'batch'))!;
+    await store()
+      .db.updateTable('jobs')
+      .set({ due_at: new Date(Date.now() - 1000) })
+      .where('kind', '=', 'rotate')
+      .where('subject_id', '=', before.id)
+      .execute();
+    engine.scheduler.poke();
+    await waitFor(job, (j) => j === undefined);
+    expect((await account('vault-db', 'batch'))!).toMatchObject({ status: 'checked_out', generation: held.generation });
+    await engine.release({ grantId, by: alice, reason: 'done' });
+    await waitFor(
+      () => grant(grantId),
+      (g) => g?.status === 'revoked',
+    );
+    expect((await account('vault-db', 'batch'))!.generation).toBe(held.generation + 1);
+    expect(await job()).toBeDefined();
   });
 
   it('a request for an account never onboarded is refused and stores nothing', async () => {
