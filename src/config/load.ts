@@ -92,6 +92,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     const built = buildTarget(name, target, secrets);
     targets.set(name, built);
     checkTarget(built);
+    problems.push(...checkCheckoutAccounts(built));
   }
   const entitlementIds = [...targets.values()].flatMap((t) => [...t.entitlements.keys()].map((e) => ({ target: t.name, name: e })));
   const checkPatterns = (patterns: readonly string[], where: string) => {
@@ -225,6 +226,22 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   };
 }
 
+/** One account is lent through one entitlement: two would hand out and rotate one password independently. */
+function checkCheckoutAccounts(target: TargetConfig): string[] {
+  const first = new Map<string, string>();
+  const problems: string[] = [];
+  for (const entitlement of target.entitlements.values()) {
+    if (!entitlement.checkout) continue;
+    const earlier = first.get(entitlement.checkout.account);
+    if (earlier === undefined) first.set(entitlement.checkout.account, entitlement.name);
+    else
+      problems.push(
+        `targets.${target.name}.entitlements.${entitlement.name}.checkout.account: account ${JSON.stringify(entitlement.checkout.account)} is already lent by entitlement ${earlier}; one account, one checkout entitlement`,
+      );
+  }
+  return problems;
+}
+
 /** One target as the connectors see it, with its secret references resolved. */
 function buildTarget(name: string, target: z.output<typeof targetSchema>, secrets: SecretContext): TargetConfig {
   const entitlements = new Map(
@@ -236,6 +253,17 @@ function buildTarget(name: string, target: z.output<typeof targetSchema>, secret
         description: e.description,
         settings: resolveSettings(e.settings, `targets.${name}.entitlements.${ename}.settings`, secrets) as Record<string, unknown>,
         labels: e.labels,
+        ...(e.checkout
+          ? {
+              checkout: {
+                account: e.checkout.account,
+                exclusive: e.checkout.exclusive,
+                whenCheckedOut: e.checkout.whenCheckedOut ?? 'refuse',
+                rotateEveryMs: e.checkout.rotateEvery,
+                password: e.checkout.password,
+              },
+            }
+          : {}),
       },
     ]),
   );

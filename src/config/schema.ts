@@ -7,6 +7,7 @@ import { duration, entitlementPattern, name, subjectSet, text } from './schema-p
 import { notificationsSchema } from './notifications.js';
 
 export { duration };
+import { PASSWORD_ALPHABETS } from './types.js';
 
 /** An IPv4/IPv6 address, or one with a prefix length that fits it (CIDR). */
 function isAddressOrCidr(value: string): boolean {
@@ -24,9 +25,35 @@ const settingValue: z.ZodType<unknown> = z.lazy(() =>
 const settings = z.record(boundedText(128), settingValue).default({});
 const labels = z.record(boundedText(63), boundedText(256)).default({});
 
-const entitlement = z
-  .object({ description: text(1000).default(''), settings, labels })
+/** A vault check-out (docs/vault.md): the entitlement lends an existing account, rotated after use. */
+const checkout = z
+  .object({
+    account: boundedText(128).min(1),
+    exclusive: z.boolean().default(true),
+    whenCheckedOut: z.enum(['queue', 'refuse']).optional(),
+    rotateEvery: duration.optional(),
+    password: z
+      .object({
+        length: z.number().int().min(16, 'at least 16 characters').max(128, 'at most 128 characters').default(32),
+        alphabet: z.enum(PASSWORD_ALPHABETS).default('alphanumeric'),
+      })
+      .strict()
+      .prefault({}),
+  })
   .strict()
+  .refine((c) => c.exclusive || c.whenCheckedOut === undefined, {
+    message: 'whenCheckedOut applies only to exclusive accounts; remove it or set exclusive: true',
+    path: ['whenCheckedOut'],
+  })
+  .refine((c) => c.rotateEvery === undefined || c.rotateEvery >= 60_000, { message: 'rotateEvery must be at least 1m', path: ['rotateEvery'] });
+
+const entitlement = z
+  .object({ description: text(1000).default(''), settings, labels, checkout: checkout.optional() })
+  .strict()
+  .refine((e) => e.checkout === undefined || Object.keys(e.settings).length === 0, {
+    message: 'a checkout entitlement takes no connector settings: the connector only rotates the account; remove settings',
+    path: ['settings'],
+  })
   .prefault({});
 
 /** Per target: overrides of the global reconciliation settings, and whether drift is removed. */

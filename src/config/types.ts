@@ -134,6 +134,28 @@ export interface EntitlementConfig {
   /** Connector-specific settings for this entitlement (roles, grants, key patterns…). */
   readonly settings: Readonly<Record<string, unknown>>;
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Set for a vault check-out: the entitlement lends an existing account's password (docs/vault.md)
+   * instead of asking the connector to provision access; the connector only rotates it.
+   */
+  readonly checkout?: CheckoutConfig;
+}
+
+/** Characters a generated password is drawn from. */
+export const PASSWORD_ALPHABETS = ['alphanumeric', 'base64url', 'symbols'] as const;
+export type PasswordAlphabet = (typeof PASSWORD_ALPHABETS)[number];
+
+/** A shared privileged account Lapse holds, lends and rotates (docs/vault.md). */
+export interface CheckoutConfig {
+  /** The account at the target (a role, a user name), as the connector names it. */
+  readonly account: string;
+  /** One holder at a time (default); false lets several hold it and rotates after the last. */
+  readonly exclusive: boolean;
+  /** What a request gets while another grant holds an exclusive account. */
+  readonly whenCheckedOut: 'queue' | 'refuse';
+  /** Rotate this often when nobody holds it; undefined: only after each check-out. */
+  readonly rotateEveryMs: number | undefined;
+  readonly password: { readonly length: number; readonly alphabet: PasswordAlphabet };
 }
 
 export interface BreakGlassConfig {

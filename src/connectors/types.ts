@@ -75,6 +75,42 @@ export interface Connector {
    * Connectors whose targets fetch nothing omit it.
    */
   readonly hostTrust?: HostTrust;
+
+  /**
+   * Changing the password of an existing account Lapse holds in its vault (a `checkout`
+   * entitlement, docs/vault.md). Connectors that cannot omit it, and such entitlements are refused
+   * on their targets.
+   */
+  readonly rotation?: PasswordRotation;
+}
+
+/**
+ * The vault's view of a target: set, check and end the use of one account's password. Lapse calls
+ * these outside any transaction, with a deadline, and sets only passwords it has sealed and stored
+ * first, so a call repeated after a crash sets the same password again. A password must never
+ * appear in a log line, an error message, or where the target logs statements.
+ * NB. Checkout entitlements are the engine's, not the connector's: `validateSettings`,
+ * `listAccess` and the rest skip them (`connectorEntitlements`).
+ */
+export interface PasswordRotation {
+  /** Problems with managing `account` on this target ("<where>: what is wrong, how to fix it"), checked at config load. */
+  validateAccount(target: TargetConfig, account: string, where: string): string[];
+  /** Sets the account's password, logged in as Lapse's own account. Idempotent. */
+  rotatePassword(target: TargetConfig, account: string, password: string, signal: AbortSignal): Promise<void>;
+  /**
+   * Logs in as the account with the password: true when the target accepts it, false when it
+   * refuses the password; throws (a LapseError) when it cannot tell (unreachable, timeout).
+   */
+  verifyPassword(target: TargetConfig, account: string, password: string, signal: AbortSignal): Promise<boolean>;
+  /** Ends the account's open sessions where the target allows it. Succeeds when there are none. */
+  endSessions(target: TargetConfig, account: string, signal: AbortSignal): Promise<void>;
+  /** What a holder needs beside the password to log in (host, port, database…). Nothing secret. */
+  loginDetails(target: TargetConfig, account: string): Readonly<Record<string, string>>;
+}
+
+/** The entitlements a connector serves itself: every one but the vault's checkouts. */
+export function connectorEntitlements(target: TargetConfig): EntitlementConfig[] {
+  return [...target.entitlements.values()].filter((entitlement) => entitlement.checkout === undefined);
 }
 
 /** What hosts of a target fetch to trust Lapse's credentials (GET /api/v1/ssh/:target/...). */
@@ -152,6 +188,25 @@ export function targetSettingsCheck(registry: ConnectorRegistry): (target: Targe
   return (target) => {
     const connector = registry.get(target.connector);
     if (!connector) return [`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${registry.types().join(', ')})`];
-    return connector.validateSettings(target);
+    return [...connector.validateSettings(target), ...checkoutProblems(registry, connector, target)];
   };
+}
+
+/** Checkout entitlements need a connector that can rotate passwords, and an account it may manage. */
+function checkoutProblems(registry: ConnectorRegistry, connector: Connector, target: TargetConfig): string[] {
+  const problems: string[] = [];
+  for (const entitlement of target.entitlements.values()) {
+    if (!entitlement.checkout) continue;
+    const where = `targets.${target.name}.entitlements.${entitlement.name}.checkout`;
+    if (!connector.rotation) {
+      const able = registry
+        .types()
+        .filter((type) => registry.get(type)?.rotation)
+        .join(', ');
+      problems.push(`${where}: connector ${connector.type} cannot rotate passwords, so it cannot lend an account (connectors that can: ${able})`);
+      continue;
+    }
+    problems.push(...connector.rotation.validateAccount(target, entitlement.checkout.account, `${where}.account`));
+  }
+  return problems;
 }

@@ -66,6 +66,11 @@ export function mayEndAnyGrant(roles: Roles, who: Who): boolean {
   return isAdmin(roles, who);
 }
 
+/** Admins put accounts into the vault (onboarding hands Lapse a live privileged password). */
+export function mayManageVault(roles: Roles, who: Who): boolean {
+  return isAdmin(roles, who);
+}
+
 /** Admins and auditors review break-glass use after the fact (never their own: the engine checks that). */
 export function mayReviewBreakGlass(roles: Roles, who: Who): boolean {
   return readsEverything(roles, who);

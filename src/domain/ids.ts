@@ -19,6 +19,7 @@ export const ID_PREFIXES = {
   passkey: 'pky',
   session: 'ses',
   delivery: 'ntf',
+  vaultAccount: 'vac',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -3,7 +3,7 @@ import { viaData } from '../domain/principal.js';
 import { takeCredentials } from '../store/index.js';
 import { transact, type EngineContext } from './context.js';
 import { fetchCredentialsInput, parseInput, type FetchCredentialsInput } from './inputs.js';
-import { credentialsContext } from './provisioning.js';
+import { credentialsContext } from './held-credentials.js';
 import { requireGrant } from './grant-ending.js';
 
 /**

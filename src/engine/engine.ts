@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { EffectiveConfig } from '../config/types.js';
-import type { ConnectorRegistry } from '../connectors/index.js';
+import { targetSettingsCheck, type ConnectorRegistry } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { createSealer, type Sealer } from '../secrets/index.js';
 import {
@@ -10,6 +10,7 @@ import {
   countOpenFindings,
   NOTIFICATION_JOB_KINDS,
   countOverdueRevocations,
+  countOverdueRotations,
   listFindings,
   listReconcileRuns,
   readOperationalGauges,
@@ -33,6 +34,8 @@ import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from
 import { Scheduler } from './scheduler.js';
 import { PolicyInputs } from './policy-inputs.js';
 import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
+import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
+import { rotateJob } from './vault-rotation.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
@@ -116,6 +119,7 @@ export class Engine {
         request_timeout: (job) => timeOutPendingRequest(context, job.subjectId),
         reconcile: (job, worker) => reconcileJob(context, job, worker),
         extend: (job, worker) => extendJob(context, job, worker),
+        rotate: (job, worker) => rotateJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
@@ -199,6 +203,12 @@ export class Engine {
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);
   reviewBreakGlass = (input: Parameters<typeof reviewBreakGlass>[1]) => reviewBreakGlass(this.context, input);
   fetchCredentials = (input: Parameters<typeof fetchCredentials>[1]) => fetchCredentials(this.context, input);
+  /** Hands Lapse a vault account's current password once; it is rotated at once (docs/vault.md). */
+  onboardVaultAccount = (input: Parameters<typeof onboardAccount>[1]) => onboardAccount(this.context, input);
+  /** The vault's accounts and their states (no passwords). */
+  vaultAccounts = () => vaultAccounts(this.context);
+  /** Vault accounts whose rotation keeps failing: the `lapse_vault_rotations_overdue` metric. */
+  overdueRotations = () => countOverdueRotations(this.context.store.db);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
   /** Reconciles one target, or all, now; see docs/reconciliation.md. */
   reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);
@@ -261,15 +271,8 @@ export class Engine {
   overdueRevocations = () => countOverdueRevocations(this.context.store.db, 1_000);
 
   private validateConnectors(config: EffectiveConfig): void {
-    const problems: string[] = [];
-    for (const target of config.targets.values()) {
-      const connector = this.context.connectors.get(target.connector);
-      if (!connector) {
-        problems.push(`targets.${target.name}.connector: unknown connector "${target.connector}" (known: ${this.context.connectors.types().join(', ')})`);
-        continue;
-      }
-      problems.push(...connector.validateSettings(target));
-    }
+    const check = targetSettingsCheck(this.context.connectors);
+    const problems = [...config.targets.values()].flatMap((target) => check(target));
     if (problems.length > 0) {
       throw new LapseError('config_invalid', `${config.source}: connector settings are not valid: ${problems.length} problem(s)`, {
         where: config.source,

@@ -34,7 +34,14 @@ export const IDEMPOTENCY_FAILPOINTS = ['idempotency:after-lookup', 'idempotency:
  */
 export const NOTIFY_FAILPOINTS = ['notify:after-commit', 'notify:after-send'] as const;
 
-export type Failpoint = (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number] | (typeof NOTIFY_FAILPOINTS)[number];
+/**
+ * The steps of a vault rotation (src/engine/vault-rotation.ts): the pending password sealed and
+ * stored; set at the target; a login with it worked (not yet promoted to current).
+ */
+export const VAULT_FAILPOINTS = ['rotate:after-seal', 'rotate:after-change', 'rotate:after-verify'] as const;
+
+export type Failpoint =
+  (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number] | (typeof NOTIFY_FAILPOINTS)[number] | (typeof VAULT_FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) process.kill(process.pid, 'SIGKILL');

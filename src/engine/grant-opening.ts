@@ -5,6 +5,7 @@ import type { PolicyDecision } from '../domain/policy/types.js';
 import type { AccessRequest } from '../domain/request.js';
 import { insertGrant, scheduleJob, updateRequest } from '../store/index.js';
 import { resolveEntitlement, type EngineContext, type UnitOfWork } from './context.js';
+import { vaultAccessKey } from './vault-rotation.js';
 
 /**
  * Turns an approved access (or break-glass) request into a grant waiting to be provisioned, in the
@@ -30,15 +31,18 @@ export async function openGrant(context: EngineContext, unit: UnitOfWork, reques
     endedAt: null,
     extensions: 0,
   };
-  const accessKey = connector.accessKey({
-    grantId: grant.id,
-    principalId: grant.principalId,
-    target,
-    entitlement,
-    durationMs: grant.durationMs,
-    notAfter: new Date(unit.now.getTime() + grant.durationMs),
-    parameters: grant.parameters,
-  });
+  // A vault check-out's grants share their account's key; the connector never sees them.
+  const accessKey = entitlement.checkout
+    ? vaultAccessKey(target.name, entitlement.checkout.account)
+    : connector.accessKey({
+        grantId: grant.id,
+        principalId: grant.principalId,
+        target,
+        entitlement,
+        durationMs: grant.durationMs,
+        notAfter: new Date(unit.now.getTime() + grant.durationMs),
+        parameters: grant.parameters,
+      });
   await insertGrant(unit.tx, grant, accessKey, unit.now);
   const withGrant = { ...request, grantId: grant.id };
   await updateRequest(unit.tx, withGrant);

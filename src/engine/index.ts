@@ -1,7 +1,7 @@
 export { Engine, type EngineOptions, type EngineStats } from './engine.js';
 export type { AccessCheck } from './access-checks.js';
 export * from './inputs.js';
-export { failpoint, FAILPOINTS, IDEMPOTENCY_FAILPOINTS, NOTIFY_FAILPOINTS, type Failpoint } from './failpoints.js';
+export { failpoint, FAILPOINTS, IDEMPOTENCY_FAILPOINTS, NOTIFY_FAILPOINTS, VAULT_FAILPOINTS, type Failpoint } from './failpoints.js';
 export { backoffMs } from './target-calls.js';
 export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
 export type { Change } from './context.js';
@@ -10,3 +10,4 @@ export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, Notificat
 export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glass-scope.js';
 /** What the engine's reads return (the API's and CLI's view models start from these). */
 export type { Finding, StoredGrant } from '../store/index.js';
+export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';

@@ -1,4 +1,4 @@
-import { activateGrant, beginRevoke, type Grant } from '../domain/grant.js';
+import { activateGrant, beginRevoke } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
   accessKeysOf,
@@ -7,7 +7,6 @@ import {
   getGrant,
   liveGrantsForKey,
   lockAccessKeys,
-  putCredentials,
   retryJob,
   scheduleJob,
   startConnectorAttempts,
@@ -17,6 +16,8 @@ import {
 } from '../store/index.js';
 import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
 import { failpoint } from './failpoints.js';
+import { holdCredentials } from './held-credentials.js';
+import { handOutCheckout } from './vault-checkout.js';
 import { backoffMs, callConnector, errorMessage, specFor } from './target-calls.js';
 
 /**
@@ -41,21 +42,6 @@ async function finishAttempt(unit: UnitOfWork, attemptId: string, error: string 
 /** How long a provision waits for an in-flight revoke of the same access before looking again. */
 const WAIT_FOR_REVOKE_MS = 200;
 
-/** Seals what the connector issued for the principal, bound to the grant, until fetched once. */
-async function holdCredentials(
-  context: EngineContext,
-  unit: UnitOfWork,
-  grant: StoredGrant | Grant,
-  credentials: Readonly<Record<string, string>>,
-): Promise<void> {
-  const sealed = context.sealer.seal(JSON.stringify(credentials), credentialsContext(grant.id));
-  await putCredentials(unit.tx, { grantId: grant.id, principalId: grant.principalId, keyId: context.sealer.keyId, sealed, createdAt: unit.now });
-}
-
-export function credentialsContext(grantId: string): string {
-  return `grant-credentials:${grantId}`;
-}
-
 export async function provisionJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
     // The access key's lock first, then the grant's row: one order for every job (lockAccessKeys).
@@ -73,6 +59,11 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
       return null;
     }
     const resolved = resolveEntitlement(context, grant.target, grant.entitlement);
+    // A vault check-out calls no target: it hands out the password Lapse holds, in this transaction.
+    if (resolved.entitlement.checkout) {
+      await handOutCheckout(context, unit, job, worker, grant, resolved.entitlement.checkout);
+      return null;
+    }
     const attemptId = await recordProvisionAttempt(unit, grant, worker);
     return { grant, resolved, attemptId, spec: specFor(grant, resolved, unit.now) };
   });
@@ -160,7 +151,9 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
 export async function extendJob(context: EngineContext, job: Job, worker: number): Promise<void> {
   const prepared = await transact(context, async (unit) => {
     const grant = await getGrant(unit.tx, job.subjectId, { forUpdate: true });
-    const resolved = grant?.status === 'active' ? tryResolve(context, grant) : undefined;
+    const found = grant?.status === 'active' ? tryResolve(context, grant) : undefined;
+    // A vault check-out has no target-side expiry: its password is rotated at check-in.
+    const resolved = found?.entitlement.checkout ? undefined : found;
     // Not extended yet: this is the expiry settled at activation.
     const settling = grant?.extensions === 0;
     const call = settling ? resolved?.connector.settleExpiry?.bind(resolved.connector) : resolved?.connector.extend?.bind(resolved.connector);

@@ -1,5 +1,5 @@
 import type { TargetConfig } from '../config/types.js';
-import type { Connector, CurrentAccess } from '../connectors/index.js';
+import { connectorEntitlements, type Connector, type CurrentAccess } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
 import { compareAccess, coveringGrant, type MissingAccess, type ObservedAccess, type StandingAccess } from '../domain/reconciliation.js';
 import {
@@ -129,7 +129,7 @@ function usableEntries(listed: readonly CurrentAccess[], keyOf: (entry: CurrentA
  */
 function derivedAccessKey(connector: Connector, target: TargetConfig, entry: CurrentAccess): string | null {
   const entitlement = target.entitlements.get(entry.entitlement);
-  if (!entitlement) return null;
+  if (!entitlement || entitlement.checkout) return null;
   try {
     return connector.accessKey({ grantId: '', principalId: entry.principalId, target, entitlement, durationMs: 1, notAfter: new Date(0), parameters: {} });
   } catch {
@@ -281,7 +281,8 @@ async function recordComparison(
     observed: entries,
     grants,
     listedAt: run.startedAt,
-    entitlements: new Set(target.entitlements.keys()),
+    // Vault check-outs lend an existing account: nothing for the connector to list.
+    entitlements: new Set(connectorEntitlements(target).map((e) => e.name)),
   });
 
   const observed = new Map<string, { finding: ObservedFinding; access?: ObservedAccess; removable: boolean }>();

@@ -10,6 +10,7 @@ import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listRevie
 import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { factsAuditData, gatherFacts, requestLabels } from './policy-inputs.js';
+import { refuseUnavailableCheckout } from './vault-checkout.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 
 export interface SubmitResult {
@@ -19,7 +20,8 @@ export interface SubmitResult {
 /** A principal asks for an entitlement: the policy decides, and the decision is recorded. */
 export async function submitRequest(context: EngineContext, raw: SubmitInput): Promise<SubmitResult> {
   const input = parseInput(submitInput, raw, 'request');
-  checkParameters(resolveEntitlement(context, input.target, input.entitlement), input.parameters);
+  const resolved = resolveEntitlement(context, input.target, input.entitlement);
+  checkParameters(resolved, input.parameters);
   const config = context.config();
   // Outside the transaction: these may wait on other systems (bounded by their deadlines).
   const facts = await gatherFacts(context, config, input);
@@ -39,6 +41,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         facts,
       });
       rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);
+      const checkout = resolved.entitlement.checkout;
+      if (checkout && decision.outcome !== 'denied') await refuseUnavailableCheckout(unit, input.target, input.entitlement, checkout);
       let request = decideRequest(
         {
           id: newId('request'),
@@ -78,7 +82,8 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
       return { request };
     });
   } catch (error) {
-    if (isLapseError(error, 'validation_failed') || isLapseError(error, 'mfa_step_up_required') || isLapseError(error, 'ticket_system_unavailable')) {
+    const refused: readonly string[] = ['validation_failed', 'mfa_step_up_required', 'ticket_system_unavailable', 'conflict', 'invalid_transition'];
+    if (error instanceof LapseError && refused.includes(error.code)) {
       await auditRefusal(context, {
         action: 'request.rejected',
         actor: input.principal.id,

@@ -21,6 +21,8 @@ import {
 import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
 import { failpoint } from './failpoints.js';
 import { backoffMs, callConnector, errorMessage, specFor } from './target-calls.js';
+import { checkIn } from './vault-checkout.js';
+import { isVaultAccessKey } from './vault-rotation.js';
 
 /**
  * Expiry and revocation, in batches. When thousands of grants expire in the same second, each
@@ -57,9 +59,10 @@ export async function revokeJobs(context: EngineContext, jobs: readonly Job[], w
       while (next < calls.length) {
         const call = calls[next++]!;
         try {
-          const result = await callConnector(context, `revoke of ${call.grant.id}`, (signal) =>
-            call.resolved.connector.revoke(call.spec, call.grant.handle, signal),
-          );
+          // A vault check-in sets its own deadlines per target call (its rotation is a job of its own).
+          const result = isVaultAccessKey(call.grant.accessKey)
+            ? await checkIn(context, call.grant)
+            : await callConnector(context, `revoke of ${call.grant.id}`, (signal) => call.resolved.connector.revoke(call.spec, call.grant.handle, signal));
           if (result?.propagationPending) {
             const recheckInMs = Math.min(revokeBackoffMaxMs, Math.max(revokeBackoffMinMs, result.recheckInMs ?? revokeBackoffMinMs));
             pending.set(call.grant.id, { propagationPending: result.propagationPending, recheckInMs });
@@ -117,7 +120,10 @@ async function startRevokes(context: EngineContext, unit: UnitOfWork, jobs: read
   const coveredBy = new Map<string, string>();
   const calls: RevokeCall[] = [];
   for (const { grant, job } of ending) {
-    const cover = live.find((o) => o.accessKey === grant.accessKey && !endingIds.has(o.id) && (o.status === 'active' || o.status === 'provisioning'));
+    // NB. A vault password is covered only by a holder who has it already: a check-out still
+    // waiting gets the password after this one's rotation, never the one this holder saw.
+    const covers = (o: StoredGrant) => o.status === 'active' || (o.status === 'provisioning' && !isVaultAccessKey(grant.accessKey));
+    const cover = live.find((o) => o.accessKey === grant.accessKey && !endingIds.has(o.id) && covers(o));
     if (cover) {
       covered.push(completeRevoke(grant, unit.now));
       coveredBy.set(grant.id, cover.id);

@@ -5,19 +5,32 @@ import { LapseError } from '../domain/errors.js';
 
 /**
  * Encrypts secrets Lapse must hold for a while (an ephemeral account's password until its holder
- * fetches it, TOTP seeds) with AES-256-GCM. Each sealed value names its key (so old keys can still
- * open what they sealed after a rotation) and is bound to a context string (e.g. the grant id):
- * a value copied into another row does not open there.
+ * fetches it, TOTP seeds, vaulted account passwords) with AES-256-GCM, as an envelope: each value
+ * gets its own random data key, and only that data key is encrypted with the key-encryption key
+ * (KEK, `secrets.encryptionKey`). Each sealed value names its KEK (so old keys can still open what
+ * they sealed after a rotation) and is bound to a context string (e.g. the grant id): a value
+ * copied into another row does not open there.
+ * NB. Why an envelope: a key rotation re-wraps 32 bytes per secret (`rewrap`) instead of
+ * re-encrypting every secret, and no single key encrypts more than one value with random nonces.
  */
 export interface Sealer {
-  /** First 16 hex digits of sha256(key): names the key in each sealed value. */
+  /** First 16 hex digits of sha256(KEK): names the key in each sealed value. */
   readonly keyId: string;
   seal(plaintext: string, context: string): string;
   open(sealed: string, context: string): string;
+  /**
+   * The same secret with its data key wrapped by the current KEK (the secret itself is not
+   * re-encrypted); a value from before envelopes (v1) is sealed afresh. Same context rules as open.
+   */
+  rewrap(sealed: string, context: string): string;
+  /** The id of the KEK a sealed value needs (without opening it). */
+  keyIdOf(sealed: string): string;
 }
 
 export const ENCRYPTION_KEY_FILE = 'encryption.key';
-const VERSION = 'v1';
+/** v1: the value encrypted with the KEK directly (still opened); v2: an envelope. */
+const DIRECT = 'v1';
+const ENVELOPE = 'v2';
 const IV_BYTES = 12;
 
 function keyIdOf(key: Buffer): string {
@@ -36,40 +49,75 @@ export function parseEncryptionKey(text: string, where: string): Buffer {
   return key;
 }
 
+function encrypt(key: Buffer, plaintext: Buffer, aad: string): string[] {
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(Buffer.from(aad, 'utf8'));
+  const body = Buffer.concat([cipher.update(plaintext), cipher.final()]);
+  return [iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')];
+}
+
+function decrypt(key: Buffer, [iv, tag, body]: readonly string[], aad: string): Buffer {
+  try {
+    const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv!, 'base64url'));
+    decipher.setAAD(Buffer.from(aad, 'utf8'));
+    decipher.setAuthTag(Buffer.from(tag!, 'base64url'));
+    return Buffer.concat([decipher.update(Buffer.from(body!, 'base64url')), decipher.final()]);
+  } catch {
+    // NB. No detail: the cause is tampering or a value moved to another context.
+    throw new LapseError('internal', 'a sealed secret failed its integrity check');
+  }
+}
+
+/** The data key is bound to the value's context too: a wrapped key moved to another value does not open. */
+const wrapContext = (context: string) => `lapse-data-key:${context}`;
+
 export function createSealer(current: Buffer, previous: readonly Buffer[] = []): Sealer {
   const keys = new Map([current, ...previous].map((key) => [keyIdOf(key), key]));
   const keyId = keyIdOf(current);
+  const parse = (sealed: string) => {
+    const parts = sealed.split('.');
+    const [version, id] = parts;
+    const size = version === DIRECT ? 5 : version === ENVELOPE ? 8 : 0;
+    if (parts.length !== size || !id || parts.slice(2, -1).some((part) => part.length === 0)) {
+      throw new LapseError('internal', 'a sealed secret is malformed');
+    }
+    return { version, id, parts: parts.slice(2) };
+  };
+  const kek = (id: string) => {
+    const key = keys.get(id);
+    if (!key) {
+      throw new LapseError('config_invalid', `a sealed secret was sealed with key ${id}, which is not configured`, {
+        where: 'secrets.previousEncryptionKeys',
+        hint: 'Add the old key to secrets.previousEncryptionKeys after a rotation.',
+      });
+    }
+    return key;
+  };
+  const wrap = (dataKey: Buffer, context: string) => encrypt(current, dataKey, wrapContext(context));
+  const seal = (plaintext: string, context: string) => {
+    const dataKey = randomBytes(32);
+    return [ENVELOPE, keyId, ...wrap(dataKey, context), ...encrypt(dataKey, Buffer.from(plaintext, 'utf8'), context)].join('.');
+  };
+  const open = (sealed: string, context: string) => {
+    const { version, id, parts } = parse(sealed);
+    if (version === DIRECT) return decrypt(kek(id), parts, context).toString('utf8');
+    const dataKey = decrypt(kek(id), parts.slice(0, 3), wrapContext(context));
+    return decrypt(dataKey, parts.slice(3), context).toString('utf8');
+  };
   return {
     keyId,
-    seal(plaintext, context) {
-      const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', current, iv);
-      cipher.setAAD(Buffer.from(context, 'utf8'));
-      const body = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-      return [VERSION, keyId, iv.toString('base64url'), cipher.getAuthTag().toString('base64url'), body.toString('base64url')].join('.');
+    seal,
+    open,
+    rewrap(sealed, context) {
+      const { version, id, parts } = parse(sealed);
+      if (version === DIRECT) return seal(open(sealed, context), context);
+      const dataKey = decrypt(kek(id), parts.slice(0, 3), wrapContext(context));
+      // Proves the body still belongs to this context before vouching for it under the new key.
+      decrypt(dataKey, parts.slice(3), context);
+      return [ENVELOPE, keyId, ...wrap(dataKey, context), ...parts.slice(3)].join('.');
     },
-    open(sealed, context) {
-      const [version, id, iv, tag, body, extra] = sealed.split('.');
-      if (version !== VERSION || !id || !iv || !tag || body === undefined || extra !== undefined) {
-        throw new LapseError('internal', 'a sealed secret is malformed');
-      }
-      const key = keys.get(id);
-      if (!key) {
-        throw new LapseError('config_invalid', `a sealed secret was sealed with key ${id}, which is not configured`, {
-          where: 'secrets.previousEncryptionKeys',
-          hint: 'Add the old key to secrets.previousEncryptionKeys after a rotation.',
-        });
-      }
-      try {
-        const decipher = createDecipheriv('aes-256-gcm', key, Buffer.from(iv, 'base64url'));
-        decipher.setAAD(Buffer.from(context, 'utf8'));
-        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
-        return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
-      } catch {
-        // NB. No detail: the cause is tampering or a value moved to another context.
-        throw new LapseError('internal', 'a sealed secret failed its integrity check');
-      }
-    },
+    keyIdOf: (sealed) => parse(sealed).id,
   };
 }
 

@@ -24,3 +24,4 @@ export * from './review-inbox.js';
 export * from './idempotency-keys.js';
 export * from './database-health.js';
 export * from './notifications.js';
+export * from './vault-accounts.js';

@@ -148,6 +148,12 @@ export async function claimDueJobs(db: Executor, worker: number, limit: number, 
     .map((row) => ({ id: row.id, kind: row.kind, subjectId: row.subject_id, dueAt: new Date(row.due_at), attempts: row.attempts }));
 }
 
+/** Whether this worker still holds the job (locks the row): a job moved or taken over meanwhile is no longer ours to finish. */
+export async function holdsJob(tx: Executor, job: Job, worker: number): Promise<boolean> {
+  const row = await tx.selectFrom('jobs').select('id').where('id', '=', job.id).where('locked_by', '=', worker).forUpdate().executeTakeFirst();
+  return row !== undefined;
+}
+
 /** Done: the job row goes, unless it was re-scheduled meanwhile (then it no longer belongs to us). */
 export async function completeJob(tx: Executor, job: Job, worker: number): Promise<void> {
   await tx.deleteFrom('jobs').where('id', '=', job.id).where('locked_by', '=', worker).execute();
@@ -234,6 +240,7 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     notify_ending: 0,
     notify_reminder: 0,
     notify_escalation: 0,
+    rotate: 0,
   };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;

@@ -4,6 +4,7 @@ import type { ApprovalStage } from '../domain/policy/types.js';
 import type { Principal } from '../domain/principal.js';
 import type { RequestKind, RequestStatus } from '../domain/request.js';
 import type { ReviewDecision } from '../domain/review.js';
+import type { RotationReason, VaultAccountStatus } from '../domain/vault.js';
 
 /** Kysely's view of the tables the migrations create. Column names are snake_case as in SQL. */
 export interface Database {
@@ -33,6 +34,28 @@ export interface Database {
   idempotency_keys: IdempotencyKeysTable;
   notification_deliveries: NotificationDeliveriesTable;
   notification_preferences: NotificationPreferencesTable;
+  vault_accounts: VaultAccountsTable;
+}
+
+/** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
+export interface VaultAccountsTable {
+  id: string;
+  target: string;
+  account: string;
+  status: VaultAccountStatus;
+  generation: number;
+  current_sealed: string;
+  /** The next password, stored before the target is told; only while rotating. */
+  pending_sealed: string | null;
+  pending_since: Timestamp | null;
+  holder_grant_id: string | null;
+  rotation_reason: RotationReason | null;
+  rotated_at: Timestamp | null;
+  rotation_failures: Generated<number>;
+  failing_since: Timestamp | null;
+  last_error: string | null;
+  onboarded_at: Timestamp;
+  onboarded_by: string;
 }
 
 export interface IdempotencyKeysTable {
@@ -214,7 +237,17 @@ export interface GrantsTable {
 }
 
 export type JobKind =
-  'provision' | 'expire' | 'revoke' | 'request_timeout' | 'reconcile' | 'extend' | 'notify' | 'notify_ending' | 'notify_reminder' | 'notify_escalation';
+  | 'provision'
+  | 'expire'
+  | 'revoke'
+  | 'request_timeout'
+  | 'reconcile'
+  | 'extend'
+  | 'notify'
+  | 'notify_ending'
+  | 'notify_reminder'
+  | 'notify_escalation'
+  | 'rotate';
 
 export interface JobsTable {
   id: string;

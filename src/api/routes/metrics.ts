@@ -21,6 +21,14 @@ export function metricsRoutes(engine: Engine): FastifyPluginAsyncZod {
     },
   });
   new Gauge({
+    name: 'lapse_vault_rotations_overdue',
+    help: 'Vault accounts whose password rotation keeps failing: a past holder may still know the live password',
+    registers: [registry],
+    async collect() {
+      this.set(await engine.overdueRotations());
+    },
+  });
+  new Gauge({
     name: 'lapse_jobs',
     help: 'Durable timers waiting, by kind',
     labelNames: ['kind'],

@@ -32,3 +32,31 @@ export async function askForTotpCode(): Promise<string | undefined> {
 export async function confirm(question: string, word: string): Promise<boolean> {
   return (await ask(`${question}\nType "${word}" to continue: `)) === word;
 }
+
+/**
+ * Reads a line from the terminal without echoing it (a password). Undefined when there is no
+ * terminal to ask on. Ctrl-C aborts.
+ */
+export async function askHidden(question: string, maxLength = 1024): Promise<string | undefined> {
+  if (!interactive()) return undefined;
+  process.stderr.write(question);
+  const stdin = process.stdin;
+  stdin.setRawMode(true);
+  stdin.resume();
+  try {
+    let value = '';
+    for await (const chunk of stdin) {
+      for (const character of (chunk as Buffer).toString('utf8')) {
+        if (character === '\u0003') throw new Error('interrupted');
+        if (character === '\r' || character === '\n') return value;
+        if (character === '\u007f' || character === '\b') value = value.slice(0, -1);
+        else if (value.length < maxLength) value += character;
+      }
+    }
+    return value;
+  } finally {
+    stdin.setRawMode(false);
+    stdin.pause();
+    process.stderr.write('\n');
+  }
+}

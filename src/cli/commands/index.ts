@@ -13,6 +13,7 @@ import { registerPolicyCommands } from './policy.js';
 import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
+import { registerVaultCommands } from './client-vault.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -36,4 +37,5 @@ export function registerCommands(program: Command): void {
   registerStatusCommands(program);
   registerReviewCommands(program);
   registerNotifyCommands(program);
+  registerVaultCommands(program);
 }

@@ -1,7 +1,16 @@
 import type { TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
 import { defaultWarn, ephemeralAccountName, grantIdOfAccount, newAccountPassword, type Warn } from '../shared/index.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import {
+  connectorEntitlements,
+  type AccessHandle,
+  type Connector,
+  type CurrentAccess,
+  type GrantSpec,
+  type PasswordRotation,
+  type ProvisionResult,
+} from '../types.js';
+import { mysqlPasswordRotation } from './password-rotation.js';
 import { listUserAccess } from './access-list.js';
 import { createOrRefreshUser, dropUser, formatAccount, grantRole, parseAccount, revokeRole, type Account } from './accounts.js';
 import { checkPrivileges } from './privileges.js';
@@ -24,12 +33,14 @@ export interface MysqlConnectorOptions {
  */
 export class MysqlConnector implements Connector {
   readonly type = 'mysql';
+  readonly rotation: PasswordRotation;
   private readonly sessions: MysqlSessions;
   /** Targets whose registry table is known to exist (by name and registry database). */
   private readonly registries = new Set<string>();
 
   constructor(options: MysqlConnectorOptions = {}) {
     this.sessions = new MysqlSessions(options.warn ?? defaultWarn);
+    this.rotation = mysqlPasswordRotation(this.sessions);
   }
 
   validateSettings(target: TargetConfig): string[] {
@@ -38,7 +49,7 @@ export class MysqlConnector implements Connector {
 
   async checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void> {
     const settings = mysqlTarget(target);
-    const entitlements = [...target.entitlements.values()].map(mysqlEntitlement);
+    const entitlements = connectorEntitlements(target).map(mysqlEntitlement);
     await this.sessions.run(settings, signal, 'privilege check', (connection) => checkPrivileges(connection, settings, entitlements));
   }
 
@@ -93,7 +104,7 @@ export class MysqlConnector implements Connector {
 
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     const settings = mysqlTarget(target);
-    const entitlements = [...target.entitlements.values()].map(mysqlEntitlement);
+    const entitlements = connectorEntitlements(target).map(mysqlEntitlement);
     return this.sessions.run(settings, signal, 'access listing', async (connection) => {
       await this.registry(connection, settings);
       return listUserAccess(connection, settings, entitlements);

@@ -1,5 +1,6 @@
 import type { EntitlementConfig, TargetConfig } from '../../config/types.js';
 import { checkAccounts, checkHost, checkInteger, checkKnownKeys, checkName, checkPort, tlsOptions, validateTls, type TlsSettings } from '../shared/index.js';
+import { connectorEntitlements } from '../types.js';
 
 /** MariaDB's limits (MySQL's are smaller: 32-character user names, which ephemeral names fit). */
 export const MAX_USER_CHARS = 80;
@@ -83,7 +84,7 @@ export function validateMysqlSettings(target: TargetConfig): string[] {
     ...checkAccounts(s.accounts, `${where}.accounts`, MAX_USER_CHARS * 4),
     s.registryDatabase === undefined ? undefined : checkChars(s.registryDatabase, `${where}.registryDatabase`, MAX_IDENTIFIER_CHARS, 'database name'),
   ];
-  for (const entitlement of target.entitlements.values()) problems.push(...validateEntitlement(target, entitlement));
+  for (const entitlement of connectorEntitlements(target)) problems.push(...validateEntitlement(target, entitlement));
   return problems.filter((p): p is string => p !== undefined);
 }
 

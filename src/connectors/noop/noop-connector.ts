@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import { LapseError } from '../../domain/errors.js';
 import type { TargetConfig } from '../../config/types.js';
+import { NoopPasswords } from './noop-rotation.js';
 import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult, RevokeResult } from '../types.js';
 
 /**
@@ -14,7 +15,9 @@ import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult
  * a separate process did).
  */
 export interface NoopCall {
-  readonly op: 'provision' | 'revoke' | 'list' | 'check' | 'extend';
+  readonly op: 'provision' | 'revoke' | 'list' | 'check' | 'extend' | 'rotate' | 'verify' | 'end_sessions';
+  /** For the vault's calls: the account whose password was set or checked (never the password). */
+  readonly account?: string;
   /** For extend: the new expiry the target was told. */
   readonly notAfter?: string;
   readonly target: string;
@@ -32,6 +35,8 @@ export interface NoopBehaviour {
   failRevoke: boolean;
   /** The next this-many revoke calls remove the access but report it as not yet confirmed, like an eventually consistent cloud. */
   pendingRevokes: number;
+  /** Fail every password change (the vault's rotation). */
+  failRotate: boolean;
 }
 
 interface Access {
@@ -45,12 +50,18 @@ export class NoopConnector implements Connector {
   readonly calls: NoopCall[] = [];
   private readonly access = new Map<string, Map<string, Access>>();
   private readonly behaviours = new Map<string, NoopBehaviour>();
+  /** Accounts with passwords for the vault (see NoopPasswords). */
+  readonly rotation: NoopPasswords = new NoopPasswords({
+    behaviour: (target) => this.behaviour(target),
+    pause: (target, signal) => this.pause(target, signal),
+    record: (target, call) => this.record(target, call),
+  });
 
   /** Live test control over one target: flip failures or slowness while the engine runs. */
   behaviour(target: string): NoopBehaviour {
     let behaviour = this.behaviours.get(target);
     if (!behaviour) {
-      behaviour = { delayMs: 0, failProvision: false, failRevoke: false, pendingRevokes: 0 };
+      behaviour = { delayMs: 0, failProvision: false, failRevoke: false, pendingRevokes: 0, failRotate: false };
       this.behaviours.set(target, behaviour);
     }
     return behaviour;

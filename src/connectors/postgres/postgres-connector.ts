@@ -1,7 +1,16 @@
 import type { TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
 import { defaultWarn, ephemeralAccountName, grantIdOfAccount, newAccountPassword, type Warn } from '../shared/index.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import {
+  connectorEntitlements,
+  type AccessHandle,
+  type Connector,
+  type CurrentAccess,
+  type GrantSpec,
+  type PasswordRotation,
+  type ProvisionResult,
+} from '../types.js';
+import { postgresPasswordRotation } from './password-rotation.js';
 import { listRoleAccess } from './access-list.js';
 import { checkPrivileges } from './privileges.js';
 import { createOrRefreshRole, dropEphemeralRole, extendRoleValidity, grantMembership, revokeMembership } from './roles.js';
@@ -22,10 +31,12 @@ export interface PostgresConnectorOptions {
  */
 export class PostgresConnector implements Connector {
   readonly type = 'postgres';
+  readonly rotation: PasswordRotation;
   private readonly sessions: PostgresSessions;
 
   constructor(options: PostgresConnectorOptions = {}) {
     this.sessions = new PostgresSessions(options.warn ?? defaultWarn);
+    this.rotation = postgresPasswordRotation(this.sessions);
   }
 
   validateSettings(target: TargetConfig): string[] {
@@ -34,7 +45,7 @@ export class PostgresConnector implements Connector {
 
   async checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void> {
     const settings = postgresTarget(target);
-    const entitlements = [...target.entitlements.values()].map(postgresEntitlement);
+    const entitlements = connectorEntitlements(target).map(postgresEntitlement);
     await this.sessions.run(settings, signal, 'privilege check', (client) => checkPrivileges(client, settings, entitlements));
   }
 
@@ -99,7 +110,7 @@ export class PostgresConnector implements Connector {
 
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     const settings = postgresTarget(target);
-    const entitlements = [...target.entitlements.values()].map(postgresEntitlement);
+    const entitlements = connectorEntitlements(target).map(postgresEntitlement);
     return this.sessions.run(settings, signal, 'access listing', (client) => listRoleAccess(client, settings, entitlements));
   }
 

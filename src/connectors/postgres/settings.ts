@@ -11,6 +11,7 @@ import {
   validateTls,
   type TlsSettings,
 } from '../shared/index.js';
+import { connectorEntitlements } from '../types.js';
 
 /** PostgreSQL's identifier limit (NAMEDATALEN - 1), in bytes. */
 export const MAX_IDENTIFIER_BYTES = 63;
@@ -68,7 +69,7 @@ export function validatePostgresSettings(target: TargetConfig): string[] {
   ];
   if (s.reassignOwnedTo !== undefined && s.ownedObjects === 'refuse')
     problems.push(`${where}.reassignOwnedTo: only used with ownedObjects: reassign; remove one of them`);
-  for (const entitlement of target.entitlements.values()) problems.push(...validateEntitlement(target, entitlement));
+  for (const entitlement of connectorEntitlements(target)) problems.push(...validateEntitlement(target, entitlement));
   return problems.filter((p): p is string => p !== undefined);
 }
 

@@ -3,7 +3,16 @@ import type { Redis } from 'ioredis';
 import type { TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
 import { newAccountPassword } from '../shared/index.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import {
+  connectorEntitlements,
+  type AccessHandle,
+  type Connector,
+  type CurrentAccess,
+  type GrantSpec,
+  type PasswordRotation,
+  type ProvisionResult,
+} from '../types.js';
+import { redisPasswordRotation } from './password-rotation.js';
 import { aclRules, type AclScope } from './acl-rules.js';
 import { ephemeralAccountName, parseEphemeralAccountName } from './ephemeral-account.js';
 import { parseAclUser, scopeCoveredBy } from './acl-list.js';
@@ -19,13 +28,14 @@ import { isNoPermission, withRedis } from './redis-session.js';
  */
 export class RedisConnector implements Connector {
   readonly type = 'redis';
+  readonly rotation: PasswordRotation = redisPasswordRotation();
 
   validateSettings(target: TargetConfig): string[] {
-    return [...targetProblems(target), ...[...target.entitlements.values()].flatMap((e) => entitlementProblems(target, e))];
+    return [...targetProblems(target), ...connectorEntitlements(target).flatMap((e) => entitlementProblems(target, e))];
   }
 
   async checkTarget(target: TargetConfig, signal: AbortSignal): Promise<void> {
-    const scopes = [...target.entitlements.values()].map((e) => parseEntitlement(target, e));
+    const scopes = connectorEntitlements(target).map((e) => parseEntitlement(target, e));
     const { username } = parseTarget(target);
     await withRedis(target, signal, { doing: 'check the privileges Lapse needs' }, async (redis) => {
       // INFO is an @dangerous command Lapse's user need not have: without it the version is not checked.
@@ -85,7 +95,7 @@ export class RedisConnector implements Connector {
 
   async listAccess(target: TargetConfig, signal: AbortSignal): Promise<CurrentAccess[]> {
     const { username } = parseTarget(target);
-    const scopes = [...target.entitlements.values()].map((e) => [e.name, parseEntitlement(target, e)] as const);
+    const scopes = connectorEntitlements(target).map((e) => [e.name, parseEntitlement(target, e)] as const);
     const lines = await withRedis(target, signal, { doing: 'list ACL users' }, async (redis) => (await redis.call('ACL', 'LIST')) as string[]);
     const found: CurrentAccess[] = [];
     for (const user of lines.map(parseAclUser)) {

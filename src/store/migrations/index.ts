@@ -11,6 +11,7 @@ import * as m0009 from './0009_statistics.js';
 import * as m0010 from './0010_token_issuer.js';
 import * as m0011 from './0011_propagation_pending.js';
 import * as m0012 from './0012_notifications.js';
+import * as m0013 from './0013_vault.js';
 import * as m0014 from './0014_token_lineage.js';
 
 /**
@@ -31,6 +32,7 @@ const migrations: Record<string, Migration> = {
   '0010_token_issuer': m0010,
   '0011_propagation_pending': m0011,
   '0012_notifications': m0012,
+  '0013_vault': m0013,
   '0014_token_lineage': m0014,
 };
 

@@ -16,6 +16,8 @@ const run = promisify(execFile);
 export interface PasswordCluster {
   readonly host: string;
   readonly port: number;
+  /** The server's log file (to prove what never reaches it). */
+  readonly logFile: string;
   stop(): Promise<void>;
 }
 
@@ -74,6 +76,7 @@ export async function startPasswordCluster(): Promise<PasswordCluster> {
   return {
     host: '127.0.0.1',
     port,
+    logFile: join(dir, 'log'),
     async stop() {
       await as(join(bin, 'pg_ctl'), ['-D', data, '-m', 'immediate', 'stop']).catch(() => {});
       rmSync(dir, { recursive: true, force: true });

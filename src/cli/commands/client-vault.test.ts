@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TEST_CONFIG, waitFor } from '../../../test/support/engine.js';
+import { cliHome, runLapse, startLapseServer, type LapseServer } from '../../../test/support/lapse-server.js';
+import { totpCodeAt } from '../../auth/mfa/index.js';
+
+/** `lapse vault onboard` and `lapse vault ls` against a real server, as a separate process. */
+const yaml = TEST_CONFIG.replace(
+  '  flaky:\n',
+  '  vault-db:\n    connector: noop\n    entitlements:\n      superuser: { checkout: { account: postgres } }\n  flaky:\n',
+);
+const PASSWORD = 'the-superuser-password-from-the-safe';
+
+describe('lapse vault', { timeout: 60_000 }, () => {
+  const home = cliHome();
+  let server: LapseServer;
+  let token = '';
+  let secret = '';
+  beforeAll(async () => {
+    server = await startLapseServer({ yaml });
+    token = await server.token('root', ['read', 'request', 'admin']);
+    const headers = { authorization: `Bearer ${token}` };
+    secret = ((await server.app.inject({ method: 'POST', url: '/api/v1/mfa/totp', headers })).json() as { secret: string }).secret;
+    await server.app.inject({ method: 'POST', url: '/api/v1/mfa/totp/confirm', headers, payload: { code: totpCodeAt(secret, new Date(Date.now() - 30_000)) } });
+    await server.engine.noop.rotation.verifyPassword(server.engine.engine.config.targets.get('vault-db')!, 'postgres', PASSWORD, AbortSignal.timeout(1000));
+  });
+  afterAll(async () => {
+    await server?.close();
+    home.remove();
+  });
+  const run = (args: string[], input?: string) => runLapse(args, { LAPSE_SERVER: server.url, LAPSE_TOKEN: token, LAPSE_CONFIG_DIR: home.dir }, input);
+
+  it('refuses to onboard without a password on stdin or a terminal, and never takes one as an argument', async () => {
+    const none = await run(['vault', 'onboard', 'vault-db', 'postgres']);
+    expect(none.code).toBe(2);
+    expect(none.stderr).toMatch(/no password given/);
+    const asArgument = await run(['vault', 'onboard', 'vault-db', 'postgres', PASSWORD]);
+    expect(asArgument.code).toBe(2);
+  });
+
+  it('onboards with the password from stdin and a second factor, then lists the account as rotated', async () => {
+    const onboarded = await run(
+      ['vault', 'onboard', 'vault-db', 'postgres', '--password-stdin', '--mfa-code', totpCodeAt(secret, new Date(Date.now() + 30_000))],
+      `${PASSWORD}\n`,
+    );
+    expect(onboarded.code, onboarded.stderr).toBe(0);
+    expect(onboarded.stdout).toMatch(/onboarded vault-db\/postgres: rotating/);
+    expect(onboarded.stdout + onboarded.stderr).not.toContain(PASSWORD);
+    await waitFor(
+      async () => (await run(['vault', 'ls'])).stdout,
+      (out) => /vault-db\/postgres {2}ready/.test(out),
+    );
+    expect(server.engine.noop.rotation.accepts('vault-db', 'postgres', PASSWORD)).toBe(false);
+  });
+});

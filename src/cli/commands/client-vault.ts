@@ -1,0 +1,75 @@
+import type { Command } from 'commander';
+import { z } from 'zod';
+import { LapseError } from '../../domain/errors.js';
+import { action } from '../output.js';
+import { readSecretFromStdin } from '../stdin.js';
+import { addClientOptions, addStepUpOption, clientFor, type ClientFlags } from './client-flags.js';
+import { askHidden } from './client-prompt.js';
+import { show } from './client-show.js';
+
+/** The vault (docs/vault.md): what it holds, and handing it an account. Check-outs are `lapse request`. */
+
+const accountSchema = z.looseObject({
+  target: z.string().max(128),
+  account: z.string().max(256),
+  status: z.string().max(32),
+  generation: z.number().int(),
+  holderGrantId: z.string().max(64).nullable(),
+  rotatedAt: z.string().max(64).nullable(),
+  rotationFailures: z.number().int(),
+  rotationOverdueSince: z.string().max(64).nullable(),
+  lastError: z.string().max(4000).nullable(),
+});
+type VaultAccount = z.infer<typeof accountSchema>;
+
+function describe(account: VaultAccount): string {
+  const state = account.status === 'checked_out' ? `checked out by ${account.holderGrantId}` : account.status;
+  const overdue = account.rotationOverdueSince
+    ? `  ROTATION OVERDUE since ${account.rotationOverdueSince} (${account.rotationFailures} failures: ${account.lastError})`
+    : '';
+  return `${account.target}/${account.account}  ${state}  last rotated ${account.rotatedAt ?? 'never'}${overdue}`;
+}
+
+interface OnboardFlags extends ClientFlags {
+  passwordStdin?: boolean;
+}
+
+export function registerVaultCommands(program: Command): void {
+  const vault = program.command('vault').description('the vault: shared privileged accounts Lapse lends and rotates (docs/vault.md)');
+
+  addClientOptions(vault.command('ls'))
+    .description("list the vault's accounts and their states (admins, auditors)")
+    .action(
+      action(async (_options: unknown, command: Command) => {
+        const flags = command.optsWithGlobals<ClientFlags>();
+        const answer = await clientFor(flags).get('/api/v1/vault/accounts', z.looseObject({ accounts: z.array(accountSchema).max(10_000) }));
+        show(flags, answer, () => (answer.accounts.length === 0 ? 'the vault holds no accounts yet' : answer.accounts.map(describe).join('\n')));
+      }),
+    );
+
+  addStepUpOption(addClientOptions(vault.command('onboard <target> <account>')))
+    .description("hand Lapse an account's current password once; Lapse checks it, then replaces it so nobody knows it (admin, fresh MFA)")
+    .option('--password-stdin', 'read the password from standard input (otherwise it is asked for on the terminal, without echo)')
+    .action(
+      action(async (target: string, account: string, _options: unknown, command: Command) => {
+        const flags = command.optsWithGlobals<OnboardFlags>();
+        // NB. Never an argument: argv shows in `ps` and shell history.
+        const password = flags.passwordStdin ? await readSecretFromStdin('password', 1024) : await askHidden(`Current password of ${account} at ${target}: `);
+        if (!password) {
+          throw new LapseError('validation_failed', 'no password given', {
+            where: '--password-stdin',
+            hint: `Pipe it in: \`lapse vault onboard ${target} ${account} --password-stdin < file\`, or run it on a terminal to be asked.`,
+          });
+        }
+        const answer = await clientFor(flags).post('/api/v1/vault/accounts/{target}/{account}/onboard', z.looseObject({ account: accountSchema }), {
+          path: { target, account },
+          body: { password },
+        });
+        show(
+          flags,
+          answer,
+          () => `onboarded ${answer.account.target}/${answer.account.account}: ${answer.account.status}; the password you gave is being replaced`,
+        );
+      }),
+    );
+}
