@@ -1,10 +1,11 @@
 import { LapseError } from '../domain/errors.js';
-import type { Grant } from '../domain/grant.js';
+import { activateGrant, type Grant } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import type { PolicyDecision } from '../domain/policy/types.js';
 import type { AccessRequest } from '../domain/request.js';
-import { insertGrant, scheduleJob, updateRequest } from '../store/index.js';
+import { completeJob, insertGrant, scheduleJob, updateGrant, updateRequest, type Job, type StoredGrant } from '../store/index.js';
 import { resolveEntitlement, type EngineContext, type UnitOfWork } from './context.js';
+import { holdCredentials } from './held-credentials.js';
 import { vaultAccessKey } from './vault-rotation.js';
 
 /**
@@ -84,4 +85,40 @@ export function rejectIfInputProblem(decision: PolicyDecision, where: string): v
       denial: denial.code,
     });
   }
+}
+
+/**
+ * The target confirmed the access (a provision, or a vault check-out): the grant's clock starts
+ * now, its handle is kept, credentials are held for one fetch, its provision job is done and its
+ * expiry scheduled, audited as `grant.activated`. In the caller's transaction.
+ */
+export async function activateProvisioned(
+  context: EngineContext,
+  unit: UnitOfWork,
+  job: Job,
+  worker: number,
+  grant: StoredGrant,
+  handle: Record<string, unknown> | null,
+  credentials: Readonly<Record<string, string>> | undefined,
+): Promise<Grant> {
+  const active = activateGrant(grant, unit.now);
+  await updateGrant(unit.tx, active, { handle, lastError: null });
+  if (credentials) await holdCredentials(context, unit, active, credentials);
+  await completeJob(unit.tx, job, worker);
+  await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
+  unit.wake();
+  await unit.audit({
+    action: 'grant.activated',
+    actor: 'system',
+    subject: grant.id,
+    data: {
+      request: grant.requestId,
+      entitlement: `${grant.target}/${grant.entitlement}`,
+      principal: grant.principalId,
+      expiresAt: active.expiresAt!.toISOString(),
+      breakGlass: grant.breakGlass,
+      fetchOnce: credentials !== undefined,
+    },
+  });
+  return active;
 }

@@ -1,4 +1,4 @@
-import { activateGrant, beginRevoke } from '../domain/grant.js';
+import { beginRevoke } from '../domain/grant.js';
 import { newId } from '../domain/ids.js';
 import {
   accessKeysOf,
@@ -16,6 +16,7 @@ import {
 } from '../store/index.js';
 import { resolveEntitlement, transact, type EngineContext, type ResolvedEntitlement, type UnitOfWork } from './context.js';
 import { failpoint } from './failpoints.js';
+import { activateProvisioned } from './grant-opening.js';
 import { holdCredentials } from './held-credentials.js';
 import { handOutCheckout } from './vault-checkout.js';
 import { backoffMs, callConnector, errorMessage, specFor } from './target-calls.js';
@@ -94,27 +95,9 @@ export async function provisionJob(context: EngineContext, job: Job, worker: num
         await completeJob(unit.tx, job, worker);
         return;
       }
-      const active = activateGrant(current, unit.now);
-      await updateGrant(unit.tx, active, { handle, lastError: null });
-      if (credentials) await holdCredentials(context, unit, active, credentials);
-      await completeJob(unit.tx, job, worker);
-      await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
+      await activateProvisioned(context, unit, job, worker, current, handle, credentials);
       // The target's own expiry was set with slack before the clock started; now it can be exact.
       if (resolved.connector.settleExpiry) await scheduleJob(unit.tx, 'extend', grant.id, { delayMs: 0 });
-      unit.wake();
-      await unit.audit({
-        action: 'grant.activated',
-        actor: 'system',
-        subject: grant.id,
-        data: {
-          request: grant.requestId,
-          entitlement: `${grant.target}/${grant.entitlement}`,
-          principal: grant.principalId,
-          expiresAt: active.expiresAt!.toISOString(),
-          breakGlass: grant.breakGlass,
-          fetchOnce: credentials !== undefined,
-        },
-      });
       return;
     }
     if (current.status !== 'provisioning') {

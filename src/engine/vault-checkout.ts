@@ -1,7 +1,7 @@
 import type { CheckoutConfig } from '../config/types.js';
 import type { RevokeResult } from '../connectors/index.js';
 import { LapseError } from '../domain/errors.js';
-import { activateGrant, beginRevoke } from '../domain/grant.js';
+import { beginRevoke } from '../domain/grant.js';
 import { beginRotation, checkOut } from '../domain/vault.js';
 import {
   completeJob,
@@ -16,7 +16,7 @@ import {
   type StoredGrant,
 } from '../store/index.js';
 import { transact, type EngineContext, type UnitOfWork } from './context.js';
-import { holdCredentials } from './held-credentials.js';
+import { activateProvisioned } from './grant-opening.js';
 import { callConnector } from './target-calls.js';
 import { requestRotation, resolveCheckout, vaultAccessKey, vaultSealContext } from './vault-rotation.js';
 
@@ -104,27 +104,10 @@ export async function handOutCheckout(
   }
   const resolved = resolveCheckout(context, grant.target, checkout.account);
   const password = context.sealer.open(account.currentSealed, vaultSealContext(account.id, account.generation));
-  const active = activateGrant(grant, unit.now);
   const handle: CheckoutHandle = { vaultAccount: account.id, generation: account.generation };
-  await updateGrant(unit.tx, active, { handle: { ...handle }, lastError: null });
-  await holdCredentials(context, unit, active, { ...resolved.rotation.loginDetails(resolved.target, checkout.account), username: checkout.account, password });
+  const credentials = { ...resolved.rotation.loginDetails(resolved.target, checkout.account), username: checkout.account, password };
+  await activateProvisioned(context, unit, job, worker, grant, { ...handle }, credentials);
   await updateVaultAccount(unit.tx, checkOut(account, grant.id));
-  await completeJob(unit.tx, job, worker);
-  await scheduleJob(unit.tx, 'expire', grant.id, { at: active.expiresAt! });
-  unit.wake();
-  await unit.audit({
-    action: 'grant.activated',
-    actor: 'system',
-    subject: grant.id,
-    data: {
-      request: grant.requestId,
-      entitlement: `${grant.target}/${grant.entitlement}`,
-      principal: grant.principalId,
-      expiresAt: active.expiresAt!.toISOString(),
-      breakGlass: grant.breakGlass,
-      fetchOnce: true,
-    },
-  });
   await unit.audit({
     action: 'vault.checked_out',
     actor: grant.principalId,
