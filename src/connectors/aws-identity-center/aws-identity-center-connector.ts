@@ -27,7 +27,7 @@ export class AwsIdentityCenterConnector implements Connector {
   readonly type = 'aws-identity-center';
   private readonly directory: UserDirectory;
   /** Inline-policy updates of one permission set, one at a time in this process. */
-  private readonly policyQueues = new Map<string, Promise<void>>();
+  private readonly policyQueues = new Map<string, Promise<unknown>>();
 
   constructor(private readonly options: { readonly now?: () => number; readonly recheckInMs?: number } = {}) {
     this.directory = new UserDirectory(options.now);
@@ -178,25 +178,38 @@ export class AwsIdentityCenterConnector implements Connector {
   ): Promise<RevokeResult | void> {
     let removed = false;
     for (const account of accounts) removed = (await unassign(api, permissionSet, account, userId)) || removed;
-    if (sessions === 'always' || (sessions === 'if-removed' && removed))
-      await this.policyUpdate(permissionSet, () => denySessions(api, permissionSet, accounts, userId, this.now()));
+    const wroteDeny =
+      (sessions === 'always' || (sessions === 'if-removed' && removed)) &&
+      (await this.policyUpdate(permissionSet, () => denySessions(api, permissionSet, accounts, userId, this.now())));
     const stale: string[] = [];
     for (const account of accounts) if (await api.isAssigned(permissionSet, account, userId)) stale.push(account);
-    if (stale.length === 0) return;
+    const pending = [
+      ...(stale.length > 0
+        ? [`IAM Identity Center still lists user ${userId} on account(s) ${stale.join(', ')} for ${permissionSet} after the deletion succeeded`]
+        : []),
+      // The API has no compare-and-set: another replica that read the policy before this write
+      // and writes after it would drop the statement, so the next call reads it back once more.
+      ...(wroteDeny
+        ? [
+            `the session-deny statement for user ${userId} was written to ${permissionSet}; Lapse reads it back once more in case a concurrent update replaced it`,
+          ]
+        : []),
+    ];
+    if (pending.length === 0) return;
     return {
-      propagationPending: `IAM Identity Center still lists user ${userId} on account(s) ${stale.join(', ')} for ${permissionSet} after the deletion succeeded`,
-      recheckInMs: this.options.recheckInMs ?? 2_000,
+      propagationPending: pending.join('; '),
+      recheckInMs: this.options.recheckInMs ?? (stale.length > 0 ? 2_000 : Math.max(5_000, api.settings.aws.timeoutMs)),
     };
   }
 
   /** Runs inline-policy updates of one permission set one after another (the API has no compare-and-set). */
-  private async policyUpdate(permissionSet: string, update: () => Promise<void>): Promise<void> {
+  private async policyUpdate<T>(permissionSet: string, update: () => Promise<T>): Promise<T> {
     const previous = this.policyQueues.get(permissionSet) ?? Promise.resolve();
     const mine = previous.catch(() => undefined).then(update);
     const tail = mine.catch(() => undefined);
     this.policyQueues.set(permissionSet, tail);
     try {
-      await mine;
+      return await mine;
     } finally {
       if (this.policyQueues.get(permissionSet) === tail) this.policyQueues.delete(permissionSet);
     }

@@ -93,6 +93,7 @@ describe('revokeSessions against the fake Identity Center', () => {
     expect(ic.model.sessionWorks(ps, ACCOUNT_A, alice.userId)).toBe(true);
 
     const started = Date.now();
+    expect((await connector.revoke(g, handle, signal()))?.propagationPending).toMatch(/reads it back once more/);
     expect(await connector.revoke(g, handle, signal())).toBeUndefined();
     expect(ic.model.hasAssignment(ps, ACCOUNT_A, alice.userId)).toBe(false);
     expect(ic.model.sessionWorks(ps, ACCOUNT_A, alice.userId)).toBe(false);
@@ -157,13 +158,42 @@ describe('revokeSessions against the fake Identity Center', () => {
   });
 
   it('loses no statement when revokes on one permission set race, in one process or across replicas', async () => {
-    const replica = new AwsIdentityCenterConnector({ recheckInMs: 10 });
+    // Each replica rechecks after a pause longer than another's read-to-write gap, as in production.
+    const recheckInMs = 250;
+    const [one, replica] = [new AwsIdentityCenterConnector({ recheckInMs }), new AwsIdentityCenterConnector({ recheckInMs })];
     ic.model.assign(ps, ACCOUNT_A, ic.model.addUser('anchor').userId);
     const people = Array.from({ length: 5 }, (_, i) => ic.model.addUser(`crowd-${i}`));
     const grants = await Promise.all(people.map(async (p) => ({ g: grant(p.userName, [ACCOUNT_A]), p })));
     const handles: Record<string, unknown>[] = [];
-    for (const { g } of grants) handles.push((await connector.provision(g, signal())).handle);
-    await Promise.all(grants.map(({ g }, i) => (i % 2 === 0 ? connector : replica).revoke(g, handles[i]!, signal())));
+    for (const { g } of grants) handles.push((await one.provision(g, signal())).handle);
+    // As the engine does: a revoke that reports propagation pending is called again, after recheckInMs, until it does not.
+    const revokeUntilSettled = async (c: AwsIdentityCenterConnector, g: GrantSpec, handle: Record<string, unknown>) => {
+      for (let call = 1; call <= 10; call++) {
+        const result = await c.revoke(g, handle, signal());
+        if (!result?.propagationPending) return;
+        await new Promise((resolve) => setTimeout(resolve, result.recheckInMs));
+      }
+      throw new Error(`revoke of ${g.principalId} still pending after 10 calls`);
+    };
+    await Promise.all(grants.map(({ g }, i) => revokeUntilSettled(i % 2 === 0 ? one : replica, g, handles[i]!)));
     for (const { p } of grants) expect(ic.model.sessionWorks(ps, ACCOUNT_A, p.userId)).toBe(false);
+  });
+
+  it('reads the statement back on the next call and writes it again when a concurrent writer replaced the policy', async () => {
+    const frank = ic.model.addUser('frank');
+    ic.model.assign(ps, ACCOUNT_A, ic.model.addUser('frank-keeper').userId);
+    const g = grant('frank', [ACCOUNT_A]);
+    const { handle } = await connector.provision(g, signal());
+    const stale = ic.model.inlinePolicy(ps); // what another replica read before this revoke wrote
+    const first = await connector.revoke(g, handle, signal());
+    expect(first?.propagationPending).toMatch(/session-deny statement for user .* reads it back once more/);
+    expect(first?.recheckInMs).toBe(10);
+    ic.model.setInlinePolicy(ps, stale); // …and wrote after this revoke's read-back
+    expect(ic.model.inlinePolicy(ps)).not.toContain(sidOf(frank.userId));
+    const second = await connector.revoke(g, handle, signal());
+    expect(second?.propagationPending).toMatch(/reads it back once more/);
+    expect(ic.model.inlinePolicy(ps)).toContain(sidOf(frank.userId));
+    expect(ic.model.sessionWorks(ps, ACCOUNT_A, frank.userId)).toBe(false);
+    expect(await connector.revoke(g, handle, signal())).toBeUndefined();
   });
 });

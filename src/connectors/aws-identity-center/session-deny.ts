@@ -109,11 +109,14 @@ export function sessionDurationMs(duration: string | undefined): number {
   return Math.min(Math.max(ms, 60_000), MAX_SESSION_MS);
 }
 
-/** Denies the user's existing sessions in `accounts` until they must have ended. */
-export async function denySessions(api: IdentityCenterApi, permissionSetArn: string, accounts: readonly string[], userId: string, now: Date): Promise<void> {
+/**
+ * Denies the user's existing sessions in `accounts` until they must have ended; true when it
+ * had to write the policy (the caller reads it back once more later, see updatePolicy).
+ */
+export async function denySessions(api: IdentityCenterApi, permissionSetArn: string, accounts: readonly string[], userId: string, now: Date): Promise<boolean> {
   const { SessionDuration } = await api.permissionSet(permissionSetArn);
   const wanted = new Date(Math.ceil((now.getTime() + sessionDurationMs(SessionDuration)) / 60_000) * 60_000);
-  await updatePolicy(
+  return updatePolicy(
     api,
     permissionSetArn,
     userId,
@@ -140,7 +143,9 @@ export async function liftDeny(api: IdentityCenterApi, permissionSetArn: string,
  * it. `always` provisions even when the policy already says what is wanted (a crash may have
  * come between the write and the provisioning). Another writer may replace the policy between
  * our read and our write (the API has no compare-and-set), so after provisioning the policy is
- * read again and the whole step repeated if the user's statement is not as written.
+ * read again and the whole step repeated if the user's statement is not as written. A writer
+ * that read before our write and writes after that read-back still replaces it, so this returns
+ * whether it wrote and the caller checks once more after such a writer must have finished.
  */
 async function updatePolicy(
   api: IdentityCenterApi,
@@ -149,7 +154,7 @@ async function updatePolicy(
   now: Date,
   change: (current: DenyStatement | null) => DenyStatement | null,
   always = false,
-): Promise<void> {
+): Promise<boolean> {
   const InstanceArn = api.settings.instanceArn;
   const read = async () =>
     parsePolicy(
@@ -159,11 +164,20 @@ async function updatePolicy(
         )
       ).InlinePolicy,
     );
+  let wrote = false;
   for (let round = 1; round <= 3; round++) {
-    const { policy, changed } = rewrite(await read(), userId, now, change);
-    if (!changed && !always) return;
+    // NB. A write refused as a conflict (a provisioning in progress) reads again before it retries:
+    // retrying the same text later would put back a policy read long ago.
+    const step = await api.withoutConflict('sso:PutInlinePolicyToPermissionSet', async () => {
+      const next = rewrite(await read(), userId, now, change);
+      if (next.changed) await write(api, permissionSetArn, next.policy);
+      return next;
+    });
+    if (step === 'settled') throw new Error('unreachable: no settled check was given');
+    const { policy, changed } = step;
+    wrote ||= changed;
+    if (!changed && !always) return wrote;
     const expected = JSON.stringify(policy.Statement.find((s) => s.Sid === sidOf(userId)) ?? null);
-    if (changed) await write(api, permissionSetArn, policy);
     const started = await api.withoutConflict('sso:ProvisionPermissionSet', () =>
       api.call('sso:ProvisionPermissionSet', (o) =>
         api.sso.send(new ProvisionPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn, TargetType: 'ALL_PROVISIONED_ACCOUNTS' }), o),
@@ -171,7 +185,7 @@ async function updatePolicy(
     );
     if (started !== 'settled') await api.provisioningOutcome(permissionSetArn, started.PermissionSetProvisioningStatus!.RequestId!);
     const after = (await read()).Statement.find((s) => s.Sid === sidOf(userId)) ?? null;
-    if (JSON.stringify(after) === expected) return;
+    if (JSON.stringify(after) === expected) return wrote;
   }
   throw new LapseError(
     'connector_failed',
@@ -186,10 +200,8 @@ async function updatePolicy(
 async function write(api: IdentityCenterApi, permissionSetArn: string, policy: Policy): Promise<void> {
   const InstanceArn = api.settings.instanceArn;
   if (policy.Statement.length === 0) {
-    await api.withoutConflict('sso:DeleteInlinePolicyFromPermissionSet', () =>
-      api.call('sso:DeleteInlinePolicyFromPermissionSet', (o) =>
-        api.sso.send(new DeleteInlinePolicyFromPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn }), o),
-      ),
+    await api.call('sso:DeleteInlinePolicyFromPermissionSet', (o) =>
+      api.sso.send(new DeleteInlinePolicyFromPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn }), o),
     );
     return;
   }
@@ -205,9 +217,7 @@ async function write(api: IdentityCenterApi, permissionSetArn: string, policy: P
       },
     );
   }
-  await api.withoutConflict('sso:PutInlinePolicyToPermissionSet', () =>
-    api.call('sso:PutInlinePolicyToPermissionSet', (o) =>
-      api.sso.send(new PutInlinePolicyToPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn, InlinePolicy: text }), o),
-    ),
+  await api.call('sso:PutInlinePolicyToPermissionSet', (o) =>
+    api.sso.send(new PutInlinePolicyToPermissionSetCommand({ InstanceArn, PermissionSetArn: permissionSetArn, InlinePolicy: text }), o),
   );
 }
