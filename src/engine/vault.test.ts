@@ -55,7 +55,7 @@ describeEachStore('vault', ({ store }) => {
   afterAll(async () => {
     await engine.stop();
     // No password Lapse held, handed out or was given ever reached a log line or the audit log.
-    const audit = (await store().db.selectFrom('audit_events').select('payload').execute()).map((r) => r.payload).join('\n');
+    const audit = (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute()).map((r) => r.payload).join('\n');
     const logs = lines.join('\n');
     expect(seen.size).toBeGreaterThan(3);
     for (const password of seen) {
@@ -227,7 +227,9 @@ describeEachStore('vault', ({ store }) => {
     );
     expect(await engine.overdueRotations()).toBe(0);
     expect(noop.rotation.accepts('other', 'root', held)).toBe(false);
-    const actions = (await store().db.selectFrom('audit_events').select('payload').execute()).map((r) => JSON.parse(r.payload) as { action: string });
+    const actions = (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute()).map(
+      (r) => JSON.parse(r.payload) as { action: string },
+    );
     expect(actions.filter((a) => a.action === 'vault.rotation_failed').length).toBeGreaterThanOrEqual(2);
   });
 
@@ -274,10 +276,10 @@ describeEachStore('vault', ({ store }) => {
     await ready('vault-db', 'batch', before.generation + 1);
     expect(noop.rotation.accepts('vault-db', 'batch', old)).toBe(false);
     expect(noop.rotation.accepts('vault-db', 'batch', await currentPassword('vault-db', 'batch'))).toBe(true);
-    const actions = (await store().db.selectFrom('audit_events').select('payload').execute())
-      .map((r) => JSON.parse(r.payload) as { action: string; subject?: string; data?: { reason?: string } })
+    const actions = (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute())
+      .map((r) => JSON.parse(r.payload) as { action: string; subject?: string; data?: { reason?: string; generation?: number } })
       .filter((e) => e.subject === before.id && e.action === 'vault.rotated');
-    expect(actions.at(-1)!.data!.reason).toBe('scheduled');
+    expect(actions.find((e) => e.data?.generation === before.generation + 1)?.data?.reason).toBe('scheduled');
     expect(await job()).toBeDefined();
 
     // Checked out when the schedule comes round: no rotation under the holder; the check-in rotates.
