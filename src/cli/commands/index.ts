@@ -14,6 +14,7 @@ import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
 import { registerVaultCommands } from './client-vault.js';
+import { registerCompletionCommand } from './completion.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -22,20 +23,26 @@ import { registerVaultCommands } from './client-vault.js';
  * commands (`lapse ls`, `lapse request`...) start without them.
  */
 export function registerCommands(program: Command): void {
+  program.commandsGroup('Server (on the Lapse host, with its lapse.yaml and database):');
   registerServeCommand(program);
   registerMigrateCommand(program);
   registerDemoCommand(program);
-  registerAuditCommands(program);
   registerConfigCommands(program);
   registerPolicyCommands(program);
   registerReconcileCommand(program);
   registerTargetCommands(program);
+  program.commandsGroup('Administration (on the database; admins and auditors):');
   registerAdminCommands(program);
-  registerLoginCommands(program);
+  registerAuditCommands(program);
   // The client: talk to a running server over its API.
+  program.commandsGroup('Client (talk to a running Lapse server; `lapse login` first):');
+  registerLoginCommands(program);
   registerRequestCommands(program);
   registerStatusCommands(program);
   registerReviewCommands(program);
   registerNotifyCommands(program);
   registerVaultCommands(program);
+  program.commandsGroup('Shell:');
+  registerCompletionCommand(program);
+  program.helpCommand(true);
 }
