@@ -31,9 +31,11 @@ export function resolveLocation(options: { config?: string; dataDir?: string }, 
 /**
  * Opens the database the location names: PostgreSQL when DATABASE_URL is set, else <data-dir>/data.
  * With `mustExist`, an embedded database that is not there is an error instead of being created
- * (read-only commands such as `audit verify` must not conjure an empty, "valid" log).
+ * (read-only commands such as `audit verify` must not conjure an empty, "valid" log). While a
+ * `lapse serve` holds the embedded database, commands work through its admin socket; `viaServer:
+ * false` (a server itself) refuses instead.
  */
-export async function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean; mustExist?: boolean } = {}): Promise<Store> {
+export async function openStoreAt(location: RuntimeLocation, options: { migrate?: boolean; mustExist?: boolean; viaServer?: boolean } = {}): Promise<Store> {
   const dataDir = join(location.dataDir, 'data');
   if (options.mustExist && !location.databaseUrl && !existsSync(join(dataDir, 'pgdata'))) {
     throw new LapseError('not_found', `there is no Lapse database in ${location.dataDir}`, {
@@ -42,10 +44,17 @@ export async function openStoreAt(location: RuntimeLocation, options: { migrate?
     });
   }
   // Loaded here, not at the top: client commands never open a database and start faster without it.
-  const { openStore } = await import('../store/index.js');
-  return openStore({
-    databaseUrl: location.databaseUrl,
-    dataDir,
-    ...(options.migrate !== undefined ? { migrate: options.migrate } : {}),
-  });
+  const { openStore, openViaAdminSocket } = await import('../store/index.js');
+  try {
+    return await openStore({
+      databaseUrl: location.databaseUrl,
+      dataDir,
+      ...(options.migrate !== undefined ? { migrate: options.migrate } : {}),
+    });
+  } catch (error) {
+    // The embedded database is held by a running `lapse serve`: work through its admin socket
+    // (store/admin-socket.ts), unless this command is itself a server.
+    if (options.viaServer === false || !(error instanceof LapseError) || error.code !== 'storage_locked') throw error;
+    return openViaAdminSocket(location.dataDir);
+  }
 }

@@ -12,7 +12,7 @@ const carol = { id: 'carol', kind: 'user' as const, groups: ['security'] };
  * audit chain verified at the end. The example's targets use the noop connector.
  */
 export async function runDemo(location: RuntimeLocation): Promise<number> {
-  const runtime = await openRuntime(location);
+  const runtime = await openRuntime(location, undefined, { server: true });
   const { engine } = runtime;
   try {
     await engine.start();

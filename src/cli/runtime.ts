@@ -18,6 +18,8 @@ export interface Runtime {
   readonly checkpointKeys: readonly KeyObject[];
   /** pglite or postgres, for what the CLI prints. */
   readonly databaseKind: string;
+  /** On the embedded database: lend the session to admin commands over the data dir's admin socket until the returned stop. */
+  serveAdminSocket(log: (message: string) => void): Promise<(() => Promise<void>) | null>;
   close(): Promise<void>;
 }
 
@@ -26,13 +28,18 @@ export interface Runtime {
  * engine, the auth service and the audit checkpointer. The caller starts the engine and checkpointer when it wants
  * timers to run.
  */
-export async function openRuntime(location: RuntimeLocation, logger: Logger = pino({ level: 'silent' })): Promise<Runtime> {
+export async function openRuntime(
+  location: RuntimeLocation,
+  logger: Logger = pino({ level: 'silent' }),
+  options: { readonly server?: boolean } = {},
+): Promise<Runtime> {
   const connectors = builtInConnectors();
   // Connector settings problems are reported with the rest of the config's, each located.
   const config = await loadConfigFile(location.configPath, process.env, { checkTarget: targetSettingsCheck(connectors) });
   const key = loadOrCreateSigningKey({ pem: config.audit.signingKeyPem, dataDir: location.dataDir });
   const checkpointKeys = trustedCheckpointKeys({ signingKeyPem: config.audit.signingKeyPem, dataDir: location.dataDir }).keys;
-  const store = await openStoreAt(location);
+  // A server must own its database; other commands may borrow a running server's (admin socket).
+  const store = await openStoreAt(location, { viaServer: !options.server });
   const sealer = loadOrCreateSealer({ key: config.secrets.encryptionKey, previousKeys: config.secrets.previousEncryptionKeys, dataDir: location.dataDir });
   const engine = new Engine({ store, config, connectors, logger, sealer });
   const checkpointer = new AuditCheckpointer(store.db, key, {
@@ -46,6 +53,7 @@ export async function openRuntime(location: RuntimeLocation, logger: Logger = pi
     checkpointer,
     checkpointKeys,
     databaseKind: store.kind,
+    serveAdminSocket: async (log) => (store.serveAdminSocket ? store.serveAdminSocket(location.dataDir, { log }) : null),
     close: async () => {
       await engine.stop();
       await checkpointer.stop();

@@ -4,6 +4,7 @@ import { createPgConfig } from '@electric-sql/pglite/node-postgres';
 import { Kysely, Migrator, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { LapseError } from '../domain/errors.js';
+import { serveAdminSocket, type AdminSocketOptions } from './admin-socket.js';
 import { lockDataDir } from './data-dir-lock.js';
 import { migrationProvider } from './migrations/index.js';
 import type { Database } from './schema.js';
@@ -26,6 +27,11 @@ export interface Store {
   connect(): Promise<pg.Client | null>;
   /** PGlite only: the embedded instance (for dumps in tests). */
   readonly pglite: PGlite | null;
+  /**
+   * PGlite only: lends this process's session to admin commands over `<dataDir>/admin/lapse.sock`
+   * (admin-socket.ts) while it holds the data directory; returns how to stop.
+   */
+  serveAdminSocket?(dataDir: string, options?: AdminSocketOptions): Promise<() => Promise<void>>;
   close(): Promise<void>;
 }
 
@@ -115,6 +121,7 @@ async function openEmbedded(options: StoreOptions): Promise<Store> {
     kind: 'pglite',
     pglite,
     connect: async () => null,
+    serveAdminSocket: (socketDataDir, socketOptions) => serveAdminSocket(pool, socketDataDir, socketOptions),
     close: async () => {
       await db.destroy();
       await pglite.close();

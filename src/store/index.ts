@@ -1,4 +1,5 @@
 export { openStore, migrateToLatest, pendingMigrations, databaseNow, type Store, type StoreOptions } from './database.js';
+export { adminSocketPath, openViaAdminSocket } from './admin-socket.js';
 export { LATEST_MIGRATION } from './migrations/index.js';
 export type * from './schema.js';
 export type { Executor, StoreTransaction } from './executor.js';

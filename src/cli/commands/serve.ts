@@ -38,7 +38,7 @@ export function registerServeCommand(program: Command): void {
         ]);
         const logger = pino({ name: 'lapse', level: process.env.LAPSE_LOG_LEVEL ?? 'info' });
         const location = resolveLocation(options);
-        const runtime = await openRuntime(location, logger);
+        const runtime = await openRuntime(location, logger, { server: true });
         const { engine } = runtime;
         await engine.start();
         // NB. Not awaited: a slow or unreachable target must not hold up the start. Results go to
@@ -46,6 +46,9 @@ export function registerServeCommand(program: Command): void {
         const checkTargets = () => void engine.checkTargets().catch((error: unknown) => logger.error({ err: error }, 'target checks could not run'));
         checkTargets();
         runtime.checkpointer.start();
+        // `lapse admin …`, `audit verify` and `reconcile` from another shell borrow this process's
+        // embedded database through <data-dir>/admin/lapse.sock (docs/operations.md).
+        const stopAdminSocket = await runtime.serveAdminSocket((message) => logger.warn(message));
         const server = await buildApiServer({ engine, auth: runtime.auth, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
         await announceFirstStart(engine, runtime.auth, engine.config.auth.publicUrl ?? address, logger);
@@ -93,6 +96,7 @@ export function registerServeCommand(program: Command): void {
         }, HTTP_GRACE_MS).unref();
         await server.close();
         clearTimeout(grace);
+        await stopAdminSocket?.();
         await runtime.close();
         clearTimeout(limit);
         logger.info('stopped');
