@@ -19,7 +19,7 @@ describe('lapse CLI', { timeout: 120_000 }, () => {
   it('validates the example config', () => {
     const run = lapse('config', 'validate', 'examples/lapse.yaml');
     expect(run.code).toBe(0);
-    expect(run.stdout).toMatch(/is valid: 2 targets, 4 entitlements, 2 policies/);
+    expect(run.stdout).toMatch(/is valid: 2 targets, 4 entitlements, 3 policies/);
   });
 
   it('reports an invalid config with file, line and path, exit 1, and as JSON', () => {

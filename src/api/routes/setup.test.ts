@@ -73,6 +73,9 @@ describeEachStore('first start: the one-time setup token creates the first admin
       });
       expect(ok.statusCode, ok.body).toBe(201);
       expect(ok.body).toContain('ops-lead is the first admin');
+      // It ends at the portal, says where policies live and what the new admin may request.
+      expect(ok.body).toContain('<a href="/">Open the portal</a>');
+      expect(ok.body).toMatch(/policies:<\/code> section of lapse.yaml/);
     } finally {
       await probe.close();
     }

@@ -5,6 +5,7 @@ import { boundedText } from '../../domain/text.js';
 import { PASSWORD_MAX_LENGTH, type AuthService } from '../../auth/index.js';
 import { firstAdminRule } from '../../auth/setup.js';
 import { isLapseError, LapseError } from '../../domain/errors.js';
+import { inSubjectSet } from '../../domain/principal.js';
 import type { Engine } from '../../engine/index.js';
 import { escapeHtml, hiddenFields, sendPage } from '../pages.js';
 import { problemSchema } from '../problem.js';
@@ -81,11 +82,21 @@ export function setupRoutes(engine: Engine, auth: AuthService): FastifyPluginAsy
         assertSameOriginForm(request);
         try {
           const { user } = await setUp(request, reply, request.body);
+          // What the new admin can ask for right away, and where that is decided.
+          const theirs = engine.config.policies.policies
+            .map((p) => p.definition)
+            .filter((p) => inSubjectSet({ id: user.name, groups: user.groups }, p.subjects));
+          const canRequest =
+            theirs.length > 0
+              ? `<p>Policies you can request under now: ${theirs.map((p) => `<code>${escapeHtml(p.name)}</code> (${p.entitlements.map(escapeHtml).join(', ')})`).join('; ')}.</p>`
+              : `<p>No policy names you or your groups (${escapeHtml(user.groups.join(', ') || 'none')}) yet, so there is nothing for you to request.</p>`;
           return sendPage(
             reply,
             201,
             'Lapse is set up',
-            `<p>${escapeHtml(user.name)} is the first admin and is signed in. Sign in to the CLI with <code>lapse login</code>.</p>`,
+            `<p>${escapeHtml(user.name)} is the first admin and is signed in.</p>${canRequest}` +
+              '<p>Who may request what, for how long and with whose approval is decided by the <code>policies:</code> section of lapse.yaml (docs/policies.md); <code>lapse policy test</code> checks a change before you reload.</p>' +
+              '<p><a href="/">Open the portal</a> · sign in to the CLI with <code>lapse login</code>.</p>',
           );
         } catch (error) {
           if (error instanceof LapseError)
