@@ -25,6 +25,7 @@ import { breakGlass, reviewBreakGlass } from './break-glass.js';
 import { fetchCredentials } from './credentials.js';
 import { requestExtension } from './extensions.js';
 import { forceCloseGrant, releaseGrant, revokeGrant } from './grant-ending.js';
+import { deprovisionPerson, reenablePerson } from './deprovisioning.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
@@ -198,6 +199,10 @@ export class Engine {
   cancel = (input: Parameters<typeof cancelPendingRequest>[1]) => cancelPendingRequest(this.context, input);
   extend = (input: Parameters<typeof requestExtension>[1]) => requestExtension(this.context, input);
   release = (input: Parameters<typeof releaseGrant>[1]) => releaseGrant(this.context, input);
+  /** Deprovisioning (docs/identity.md): disables a person and ends their sessions, tokens, pending requests and grants. */
+  disableUser = (input: Parameters<typeof deprovisionPerson>[1]) => deprovisionPerson(this.context, input);
+  /** Lets a disabled person sign in again; nothing they held comes back. */
+  enableUser = (input: Parameters<typeof reenablePerson>[1]) => reenablePerson(this.context, input);
   revoke = (input: Parameters<typeof revokeGrant>[1]) => revokeGrant(this.context, input);
   forceClose = (input: Parameters<typeof forceCloseGrant>[1]) => forceCloseGrant(this.context, input);
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);

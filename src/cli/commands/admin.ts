@@ -131,6 +131,45 @@ export function registerAdminCommands(program: Command): void {
       }),
     );
 
+  addLocationOptions(user.command('disable <name>'))
+    .description('deprovision a person: end their sessions and API tokens, cancel their pending requests, revoke their grants')
+    .option('--reason <text>', 'why (goes to the audit log; 1 to 500 characters)', 'disabled by an admin')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string; reason: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const done = await runtime.engine.disableUser({ name, actor: offlineActor(), reason: options.reason });
+          emit(globals, done, () =>
+            [
+              `${done.user.name} ${done.changed ? 'is disabled' : 'was disabled already'}: ${done.sessionsEnded} session(s) ended, ${done.apiAccessRevoked} API token(s) revoked,`,
+              `${done.requestsCancelled.length} pending request(s) cancelled, ${done.grantsRevoked.length} grant(s) being revoked (the server's scheduler removes the access).`,
+            ].join('\n'),
+          );
+        } finally {
+          await runtime.close();
+        }
+      }),
+    );
+
+  addLocationOptions(user.command('enable <name>'))
+    .description('let a disabled person sign in again (nothing they held comes back)')
+    .option('--reason <text>', 'why (goes to the audit log)', 'enabled by an admin')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string; reason: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const done = await runtime.engine.enableUser({ name, actor: offlineActor(), reason: options.reason });
+          emit(globals, done, () => `${done.user.name} ${done.changed ? 'may sign in again' : 'was not disabled'}`);
+        } finally {
+          await runtime.close();
+        }
+      }),
+    );
+
   const token = admin.command('token').description('API tokens for the CLI and automation');
   addLocationOptions(token.command('create'))
     .description('create an API token; it is printed once and stored only as a hash')
