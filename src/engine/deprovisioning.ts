@@ -61,35 +61,56 @@ export async function deprovisionPerson(context: EngineContext, raw: Deprovision
   const input = parsed(raw, 'disable');
   return transact(context, async (unit) => {
     const user = await requireUser(unit, input.name);
-    const changed = await setUserDisabled(unit.tx, user.id, { at: unit.now, reason: input.reason });
-    const sessionsEnded = await endSessionsOfUser(unit.tx, user.id);
-    const apiAccessRevoked = await revokeTokensOfUser(unit.tx, user.id);
-    const requestsCancelled: string[] = [];
-    for (const id of await pendingRequestIdsOf(unit.tx, user.name)) {
-      const request = await getRequest(unit.tx, id, { forUpdate: true });
-      if (!request || request.status !== 'pending') continue;
-      await updateRequest(unit.tx, withdrawForDeprovisioning(request, unit.now));
-      await cancelJob(unit.tx, 'request_timeout', request.id);
-      await unit.audit({ action: 'request.cancelled', actor: input.actor, subject: request.id, data: { deprovisioning: true, reason: input.reason } });
-      requestsCancelled.push(id);
-    }
-    const grantsRevoked: string[] = [];
-    const by = { id: input.actor, kind: 'service' as const, groups: [] };
-    for (const id of await unendedGrantIdsOf(unit.tx, user.name)) {
-      const grant = await getGrant(unit.tx, id, { forUpdate: true });
-      if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue;
-      await endGrant(context, unit, grant, 'revoked', by, `deprovisioning: ${input.reason}`, { deprovisioning: true });
-      grantsRevoked.push(id);
-    }
-    // NB. Audit data keys may not mention tokens (they are redacted as secrets).
-    await unit.audit({
-      action: changed ? 'user.disabled' : 'user.deprovision_swept',
-      actor: input.actor,
-      subject: user.id,
-      data: { name: user.name, reason: input.reason, sessionsEnded, apiAccessRevoked, requestsCancelled, grantsRevoked },
-    });
-    return { user: { id: user.id, name: user.name }, changed, sessionsEnded, apiAccessRevoked, requestsCancelled, grantsRevoked };
+    return deprovisionInUnit(context, unit, user, input.actor, input.reason);
   });
+}
+
+/**
+ * Deprovisioning inside a change already running (SCIM, LDAP sync): the user row must be locked
+ * by the caller. See deprovisionPerson.
+ */
+export async function deprovisionInUnit(
+  context: EngineContext,
+  unit: UnitOfWork,
+  user: { readonly id: string; readonly name: string },
+  actor: string,
+  reason: string,
+): Promise<Deprovisioned> {
+  const changed = await setUserDisabled(unit.tx, user.id, { at: unit.now, reason });
+  const sessionsEnded = await endSessionsOfUser(unit.tx, user.id);
+  const apiAccessRevoked = await revokeTokensOfUser(unit.tx, user.id);
+  const requestsCancelled: string[] = [];
+  for (const id of await pendingRequestIdsOf(unit.tx, user.name)) {
+    const request = await getRequest(unit.tx, id, { forUpdate: true });
+    if (!request || request.status !== 'pending') continue;
+    await updateRequest(unit.tx, withdrawForDeprovisioning(request, unit.now));
+    await cancelJob(unit.tx, 'request_timeout', request.id);
+    await unit.audit({ action: 'request.cancelled', actor, subject: request.id, data: { deprovisioning: true, reason } });
+    requestsCancelled.push(id);
+  }
+  const grantsRevoked: string[] = [];
+  const by = { id: actor, kind: 'service' as const, groups: [] };
+  for (const id of await unendedGrantIdsOf(unit.tx, user.name)) {
+    const grant = await getGrant(unit.tx, id, { forUpdate: true });
+    if (!grant || (grant.status !== 'active' && grant.status !== 'provisioning')) continue;
+    await endGrant(context, unit, grant, 'revoked', by, `deprovisioning: ${reason}`, { deprovisioning: true });
+    grantsRevoked.push(id);
+  }
+  // NB. Audit data keys may not mention tokens (they are redacted as secrets).
+  await unit.audit({
+    action: changed ? 'user.disabled' : 'user.deprovision_swept',
+    actor,
+    subject: user.id,
+    data: { name: user.name, reason, sessionsEnded, apiAccessRevoked, requestsCancelled, grantsRevoked },
+  });
+  return { user: { id: user.id, name: user.name }, changed, sessionsEnded, apiAccessRevoked, requestsCancelled, grantsRevoked };
+}
+
+/** Lets a person sign in again inside a running change (the caller locked the row); audited when it changed anything. */
+export async function reenableInUnit(unit: UnitOfWork, user: { readonly id: string; readonly name: string }, actor: string, reason: string): Promise<boolean> {
+  const changed = await setUserDisabled(unit.tx, user.id, null);
+  if (changed) await unit.audit({ action: 'user.enabled', actor, subject: user.id, data: { name: user.name, reason } });
+  return changed;
 }
 
 /**
@@ -100,9 +121,7 @@ export async function reenablePerson(context: EngineContext, raw: DeprovisionInp
   const input = parsed(raw, 'enable');
   return transact(context, async (unit) => {
     const user = await requireUser(unit, input.name);
-    const changed = await setUserDisabled(unit.tx, user.id, null);
-    if (changed) await unit.audit({ action: 'user.enabled', actor: input.actor, subject: user.id, data: { name: user.name, reason: input.reason } });
-    return { user: { id: user.id, name: user.name }, changed };
+    return { user: { id: user.id, name: user.name }, changed: await reenableInUnit(unit, user, input.actor, input.reason) };
   });
 }
 

@@ -26,6 +26,7 @@ import { fetchCredentials } from './credentials.js';
 import { requestExtension } from './extensions.js';
 import { forceCloseGrant, releaseGrant, revokeGrant } from './grant-ending.js';
 import { deprovisionPerson, reenablePerson } from './deprovisioning.js';
+import { directoryUseCases, type DirectoryUseCases } from './directory.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
@@ -72,6 +73,8 @@ export class Engine {
   readonly notifier: Scheduler;
   /** Deliveries, preferences and test messages (docs/notifications.md). */
   readonly notifications: NotificationUseCases;
+  /** People and groups pushed by SCIM or pulled from LDAP (docs/identity.md). */
+  readonly directory: DirectoryUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -129,6 +132,7 @@ export class Engine {
     });
     this.notifier = notificationScheduler(context, () => this.current.scheduler.pollIntervalMs);
     this.notifications = notificationUseCases(context);
+    this.directory = directoryUseCases(context);
   }
 
   get config(): EffectiveConfig {

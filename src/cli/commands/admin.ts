@@ -211,4 +211,56 @@ export function registerAdminCommands(program: Command): void {
         }
       }),
     );
+
+  const scim = admin.command('scim-token').description('bearer tokens for an identity provider to push people and groups over SCIM (docs/identity.md)');
+  addLocationOptions(scim.command('create'))
+    .description('create a SCIM token (it works on /scim/v2 only); printed once, stored only as a hash')
+    .requiredOption('--name <name>', 'which identity provider it is for, e.g. okta (the audit actor is scim:<name>)')
+    .option('--expires <duration>', 'lifetime, e.g. 365d (default 365d; "never" for none)', '365d')
+    .action(
+      action(async (options: { config?: string; dataDir?: string; name: string; expires: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const expiresInMs = options.expires === 'never' ? null : parseDuration(options.expires, '--expires');
+        const { issueScimToken } = await loadAuth();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const issued = await inTransaction(store, async (tx, now) => {
+            const value = await issueScimToken(tx, { name: options.name, createdBy: offlineActor(), expiresInMs }, now);
+            return {
+              value,
+              audit: { action: 'scim_token.created', subject: value.id, data: { name: options.name, expiresAt: value.expiresAt?.toISOString() ?? null } },
+            };
+          });
+          emit(globals, { id: issued.id, token: issued.token, expiresAt: issued.expiresAt?.toISOString() ?? null }, () =>
+            [
+              issued.token,
+              '',
+              `SCIM token ${issued.id} (${options.name}), ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}; the SCIM base URL is <your Lapse URL>/scim/v2.`,
+              'This is the only time it is shown; paste it into the identity provider now.',
+            ].join('\n'),
+          );
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+  addLocationOptions(scim.command('revoke <id>'))
+    .description('revoke a SCIM token at once')
+    .action(
+      action(async (id: string, options: { config?: string; dataDir?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { revokeScimToken } = await loadAuth();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const revoked = await inTransaction(store, async (tx) => ({
+            value: await revokeScimToken(tx, id),
+            audit: { action: 'scim_token.revoked', subject: id, data: {} },
+          }));
+          if (!revoked) throw new LapseError('not_found', `there is no live SCIM token ${id}`, { where: id });
+          emit(globals, { id, revoked }, () => `SCIM token ${id} revoked`);
+        } finally {
+          await store.close();
+        }
+      }),
+    );
 }
