@@ -75,8 +75,16 @@ async function refuseTaken(unit: UnitOfWork, who: DirectoryCaller, fields: ScimU
 }
 
 /** Turns `active` into deprovisioning or re-enabling, in this change. */
-async function applyActive(context: EngineContext, unit: UnitOfWork, who: DirectoryCaller, user: { id: string; name: string }, was: boolean, now: boolean) {
-  if (was && !now) await deprovisionInUnit(context, unit, user, who.actor, `set inactive in ${who.directory}`);
+async function applyActive(
+  context: EngineContext,
+  unit: UnitOfWork,
+  who: DirectoryCaller,
+  user: { id: string; name: string },
+  was: boolean,
+  now: boolean,
+  reason = `set inactive in ${who.directory}`,
+) {
+  if (was && !now) await deprovisionInUnit(context, unit, user, who.actor, reason);
   if (!was && now) await reenableInUnit(unit, user, who.actor, `set active in ${who.directory}`);
 }
 
@@ -144,7 +152,7 @@ export function directoryUseCases(context: EngineContext) {
     },
 
     /** PUT and PATCH: `change` gets the person as the directory last said and returns the new state. */
-    async updatePerson(who: DirectoryCaller, id: string, change: (current: ScimUserFields) => ScimUserFields): Promise<void> {
+    async updatePerson(who: DirectoryCaller, id: string, change: (current: ScimUserFields) => ScimUserFields, reason?: string): Promise<void> {
       await transact(context, async (unit) => {
         const row = await requirePerson(unit, who, id);
         const current = fieldsOf(row);
@@ -166,7 +174,7 @@ export function directoryUseCases(context: EngineContext) {
             data: { name: next.userName, changed, ...(next.userName !== current.userName ? { renamedFrom: current.userName } : {}) },
           });
         }
-        await applyActive(context, unit, who, { id: row.id, name: next.userName }, current.active, next.active);
+        await applyActive(context, unit, who, { id: row.id, name: next.userName }, current.active, next.active, reason);
       });
     },
 

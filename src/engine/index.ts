@@ -12,3 +12,4 @@ export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glas
 export type { Finding, StoredGrant } from '../store/index.js';
 export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';
 export type { DirectoryCaller, DirectoryGroupRow, DirectoryPersonRow, DirectoryUseCases } from './directory.js';
+export type { LdapSyncReport } from './ldap-sync.js';

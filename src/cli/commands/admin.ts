@@ -263,4 +263,25 @@ export function registerAdminCommands(program: Command): void {
         }
       }),
     );
+
+  addLocationOptions(admin.command('ldap-sync'))
+    .description('sync people and groups from LDAP / Active Directory now (identity.ldap; the server also runs it every interval)')
+    .action(
+      action(async (options: { config?: string; dataDir?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const report = await runtime.engine.syncLdap({ actor: offlineActor() });
+          emit(globals, report, () =>
+            [
+              `LDAP: ${report.people} people, ${report.created} new, ${report.updated} changed, ${report.deprovisioned} deprovisioned; ${report.groups} groups, ${report.groupsDeleted} removed.`,
+              ...report.skipped.map((s) => `skipped ${s.dn}: ${s.reason}`),
+            ].join('\n'),
+          );
+        } finally {
+          await runtime.close();
+        }
+      }),
+    );
 }
