@@ -104,5 +104,14 @@ describeEachStore('SCIM 2.0 (security)', ({ store }) => {
     });
     expect(partial.json()).toMatchObject({ scimType: 'invalidValue' });
     expect((await scim('GET', `/scim/v2/Users/${frank.id}`)).json()).not.toHaveProperty('displayName');
+    // A PUT that leaves out `active` does not re-enable a deprovisioned person.
+    await scim('PATCH', `/scim/v2/Users/${frank.id}`, { Operations: [{ op: 'replace', path: 'active', value: false }] });
+    const put = await api.app.inject({
+      method: 'PUT',
+      url: `/scim/v2/Users/${frank.id}`,
+      headers: { authorization: `Bearer ${scimToken}`, 'content-type': 'application/scim+json' },
+      payload: JSON.stringify({ schemas: [USER], userName: 'frank@example.com', displayName: 'Frank' }),
+    });
+    expect(put.json()).toMatchObject({ active: false, displayName: 'Frank' });
   });
 });

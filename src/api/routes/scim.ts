@@ -219,7 +219,9 @@ export function scimRoutes(engine: Engine, auth: AuthService): FastifyPluginAsyn
       const who = callerOf(request);
       const id = idParam(request);
       const replacement = parseUserResource(request.body);
-      await engine.directory.updatePerson(who, id, () => replacement);
+      // NB. A PUT that leaves out `active` keeps it: a replacement must not re-enable a deprovisioned person by omission.
+      const keepsActive = !(typeof request.body === 'object' && request.body !== null && 'active' in request.body);
+      await engine.directory.updatePerson(who, id, (current) => ({ ...replacement, active: keepsActive ? current.active : replacement.active }));
       return send(reply, 200, userResource(baseUrl(engine, request), await engine.directory.person(who, id)));
     });
     app.patch('/scim/v2/Users/:id', route, async (request, reply) => {
