@@ -17,7 +17,9 @@ export type RouteAuth =
   /** No credential needed (sign-in, health, the portal's files, what sshd hosts fetch). */
   | { readonly public: string }
   /** A credential with this scope (`admin` on a credential stands for every scope), and optionally a role. */
-  | { readonly scope: TokenScope; readonly role?: Role; readonly refused?: RoleRefusal; readonly optional?: boolean };
+  | { readonly scope: TokenScope; readonly role?: Role; readonly refused?: RoleRefusal; readonly optional?: boolean }
+  /** A SCIM bearer token and nothing else (the SCIM routes check it themselves: src/api/routes/scim.ts). */
+  | { readonly scim: string; readonly optional?: never };
 // NB. `optional`: a visitor who presents no credential at all gets no caller (and is not audited);
 // one who presents a credential that fails is refused as anywhere else, and a dead session cookie
 // is dropped so the next page load asks as a visitor (the session probe, GET /api/v1/auth/status).
@@ -149,7 +151,7 @@ export function routeAuthorization(engine: Engine, auth: AuthService): FastifyPl
     // Who is calling, before the input is validated: an unauthenticated call is a 401 whatever it sent.
     app.addHook('preValidation', async (request, reply) => {
       const rule = request.routeOptions.config.auth;
-      if (!rule || 'public' in rule) return;
+      if (!rule || 'public' in rule || 'scim' in rule) return;
       const presented = request.headers.authorization !== undefined || Boolean(request.cookies?.[sessionCookieName(engine.config.auth)]);
       if (rule.optional && !presented) return;
       try {
@@ -164,7 +166,7 @@ export function routeAuthorization(engine: Engine, auth: AuthService): FastifyPl
     app.addHook('preHandler', async (request) => {
       const rule = request.routeOptions.config.auth;
       const credential = credentials.get(request);
-      if (!rule || 'public' in rule || !credential) return;
+      if (!rule || 'public' in rule || 'scim' in rule || !credential) return;
       // Remembers the caller for callerOf (and for step-up guidance on errors).
       const caller = await completeAuthentication(engine, auth, request, credential);
       if (rule.role && !holdsRole(engine.config.roles, caller.principal, rule.role)) {

@@ -12143,6 +12143,361 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/{name}/disable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Deprovision a person: end their sessions and API tokens, cancel their pending requests, revoke their grants (admins) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            user: {
+                                id: string;
+                                name: string;
+                            };
+                            /** @description false when they were disabled already (what they still held is ended anyway) */
+                            changed: boolean;
+                            sessionsEnded: number;
+                            /** @description API tokens revoked */
+                            apiAccessRevoked: number;
+                            requestsCancelled: string[];
+                            /** @description grants whose revoke started; the scheduler removes the access at the target */
+                            grantsRevoked: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/users/{name}/enable": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Let a disabled person sign in again; nothing they held comes back (admins) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        reason: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            user: {
+                                id: string;
+                                name: string;
+                            };
+                            changed: boolean;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {

@@ -28,6 +28,8 @@ import { metricsRoutes } from './routes/metrics.js';
 import { mfaRoutes } from './routes/mfa.js';
 import { portalRoutes } from './routes/portal.js';
 import { signInRoutes } from './routes/sign-in.js';
+import { userRoutes } from './routes/users.js';
+import { scimRoutes } from './routes/scim.js';
 
 export interface ApiServerOptions {
   readonly engine: Engine;
@@ -119,6 +121,8 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(sshRoutes(options.engine));
   await app.register(mfaRoutes(options.engine, options.auth));
   await app.register(signInRoutes(options.engine, options.auth));
+  await app.register(userRoutes(options.engine));
+  await app.register(scimRoutes(options.engine, options.auth));
   app.get('/api/openapi.json', { schema: { hide: true }, config: { auth: { public: 'the API description' } } }, async () => app.swagger());
   // A browsable page over the same document, served from the package (no CDN).
   await app.register(fastifySwaggerUi, { routePrefix: '/api/docs', staticCSP: true });

@@ -27,3 +27,4 @@ export { checkPasswordPolicy, hashPassword, verifyPassword, PASSWORD_MAX_LENGTH,
 export { effectiveTokenScopes, hasScope, isHttps, roleNames, sessionCookieName, sessionScopes } from './roles.js';
 export { auditedChange } from './audited.js';
 export { AuthService } from './service.js';
+export { authenticateScimToken, issueScimToken, revokeScimToken, type IssuedScimToken } from './scim-tokens.js';

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
-import { getUserByExternalId, getUserByName, insertUser, setUserEmail, setUserNameAndGroups, type Executor } from '../store/index.js';
+import { getUserByExternalId, getUserByName, insertUser, linkUserExternalId, setUserEmail, setUserNameAndGroups, type Executor } from '../store/index.js';
 import type { SignInUser } from './local-login.js';
 import { emailAddressSchema, userNameSchema } from './principals.js';
 
@@ -47,9 +47,15 @@ export async function upsertOidcUser(
       },
     );
   }
-  const existing = await getUserByExternalId(tx, externalId);
+  let existing = await getUserByExternalId(tx, externalId);
   const holder = await getUserByName(tx, name.data);
-  if (holder && holder.external_id !== externalId) {
+  // NB. A person a directory (SCIM, LDAP) created has no IdP identity until their first sign-in:
+  // that sign-in links it. Only directory-made SSO users are linked, never a local account.
+  if (!existing && holder && holder.external_id === null && holder.directory !== null && holder.source === 'oidc') {
+    await linkUserExternalId(tx, holder.id, externalId);
+    existing = { ...holder, external_id: externalId };
+  }
+  if (holder && holder.external_id !== externalId && holder.id !== existing?.id) {
     throw new LapseError('conflict', `the name ${name.data} already belongs to another Lapse user`, {
       where: 'username claim',
       hint: 'An admin must rename or remove the other user (a local account cannot be taken over by single sign-on).',
@@ -57,6 +63,11 @@ export async function upsertOidcUser(
   }
   if (existing) {
     if (existing.disabled_at !== null) throw new LapseError('unauthenticated', 'this account is disabled in Lapse', { hint: 'Ask an admin.' });
+    if (existing.directory !== null) {
+      // The directory owns this person's name and groups (they change between sign-ins); sign-in keeps them.
+      if (email) await setUserEmail(tx, existing.name, email);
+      return { id: existing.id, name: existing.name, kind: existing.kind, groups: existing.groups, created: false };
+    }
     await setUserNameAndGroups(tx, existing.id, name.data, input.groups);
     if (email) await setUserEmail(tx, name.data, email);
     return { id: existing.id, name: name.data, kind: existing.kind, groups: input.groups, created: false };

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
+import { PERSON_NAME_PATTERN } from '../domain/principal.js';
 import { getUserByName, insertUser, setUserEmail, type Executor } from '../store/index.js';
 
 /** Local principals: users and service identities that Lapse itself knows (SSO users arrive with OIDC). */
@@ -12,11 +13,7 @@ export interface LocalUser {
   readonly disabled: boolean;
 }
 
-export const userNameSchema = z
-  .string()
-  .min(1)
-  .max(128)
-  .regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'use lower-case letters, digits, "_", ".", "@" and "-"');
+export const userNameSchema = z.string().min(1).max(128).regex(PERSON_NAME_PATTERN, 'use lower-case letters, digits, "_", ".", "@" and "-"');
 const groupSchema = z
   .string()
   .min(1)

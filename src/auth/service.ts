@@ -21,6 +21,7 @@ import {
 } from './sessions.js';
 import { completeSetup, createSetupToken, needsFirstAdmin } from './setup.js';
 import { authenticateToken, issueApiToken, revokeApiToken, type IssuedToken } from './tokens.js';
+import { authenticateScimToken } from './scim-tokens.js';
 
 /**
  * Sign-in, sessions, API tokens, MFA and first start, bound to the database once where Lapse is
@@ -36,6 +37,8 @@ export class AuthService {
   // Who is calling
 
   authenticateToken = (presented: string) => authenticateToken(this.db, presented);
+  /** A SCIM bearer token (only the SCIM routes ask); null for anything else. */
+  authenticateScimToken = (presented: string) => authenticateScimToken(this.db, presented);
   findSession = (secret: string, timeouts: AuthConfig['sessions']) => findSession(this.db, secret, timeouts);
   touchSession = (session: ActiveSession, timeouts: AuthConfig['sessions']) => touchSession(this.db, session, timeouts);
   userByName = (name: string) => getUserByName(this.db, name);

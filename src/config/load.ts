@@ -5,6 +5,7 @@ import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, type Docume
 import type { z } from 'zod';
 import { resolveAuthConfig } from './auth.js';
 import { resolveIntegrations } from './integrations.js';
+import { resolveIdentity } from './identity.js';
 import { resolveNotificationsConfig } from './notifications.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
@@ -142,6 +143,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
   });
   const auth = resolveAuthConfig(config.auth, secrets);
   const integrations = resolveIntegrations(config.integrations, secrets);
+  const identity = resolveIdentity(config.identity, secrets);
   const notifications = resolveNotificationsConfig(config.notifications, secrets, {
     policies: config.policies.map((p) => p.name),
     entitlements: entitlementIds,
@@ -210,6 +212,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     },
     integrations,
     notifications,
+    identity,
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

@@ -5,6 +5,7 @@ import { integrationsSchema } from './integrations-schema.js';
 import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
 import { duration, entitlementPattern, name, subjectSet, text } from './schema-parts.js';
 import { notificationsSchema } from './notifications.js';
+import { identitySchema } from './identity.js';
 
 export { duration };
 import { PASSWORD_ALPHABETS } from './types.js';
@@ -197,7 +198,7 @@ const auth = z
 export const configSchema = z
   .object({
     version: z.literal(1, { message: 'version must be 1' }),
-    identity: z.object({}).strict().prefault({}),
+    identity: identitySchema,
     roles: z.object({ admins: subjectSet, auditors: subjectSet }).strict().prefault({}),
     auth,
     targets: z.record(name('target'), targetSchema).refine((t) => Object.keys(t).length > 0, 'define at least one target'),

@@ -22,6 +22,35 @@ export interface EffectiveConfig {
   readonly reconcile: ReconcileConfig;
   readonly integrations: IntegrationsConfig;
   readonly notifications: NotificationsConfig;
+  /** Where people and groups come from besides sign-in (docs/identity.md). */
+  readonly identity: IdentityConfig;
+}
+
+/** `identity:` as the engine uses it: secrets resolved, durations in ms. */
+export interface IdentityConfig {
+  readonly ldap: LdapSyncConfig | undefined;
+}
+
+export interface LdapSyncConfig {
+  readonly url: string;
+  readonly startTls: boolean;
+  readonly bindDn: string;
+  /** Resolved from its reference; never logged. */
+  readonly bindPassword: string;
+  /** PEM bundle to verify the server with (default: the system's CAs). */
+  readonly ca: string | undefined;
+  readonly intervalMs: number;
+  readonly timeoutMs: number;
+  readonly maxEntries: number;
+  readonly users: {
+    readonly baseDn: string;
+    readonly filter: string;
+    readonly nameAttribute: string;
+    readonly displayNameAttribute: string;
+    readonly emailAttribute: string;
+    readonly disabledFilter?: string | undefined;
+  };
+  readonly groups?: { readonly baseDn: string; readonly filter: string; readonly nameAttribute: string; readonly memberAttribute: string } | undefined;
 }
 
 /** Where notifications go (docs/notifications.md). */

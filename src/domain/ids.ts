@@ -20,6 +20,8 @@ export const ID_PREFIXES = {
   session: 'ses',
   delivery: 'ntf',
   vaultAccount: 'vac',
+  group: 'grp',
+  scimToken: 'sct',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

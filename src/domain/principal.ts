@@ -46,3 +46,6 @@ export function sharePerson(a: Pick<Principal, 'id' | 'via'>, b: Pick<Principal,
 export function viaData(principal: Pick<Principal, 'via'>): { via?: TokenUse } {
   return principal.via ? { via: { tokenId: principal.via.tokenId, issuedBy: principal.via.issuedBy } } : {};
 }
+
+/** What a person's or service identity's name may be (lower-case, so names compare as people expect): 1 to 128 characters. */
+export const PERSON_NAME_PATTERN = /^[a-z0-9][a-z0-9_.@-]{0,127}$/;

@@ -92,6 +92,12 @@ export function cancelRequest(request: AccessRequest, by: string, now: Date): Ac
   return { ...request, status: 'cancelled', decidedAt: now, pendingUntil: null };
 }
 
+/** The requester was deprovisioned: their pending request closes as cancelled (by the system, not by them). */
+export function withdrawForDeprovisioning(request: AccessRequest, now: Date): AccessRequest {
+  requirePending(request, 'withdraw');
+  return { ...request, status: 'cancelled', decidedAt: now, pendingUntil: null };
+}
+
 /** Nobody decided in time. A no-op error if the request was decided meanwhile. */
 export function timeOutRequest(request: AccessRequest, now: Date): AccessRequest {
   requirePending(request, 'time out');

@@ -25,6 +25,9 @@ import { breakGlass, reviewBreakGlass } from './break-glass.js';
 import { fetchCredentials } from './credentials.js';
 import { requestExtension } from './extensions.js';
 import { forceCloseGrant, releaseGrant, revokeGrant } from './grant-ending.js';
+import { deprovisionPerson, reenablePerson } from './deprovisioning.js';
+import { directoryUseCases, type DirectoryUseCases } from './directory.js';
+import { ldapSyncJob, scheduleLdapSync, syncLdap } from './ldap-sync.js';
 import { extendJob, provisionJob } from './provisioning.js';
 import { reconcileJob, reconcileNow, scheduleReconciliation, type ManualReconcile } from './reconciliation.js';
 import { revokeJobs } from './revocation.js';
@@ -71,6 +74,8 @@ export class Engine {
   readonly notifier: Scheduler;
   /** Deliveries, preferences and test messages (docs/notifications.md). */
   readonly notifications: NotificationUseCases;
+  /** People and groups pushed by SCIM or pulled from LDAP (docs/identity.md). */
+  readonly directory: DirectoryUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -120,6 +125,7 @@ export class Engine {
         reconcile: (job, worker) => reconcileJob(context, job, worker),
         extend: (job, worker) => extendJob(context, job, worker),
         rotate: (job, worker) => rotateJob(context, job, worker),
+        ldap_sync: (job, worker) => ldapSyncJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
@@ -128,6 +134,7 @@ export class Engine {
     });
     this.notifier = notificationScheduler(context, () => this.current.scheduler.pollIntervalMs);
     this.notifications = notificationUseCases(context);
+    this.directory = directoryUseCases(context);
   }
 
   get config(): EffectiveConfig {
@@ -153,6 +160,7 @@ export class Engine {
     this.validateConnectors(this.current);
     await this.recordConfigVersion(this.current, 'config.loaded');
     await scheduleReconciliation(this.context);
+    await scheduleLdapSync(this.context);
     await this.scheduler.start();
     await this.startNotifier();
   }
@@ -180,6 +188,7 @@ export class Engine {
     this.channels.use(next);
     await this.recordConfigVersion(next, 'config.reloaded', previous);
     await scheduleReconciliation(this.context);
+    await scheduleLdapSync(this.context);
     if (this.scheduler.workerKey !== null) await this.startNotifier();
     this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
   }
@@ -198,6 +207,12 @@ export class Engine {
   cancel = (input: Parameters<typeof cancelPendingRequest>[1]) => cancelPendingRequest(this.context, input);
   extend = (input: Parameters<typeof requestExtension>[1]) => requestExtension(this.context, input);
   release = (input: Parameters<typeof releaseGrant>[1]) => releaseGrant(this.context, input);
+  /** Deprovisioning (docs/identity.md): disables a person and ends their sessions, tokens, pending requests and grants. */
+  disableUser = (input: Parameters<typeof deprovisionPerson>[1]) => deprovisionPerson(this.context, input);
+  /** Lets a disabled person sign in again; nothing they held comes back. */
+  enableUser = (input: Parameters<typeof reenablePerson>[1]) => reenablePerson(this.context, input);
+  /** One LDAP sync now (identity.ldap; docs/identity.md). */
+  syncLdap = (options: Parameters<typeof syncLdap>[1] = {}) => syncLdap(this.context, options);
   revoke = (input: Parameters<typeof revokeGrant>[1]) => revokeGrant(this.context, input);
   forceClose = (input: Parameters<typeof forceCloseGrant>[1]) => forceCloseGrant(this.context, input);
   breakGlass = (input: Parameters<typeof breakGlass>[1]) => breakGlass(this.context, input);

@@ -21,7 +21,15 @@ export async function requireGrant(unit: UnitOfWork, id: string, visible: (grant
  * Starts ending a grant (release, admin revoke). The revoke itself runs in the scheduler, outside
  * this transaction, retried until the target confirms.
  */
-async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredGrant, reason: EndReason, by: Principal, note: string): Promise<StoredGrant> {
+export async function endGrant(
+  context: EngineContext,
+  unit: UnitOfWork,
+  grant: StoredGrant,
+  reason: EndReason,
+  by: Principal,
+  note: string,
+  extra: Record<string, unknown> = {},
+): Promise<StoredGrant> {
   const ending = beginRevoke(grant, reason, by.id, unit.now);
   await updateGrant(unit.tx, ending);
   await cancelJob(unit.tx, 'expire', grant.id);
@@ -31,7 +39,7 @@ async function endGrant(context: EngineContext, unit: UnitOfWork, grant: StoredG
     action: `grant.${reason}`,
     actor: by.id,
     subject: grant.id,
-    data: { ...viaData(by), reason: note, entitlement: `${grant.target}/${grant.entitlement}` },
+    data: { ...viaData(by), reason: note, entitlement: `${grant.target}/${grant.entitlement}`, ...extra },
   });
   return { ...grant, ...ending };
 }

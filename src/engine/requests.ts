@@ -6,7 +6,18 @@ import { applyReview, type Review } from '../domain/review.js';
 import { viaData } from '../domain/principal.js';
 import { cancelRequest, decideRequest, timeOutRequest, type AccessRequest } from '../domain/request.js';
 import { extendGrant as extendGrantState } from '../domain/grant.js';
-import { cancelJob, getGrant, getRequest, insertRequest, insertReview, listReviews, scheduleJob, updateGrant, updateRequest } from '../store/index.js';
+import {
+  cancelJob,
+  getGrant,
+  getRequest,
+  insertRequest,
+  insertReview,
+  isUserDisabled,
+  listReviews,
+  scheduleJob,
+  updateGrant,
+  updateRequest,
+} from '../store/index.js';
 import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { factsAuditData, gatherFacts, requestLabels } from './policy-inputs.js';
@@ -106,6 +117,13 @@ export async function reviewRequest(context: EngineContext, raw: ReviewInput): P
   try {
     return await transact(context, async (unit) => {
       const request = await requireRequest(unit, input.requestId);
+      // NB. A deprovisioned person is no approver, whatever credential still reaches here (chat, email link).
+      if (await isUserDisabled(unit.tx, input.reviewer.id)) {
+        throw new LapseError('not_an_approver', `${input.reviewer.id} is disabled and can no longer review`, {
+          where: request.id,
+          hint: 'An admin re-enables people with `lapse admin user enable`.',
+        });
+      }
       const previous = await listReviews(unit.tx, request.id);
       requireFreshMfa(request, input.client.mfaAt, unit.now);
       const review: Review = {

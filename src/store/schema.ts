@@ -35,6 +35,9 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_preferences: NotificationPreferencesTable;
   vault_accounts: VaultAccountsTable;
+  directory_groups: DirectoryGroupsTable;
+  directory_group_members: DirectoryGroupMembersTable;
+  scim_tokens: ScimTokensTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -92,6 +95,40 @@ export interface UsersTable {
   external_id: string | null;
   /** Where notifications by email go: the OIDC email claim, or set by an admin. */
   email: Generated<string | null>;
+  /** The directory that manages this person (SCIM or LDAP sync), or null. */
+  directory: Generated<'scim' | 'ldap' | null>;
+  /** Their id in that directory: the SCIM externalId, the LDAP DN. */
+  directory_id: Generated<string | null>;
+  display_name: Generated<string | null>;
+  /** Why they were disabled (deprovisioning), while disabled_at is set. */
+  disabled_reason: Generated<string | null>;
+}
+
+/** A group a directory (SCIM, LDAP) manages; members' users.groups carry its display name. */
+export interface DirectoryGroupsTable {
+  id: string;
+  directory: 'scim' | 'ldap';
+  display_name: string;
+  directory_id: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DirectoryGroupMembersTable {
+  group_id: string;
+  user_id: string;
+}
+
+/** Bearer tokens for the SCIM endpoints only (stored as SHA-256 of a 256-bit secret). */
+export interface ScimTokensTable {
+  id: string;
+  name: string;
+  secret_hash: string;
+  created_at: Timestamp;
+  created_by: string;
+  expires_at: Timestamp | null;
+  last_used_at: Timestamp | null;
+  revoked_at: Timestamp | null;
 }
 
 /** Browser sessions; the cookie carries a 256-bit secret, the row only its SHA-256. */
@@ -247,7 +284,8 @@ export type JobKind =
   | 'notify_ending'
   | 'notify_reminder'
   | 'notify_escalation'
-  | 'rotate';
+  | 'rotate'
+  | 'ldap_sync';
 
 export interface JobsTable {
   id: string;

@@ -74,3 +74,46 @@ export async function setUserPasswordHash(tx: Executor, userId: string, password
 export async function lockUser(tx: Executor, userId: string): Promise<void> {
   await sql`SELECT id FROM users WHERE id = ${userId} FOR UPDATE`.execute(tx);
 }
+
+/**
+ * Disables (with a reason) or re-enables a user; true if that changed anything. Ends nothing by
+ * itself: the engine's deprovisioning ends sessions, tokens, requests and grants in the same transaction.
+ */
+export async function setUserDisabled(tx: Executor, userId: string, disabled: { at: Date; reason: string } | null): Promise<boolean> {
+  const result = await tx
+    .updateTable('users')
+    .set(disabled ? { disabled_at: disabled.at, disabled_reason: disabled.reason } : { disabled_at: null, disabled_reason: null })
+    .where('id', '=', userId)
+    .where('disabled_at', disabled ? 'is' : 'is not', null)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows) > 0;
+}
+
+/** Whether a user of this name exists and is disabled (principals without a user row are not). */
+export async function isUserDisabled(db: Executor, name: string): Promise<boolean> {
+  const row = await db.selectFrom('users').select('id').where('name', '=', name).where('disabled_at', 'is not', null).executeTakeFirst();
+  return row !== undefined;
+}
+
+/** Pending requests of a principal (access and extension), oldest first, locked for change. */
+export async function pendingRequestIdsOf(tx: Executor, principalId: string): Promise<string[]> {
+  const rows = await tx.selectFrom('requests').select('id').where('principal_id', '=', principalId).where('status', '=', 'pending').orderBy('id').execute();
+  return rows.map((r) => r.id);
+}
+
+/** Grants of a principal that hold or are about to hold access and are not ending yet. */
+export async function unendedGrantIdsOf(tx: Executor, principalId: string): Promise<string[]> {
+  const rows = await tx
+    .selectFrom('grants')
+    .select('id')
+    .where('principal_id', '=', principalId)
+    .where('status', 'in', ['provisioning', 'active'])
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => r.id);
+}
+
+/** Records a user's IdP identity (`<issuer>#<sub>`) at their first sign-in, if none is recorded yet. */
+export async function linkUserExternalId(tx: Executor, userId: string, externalId: string): Promise<void> {
+  await tx.updateTable('users').set({ external_id: externalId }).where('id', '=', userId).where('external_id', 'is', null).execute();
+}

@@ -131,6 +131,45 @@ export function registerAdminCommands(program: Command): void {
       }),
     );
 
+  addLocationOptions(user.command('disable <name>'))
+    .description('deprovision a person: end their sessions and API tokens, cancel their pending requests, revoke their grants')
+    .option('--reason <text>', 'why (goes to the audit log; 1 to 500 characters)', 'disabled by an admin')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string; reason: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const done = await runtime.engine.disableUser({ name, actor: offlineActor(), reason: options.reason });
+          emit(globals, done, () =>
+            [
+              `${done.user.name} ${done.changed ? 'is disabled' : 'was disabled already'}: ${done.sessionsEnded} session(s) ended, ${done.apiAccessRevoked} API token(s) revoked,`,
+              `${done.requestsCancelled.length} pending request(s) cancelled, ${done.grantsRevoked.length} grant(s) being revoked (the server's scheduler removes the access).`,
+            ].join('\n'),
+          );
+        } finally {
+          await runtime.close();
+        }
+      }),
+    );
+
+  addLocationOptions(user.command('enable <name>'))
+    .description('let a disabled person sign in again (nothing they held comes back)')
+    .option('--reason <text>', 'why (goes to the audit log)', 'enabled by an admin')
+    .action(
+      action(async (name: string, options: { config?: string; dataDir?: string; reason: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const done = await runtime.engine.enableUser({ name, actor: offlineActor(), reason: options.reason });
+          emit(globals, done, () => `${done.user.name} ${done.changed ? 'may sign in again' : 'was not disabled'}`);
+        } finally {
+          await runtime.close();
+        }
+      }),
+    );
+
   const token = admin.command('token').description('API tokens for the CLI and automation');
   addLocationOptions(token.command('create'))
     .description('create an API token; it is printed once and stored only as a hash')
@@ -169,6 +208,79 @@ export function registerAdminCommands(program: Command): void {
           );
         } finally {
           await store.close();
+        }
+      }),
+    );
+
+  const scim = admin.command('scim-token').description('bearer tokens for an identity provider to push people and groups over SCIM (docs/identity.md)');
+  addLocationOptions(scim.command('create'))
+    .description('create a SCIM token (it works on /scim/v2 only); printed once, stored only as a hash')
+    .requiredOption('--name <name>', 'which identity provider it is for, e.g. okta (the audit actor is scim:<name>)')
+    .option('--expires <duration>', 'lifetime, e.g. 365d (default 365d; "never" for none)', '365d')
+    .action(
+      action(async (options: { config?: string; dataDir?: string; name: string; expires: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const expiresInMs = options.expires === 'never' ? null : parseDuration(options.expires, '--expires');
+        const { issueScimToken } = await loadAuth();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const issued = await inTransaction(store, async (tx, now) => {
+            const value = await issueScimToken(tx, { name: options.name, createdBy: offlineActor(), expiresInMs }, now);
+            return {
+              value,
+              audit: { action: 'scim_token.created', subject: value.id, data: { name: options.name, expiresAt: value.expiresAt?.toISOString() ?? null } },
+            };
+          });
+          emit(globals, { id: issued.id, token: issued.token, expiresAt: issued.expiresAt?.toISOString() ?? null }, () =>
+            [
+              issued.token,
+              '',
+              `SCIM token ${issued.id} (${options.name}), ${issued.expiresAt ? `expires ${issued.expiresAt.toISOString()}` : 'never expires'}; the SCIM base URL is <your Lapse URL>/scim/v2.`,
+              'This is the only time it is shown; paste it into the identity provider now.',
+            ].join('\n'),
+          );
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+  addLocationOptions(scim.command('revoke <id>'))
+    .description('revoke a SCIM token at once')
+    .action(
+      action(async (id: string, options: { config?: string; dataDir?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { revokeScimToken } = await loadAuth();
+        const store = await openStoreAt(resolveLocation(options));
+        try {
+          const revoked = await inTransaction(store, async (tx) => ({
+            value: await revokeScimToken(tx, id),
+            audit: { action: 'scim_token.revoked', subject: id, data: {} },
+          }));
+          if (!revoked) throw new LapseError('not_found', `there is no live SCIM token ${id}`, { where: id });
+          emit(globals, { id, revoked }, () => `SCIM token ${id} revoked`);
+        } finally {
+          await store.close();
+        }
+      }),
+    );
+
+  addLocationOptions(admin.command('ldap-sync'))
+    .description('sync people and groups from LDAP / Active Directory now (identity.ldap; the server also runs it every interval)')
+    .action(
+      action(async (options: { config?: string; dataDir?: string }, command: Command) => {
+        const globals = command.optsWithGlobals<GlobalOptions>();
+        const { openRuntime } = await import('../runtime.js');
+        const runtime = await openRuntime(resolveLocation(options));
+        try {
+          const report = await runtime.engine.syncLdap({ actor: offlineActor() });
+          emit(globals, report, () =>
+            [
+              `LDAP: ${report.people} people, ${report.created} new, ${report.updated} changed, ${report.deprovisioned} deprovisioned; ${report.groups} groups, ${report.groupsDeleted} removed.`,
+              ...report.skipped.map((s) => `skipped ${s.dn}: ${s.reason}`),
+            ].join('\n'),
+          );
+        } finally {
+          await runtime.close();
         }
       }),
     );
