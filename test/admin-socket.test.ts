@@ -66,6 +66,10 @@ describe('admin commands while lapse serve runs on the embedded database', { tim
     const whoami = await fetch(`${url}/api/v1/auth/session`, { headers: { authorization: `Bearer ${secret}` } });
     expect(whoami.status).toBe(200);
     expect(await whoami.json()).toMatchObject({ principal: { id: 'dana' }, via: 'token' });
+    // Deprovisioning from the second shell ends the token at once.
+    const disabled = await lapse(['admin', 'user', 'disable', 'dana', '--reason', 'left the company', ...location]);
+    expect(disabled.code, disabled.stderr).toBe(0);
+    expect((await fetch(`${url}/api/v1/auth/session`, { headers: { authorization: `Bearer ${secret}` } })).status).toBe(401);
     // Refusals come back as they would offline, with nothing written.
     const again = await lapse(['admin', 'user', 'create', 'dana', ...location]);
     expect(again.code).toBe(4);
