@@ -24,4 +24,5 @@ export * from './review-inbox.js';
 export * from './idempotency-keys.js';
 export * from './database-health.js';
 export * from './notifications.js';
+export * from './slack.js';
 export * from './vault-accounts.js';
