@@ -114,14 +114,18 @@ describeEachStore('Slack notifications and interactive approvals, end to end', (
       ['alice', 'U0ALICE'],
       ['dave', 'U0DAVE'],
     ]) {
-      const mapped = await api.call('root', { method: 'PUT', url: `/api/v1/integrations/slack/links/${user}`, payload: { slackUserId: id } });
+      const mapped = await api.call('root', { method: 'POST', url: '/api/v1/integrations/slack/links', payload: { user, slackUserId: id } });
       expect(mapped.statusCode, mapped.body).toBe(200);
     }
-    const refused = await api.call('mallory', { method: 'PUT', url: '/api/v1/integrations/slack/links/mallory', payload: { slackUserId: 'U0BOB' } });
+    const refused = await api.call('mallory', { method: 'POST', url: '/api/v1/integrations/slack/links', payload: { user: 'mallory', slackUserId: 'U0BOB' } });
     expect(refused.statusCode).toBe(403);
-    const taken = await api.call('root', { method: 'PUT', url: '/api/v1/integrations/slack/links/carol', payload: { slackUserId: 'U0BOB' } });
+    const taken = await api.call('root', { method: 'POST', url: '/api/v1/integrations/slack/links', payload: { user: 'carol', slackUserId: 'U0BOB' } });
     expect(taken.statusCode).toBe(409);
-    const bad = await api.call('root', { method: 'PUT', url: '/api/v1/integrations/slack/links/carol', payload: { slackUserId: 'carol@example.com' } });
+    const bad = await api.call('root', {
+      method: 'POST',
+      url: '/api/v1/integrations/slack/links',
+      payload: { user: 'carol', slackUserId: 'carol@example.com' },
+    });
     expect(bad.statusCode).toBe(400);
     expect(bad.json<{ detail: string }>().detail).toMatch(/Slack user id/);
     expect((await api.call('carol', { method: 'GET', url: '/api/v1/me/slack' })).json()).toEqual({ slackUserId: null });

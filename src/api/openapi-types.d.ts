@@ -1761,7 +1761,7 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
-    "/api/v1/integrations/slack/links/{user}": {
+    "/api/v1/integrations/slack/links": {
         parameters: {
             query?: never;
             header?: never;
@@ -1769,21 +1769,21 @@ export interface paths {
             cookie?: never;
         };
         get?: never;
-        /** Link a person's Slack user id (admins), replacing their link */
-        put: {
+        put?: never;
+        /** Link a person's Slack user id, replacing their link, or unlink them with null (admins) */
+        post: {
             parameters: {
                 query?: never;
                 header?: never;
-                path: {
-                    user: string;
-                };
+                path?: never;
                 cookie?: never;
             };
             requestBody: {
                 content: {
                     "application/json": {
-                        /** @description The Slack member id (U…), from the person's Slack profile: "Copy member ID" */
-                        slackUserId: string;
+                        user: string;
+                        /** @description The Slack member id (U…), from the person's Slack profile: "Copy member ID"; null unlinks */
+                        slackUserId: string | null;
                     };
                 };
             };
@@ -1957,126 +1957,7 @@ export interface paths {
                 };
             };
         };
-        post?: never;
-        /** Remove a person's Slack link (admins) */
-        delete: {
-            parameters: {
-                query?: never;
-                header?: never;
-                path: {
-                    user: string;
-                };
-                cookie?: never;
-            };
-            requestBody?: never;
-            responses: {
-                /** @description Default Response */
-                200: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            user: string;
-                            slackUserId: string | null;
-                        };
-                    };
-                };
-                /** @description Default Response */
-                401: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            type: string;
-                            title: string;
-                            status: number;
-                            code: string;
-                            detail: string;
-                            instance?: string;
-                            where?: string;
-                            hint?: string;
-                            problems?: string[];
-                            stepUp?: {
-                                /** @description The second factors the caller has enrolled */
-                                factors: ("totp" | "webauthn")[];
-                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
-                                endpoint: string;
-                                /** @description POST here for passkey assertion options */
-                                passkeyOptions: string;
-                                /** @description For API tokens: repeat the request with this header */
-                                header: string;
-                                /** @description Present when the caller has no factor: where to enroll one */
-                                enroll?: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Default Response */
-                403: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            type: string;
-                            title: string;
-                            status: number;
-                            code: string;
-                            detail: string;
-                            instance?: string;
-                            where?: string;
-                            hint?: string;
-                            problems?: string[];
-                            stepUp?: {
-                                /** @description The second factors the caller has enrolled */
-                                factors: ("totp" | "webauthn")[];
-                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
-                                endpoint: string;
-                                /** @description POST here for passkey assertion options */
-                                passkeyOptions: string;
-                                /** @description For API tokens: repeat the request with this header */
-                                header: string;
-                                /** @description Present when the caller has no factor: where to enroll one */
-                                enroll?: string;
-                            };
-                        };
-                    };
-                };
-                /** @description Default Response */
-                404: {
-                    headers: {
-                        [name: string]: unknown;
-                    };
-                    content: {
-                        "application/json": {
-                            type: string;
-                            title: string;
-                            status: number;
-                            code: string;
-                            detail: string;
-                            instance?: string;
-                            where?: string;
-                            hint?: string;
-                            problems?: string[];
-                            stepUp?: {
-                                /** @description The second factors the caller has enrolled */
-                                factors: ("totp" | "webauthn")[];
-                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
-                                endpoint: string;
-                                /** @description POST here for passkey assertion options */
-                                passkeyOptions: string;
-                                /** @description For API tokens: repeat the request with this header */
-                                header: string;
-                                /** @description Present when the caller has no factor: where to enroll one */
-                                enroll?: string;
-                            };
-                        };
-                    };
-                };
-            };
-        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;

@@ -238,7 +238,7 @@ export function slackUseCases(context: EngineContext) {
         if (result.conflict !== undefined) {
           throw new LapseError('conflict', `Slack user ${id} is already linked to ${result.conflict}`, {
             where: 'slackUserId',
-            hint: `Unlink it from ${result.conflict} first (DELETE /api/v1/integrations/slack/links/${result.conflict}); nothing was changed.`,
+            hint: `Unlink it from ${result.conflict} first (lapse slack link ${result.conflict} --unlink); nothing was changed.`,
           });
         }
         await unit.audit({ action: 'slack.linked', actor: by.id, subject: user, data: { slackUserId: id, by: 'admin' } });

@@ -129,7 +129,7 @@ export class SlackChannel implements NotificationChannel {
     const slackUser = user ? await this.directory.slackUserOf(user) : undefined;
     if (!slackUser) {
       throw new UndeliverableError(
-        `${user ?? 'the recipient'} has not linked a Slack account; they link it with a code from the portal (or an admin maps it: PUT /api/v1/integrations/slack/links/{user})`,
+        `${user ?? 'the recipient'} has not linked a Slack account; they link it with a code from the portal (or an admin links it: lapse slack link <user> <U…>)`,
         'skipped',
       );
     }

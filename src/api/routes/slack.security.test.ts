@@ -23,14 +23,14 @@ describe('Slack routes: unauthenticated and wrong-user calls fail', () => {
   });
 
   it('refuses admin mapping to anyone but an admin, audited', async () => {
-    const put = await api.call('alice', { method: 'PUT', url: '/api/v1/integrations/slack/links/alice', payload: { slackUserId: 'U0ALICE' } });
-    expect(put.statusCode).toBe(403);
-    const del = await api.call('bob', { method: 'DELETE', url: '/api/v1/integrations/slack/links/alice' });
-    expect(del.statusCode).toBe(403);
+    const own = await api.call('alice', { method: 'POST', url: '/api/v1/integrations/slack/links', payload: { user: 'alice', slackUserId: 'U0ALICE' } });
+    expect(own.statusCode).toBe(403);
+    const other = await api.call('bob', { method: 'POST', url: '/api/v1/integrations/slack/links', payload: { user: 'alice', slackUserId: null } });
+    expect(other.statusCode).toBe(403);
     // Their tokens lack the admin scope: refused before the role is looked at, and audited.
     for (const who of ['alice', 'bob']) {
       const events = await queryAuditEvents(store.db, { actor: who, limit: 10 });
-      expect(events.some((e) => e.data?.route === '/api/v1/integrations/slack/links/:user')).toBe(true);
+      expect(events.some((e) => e.data?.route === '/api/v1/integrations/slack/links')).toBe(true);
     }
     expect((await api.call('alice', { method: 'GET', url: '/api/v1/me/slack' })).json()).toEqual({ slackUserId: null });
   });

@@ -13,7 +13,10 @@ const userName = z
   .regex(/^[a-z0-9][a-z0-9_.@-]*$/, 'a user name: lower-case letters, digits, "_", ".", "@" and "-"');
 
 const linkBody = z
-  .object({ slackUserId: z.string().max(32).describe('The Slack member id (U…), from the person\'s Slack profile: "Copy member ID"') })
+  .object({
+    user: userName,
+    slackUserId: z.string().max(32).nullable().describe('The Slack member id (U…), from the person\'s Slack profile: "Copy member ID"; null unlinks'),
+  })
   .strict();
 
 const header = (request: FastifyRequest, name: string): string | undefined => {
@@ -112,15 +115,14 @@ export function slackRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
     );
 
-    app.put(
-      '/api/v1/integrations/slack/links/:user',
+    app.post(
+      '/api/v1/integrations/slack/links',
       {
         config: { auth: admin('slack.link_refused', 'link Slack accounts') },
         schema: {
           tags: ['slack'],
-          summary: "Link a person's Slack user id (admins), replacing their link",
+          summary: "Link a person's Slack user id, replacing their link, or unlink them with null (admins)",
           security: [{ bearer: [] }],
-          params: z.object({ user: userName }),
           body: linkBody,
           response: {
             200: z.object({ user: z.string(), slackUserId: z.string().nullable() }),
@@ -132,22 +134,7 @@ export function slackRoutes(engine: Engine): FastifyPluginAsyncZod {
           },
         },
       },
-      async (request) => engine.slack.mapUser(callerOf(request).principal, request.params.user, request.body.slackUserId),
-    );
-
-    app.delete(
-      '/api/v1/integrations/slack/links/:user',
-      {
-        config: { auth: admin('slack.link_refused', 'unlink Slack accounts') },
-        schema: {
-          tags: ['slack'],
-          summary: "Remove a person's Slack link (admins)",
-          security: [{ bearer: [] }],
-          params: z.object({ user: userName }),
-          response: { 200: z.object({ user: z.string(), slackUserId: z.string().nullable() }), 401: problemSchema, 403: problemSchema, 404: problemSchema },
-        },
-      },
-      async (request) => engine.slack.mapUser(callerOf(request).principal, request.params.user, null),
+      async (request) => engine.slack.mapUser(callerOf(request).principal, request.body.user, request.body.slackUserId),
     );
   };
 }
