@@ -250,6 +250,15 @@ describeEachStore('Slack notifications and interactive approvals, end to end', (
     expect(JSON.stringify(bobs!.blocks)).toContain('Approve in Lapse (MFA required)');
   });
 
+  it('sends a test DM to a linked person (lapse notify test), and says why not for an unlinked one', async () => {
+    const sent = await api.t.engine.notifications.sendTest({ id: 'alice', kind: 'user', groups: ['sre'] }, 'chat');
+    expect(sent.to).toBe('alice (Slack DM)');
+    expect(fake.messagesIn(fake.dmOf('U0ALICE')!).at(-1)!.text).toBe('alice asks for test/notification: your approval is needed');
+    await expect(api.t.engine.notifications.sendTest({ id: 'carol', kind: 'user', groups: ['security'] }, 'chat')).rejects.toThrow(
+      /channel chat could not send: carol has not linked a Slack account/,
+    );
+  });
+
   it('never puts the bot token or signing secret in the audit log or an API answer', async () => {
     const all = await queryAuditEvents(store().db, { limit: 1000 });
     const text = JSON.stringify(all);

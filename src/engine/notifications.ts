@@ -138,13 +138,14 @@ export function notificationUseCases(context: EngineContext) {
       }
       // Slack: `to` is a Slack channel id; without it, the admin's own DM (their linked Slack user).
       const slackTo = settings.type === 'slack' ? (to === undefined ? '' : `${SLACK_CHANNEL_RECIPIENT}${to}`) : undefined;
-      const address = slackTo ?? to ?? (await emailOfUser(context.store.db, by.id)) ?? undefined;
-      if (address === undefined) {
+      const found = slackTo ?? to ?? (await emailOfUser(context.store.db, by.id)) ?? undefined;
+      if (found === undefined) {
         throw new LapseError('validation_failed', `there is no email address on record for ${by.id}`, {
           where: 'to',
           hint: 'Pass an address (lapse notify test <channel> --to you@example.com), or have an admin set yours (lapse admin user set-email).',
         });
       }
+      const address = found || `${by.id} (Slack DM)`;
       const id = newId('delivery');
       const payload = { entitlement: 'test/notification', requester: by.id, reason: `a test of channel ${channelName}`, requestId: 'test' };
       try {
@@ -154,7 +155,7 @@ export function notificationUseCases(context: EngineContext) {
             event: 'request.pending',
             urgent: false,
             payload: { ...payload, stage: 'test' },
-            recipient: { user: by.id, ...(address ? { address } : {}) },
+            recipient: { user: by.id, ...(found ? { address: found } : {}) },
             portalUrl: context.config().auth.publicUrl,
           },
           AbortSignal.timeout(channelTimeoutMs(settings)),
