@@ -1,4 +1,5 @@
 export type * from './types.js';
+export { channelTimeoutMs } from './notifications.js';
 export { loadConfigFile, parseConfig, type ConfigCheckOptions } from './load.js';
 export { watchConfig, type ConfigWatchHandlers } from './watch.js';
 export { parsePolicyCases, runPolicyCases, type PolicyCase, type CaseResult } from './policy-cases.js';

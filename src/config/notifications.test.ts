@@ -97,12 +97,66 @@ notifications:
     const text = problems(`
 notifications:
   channels:
-    chat: { type: slack, token: x }
+    chat: { type: pigeon, token: x }
   rules:
     - { events: [request.exploded], channels: [chat], colour: red }
 `).join('\n');
     expect(text).toMatch(/notifications\.channels\.chat.*unknown channel type: this Lapse has "email"/);
     expect(text).toMatch(/notifications\.rules\.0\.events\.0|notifications\.rules\[0\]\.events\[0\]/);
     expect(text).toMatch(/unknown key "colour"/);
+  });
+
+  it('builds a Slack channel: token and signing secret by reference, opted-in policies, rules posting to Slack channels', () => {
+    const config = parseConfig(
+      `${BASE}
+notifications:
+  channels:
+    chat:
+      type: slack
+      token: "\${env:SLACK_TOKEN}"
+      signingSecret: "\${env:SLACK_SECRET}"
+      interactive: { policies: [sre-admin] }
+  rules:
+    - { events: [request.pending], channels: [chat], to: { slackChannels: [C0APPROVALS] } }
+`,
+      'lapse.yaml',
+      { SLACK_TOKEN: 'xoxb-1234-5678-abcdefgh', SLACK_SECRET: '0123456789abcdef0123456789abcdef' },
+    );
+    const chat = config.notifications.channels.get('chat');
+    expect(chat).toMatchObject({ type: 'slack', token: 'xoxb-1234-5678-abcdefgh', apiUrl: 'https://slack.com/api/', timeoutMs: 10_000 });
+    expect(chat?.type === 'slack' && [...chat.interactivePolicies]).toEqual(['sre-admin']);
+    expect(config.notifications.rules[0]!.to.slackChannels).toEqual(['C0APPROVALS']);
+  });
+
+  it('refuses an inline Slack token, plain http to a remote API, unknown policies, channel names and Slack posts without a Slack channel', () => {
+    const found = problems(
+      `
+notifications:
+  channels:
+    chat:
+      type: slack
+      token: xoxb-1234-5678-abcdefgh
+      signingSecret: "\${env:SLACK_SECRET}"
+      interactive: { policies: [nope] }
+      apiUrl: http://slack.example.com/api/
+    mail: { type: email, from: lapse@example.com, smtp: { host: smtp.example.com } }
+  rules:
+    - { events: [request.pending], channels: [mail], to: { slackChannels: [C0APPROVALS] } }
+`,
+      { SLACK_SECRET: 'short' },
+    );
+    const text = found.join('\n');
+    expect(text).toMatch(/notifications\.channels\.chat\.token: give it as a reference/);
+    expect(text).toMatch(/notifications\.channels\.chat\.signingSecret: the value it refers to does not look like/);
+    expect(text).toMatch(/notifications\.channels\.chat\.interactive\.policies\[0\]: there is no policy "nope"/);
+    expect(text).toMatch(/notifications\.channels\.chat\.apiUrl: plain http is only allowed/);
+    expect(text).toMatch(/notifications\.rules\[0\]\.to\.slackChannels: only a channel of type slack/);
+    expect(text).not.toContain('xoxb-1234-5678-abcdefgh');
+    const names = problems(`
+notifications:
+  channels: { chat: { type: slack, token: "\${env:T}", signingSecret: "\${env:S}" } }
+  rules: [{ events: [request.pending], channels: [chat], to: { slackChannels: ["#approvals"] } }]
+`).join('\n');
+    expect(names).toMatch(/notifications\.rules\[0\]\.to\.slackChannels\[0\]: write a Slack channel id/);
   });
 });

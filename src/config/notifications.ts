@@ -5,7 +5,7 @@ import { LapseError } from '../domain/errors.js';
 import { boundedText } from '../domain/text.js';
 import { duration, entitlementPattern, name, principalName, subjectSet, text } from './schema-parts.js';
 import { resolveReference, type SecretContext } from './secrets.js';
-import type { ChannelConfig, NotificationRule, NotificationsConfig } from './types.js';
+import type { ChannelConfig, NotificationRule, NotificationsConfig, SlackChannelConfig } from './types.js';
 
 /**
  * `notifications:` in lapse.yaml (docs/notifications.md): named channels and the rules routing
@@ -51,8 +51,37 @@ const emailChannel = z
   })
   .strict();
 
-const channel = z.discriminatedUnion('type', [emailChannel], {
-  error: (issue) => (issue.code === 'invalid_union' ? 'unknown channel type: this Lapse has "email" (Slack, Teams and webhooks are not built yet)' : undefined),
+/** A Slack conversation id: a public or private channel (C…, G…). */
+const slackChannelId = z
+  .string()
+  .max(32)
+  .regex(/^[CG][A-Z0-9]{2,30}$/, 'write a Slack channel id (e.g. C0123ABCD, from the channel details), not its #name');
+
+const slackChannel = z
+  .object({
+    type: z.literal('slack'),
+    /** The bot token (xoxb-…), by reference. */
+    token: text(1024),
+    /** The app's signing secret, by reference: verifies interaction payloads. */
+    signingSecret: text(1024),
+    /** Policies whose approval requests get Approve / Deny buttons. Default: none. */
+    interactive: z
+      .object({ policies: z.array(name('policy')).max(100).default([]) })
+      .strict()
+      .prefault({}),
+    /** The Web API's base URL: only for a local fake or a proxy. */
+    apiUrl: z
+      .url({ protocol: /^https?$/, message: 'write an http(s) URL, e.g. https://slack.com/api/' })
+      .max(2048)
+      .default('https://slack.com/api/'),
+    timeout: duration.prefault('10s'),
+    retry,
+  })
+  .strict();
+
+const channel = z.discriminatedUnion('type', [emailChannel, slackChannel], {
+  error: (issue) =>
+    issue.code === 'invalid_union' ? 'unknown channel type: this Lapse has "email" and "slack" (Teams and webhooks are not built yet)' : undefined,
 });
 
 const rule = z
@@ -69,6 +98,8 @@ const rule = z
         users: z.array(principalName).max(1000).default([]),
         groups: z.array(principalName).max(1000).default([]),
         addresses: z.array(email).max(50).default([]),
+        /** Slack channels to post to (for rules naming a Slack channel). */
+        slackChannels: z.array(slackChannelId).max(20).default([]),
       })
       .strict()
       .prefault({}),
@@ -87,6 +118,11 @@ export const notificationsSchema = z
   })
   .strict()
   .prefault({});
+
+/** How long one send over a channel may take. */
+export function channelTimeoutMs(channel: ChannelConfig): number {
+  return channel.type === 'email' ? channel.smtp.timeoutMs : channel.timeoutMs;
+}
 
 /** What a rule's `when` may read: `event` (docs/notifications.md lists its fields). */
 export const NOTIFICATION_CONDITION_VARIABLES = ['event'] as const;
@@ -107,6 +143,10 @@ export function resolveNotificationsConfig(
   const channels = new Map<string, ChannelConfig>();
   for (const [channelName, c] of Object.entries(parsed.channels)) {
     const where = `notifications.channels.${channelName}`;
+    if (c.type === 'slack') {
+      channels.set(channelName, resolveSlackChannel(channelName, c, secrets, known.policies));
+      continue;
+    }
     if (c.smtp.password !== undefined && !c.smtp.password.startsWith('${')) {
       problems.push(`${where}.smtp.password: give the password as a reference (\${env:NAME} or \${file:path}), not inline`);
     }
@@ -148,7 +188,10 @@ export function resolveNotificationsConfig(
         problems.push(`${where}.targets[${j}]: "${pattern}" matches no configured entitlement; check the target and entitlement names`);
       }
     });
-    if (!r.to.audience && r.to.users.length + r.to.groups.length + r.to.addresses.length === 0) {
+    if (r.to.slackChannels.length > 0 && !r.channels.some((c) => parsed.channels[c]?.type === 'slack')) {
+      problems.push(`${where}.to.slackChannels: only a channel of type slack posts to Slack channels; name one under channels`);
+    }
+    if (!r.to.audience && r.to.users.length + r.to.groups.length + r.to.addresses.length + r.to.slackChannels.length === 0) {
       problems.push(`${where}.to: with audience false, name users, groups or addresses, or the rule reaches nobody`);
     }
     let when;
@@ -165,7 +208,7 @@ export function resolveNotificationsConfig(
       index: i,
       events,
       channels: r.channels,
-      to: { audience: r.to.audience, users: r.to.users, groups: r.to.groups, addresses: r.to.addresses },
+      to: { audience: r.to.audience, users: r.to.users, groups: r.to.groups, addresses: r.to.addresses, slackChannels: r.to.slackChannels },
       targets: r.targets,
       policies: r.policies,
       when,
@@ -180,5 +223,43 @@ export function resolveNotificationsConfig(
     rules,
     approvals: { remindAfterMs: remindAfter, escalateAfterMs: escalateAfter, escalateTo },
     endingSoonMs: parsed.endingSoon,
+  };
+}
+
+/**
+ * A Slack channel's settings: token and signing secret by reference only, policies that exist,
+ * and the Web API over https (plain http only to a fake on loopback).
+ */
+function resolveSlackChannel(channelName: string, c: z.output<typeof slackChannel>, secrets: SecretContext, policies: readonly string[]): SlackChannelConfig {
+  const where = `notifications.channels.${channelName}`;
+  const problems = secrets.problems;
+  const secret = (value: string, field: string, shape: RegExp, example: string): string => {
+    if (!value.startsWith('${')) {
+      problems.push(`${where}.${field}: give it as a reference (\${env:NAME} or \${file:path}), not inline`);
+      return '';
+    }
+    const resolved = resolveReference(value, `${where}.${field}`, secrets);
+    if (resolved && !shape.test(resolved)) problems.push(`${where}.${field}: the value it refers to does not look like ${example}`);
+    return resolved;
+  };
+  const token = secret(c.token, 'token', /^xox[bp]-[A-Za-z0-9-]{8,250}$/, 'a Slack bot token (xoxb-…)');
+  const signingSecret = secret(c.signingSecret, 'signingSecret', /^[A-Za-z0-9]{16,128}$/, "a Slack app's signing secret (hex, from Basic Information)");
+  c.interactive.policies.forEach((p, j) => {
+    if (!policies.includes(p)) problems.push(`${where}.interactive.policies[${j}]: there is no policy "${p}"`);
+  });
+  const url = new URL(c.apiUrl);
+  if (url.protocol === 'http:' && !LOOPBACK.has(url.hostname)) {
+    problems.push(`${where}.apiUrl: plain http is only allowed to 127.0.0.1, localhost or ::1 (a local fake), not ${url.hostname}`);
+  }
+  if (c.retry.backoff.min > c.retry.backoff.max) problems.push(`${where}.retry.backoff: min must not exceed max`);
+  return {
+    name: channelName,
+    type: 'slack',
+    token,
+    signingSecret,
+    interactivePolicies: new Set(c.interactive.policies),
+    apiUrl: c.apiUrl.endsWith('/') ? c.apiUrl : `${c.apiUrl}/`,
+    timeoutMs: c.timeout,
+    retry: { attempts: c.retry.attempts, backoffMinMs: c.retry.backoff.min, backoffMaxMs: c.retry.backoff.max },
   };
 }

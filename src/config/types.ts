@@ -69,7 +69,23 @@ export interface NotificationsConfig {
 }
 
 /** One channel; a union on `type` as Slack, Teams and webhooks join email. */
-export type ChannelConfig = EmailChannelConfig;
+export type ChannelConfig = EmailChannelConfig | SlackChannelConfig;
+
+/** A Slack app's bot (docs/notifications.md#slack): DMs to linked people, posts to Slack channels. */
+export interface SlackChannelConfig {
+  readonly name: string;
+  readonly type: 'slack';
+  /** The bot token (xoxb-…), resolved from a secret reference. Never log it. */
+  readonly token: string;
+  /** Verifies interaction payloads; resolved from a secret reference. Never log it. */
+  readonly signingSecret: string;
+  /** Policies whose approval requests carry Approve / Deny buttons (none by default). */
+  readonly interactivePolicies: ReadonlySet<string>;
+  /** The Web API's base URL, ending in `/` (https://slack.com/api/, or a local fake). */
+  readonly apiUrl: string;
+  readonly timeoutMs: number;
+  readonly retry: ChannelRetry;
+}
 
 export interface EmailChannelConfig {
   readonly name: string;
@@ -110,6 +126,8 @@ export interface NotificationRule {
     readonly users: readonly string[];
     readonly groups: readonly string[];
     readonly addresses: readonly string[];
+    /** Slack channel ids (C…) that Slack channels post to. */
+    readonly slackChannels: readonly string[];
   };
   /** Entitlement patterns; unset: any. */
   readonly targets: readonly string[] | undefined;

@@ -36,6 +36,7 @@ import { hostTrustOf } from './host-trust.js';
 import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
 import { PolicyInputs } from './policy-inputs.js';
+import { slackDirectory, slackUseCases, type SlackUseCases } from './slack.js';
 import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
 import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
 import { rotateJob } from './vault-rotation.js';
@@ -76,6 +77,8 @@ export class Engine {
   readonly notifications: NotificationUseCases;
   /** People and groups pushed by SCIM or pulled from LDAP (docs/identity.md). */
   readonly directory: DirectoryUseCases;
+  /** Slack linking and interactive approvals (docs/notifications.md#slack). */
+  readonly slack: SlackUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -95,7 +98,7 @@ export class Engine {
   constructor(options: EngineOptions) {
     this.current = options.config;
     const logger = options.logger ?? pino({ level: 'silent' });
-    this.channels = new NotificationChannels(logger);
+    this.channels = new NotificationChannels(logger, { slack: slackDirectory(options.store) });
     this.channels.use(options.config);
     this.context = {
       store: options.store,
@@ -135,6 +138,7 @@ export class Engine {
     this.notifier = notificationScheduler(context, () => this.current.scheduler.pollIntervalMs);
     this.notifications = notificationUseCases(context);
     this.directory = directoryUseCases(context);
+    this.slack = slackUseCases(context);
   }
 
   get config(): EffectiveConfig {
@@ -175,6 +179,7 @@ export class Engine {
   }
 
   async stop(): Promise<void> {
+    await this.slack.idle();
     await this.changes.stop();
     await Promise.all([this.scheduler.stop(), this.notifier.stop()]);
     await this.channels.close();

@@ -1,6 +1,7 @@
 import { quietHoursEnd } from '../domain/notifications.js';
 import type { NotificationEventName } from '../domain/notifications.js';
-import { UndeliverableError, type OutgoingNotification } from '../notify/index.js';
+import { channelTimeoutMs } from '../config/index.js';
+import { SLACK_CHANNEL_RECIPIENT, UndeliverableError, type OutgoingNotification } from '../notify/index.js';
 import {
   completeJob,
   countDeliveryAttempt,
@@ -65,7 +66,7 @@ export async function deliverNotification(context: EngineContext, job: Job, work
   const started = performance.now();
   const seconds = () => (performance.now() - started) / 1000;
   try {
-    await channel.send(message, AbortSignal.timeout(settings.smtp.timeoutMs));
+    await channel.send(message, AbortSignal.timeout(channelTimeoutMs(settings)));
   } catch (error) {
     const reason = errorMessage(error);
     if (error instanceof UndeliverableError || attempt >= settings.retry.attempts) {
@@ -103,6 +104,7 @@ type Recipient = { user?: string; address?: string } | { skip: string } | { hold
 async function addressOf(context: EngineContext, delivery: Delivery): Promise<Recipient> {
   const db = context.store.db;
   if (delivery.recipient.startsWith('address:')) return { address: delivery.recipient.slice('address:'.length) };
+  if (delivery.recipient.startsWith(SLACK_CHANNEL_RECIPIENT)) return { address: delivery.recipient };
   const user = delivery.recipient;
   const preferences = await getNotificationPreferences(db, user);
   if (preferences && !preferences.emailEnabled && delivery.channelType === 'email') return { skip: `${user} turned email notifications off` };

@@ -14,6 +14,7 @@ import {
   type NewDelivery,
   type StoredGrant,
 } from '../store/index.js';
+import { SLACK_CHANNEL_RECIPIENT } from '../notify/index.js';
 import type { AuditEntry, EngineContext, UnitOfWork } from './context.js';
 
 /**
@@ -156,6 +157,10 @@ function requestPayload(request: AccessRequest, event: NotificationEvent): Recor
     reason: request.reason.slice(0, 1000),
     ticket: request.ticket,
     stage: request.stages[request.currentStage]?.name ?? null,
+    // For chat buttons: which policy (interactive approval is opted into per policy), and whether
+    // the open stage wants MFA step-up (then only the portal may decide).
+    policy: request.policy,
+    stageMfa: request.stages[request.currentStage]?.mfaMaxAgeMs !== undefined,
     since: request.createdAt.toISOString(),
     grantId: request.grantId,
     ...(event.name === 'request.decided' ? { outcome: event.data.outcome, by: event.actor === 'system' ? null : event.actor } : {}),
@@ -233,10 +238,13 @@ export async function enqueueEvents(context: EngineContext, unit: UnitOfWork, ev
       }
       for (const name of await enabledUserNamesIn(unit.tx, rule.to.users, rule.to.groups)) recipients.add(name);
       for (const address of rule.to.addresses) recipients.add(`address:${address}`);
+      for (const slackChannel of rule.to.slackChannels) recipients.add(`${SLACK_CHANNEL_RECIPIENT}${slackChannel}`);
       for (const channel of rule.channels) {
         const type = config.channels.get(channel)?.type;
         if (!type) continue;
         for (const recipient of recipients) {
+          // Email addresses go by email, Slack channels by Slack; people by every channel.
+          if (recipient.startsWith('address:') ? type === 'slack' : recipient.startsWith(SLACK_CHANNEL_RECIPIENT) && type !== 'slack') continue;
           const dedupeKey = `${event.name}:${facts.occurrence}:${channel}:${recipient}`;
           if (deliveries.has(dedupeKey)) continue;
           deliveries.set(dedupeKey, {

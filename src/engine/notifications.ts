@@ -4,7 +4,8 @@ import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { formatTimeOfDay, parseTimeOfDay, preferencesInput, type PreferencesInput } from '../domain/notifications.js';
 import type { Principal } from '../domain/principal.js';
-import { createChannel, type NotificationChannel } from '../notify/index.js';
+import { channelTimeoutMs } from '../config/index.js';
+import { createChannel, SLACK_CHANNEL_RECIPIENT, type ChannelDependencies, type NotificationChannel } from '../notify/index.js';
 import {
   countDeliveries,
   emailOfUser,
@@ -28,14 +29,17 @@ import { errorMessage } from './target-calls.js';
 export class NotificationChannels {
   private channels = new Map<string, NotificationChannel>();
 
-  constructor(private readonly logger: Logger) {}
+  constructor(
+    private readonly logger: Logger,
+    private readonly dependencies: ChannelDependencies,
+  ) {}
 
   use(config: EffectiveConfig): void {
     const previous = this.channels;
-    this.channels = new Map([...config.notifications.channels.values()].map((c) => [c.name, createChannel(c)]));
+    this.channels = new Map([...config.notifications.channels.values()].map((c) => [c.name, createChannel(c, this.dependencies)]));
     for (const channel of previous.values()) void channel.close();
     for (const c of config.notifications.channels.values()) {
-      if (c.smtp.allowInsecure) {
+      if (c.type === 'email' && c.smtp.allowInsecure) {
         this.logger.warn(
           { channel: c.name, host: c.smtp.host },
           `notifications.channels.${c.name}.smtp.allowInsecure is on: mail and the SMTP password travel unencrypted (loopback only); never use this in production`,
@@ -132,13 +136,16 @@ export function notificationUseCases(context: EngineContext) {
           hint: `Channels are named under notifications.channels in lapse.yaml (configured: ${[...context.config().notifications.channels.keys()].join(', ') || 'none'}).`,
         });
       }
-      const address = to ?? (await emailOfUser(context.store.db, by.id)) ?? undefined;
-      if (!address) {
+      // Slack: `to` is a Slack channel id; without it, the admin's own DM (their linked Slack user).
+      const slackTo = settings.type === 'slack' ? (to === undefined ? '' : `${SLACK_CHANNEL_RECIPIENT}${to}`) : undefined;
+      const found = slackTo ?? to ?? (await emailOfUser(context.store.db, by.id)) ?? undefined;
+      if (found === undefined) {
         throw new LapseError('validation_failed', `there is no email address on record for ${by.id}`, {
           where: 'to',
           hint: 'Pass an address (lapse notify test <channel> --to you@example.com), or have an admin set yours (lapse admin user set-email).',
         });
       }
+      const address = found || `${by.id} (Slack DM)`;
       const id = newId('delivery');
       const payload = { entitlement: 'test/notification', requester: by.id, reason: `a test of channel ${channelName}`, requestId: 'test' };
       try {
@@ -148,10 +155,10 @@ export function notificationUseCases(context: EngineContext) {
             event: 'request.pending',
             urgent: false,
             payload: { ...payload, stage: 'test' },
-            recipient: { user: by.id, address },
+            recipient: { user: by.id, ...(found ? { address: found } : {}) },
             portalUrl: context.config().auth.publicUrl,
           },
-          AbortSignal.timeout(settings.smtp.timeoutMs),
+          AbortSignal.timeout(channelTimeoutMs(settings)),
         );
       } catch (error) {
         const message = errorMessage(error);

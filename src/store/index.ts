@@ -25,5 +25,6 @@ export * from './review-inbox.js';
 export * from './idempotency-keys.js';
 export * from './database-health.js';
 export * from './notifications.js';
+export * from './slack.js';
 export * from './vault-accounts.js';
 export * from './directory.js';

@@ -38,6 +38,10 @@ export interface Database {
   directory_groups: DirectoryGroupsTable;
   directory_group_members: DirectoryGroupMembersTable;
   scim_tokens: ScimTokensTable;
+  slack_identities: SlackIdentitiesTable;
+  slack_link_codes: SlackLinkCodesTable;
+  slack_messages: SlackMessagesTable;
+  slack_interactions_seen: SlackInteractionsSeenTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -452,4 +456,37 @@ export interface NotificationPreferencesTable {
   quiet_end: number | null;
   timezone: string;
   updated_at: Timestamp;
+}
+
+/** A person's Slack user id, linked by a code they sent to the app or by an admin (never by email). */
+export interface SlackIdentitiesTable {
+  principal_id: string;
+  slack_user_id: string;
+  linked_by: string;
+  linked_at: Timestamp;
+}
+
+/** A one-time linking code (its SHA-256), one per person at a time. */
+export interface SlackLinkCodesTable {
+  code_hash: string;
+  principal_id: string;
+  expires_at: Timestamp;
+  created_at: Timestamp;
+}
+
+/** Where a delivery's Slack message went, so it can be updated in place. */
+export interface SlackMessagesTable {
+  delivery_id: string;
+  request_id: string;
+  channel: string;
+  conversation: string;
+  ts: string;
+  event: string;
+  created_at: Timestamp;
+}
+
+/** Signatures of accepted Slack interactions, refused if seen again (pruned after the window). */
+export interface SlackInteractionsSeenTable {
+  signature: string;
+  seen_at: Timestamp;
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 import { registerNotifyCommands } from './client-notify.js';
+import { registerSlackCommands } from './client-slack.js';
 import { registerRequestCommands } from './client-request.js';
 import { registerReviewCommands } from './client-review.js';
 import { registerStatusCommands } from './client-status.js';
@@ -41,6 +42,7 @@ export function registerCommands(program: Command): void {
   registerStatusCommands(program);
   registerReviewCommands(program);
   registerNotifyCommands(program);
+  registerSlackCommands(program);
   registerVaultCommands(program);
   program.commandsGroup('Shell:');
   registerCompletionCommand(program);

@@ -13,6 +13,7 @@ import * as m0011 from './0011_propagation_pending.js';
 import * as m0012 from './0012_notifications.js';
 import * as m0013 from './0013_vault.js';
 import * as m0014 from './0014_token_lineage.js';
+import * as m0015 from './0015_slack.js';
 import * as m0022 from './0022_identity.js';
 
 /**
@@ -35,6 +36,7 @@ const migrations: Record<string, Migration> = {
   '0012_notifications': m0012,
   '0013_vault': m0013,
   '0014_token_lineage': m0014,
+  '0015_slack': m0015,
   '0022_identity': m0022,
 };
 
