@@ -5,6 +5,7 @@ import { integrationsSchema } from './integrations-schema.js';
 import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
 import { duration, entitlementPattern, name, subjectSet, text } from './schema-parts.js';
 import { notificationsSchema } from './notifications.js';
+import { reviewsSchema } from './reviews.js';
 
 export { duration };
 import { PASSWORD_ALPHABETS } from './types.js';
@@ -233,6 +234,7 @@ export const configSchema = z
       .prefault({}),
     integrations: integrationsSchema,
     notifications: notificationsSchema,
+    reviews: reviewsSchema,
     scheduler: z
       .object({
         pollInterval: duration.prefault('1s'),

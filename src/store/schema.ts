@@ -35,6 +35,8 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_preferences: NotificationPreferencesTable;
   vault_accounts: VaultAccountsTable;
+  review_campaigns: ReviewCampaignsTable;
+  review_items: ReviewItemsTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -247,7 +249,9 @@ export type JobKind =
   | 'notify_ending'
   | 'notify_reminder'
   | 'notify_escalation'
-  | 'rotate';
+  | 'rotate'
+  | 'review_open'
+  | 'review_due';
 
 export interface JobsTable {
   id: string;
@@ -414,4 +418,43 @@ export interface NotificationPreferencesTable {
   quiet_end: number | null;
   timezone: string;
   updated_at: Timestamp;
+}
+
+/** One access-review round (docs/reviews.md): its rules as they were when it opened. */
+export interface ReviewCampaignsTable {
+  id: string;
+  name: string;
+  origin: 'config' | 'api';
+  status: 'open' | 'closed';
+  settings: JSONColumnType<Record<string, unknown>>;
+  period_from: Timestamp;
+  period_to: Timestamp;
+  opened_at: Timestamp;
+  opened_by: string;
+  deadline: Timestamp;
+  config_version: string;
+  closed_at: Timestamp | null;
+  closed_by: string | null;
+}
+
+/** One person's access to one entitlement under review, its evidence, decision and outcome. */
+export interface ReviewItemsTable {
+  id: string;
+  campaign_id: string;
+  kind: 'eligible' | 'used' | 'standing';
+  principal_id: string;
+  target: string;
+  entitlement: string;
+  policy: string | null;
+  finding_id: string | null;
+  high_risk: boolean;
+  reviewers: JSONColumnType<{ users: string[]; groups: string[] }>;
+  evidence: JSONColumnType<Record<string, unknown>>;
+  decision: 'keep' | 'remove' | 'unsure' | null;
+  by_default: Generated<boolean>;
+  justification: string | null;
+  decided_by: string | null;
+  decided_at: Timestamp | null;
+  outcome: 'pending' | 'kept' | 'flagged' | 'removed' | 'remove_failed' | 'change_proposed' | 'change_applied';
+  outcome_detail: JSONColumnType<Record<string, unknown>>;
 }
