@@ -1,6 +1,9 @@
+import { z } from 'zod';
 import { LapseError } from './errors.js';
+import { boundedText } from './text.js';
 import { matchesEntitlementPattern } from './policy/definition.js';
-import { inSubjectSet, peopleBehind, type Principal, type SubjectSet } from './principal.js';
+import { mayDecideReviewItem } from './authorization.js';
+import { peopleBehind, type Principal, type SubjectSet } from './principal.js';
 
 /**
  * Access reviews (docs/reviews.md): campaigns that ask accountable people, on a schedule, whether
@@ -96,7 +99,7 @@ export function checkReviewDecision(
       hint: 'Another reviewer of this entitlement decides it; nothing was recorded.',
     });
   }
-  if (!inSubjectSet(reviewer, item.reviewers)) {
+  if (!mayDecideReviewItem(reviewer, item)) {
     throw new LapseError('not_found', `there is no review item ${item.id} for you to decide`, {
       where: item.id,
       hint: 'List your queue with `lapse review ls`; nothing was recorded.',
@@ -154,3 +157,16 @@ export function proposedChange(
     );
   return { policy, change: parts.join('; and ') || `remove ${principalId} from policy ${policy}` };
 }
+
+/** Review item ids as the API and CLI send them. */
+export const reviewItemId = z.string().regex(/^rvi_[0-9a-z]{1,40}$/, 'a review item id looks like rvi_…');
+export const reviewCampaignId = z.string().regex(/^rvc_[0-9a-z]{1,40}$/, 'a review campaign id looks like rvc_…');
+
+/** One decision on up to 500 items with one justification (bulk decide), as the API and CLI send it. */
+export const reviewDecisionInput = z
+  .object({
+    items: z.array(reviewItemId).min(1).max(500),
+    decision: z.enum(ACCESS_REVIEW_DECISIONS, { message: 'decision is keep, remove or unsure' }),
+    justification: boundedText(2000).default(''),
+  })
+  .strict();

@@ -14,6 +14,7 @@ import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
 import { registerVaultCommands } from './client-vault.js';
+import { registerAccessReviewCommands } from './client-access-review.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -38,4 +39,5 @@ export function registerCommands(program: Command): void {
   registerReviewCommands(program);
   registerNotifyCommands(program);
   registerVaultCommands(program);
+  registerAccessReviewCommands(program);
 }
