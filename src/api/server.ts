@@ -14,6 +14,7 @@ import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
 import { reviewRoutes } from './routes/reviews.js';
+import { reportRoutes } from './routes/reports.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { vaultRoutes } from './routes/vault.js';
 import { auditRoutes } from './routes/audit.js';
@@ -110,6 +111,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
   await app.register(reviewRoutes(options.engine));
+  await app.register(reportRoutes(options.engine, options.checkpointKeys));
   await app.register(notificationRoutes(options.engine));
   await app.register(vaultRoutes(options.engine, options.auth));
   await app.register(requestRoutes(options.engine));

@@ -49,6 +49,7 @@ import {
   scheduleReviews,
 } from './access-reviews.js';
 import type { ReviewCampaignSettings } from '../domain/access-review.js';
+import { generateReport } from './compliance-reports.js';
 import type { Principal } from '../domain/principal.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
@@ -236,6 +237,8 @@ export class Engine {
   reviewCampaigns = (filter: Parameters<typeof listCampaigns>[1] = {}) => listCampaigns(this.context, filter);
   reviewQueue = (reviewer: Principal, options: Parameters<typeof reviewQueue>[2] = {}) => reviewQueue(this.context, reviewer, options);
   reviewCampaignItems = (campaignId: string) => campaignItems(this.context, campaignId);
+  /** A compliance report over a period, with its audit-chain cover (docs/compliance.md). Audited. */
+  complianceReport = (input: Parameters<typeof generateReport>[1]) => generateReport(this.context, input);
   /** Reconciles one target, or all, now; see docs/reconciliation.md. */
   reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);
   listFindings = (filter: FindingFilter = {}) => listFindings(this.context.store.db, filter);

@@ -26,3 +26,4 @@ export * from './database-health.js';
 export * from './notifications.js';
 export * from './vault-accounts.js';
 export * from './access-reviews.js';
+export * from './compliance-reports.js';
