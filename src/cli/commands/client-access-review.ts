@@ -154,3 +154,56 @@ export function registerAccessReviewCommands(program: Command): void {
       }),
     );
 }
+
+const REPORTS = ['access-reviews', 'privileged-activity', 'break-glass', 'standing-access', 'config-changes'] as const;
+const DAY_OR_INSTANT = /^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2}))?$/;
+
+interface ReportFlags extends ClientFlags {
+  from: string;
+  to: string;
+  format?: string;
+  out?: string;
+}
+
+/** `lapse report <kind> --from --to [--format csv|pdf] [--out file]` (admins and auditors; docs/compliance.md). */
+export function registerReportCommand(program: Command): void {
+  addClientOptions(program.command('report <kind>'))
+    .description(`compliance evidence over a period as CSV or PDF (admins and auditors): ${REPORTS.join(', ')}`)
+    .requiredOption('--from <date>', 'start of the period (2026-07-01 or an ISO 8601 instant)')
+    .requiredOption('--to <date>', 'end of the period, exclusive')
+    .option('--format <format>', 'csv (default) or pdf')
+    .option('--out <file>', 'write to this file instead of standard output (PDF needs it unless piped)')
+    .action(
+      action(async (kind: string, _options: unknown, command: Command) => {
+        const flags = command.optsWithGlobals<ReportFlags>();
+        if (!(REPORTS as readonly string[]).includes(kind))
+          throw usage(`"${kind.slice(0, 40)}" is not a report`, '<kind>', `The reports are ${REPORTS.join(', ')}.`);
+        for (const [where, value] of [
+          ['--from', flags.from],
+          ['--to', flags.to],
+        ] as const) {
+          if (!DAY_OR_INSTANT.test(value))
+            throw usage(
+              `${where} ${value.slice(0, 40)} is not a date`,
+              where,
+              'Write a date (2026-07-01) or an instant with its offset (2026-07-01T12:00:00Z).',
+            );
+        }
+        const format = flags.format ?? 'csv';
+        if (format !== 'csv' && format !== 'pdf') throw usage('--format must be csv or pdf', '--format');
+        if (format === 'pdf' && !flags.out && process.stdout.isTTY)
+          throw usage('a PDF is not for the terminal', '--out', 'Add --out report.pdf (or pipe the output).');
+        const client = clientFor(flags);
+        const body = await client.stream('/api/v1/reports/{kind}', {
+          path: { kind },
+          query: { from: flags.from, to: flags.to, format },
+        });
+        const { createWriteStream } = await import('node:fs');
+        const out: NodeJS.WritableStream = flags.out ? createWriteStream(flags.out, { mode: 0o600 }) : process.stdout;
+        for await (const chunk of body) {
+          if (!out.write(chunk)) await new Promise<void>((resolve) => out.once('drain', () => resolve()));
+        }
+        if (flags.out) await new Promise<void>((resolve, reject) => out.once('error', reject).end(() => resolve()));
+      }),
+    );
+}

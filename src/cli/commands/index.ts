@@ -14,7 +14,7 @@ import { registerReconcileCommand } from './reconcile.js';
 import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
 import { registerVaultCommands } from './client-vault.js';
-import { registerAccessReviewCommands } from './client-access-review.js';
+import { registerAccessReviewCommands, registerReportCommand } from './client-access-review.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -40,4 +40,5 @@ export function registerCommands(program: Command): void {
   registerNotifyCommands(program);
   registerVaultCommands(program);
   registerAccessReviewCommands(program);
+  registerReportCommand(program);
 }
