@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alice, bob, carol, startEngine, waitFor, type TestEngine } from '../../test/support/engine.js';
 import { describeEachStore } from '../../test/support/stores.js';
 import { newId } from '../domain/ids.js';
-import { insertUser, listReviewCampaigns, listReviewItems, type Store } from '../store/index.js';
+import { insertUser, listDeliveries, listReviewCampaigns, listReviewItems, type Store } from '../store/index.js';
 
 /** prod-db/admin is owned by carol; everything else falls back to the sre-leads (bob). */
 const CONFIG = `
@@ -37,6 +37,11 @@ reviews:
       fallback: { groups: [sre-leads] }
     whenUnanswered: remove
     highRisk: ["prod-db/admin"]
+notifications:
+  channels:
+    mail: { type: email, from: lapse@example.test, smtp: { host: 127.0.0.1, port: 1, allowInsecure: true, timeout: 1s }, retry: { attempts: 1 } }
+  rules:
+    - { events: [review.opened, review.reminder], channels: [mail] }
 scheduler: { pollInterval: 100ms, connectorTimeout: 2s, provisionAttempts: 3, revokeBackoff: { min: 20ms, max: 200ms } }
 `;
 
@@ -112,6 +117,9 @@ describeEachStore('access reviews', ({ store }) => {
     expect(standing.evidence).toMatchObject({ account: 'dba-dave', reason: 'unmanaged' });
     const opened = await events('review.opened');
     expect(opened).toEqual([expect.objectContaining({ subject: campaignId, data: expect.objectContaining({ name: 'quarterly', items: items.length }) })]);
+    // The reviewers are told (the outbox, in the campaign's transaction); nobody else is.
+    const told = await listDeliveries(store().db, { event: 'review.opened' });
+    expect(told.map((d) => d.recipient).sort()).toEqual(['bob', 'carol']);
     const next = await store().db.selectFrom('jobs').select(['kind', 'due_at']).where('kind', 'in', ['review_open', 'review_due']).execute();
     expect(next.map((j) => j.kind).sort()).toEqual(['review_due', 'review_open']);
   });
@@ -169,6 +177,7 @@ describeEachStore('access reviews', ({ store }) => {
       () => events('review.reminder'),
       (e) => e.length === 1,
     );
+    expect((await listDeliveries(store().db, { event: 'review.reminder' })).map((d) => d.recipient)).toContain('bob');
     await store()
       .db.updateTable('review_campaigns')
       .set({ deadline: new Date(Date.now() - 60_000) })
