@@ -449,7 +449,8 @@ async function removeStanding(
 export async function removeFindingAccess(context: EngineContext, findingId: string, actor: string): Promise<{ removed: boolean; error: string | null }> {
   const finding = await getFinding(context.store.db, findingId);
   if (!finding || finding.kind !== 'standing') return { removed: false, error: `finding ${findingId} is not standing access` };
-  if (finding.status !== 'open') return { removed: finding.status === 'remediated', error: finding.status === 'resolved' ? null : null };
+  // Closed already: remediated, or no longer observed (gone at the target); either way nothing to remove.
+  if (finding.status !== 'open') return { removed: finding.status === 'remediated', error: null };
   const { target, connector } = resolveTarget(context, finding.target);
   const access: ObservedAccess = {
     account: finding.account,
