@@ -797,6 +797,1523 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/reviews/campaigns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Access-review campaigns with their progress, newest first */
+        get: {
+            parameters: {
+                query?: {
+                    status?: "open" | "closed";
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            campaigns: {
+                                id: string;
+                                name: string;
+                                /** @enum {string} */
+                                origin: "config" | "api";
+                                /** @enum {string} */
+                                status: "open" | "closed";
+                                periodFrom: string;
+                                periodTo: string;
+                                openedAt: string;
+                                openedBy: string;
+                                deadline: string;
+                                configVersion: string;
+                                closedAt: string | null;
+                                closedBy: string | null;
+                                /** @enum {string} */
+                                whenUnanswered: "keep" | "remove" | "flag";
+                                total?: number;
+                                decided?: number;
+                                overdue?: boolean;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Open a one-off access-review campaign now (recurring ones are defined in lapse.yaml) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                        /** @default  */
+                        description?: string;
+                        /** @default {} */
+                        scope?: {
+                            /** @default [] */
+                            targets?: string[];
+                            /** @default [] */
+                            entitlements?: string[];
+                            /** @default [] */
+                            policies?: string[];
+                            /** @default [] */
+                            groups?: string[];
+                        };
+                        period?: string;
+                        /** @default 14d */
+                        deadline?: string;
+                        remind?: {
+                            every: string;
+                        };
+                        reviewers: {
+                            /** @default {} */
+                            owners?: {
+                                [key: string]: {
+                                    /** @default [] */
+                                    users?: string[];
+                                    /** @default [] */
+                                    groups?: string[];
+                                };
+                            };
+                            /** @default {} */
+                            fallback?: {
+                                /** @default [] */
+                                users?: string[];
+                                /** @default [] */
+                                groups?: string[];
+                            };
+                        };
+                        /**
+                         * @default flag
+                         * @enum {string}
+                         */
+                        whenUnanswered?: "keep" | "remove" | "flag";
+                        /** @default [] */
+                        highRisk?: string[];
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            campaign: {
+                                id: string;
+                                name: string;
+                                /** @enum {string} */
+                                origin: "config" | "api";
+                                /** @enum {string} */
+                                status: "open" | "closed";
+                                periodFrom: string;
+                                periodTo: string;
+                                openedAt: string;
+                                openedBy: string;
+                                deadline: string;
+                                configVersion: string;
+                                closedAt: string | null;
+                                closedBy: string | null;
+                                /** @enum {string} */
+                                whenUnanswered: "keep" | "remove" | "flag";
+                                total?: number;
+                                decided?: number;
+                                overdue?: boolean;
+                            };
+                            items: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reviews/campaigns/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One campaign with every item, its evidence, decision and outcome */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            campaign: {
+                                id: string;
+                                name: string;
+                                /** @enum {string} */
+                                origin: "config" | "api";
+                                /** @enum {string} */
+                                status: "open" | "closed";
+                                periodFrom: string;
+                                periodTo: string;
+                                openedAt: string;
+                                openedBy: string;
+                                deadline: string;
+                                configVersion: string;
+                                closedAt: string | null;
+                                closedBy: string | null;
+                                /** @enum {string} */
+                                whenUnanswered: "keep" | "remove" | "flag";
+                                total?: number;
+                                decided?: number;
+                                overdue?: boolean;
+                            };
+                            items: {
+                                id: string;
+                                campaignId: string;
+                                /** @enum {string} */
+                                kind: "eligible" | "used" | "standing";
+                                principalId: string;
+                                target: string;
+                                entitlement: string;
+                                policy: string | null;
+                                findingId: string | null;
+                                highRisk: boolean;
+                                reviewers: {
+                                    users: string[];
+                                    groups: string[];
+                                };
+                                evidence: {
+                                    [key: string]: unknown;
+                                };
+                                decision: ("keep" | "remove" | "unsure") | null;
+                                byDefault: boolean;
+                                justification: string | null;
+                                decidedBy: string | null;
+                                decidedAt: string | null;
+                                /** @enum {string} */
+                                outcome: "pending" | "kept" | "flagged" | "removed" | "remove_failed" | "change_proposed" | "change_applied";
+                                outcomeDetail: {
+                                    [key: string]: unknown;
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reviews/campaigns/{id}/close": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Close a campaign now: unanswered items get its default (recorded as such), removals are carried out */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            campaign: {
+                                id: string;
+                                name: string;
+                                /** @enum {string} */
+                                origin: "config" | "api";
+                                /** @enum {string} */
+                                status: "open" | "closed";
+                                periodFrom: string;
+                                periodTo: string;
+                                openedAt: string;
+                                openedBy: string;
+                                deadline: string;
+                                configVersion: string;
+                                closedAt: string | null;
+                                closedBy: string | null;
+                                /** @enum {string} */
+                                whenUnanswered: "keep" | "remove" | "flag";
+                                total?: number;
+                                decided?: number;
+                                overdue?: boolean;
+                            };
+                            defaulted: number;
+                            outcomes: {
+                                [key: string]: number;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reviews/queue": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Your review queue: undecided items of open campaigns you review (never your own access) */
+        get: {
+            parameters: {
+                query?: {
+                    campaign?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                id: string;
+                                campaignId: string;
+                                /** @enum {string} */
+                                kind: "eligible" | "used" | "standing";
+                                principalId: string;
+                                target: string;
+                                entitlement: string;
+                                policy: string | null;
+                                findingId: string | null;
+                                highRisk: boolean;
+                                reviewers: {
+                                    users: string[];
+                                    groups: string[];
+                                };
+                                evidence: {
+                                    [key: string]: unknown;
+                                };
+                                decision: ("keep" | "remove" | "unsure") | null;
+                                byDefault: boolean;
+                                justification: string | null;
+                                decidedBy: string | null;
+                                decidedAt: string | null;
+                                /** @enum {string} */
+                                outcome: "pending" | "kept" | "flagged" | "removed" | "remove_failed" | "change_proposed" | "change_applied";
+                                outcomeDetail: {
+                                    [key: string]: unknown;
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reviews/decisions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Decide one or more review items with one justification (all or nothing) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        items: string[];
+                        /** @enum {string} */
+                        decision: "keep" | "remove" | "unsure";
+                        /** @default  */
+                        justification?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            items: {
+                                id: string;
+                                campaignId: string;
+                                /** @enum {string} */
+                                kind: "eligible" | "used" | "standing";
+                                principalId: string;
+                                target: string;
+                                entitlement: string;
+                                policy: string | null;
+                                findingId: string | null;
+                                highRisk: boolean;
+                                reviewers: {
+                                    users: string[];
+                                    groups: string[];
+                                };
+                                evidence: {
+                                    [key: string]: unknown;
+                                };
+                                decision: ("keep" | "remove" | "unsure") | null;
+                                byDefault: boolean;
+                                justification: string | null;
+                                decidedBy: string | null;
+                                decidedAt: string | null;
+                                /** @enum {string} */
+                                outcome: "pending" | "kept" | "flagged" | "removed" | "remove_failed" | "change_proposed" | "change_applied";
+                                outcomeDetail: {
+                                    [key: string]: unknown;
+                                };
+                            }[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/reports/{kind}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A compliance report over a period: CSV, or PDF with a cover page (audit head, signed checkpoint, verification, config version) */
+        get: {
+            parameters: {
+                query: {
+                    from: string;
+                    to: string;
+                    format?: "csv" | "pdf";
+                };
+                header?: never;
+                path: {
+                    kind: "access-reviews" | "privileged-activity" | "break-glass" | "standing-access" | "config-changes";
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description text/csv or application/pdf */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": string;
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/notifications/deliveries": {
         parameters: {
             query?: never;
@@ -809,7 +2326,7 @@ export interface paths {
             parameters: {
                 query?: {
                     status?: "pending" | "sent" | "failed" | "skipped";
-                    event?: "request.pending" | "request.reminder" | "request.escalated" | "request.decided" | "extension.pending" | "grant.active" | "grant.ending_soon" | "grant.ended" | "break_glass.used" | "grant.revoke_failing" | "finding.opened" | "config.rejected";
+                    event?: "request.pending" | "request.reminder" | "request.escalated" | "request.decided" | "extension.pending" | "grant.active" | "grant.ending_soon" | "grant.ended" | "break_glass.used" | "grant.revoke_failing" | "finding.opened" | "config.rejected" | "review.opened" | "review.reminder";
                     channel?: string;
                     recipient?: string;
                     subject?: string;

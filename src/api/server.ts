@@ -13,6 +13,8 @@ import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
+import { reviewRoutes } from './routes/reviews.js';
+import { reportRoutes } from './routes/reports.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { slackRoutes } from './routes/slack.js';
 import { vaultRoutes } from './routes/vault.js';
@@ -80,6 +82,7 @@ export async function buildApiServer(options: ApiServerOptions) {
         { name: 'operations', description: 'Health, readiness and metrics' },
         { name: 'access', description: 'What access principals hold' },
         { name: 'reconciliation', description: 'Drift between targets and grants: findings, running a reconciliation' },
+        { name: 'reviews', description: 'Access reviews: campaigns, reviewer queues, decisions (docs/reviews.md)' },
         { name: 'notifications', description: 'Notification deliveries, your notification preferences, test messages' },
         { name: 'requests', description: 'The catalogue, requests for access, reviews and break-glass' },
         { name: 'grants', description: 'Access held now: extend, release, revoke, credentials' },
@@ -110,6 +113,8 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(healthRoutes(options.engine));
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
+  await app.register(reviewRoutes(options.engine));
+  await app.register(reportRoutes(options.engine, options.checkpointKeys));
   await app.register(notificationRoutes(options.engine));
   await app.register(slackRoutes(options.engine));
   await app.register(vaultRoutes(options.engine, options.auth));

@@ -7,6 +7,7 @@ import { resolveAuthConfig } from './auth.js';
 import { resolveIntegrations } from './integrations.js';
 import { resolveIdentity } from './identity.js';
 import { resolveNotificationsConfig } from './notifications.js';
+import { campaignSettings } from './reviews.js';
 import { canonicalJson } from '../domain/canonical-json.js';
 import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, TICKET_SYSTEMS, type PolicyDefinition } from '../domain/policy/index.js';
@@ -29,6 +30,7 @@ const TOP_LEVEL_KEYS = [
   'auth',
   'integrations',
   'notifications',
+  'reviews',
 ];
 
 export interface ConfigCheckOptions {
@@ -213,6 +215,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     integrations,
     notifications,
     identity,
+    reviews: config.reviews.map((c) => campaignSettings(c)),
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

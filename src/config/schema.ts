@@ -6,6 +6,7 @@ import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
 import { duration, entitlementPattern, name, subjectSet, text } from './schema-parts.js';
 import { notificationsSchema } from './notifications.js';
 import { identitySchema } from './identity.js';
+import { reviewsSchema } from './reviews.js';
 
 export { duration };
 import { PASSWORD_ALPHABETS } from './types.js';
@@ -234,6 +235,7 @@ export const configSchema = z
       .prefault({}),
     integrations: integrationsSchema,
     notifications: notificationsSchema,
+    reviews: reviewsSchema,
     scheduler: z
       .object({
         pollInterval: duration.prefault('1s'),

@@ -1,6 +1,7 @@
 import type { SubjectSet } from '../domain/principal.js';
 import type { Condition, PolicySet } from '../domain/policy/index.js';
 import type { NotificationEventName } from '../domain/notifications.js';
+import type { ReviewCampaignSettings } from '../domain/access-review.js';
 
 /**
  * The configuration as the rest of Lapse sees it, after lapse.yaml was parsed, validated, its
@@ -22,6 +23,8 @@ export interface EffectiveConfig {
   readonly reconcile: ReconcileConfig;
   readonly integrations: IntegrationsConfig;
   readonly notifications: NotificationsConfig;
+  /** Access-review campaigns that open on a schedule (docs/reviews.md). */
+  readonly reviews: readonly ReviewCampaignSettings[];
   /** Where people and groups come from besides sign-in (docs/identity.md). */
   readonly identity: IdentityConfig;
 }

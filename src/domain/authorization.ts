@@ -80,3 +80,18 @@ export function mayReviewBreakGlass(roles: Roles, who: Who): boolean {
 export function mayCheckAccessOf(roles: Roles, who: Who, principalId: string): boolean {
   return principalId === who.id || readsEverything(roles, who);
 }
+
+/** Admins open and close access-review campaigns (docs/reviews.md). */
+export function mayRunReviews(roles: Roles, who: Who): boolean {
+  return isAdmin(roles, who);
+}
+
+/** Admins and auditors read every campaign, its items and the compliance reports. */
+export function mayReadReviews(roles: Roles, who: Who): boolean {
+  return readsEverything(roles, who);
+}
+
+/** A review item's reviewers decide it, never the person whose access it is (the engine checks decisions with this). */
+export function mayDecideReviewItem(who: Who, item: { readonly principalId: string; readonly reviewers: SubjectSet }): boolean {
+  return item.principalId !== who.id && inSubjectSet(who, item.reviewers);
+}

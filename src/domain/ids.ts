@@ -22,6 +22,8 @@ export const ID_PREFIXES = {
   vaultAccount: 'vac',
   group: 'grp',
   scimToken: 'sct',
+  reviewCampaign: 'rvc',
+  reviewItem: 'rvi',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

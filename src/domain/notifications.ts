@@ -19,6 +19,8 @@ export const NOTIFICATION_EVENTS = [
   'grant.revoke_failing',
   'finding.opened',
   'config.rejected',
+  'review.opened',
+  'review.reminder',
 ] as const;
 
 export type NotificationEventName = (typeof NOTIFICATION_EVENTS)[number];
@@ -84,6 +86,10 @@ export function eventFromAudit(entry: AuditedAction): NotificationEvent | undefi
       return event('finding.opened');
     case 'config.rejected':
       return event('config.rejected');
+    case 'review.opened':
+      return event('review.opened');
+    case 'review.reminder':
+      return event('review.reminder');
     default:
       return undefined;
   }

@@ -41,6 +41,20 @@ import { NotificationChannels, notificationScheduler, notificationUseCases, type
 import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
 import { rotateJob } from './vault-rotation.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
+import {
+  campaignItems,
+  closeCampaign,
+  decideReviewItems,
+  listCampaigns,
+  openCampaign,
+  reviewDueJob,
+  reviewOpenJob,
+  reviewQueue,
+  scheduleReviews,
+} from './access-reviews.js';
+import type { ReviewCampaignSettings } from '../domain/access-review.js';
+import { generateReport } from './compliance-reports.js';
+import type { Principal } from '../domain/principal.js';
 import { Telemetry, timedConnectors } from './telemetry.js';
 
 export interface EngineOptions {
@@ -129,6 +143,8 @@ export class Engine {
         extend: (job, worker) => extendJob(context, job, worker),
         rotate: (job, worker) => rotateJob(context, job, worker),
         ldap_sync: (job, worker) => ldapSyncJob(context, job, worker),
+        review_open: (job, worker) => reviewOpenJob(context, job, worker),
+        review_due: (job, worker) => reviewDueJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
@@ -165,6 +181,7 @@ export class Engine {
     await this.recordConfigVersion(this.current, 'config.loaded');
     await scheduleReconciliation(this.context);
     await scheduleLdapSync(this.context);
+    await scheduleReviews(this.context);
     await this.scheduler.start();
     await this.startNotifier();
   }
@@ -194,6 +211,7 @@ export class Engine {
     await this.recordConfigVersion(next, 'config.reloaded', previous);
     await scheduleReconciliation(this.context);
     await scheduleLdapSync(this.context);
+    await scheduleReviews(this.context);
     if (this.scheduler.workerKey !== null) await this.startNotifier();
     this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
   }
@@ -230,6 +248,17 @@ export class Engine {
   /** Vault accounts whose rotation keeps failing: the `lapse_vault_rotations_overdue` metric. */
   overdueRotations = () => countOverdueRotations(this.context.store.db);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);
+  /** Opens an access-review campaign now (an admin's one-off; lapse.yaml's open on schedule); docs/reviews.md. */
+  openReviewCampaign = (settings: ReviewCampaignSettings, by: string) => openCampaign(this.context, settings, { origin: 'api', by });
+  /** Decides review items (one decision, one justification, all or nothing). */
+  decideReviewItems = (input: Parameters<typeof decideReviewItems>[1]) => decideReviewItems(this.context, input);
+  /** Closes a campaign: unanswered items get its default. */
+  closeReviewCampaign = (input: Parameters<typeof closeCampaign>[1]) => closeCampaign(this.context, input);
+  reviewCampaigns = (filter: Parameters<typeof listCampaigns>[1] = {}) => listCampaigns(this.context, filter);
+  reviewQueue = (reviewer: Principal, options: Parameters<typeof reviewQueue>[2] = {}) => reviewQueue(this.context, reviewer, options);
+  reviewCampaignItems = (campaignId: string) => campaignItems(this.context, campaignId);
+  /** A compliance report over a period, with its audit-chain cover (docs/compliance.md). Audited. */
+  complianceReport = (input: Parameters<typeof generateReport>[1]) => generateReport(this.context, input);
   /** Reconciles one target, or all, now; see docs/reconciliation.md. */
   reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);
   listFindings = (filter: FindingFilter = {}) => listFindings(this.context.store.db, filter);

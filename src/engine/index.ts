@@ -13,3 +13,7 @@ export type { Finding, StoredGrant } from '../store/index.js';
 export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';
 export type { DirectoryCaller, DirectoryGroupRow, DirectoryPersonRow, DirectoryUseCases } from './directory.js';
 export type { LdapSyncReport } from './ldap-sync.js';
+export type { ReviewCampaign, ReviewItem } from '../store/index.js';
+export type { CampaignView } from './access-reviews.js';
+export { REPORT_KINDS, MAX_REPORT_PERIOD_MS, type ReportKind, type ComplianceReport } from './compliance-reports.js';
+export { reportCsv, reportPdf } from './report-documents.js';

@@ -136,6 +136,18 @@ async function factsOf(context: EngineContext, unit: UnitOfWork, event: Notifica
         policy: null,
         payload: { findingId: subject, target: data.target, entitlement: data.entitlement, account: data.account, kind: data.kind, principal: data.principal },
       };
+    case 'review.opened':
+    case 'review.reminder': {
+      // Access reviews (docs/reviews.md): the reviewers with items to decide.
+      const reviewers = (data.reviewers ?? {}) as { users?: string[]; groups?: string[] };
+      return {
+        occurrence: event.name === 'review.reminder' ? `${subject}:${String(data.round ?? 1)}` : subject,
+        audience: { users: reviewers.users ?? [], groups: reviewers.groups ?? [], exclude: [] },
+        entitlement: undefined,
+        policy: null,
+        payload: { campaignId: subject, name: data.name, deadline: data.deadline, items: data.items ?? data.pending },
+      };
+    }
     case 'config.rejected':
       return {
         occurrence: unit.now.toISOString(),

@@ -10,6 +10,7 @@ import {
   findingKey,
   finishReconcileRun,
   findingsOfRun,
+  getFinding,
   grantsForReconciliation,
   insertFinding,
   openFindingsForUpdate,
@@ -438,6 +439,36 @@ async function removeStanding(
     }
     return { removed: closed, raced: raced !== null };
   });
+}
+
+/**
+ * Removes the standing access one open finding records, through the target's connector (an access
+ * review's "remove", docs/reviews.md). Same path as remediation: re-checked against grants right
+ * before the call, audited. Says whether it is gone and, if not, why.
+ */
+export async function removeFindingAccess(context: EngineContext, findingId: string, actor: string): Promise<{ removed: boolean; error: string | null }> {
+  const finding = await getFinding(context.store.db, findingId);
+  if (!finding || finding.kind !== 'standing') return { removed: false, error: `finding ${findingId} is not standing access` };
+  // Closed already: remediated, or no longer observed (gone at the target); either way nothing to remove.
+  if (finding.status !== 'open') return { removed: finding.status === 'remediated', error: null };
+  const { target, connector } = resolveTarget(context, finding.target);
+  const access: ObservedAccess = {
+    account: finding.account,
+    principalId: finding.principalId,
+    entitlement: finding.entitlement,
+    grantId: null,
+    accessKey: derivedAccessKey(connector, target, {
+      account: finding.account,
+      principalId: finding.principalId,
+      entitlement: finding.entitlement,
+      grantId: null,
+    }),
+  };
+  const outcome = await removeStanding(context, target, connector, { finding, access }, actor);
+  if (outcome.removed) return { removed: true, error: null };
+  const after = await getFinding(context.store.db, findingId);
+  if (after?.status === 'resolved') return { removed: false, error: null };
+  return { removed: false, error: String(after?.detail.remediationError ?? 'the access was not removed') };
 }
 
 /** The scheduler's handler: one target's periodic run, then the next one booked. */

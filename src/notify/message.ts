@@ -159,6 +159,17 @@ export function describeNotification(n: OutgoingNotification): NotificationConte
       facts = [['Problem', str(p.error).slice(0, 1000)]];
       next = undefined;
       break;
+    case 'review.opened':
+    case 'review.reminder':
+      title = n.event === 'review.opened' ? `Access review ${str(p.name)} is open` : `Reminder: access review ${str(p.name)} has items waiting`;
+      summary = `Decide whether people keep their privileged access before ${when(p.deadline)}; unanswered items get the campaign's default.`;
+      facts = [
+        ['Campaign', str(p.name)],
+        ['Items', str(p.items)],
+        ['Deadline', when(p.deadline)],
+      ];
+      next = link('/reviews', 'Open your review queue');
+      break;
   }
   return {
     title,

@@ -28,3 +28,5 @@ export * from './notifications.js';
 export * from './slack.js';
 export * from './vault-accounts.js';
 export * from './directory.js';
+export * from './access-reviews.js';
+export * from './compliance-reports.js';

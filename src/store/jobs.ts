@@ -242,6 +242,8 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     notify_escalation: 0,
     rotate: 0,
     ldap_sync: 0,
+    review_open: 0,
+    review_due: 0,
   };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;

@@ -172,6 +172,14 @@ export interface FindingFilter {
   readonly limit?: number;
 }
 
+/** One finding by id (locked with forUpdate). */
+export async function getFinding(db: Executor, id: string, options: { forUpdate?: boolean } = {}): Promise<Finding | undefined> {
+  let query = db.selectFrom('findings').selectAll().where('id', '=', id);
+  if (options.forUpdate) query = query.forUpdate();
+  const row = await query.executeTakeFirst();
+  return row ? toFinding(row) : undefined;
+}
+
 /** Findings, most recently seen first. */
 export async function listFindings(db: Executor, filter: FindingFilter = {}): Promise<Finding[]> {
   let query = db.selectFrom('findings').selectAll();

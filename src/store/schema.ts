@@ -42,6 +42,8 @@ export interface Database {
   slack_link_codes: SlackLinkCodesTable;
   slack_messages: SlackMessagesTable;
   slack_interactions_seen: SlackInteractionsSeenTable;
+  review_campaigns: ReviewCampaignsTable;
+  review_items: ReviewItemsTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -289,6 +291,8 @@ export type JobKind =
   | 'notify_reminder'
   | 'notify_escalation'
   | 'rotate'
+  | 'review_open'
+  | 'review_due'
   | 'ldap_sync';
 
 export interface JobsTable {
@@ -489,4 +493,43 @@ export interface SlackMessagesTable {
 export interface SlackInteractionsSeenTable {
   signature: string;
   seen_at: Timestamp;
+}
+
+/** One access-review round (docs/reviews.md): its rules as they were when it opened. */
+export interface ReviewCampaignsTable {
+  id: string;
+  name: string;
+  origin: 'config' | 'api';
+  status: 'open' | 'closed';
+  settings: JSONColumnType<Record<string, unknown>>;
+  period_from: Timestamp;
+  period_to: Timestamp;
+  opened_at: Timestamp;
+  opened_by: string;
+  deadline: Timestamp;
+  config_version: string;
+  closed_at: Timestamp | null;
+  closed_by: string | null;
+}
+
+/** One person's access to one entitlement under review, its evidence, decision and outcome. */
+export interface ReviewItemsTable {
+  id: string;
+  campaign_id: string;
+  kind: 'eligible' | 'used' | 'standing';
+  principal_id: string;
+  target: string;
+  entitlement: string;
+  policy: string | null;
+  finding_id: string | null;
+  high_risk: boolean;
+  reviewers: JSONColumnType<{ users: string[]; groups: string[] }>;
+  evidence: JSONColumnType<Record<string, unknown>>;
+  decision: 'keep' | 'remove' | 'unsure' | null;
+  by_default: Generated<boolean>;
+  justification: string | null;
+  decided_by: string | null;
+  decided_at: Timestamp | null;
+  outcome: 'pending' | 'kept' | 'flagged' | 'removed' | 'remove_failed' | 'change_proposed' | 'change_applied';
+  outcome_detail: JSONColumnType<Record<string, unknown>>;
 }

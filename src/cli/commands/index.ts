@@ -16,6 +16,7 @@ import { registerServeCommand } from './serve.js';
 import { registerTargetCommands } from './target.js';
 import { registerVaultCommands } from './client-vault.js';
 import { registerCompletionCommand } from './completion.js';
+import { registerAccessReviewCommands, registerReportCommand } from './client-access-review.js';
 
 /**
  * Every `lapse` subcommand lives in its own file in this folder and exports a `register` function;
@@ -44,6 +45,8 @@ export function registerCommands(program: Command): void {
   registerNotifyCommands(program);
   registerSlackCommands(program);
   registerVaultCommands(program);
+  registerAccessReviewCommands(program);
+  registerReportCommand(program);
   program.commandsGroup('Shell:');
   registerCompletionCommand(program);
   program.helpCommand(true);

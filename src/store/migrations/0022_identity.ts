@@ -12,7 +12,7 @@ import { sql, type Kysely } from 'kysely';
  *   API token is ever accepted by the SCIM routes;
  * - the LDAP sync is a durable job (`ldap_sync`), shared by replicas like the others.
  */
-/** The job kinds after 0013 (vault), which this migration follows. */
+/** The job kinds after 0020 (access reviews), which this migration follows. */
 const KINDS_BEFORE = [
   'provision',
   'expire',
@@ -25,6 +25,8 @@ const KINDS_BEFORE = [
   'notify_reminder',
   'notify_escalation',
   'rotate',
+  'review_open',
+  'review_due',
 ];
 
 function kindCheck(kinds: readonly string[]) {
