@@ -37,10 +37,23 @@ export interface NotificationsConfig {
   };
   /** How long before a grant ends its holder is told (with a link to extend). */
   readonly endingSoonMs: number;
+  /** How outbound event webhooks are sent (subscriptions live in the database). */
+  readonly webhooks: { readonly timeoutMs: number; readonly retry: ChannelRetry };
 }
 
 /** One channel; a union on `type` as Slack, Teams and webhooks join email. */
-export type ChannelConfig = EmailChannelConfig;
+export type ChannelConfig = EmailChannelConfig | TeamsChannelConfig;
+
+/** Microsoft Teams: an Adaptive Card posted to a Workflows / incoming-webhook URL. */
+export interface TeamsChannelConfig {
+  readonly name: string;
+  readonly type: 'teams';
+  /** Resolved from a secret reference (the URL is the credential). Never log it. */
+  readonly url: string;
+  readonly ca: string | undefined;
+  readonly timeoutMs: number;
+  readonly retry: ChannelRetry;
+}
 
 export interface EmailChannelConfig {
   readonly name: string;

@@ -20,6 +20,8 @@ export const ID_PREFIXES = {
   session: 'ses',
   delivery: 'ntf',
   vaultAccount: 'vac',
+  webhook: 'whk',
+  webhookDelivery: 'whd',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

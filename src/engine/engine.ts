@@ -33,6 +33,7 @@ import { hostTrustOf } from './host-trust.js';
 import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from './read-model.js';
 import { Scheduler } from './scheduler.js';
 import { PolicyInputs } from './policy-inputs.js';
+import { webhookUseCases, type WebhookUseCases } from './event-webhooks.js';
 import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
 import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
 import { rotateJob } from './vault-rotation.js';
@@ -71,6 +72,8 @@ export class Engine {
   readonly notifier: Scheduler;
   /** Deliveries, preferences and test messages (docs/notifications.md). */
   readonly notifications: NotificationUseCases;
+  /** Outbound event webhooks: subscriptions, deliveries, replays (docs/notifications.md). */
+  readonly webhooks: WebhookUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -128,6 +131,9 @@ export class Engine {
     });
     this.notifier = notificationScheduler(context, () => this.current.scheduler.pollIntervalMs);
     this.notifications = notificationUseCases(context);
+    this.webhooks = webhookUseCases(context, async () => {
+      if (this.scheduler.workerKey !== null) await this.notifier.start();
+    });
   }
 
   get config(): EffectiveConfig {
@@ -163,7 +169,7 @@ export class Engine {
    */
   private async startNotifier(): Promise<void> {
     const { rules, channels } = this.current.notifications;
-    if (rules.length > 0 || channels.size > 0) await this.notifier.start();
+    if (rules.length > 0 || channels.size > 0 || (await this.webhooks.list()).length > 0) await this.notifier.start();
   }
 
   async stop(): Promise<void> {

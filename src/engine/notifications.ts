@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { channelTimeoutMs } from '../config/index.js';
 import type { EffectiveConfig } from '../config/types.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
@@ -17,6 +18,7 @@ import {
 import { transact, type EngineContext } from './context.js';
 import { parseInput } from './inputs.js';
 import { deliverNotification } from './notification-delivery.js';
+import { deliverWebhook } from './event-webhooks.js';
 import { notifyEndingSoon, notifyStillPending } from './notification-timers.js';
 import { Scheduler } from './scheduler.js';
 import { errorMessage } from './target-calls.js';
@@ -35,7 +37,7 @@ export class NotificationChannels {
     this.channels = new Map([...config.notifications.channels.values()].map((c) => [c.name, createChannel(c)]));
     for (const channel of previous.values()) void channel.close();
     for (const c of config.notifications.channels.values()) {
-      if (c.smtp.allowInsecure) {
+      if (c.type === 'email' && c.smtp.allowInsecure) {
         this.logger.warn(
           { channel: c.name, host: c.smtp.host },
           `notifications.channels.${c.name}.smtp.allowInsecure is on: mail and the SMTP password travel unencrypted (loopback only); never use this in production`,
@@ -74,6 +76,7 @@ export function notificationScheduler(context: EngineContext, pollIntervalMs: ()
       notify_ending: (job, worker) => notifyEndingSoon(context, job, worker),
       notify_reminder: (job, worker) => notifyStillPending(context, job, worker, 'request.reminder'),
       notify_escalation: (job, worker) => notifyStillPending(context, job, worker, 'request.escalated'),
+      webhook: (job, worker) => deliverWebhook(context, job, worker),
     },
   });
 }
@@ -151,7 +154,7 @@ export function notificationUseCases(context: EngineContext) {
             recipient: { user: by.id, address },
             portalUrl: context.config().auth.publicUrl,
           },
-          AbortSignal.timeout(settings.smtp.timeoutMs),
+          AbortSignal.timeout(channelTimeoutMs(settings)),
         );
       } catch (error) {
         const message = errorMessage(error);

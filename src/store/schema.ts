@@ -35,6 +35,8 @@ export interface Database {
   notification_deliveries: NotificationDeliveriesTable;
   notification_preferences: NotificationPreferencesTable;
   vault_accounts: VaultAccountsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -247,7 +249,8 @@ export type JobKind =
   | 'notify_ending'
   | 'notify_reminder'
   | 'notify_escalation'
-  | 'rotate';
+  | 'rotate'
+  | 'webhook';
 
 export interface JobsTable {
   id: string;
@@ -414,4 +417,42 @@ export interface NotificationPreferencesTable {
   quiet_end: number | null;
   timezone: string;
   updated_at: Timestamp;
+}
+
+/** An outbound event webhook (docs/notifications.md): admin-managed, its signing secret sealed. */
+export interface WebhookSubscriptionsTable {
+  /** `whk_…` */
+  id: string;
+  url: string;
+  description: string;
+  /** Event names it receives; empty for all. */
+  events: JSONColumnType<string[]>;
+  allow_insecure_http: boolean;
+  /** The `whsec_…` secret, sealed (src/secrets) and bound to the subscription id. */
+  secret_sealed: string;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'sent' | 'failed';
+
+/** One event to one subscription, written with the change it tells of; `id` is the `webhook-id`. */
+export interface WebhookDeliveriesTable {
+  /** `whd_…` */
+  id: string;
+  subscription_id: string;
+  dedupe_key: string;
+  event: string;
+  subject_id: string | null;
+  /** The JSON body exactly as signed and sent (a replay sends the same bytes). */
+  body: string;
+  status: WebhookDeliveryStatus;
+  attempts: Generated<number>;
+  replays: Generated<number>;
+  /** HTTP status of the last answer, null when none came. */
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  sent_at: Timestamp | null;
+  finished_at: Timestamp | null;
 }
