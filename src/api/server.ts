@@ -14,6 +14,7 @@ import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
 import { notificationRoutes } from './routes/notifications.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { vaultRoutes } from './routes/vault.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
@@ -108,6 +109,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
   await app.register(notificationRoutes(options.engine));
+  await app.register(webhookRoutes(options.engine));
   await app.register(vaultRoutes(options.engine, options.auth));
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));

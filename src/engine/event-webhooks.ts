@@ -35,7 +35,8 @@ export interface WebhookSubscriptionView {
   readonly id: string;
   readonly url: string;
   readonly description: string;
-  readonly events: readonly string[];
+  /** Empty: every event. */
+  readonly events: string[];
   readonly allowInsecureHttp: boolean;
   readonly createdBy: string;
   readonly createdAt: string;
@@ -70,7 +71,7 @@ function subscriptionView(s: WebhookSubscription): WebhookSubscriptionView {
     id: s.id,
     url: s.url,
     description: s.description,
-    events: s.events,
+    events: [...s.events],
     allowInsecureHttp: s.allowInsecureHttp,
     createdBy: s.createdBy,
     createdAt: s.createdAt.toISOString(),
