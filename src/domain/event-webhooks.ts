@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { NOTIFICATION_EVENTS, type NotificationEventName } from './notifications.js';
+import type { NotificationEventName } from './notifications.js';
 import { boundedText } from './text.js';
 
 /**
@@ -11,9 +11,19 @@ import { boundedText } from './text.js';
  * Events as they happen. The reminders, escalations and "ends soon" of notifications are timers
  * that run only where a rule asks for them, so they are not lifecycle events a receiver can count on.
  */
-export const WEBHOOK_EVENTS = NOTIFICATION_EVENTS.filter(
-  (name) => name !== 'request.reminder' && name !== 'request.escalated' && name !== 'grant.ending_soon',
-) as readonly NotificationEventName[];
+export const WEBHOOK_EVENTS = [
+  'request.pending',
+  'request.decided',
+  'extension.pending',
+  'grant.active',
+  'grant.ended',
+  'break_glass.used',
+  'grant.revoke_failing',
+  'finding.opened',
+  'config.rejected',
+] as const satisfies readonly NotificationEventName[];
+
+export type WebhookEventName = (typeof WEBHOOK_EVENTS)[number];
 
 const MAX_URL = 2048;
 
@@ -26,10 +36,7 @@ const webhookId = z
 export const webhookSubscriptionInput = z
   .object({
     url: z.string().min(1).max(MAX_URL),
-    events: z
-      .array(z.enum(WEBHOOK_EVENTS as [NotificationEventName, ...NotificationEventName[]]))
-      .max(WEBHOOK_EVENTS.length)
-      .default([]),
+    events: z.array(z.enum(WEBHOOK_EVENTS)).max(WEBHOOK_EVENTS.length).default([]),
     description: boundedText(200).default(''),
     /** Plain http: requests (and their signatures) can be read and changed on the way. Loud opt-in. */
     allowInsecureHttp: z.boolean().default(false),

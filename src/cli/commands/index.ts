@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 import { registerNotifyCommands } from './client-notify.js';
+import { registerWebhookCommands } from './client-webhook.js';
 import { registerRequestCommands } from './client-request.js';
 import { registerReviewCommands } from './client-review.js';
 import { registerStatusCommands } from './client-status.js';
@@ -37,5 +38,6 @@ export function registerCommands(program: Command): void {
   registerStatusCommands(program);
   registerReviewCommands(program);
   registerNotifyCommands(program);
+  registerWebhookCommands(program);
   registerVaultCommands(program);
 }
