@@ -2468,6 +2468,111 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/notifications/channels": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The notification channels in force: name and type (never their settings or secrets) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            channels: {
+                                name: string;
+                                type: string;
+                                retryAttempts: number;
+                            }[];
+                            rules: number;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/notifications/test": {
         parameters: {
             query?: never;
@@ -3443,6 +3548,1014 @@ export interface paths {
                 };
                 /** @description Default Response */
                 409: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Webhook subscriptions (their secrets are never shown again) */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            webhooks: {
+                                id: string;
+                                url: string;
+                                description: string;
+                                events: string[];
+                                allowInsecureHttp: boolean;
+                                createdBy: string;
+                                createdAt: string;
+                            }[];
+                            events: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Subscribe a URL to lifecycle events; the answer holds the signing secret (whsec_…), shown this once */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        url: string;
+                        /** @default [] */
+                        events?: ("request.pending" | "request.decided" | "extension.pending" | "grant.active" | "grant.ended" | "break_glass.used" | "grant.revoke_failing" | "finding.opened" | "config.rejected")[];
+                        /** @default  */
+                        description?: string;
+                        /** @default false */
+                        allowInsecureHttp?: boolean;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            webhook: {
+                                id: string;
+                                url: string;
+                                description: string;
+                                events: string[];
+                                allowInsecureHttp: boolean;
+                                createdBy: string;
+                                createdAt: string;
+                            };
+                            secret: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One webhook subscription */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            url: string;
+                            description: string;
+                            events: string[];
+                            allowInsecureHttp: boolean;
+                            createdBy: string;
+                            createdAt: string;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        /** Delete a subscription and its deliveries (pending ones are not sent) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/deliveries": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A subscription's deliveries, newest first: pending, sent or failed, with the receiver's last answer */
+        get: {
+            parameters: {
+                query?: {
+                    status?: "pending" | "sent" | "failed";
+                    before?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            deliveries: {
+                                id: string;
+                                subscription: string;
+                                event: string;
+                                subject: string | null;
+                                /** @enum {string} */
+                                status: "pending" | "sent" | "failed";
+                                attempts: number;
+                                replays: number;
+                                lastStatus: number | null;
+                                lastError: string | null;
+                                createdAt: string;
+                                sentAt: string | null;
+                                finishedAt: string | null;
+                            }[];
+                            next: string | null;
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/webhooks/{id}/replay": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send deliveries again: one ({ delivery }) or a range by id ({ from, to }, up to 1,000), same webhook-id, new signature */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        delivery: string;
+                    } | {
+                        from: string;
+                        to: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            replayed: string[];
+                        };
+                    };
+                };
+                /** @description Default Response */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                404: {
                     headers: {
                         [name: string]: unknown;
                     };

@@ -17,6 +17,7 @@ import { reviewRoutes } from './routes/reviews.js';
 import { reportRoutes } from './routes/reports.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { slackRoutes } from './routes/slack.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { vaultRoutes } from './routes/vault.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
@@ -117,6 +118,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(reportRoutes(options.engine, options.checkpointKeys));
   await app.register(notificationRoutes(options.engine));
   await app.register(slackRoutes(options.engine));
+  await app.register(webhookRoutes(options.engine));
   await app.register(vaultRoutes(options.engine, options.auth));
   await app.register(requestRoutes(options.engine));
   await app.register(grantRoutes(options.engine));

@@ -82,7 +82,7 @@ export interface ClientOptions {
   readonly env?: NodeJS.ProcessEnv;
 }
 
-type Method = 'get' | 'post';
+type Method = 'get' | 'post' | 'delete';
 /** The documented paths (templates such as `/api/v1/requests/{id}`) that answer `M`. */
 export type ApiPath<M extends Method> = { [P in keyof paths]: paths[P][M] extends undefined ? never : P }[keyof paths];
 type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
@@ -169,6 +169,13 @@ export class LapseClient {
     return parseAnswer(schema as S, await readJson(response, path), path);
   }
 
+  /** A DELETE: the answer (204) carries no body. */
+  async delete<P extends ApiPath<'delete'>>(template: P, ...[options = {}]: CallOptions<P, 'delete'>): Promise<void> {
+    const path = fill(template, options);
+    const response = await this.send('DELETE', path, options, {});
+    await response.body?.cancel();
+  }
+
   /** A GET whose body is passed on as it arrives (audit export). */
   async stream<P extends ApiPath<'get'>>(template: P, ...[options = {}]: CallOptions<P, 'get'>): Promise<ReadableStream<Uint8Array>> {
     const path = fill(template, options);
@@ -212,7 +219,13 @@ export class LapseClient {
     return this.stepUp ? this.stepUp() : undefined;
   }
 
-  private async send(method: 'GET' | 'POST', path: string, options: SendOptions, headers: Record<string, string>, signal?: AbortSignal): Promise<Response> {
+  private async send(
+    method: 'GET' | 'POST' | 'DELETE',
+    path: string,
+    options: SendOptions,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<Response> {
     const url = this.url(path, options.query);
     // NB. A stream (signal given) may stay open for long, but must still start within the timeout.
     const timeout = new AbortController();

@@ -5,7 +5,7 @@ import { LapseError } from '../domain/errors.js';
 import { boundedText } from '../domain/text.js';
 import { duration, entitlementPattern, name, principalName, subjectSet, text } from './schema-parts.js';
 import { resolveReference, type SecretContext } from './secrets.js';
-import type { ChannelConfig, NotificationRule, NotificationsConfig, SlackChannelConfig } from './types.js';
+import type { ChannelConfig, ChannelRetry, NotificationRule, NotificationsConfig, SlackChannelConfig, TeamsChannelConfig } from './types.js';
 
 /**
  * `notifications:` in lapse.yaml (docs/notifications.md): named channels and the rules routing
@@ -79,10 +79,39 @@ const slackChannel = z
   })
   .strict();
 
-const channel = z.discriminatedUnion('type', [emailChannel, slackChannel], {
-  error: (issue) =>
-    issue.code === 'invalid_union' ? 'unknown channel type: this Lapse has "email" and "slack" (Teams and webhooks are not built yet)' : undefined,
+/** A Microsoft Teams Workflows (or legacy incoming-webhook) URL: it is the credential, so by reference only. */
+const teamsChannel = z
+  .object({
+    type: z.literal('teams'),
+    url: text(4096),
+    /** PEM of a CA to trust besides the system's (a TLS-inspecting proxy), by reference. */
+    ca: text(65536).optional(),
+    timeout: duration.prefault('10s'),
+    retry,
+  })
+  .strict();
+
+const channel = z.discriminatedUnion('type', [emailChannel, slackChannel, teamsChannel], {
+  error: (issue) => (issue.code === 'invalid_union' ? 'unknown channel type: this Lapse has "email", "slack" and "teams"' : undefined),
 });
+
+/** Outbound event webhooks (subscriptions are managed through the API): how they are sent. */
+const webhooks = z
+  .object({
+    timeout: duration.prefault('10s'),
+    retry: z
+      .object({
+        attempts: z.number().int().min(1).max(100).default(12),
+        backoff: z
+          .object({ min: duration.prefault('10s'), max: duration.prefault('1h') })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict()
+  .prefault({});
 
 const rule = z
   .object({
@@ -115,6 +144,7 @@ export const notificationsSchema = z
     rules: z.array(rule).max(200).default([]),
     approvals: z.object({ remindAfter: duration.optional(), escalateAfter: duration.optional(), escalateTo: subjectSet }).strict().prefault({}),
     endingSoon: duration.prefault('10m'),
+    webhooks,
   })
   .strict()
   .prefault({});
@@ -147,6 +177,12 @@ export function resolveNotificationsConfig(
       channels.set(channelName, resolveSlackChannel(channelName, c, secrets, known.policies));
       continue;
     }
+    if (c.retry.backoff.min > c.retry.backoff.max) problems.push(`${where}.retry.backoff: min must not exceed max`);
+    const retry = { attempts: c.retry.attempts, backoffMinMs: c.retry.backoff.min, backoffMaxMs: c.retry.backoff.max };
+    if (c.type === 'teams') {
+      channels.set(channelName, resolveTeamsChannel(channelName, c, retry, secrets));
+      continue;
+    }
     if (c.smtp.password !== undefined && !c.smtp.password.startsWith('${')) {
       problems.push(`${where}.smtp.password: give the password as a reference (\${env:NAME} or \${file:path}), not inline`);
     }
@@ -154,7 +190,6 @@ export function resolveNotificationsConfig(
     if (c.smtp.allowInsecure && !LOOPBACK.has(c.smtp.host)) {
       problems.push(`${where}.smtp.allowInsecure: only allowed for a server on 127.0.0.1, localhost or ::1, not ${c.smtp.host}`);
     }
-    if (c.retry.backoff.min > c.retry.backoff.max) problems.push(`${where}.retry.backoff: min must not exceed max`);
     const password = c.smtp.password === undefined ? undefined : resolveReference(c.smtp.password, `${where}.smtp.password`, secrets) || undefined;
     const ca = c.smtp.ca === undefined ? undefined : resolveReference(c.smtp.ca, `${where}.smtp.ca`, secrets) || undefined;
     if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) problems.push(`${where}.smtp.ca: not a PEM certificate; give \${file:/path/ca.pem}`);
@@ -172,7 +207,7 @@ export function resolveNotificationsConfig(
         allowInsecure: c.smtp.allowInsecure,
         timeoutMs: c.smtp.timeout,
       },
-      retry: { attempts: c.retry.attempts, backoffMinMs: c.retry.backoff.min, backoffMaxMs: c.retry.backoff.max },
+      retry,
     });
   }
   const rules = parsed.rules.map((r, i): NotificationRule => {
@@ -218,11 +253,17 @@ export function resolveNotificationsConfig(
   if (escalateAfter !== undefined && escalateTo.users.length + escalateTo.groups.length === 0) {
     problems.push('notifications.approvals.escalateTo: name the users or groups to escalate to, since escalateAfter is set');
   }
+  const hooks = parsed.webhooks;
+  if (hooks.retry.backoff.min > hooks.retry.backoff.max) problems.push('notifications.webhooks.retry.backoff: min must not exceed max');
   return {
     channels,
     rules,
     approvals: { remindAfterMs: remindAfter, escalateAfterMs: escalateAfter, escalateTo },
     endingSoonMs: parsed.endingSoon,
+    webhooks: {
+      timeoutMs: hooks.timeout,
+      retry: { attempts: hooks.retry.attempts, backoffMinMs: hooks.retry.backoff.min, backoffMaxMs: hooks.retry.backoff.max },
+    },
   };
 }
 
@@ -262,4 +303,31 @@ function resolveSlackChannel(channelName: string, c: z.output<typeof slackChanne
     timeoutMs: c.timeout,
     retry: { attempts: c.retry.attempts, backoffMinMs: c.retry.backoff.min, backoffMaxMs: c.retry.backoff.max },
   };
+}
+
+/**
+ * A Teams channel: its URL resolved from the reference (it carries the signature that lets anyone
+ * post, so inline URLs are refused), https only, on a host that looks like Teams or Power Automate
+ * unless it is this machine (a test fake) or `ca` says a proxy sits in between.
+ */
+function resolveTeamsChannel(
+  channelName: string,
+  c: Extract<z.output<typeof channel>, { type: 'teams' }>,
+  retry: ChannelRetry,
+  secrets: SecretContext,
+): TeamsChannelConfig {
+  const where = `notifications.channels.${channelName}`;
+  const problems = secrets.problems;
+  if (!c.url.startsWith('${')) {
+    problems.push(
+      `${where}.url: the Teams webhook URL is a secret (anyone holding it can post); give it as a reference (\${env:NAME} or \${file:path}), not inline`,
+    );
+  }
+  const url = resolveReference(c.url, `${where}.url`, secrets).trim();
+  if (url && (!URL.canParse(url) || new URL(url).protocol !== 'https:')) {
+    problems.push(`${where}.url: the value behind the reference must be an https:// URL (the Workflows "When a Teams webhook request is received" URL)`);
+  }
+  const ca = c.ca === undefined ? undefined : resolveReference(c.ca, `${where}.ca`, secrets) || undefined;
+  if (ca !== undefined && !ca.includes('-----BEGIN CERTIFICATE-----')) problems.push(`${where}.ca: not a PEM certificate; give \${file:/path/ca.pem}`);
+  return { name: channelName, type: 'teams', url, ca, timeoutMs: c.timeout, retry };
 }

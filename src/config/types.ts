@@ -69,10 +69,12 @@ export interface NotificationsConfig {
   };
   /** How long before a grant ends its holder is told (with a link to extend). */
   readonly endingSoonMs: number;
+  /** How outbound event webhooks are sent (subscriptions live in the database). */
+  readonly webhooks: { readonly timeoutMs: number; readonly retry: ChannelRetry };
 }
 
 /** One channel; a union on `type` as Slack, Teams and webhooks join email. */
-export type ChannelConfig = EmailChannelConfig | SlackChannelConfig;
+export type ChannelConfig = EmailChannelConfig | SlackChannelConfig | TeamsChannelConfig;
 
 /** A Slack app's bot (docs/notifications.md#slack): DMs to linked people, posts to Slack channels. */
 export interface SlackChannelConfig {
@@ -86,6 +88,17 @@ export interface SlackChannelConfig {
   readonly interactivePolicies: ReadonlySet<string>;
   /** The Web API's base URL, ending in `/` (https://slack.com/api/, or a local fake). */
   readonly apiUrl: string;
+  readonly timeoutMs: number;
+  readonly retry: ChannelRetry;
+}
+
+/** Microsoft Teams: an Adaptive Card posted to a Workflows / incoming-webhook URL. */
+export interface TeamsChannelConfig {
+  readonly name: string;
+  readonly type: 'teams';
+  /** Resolved from a secret reference (the URL is the credential). Never log it. */
+  readonly url: string;
+  readonly ca: string | undefined;
   readonly timeoutMs: number;
   readonly retry: ChannelRetry;
 }

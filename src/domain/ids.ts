@@ -24,6 +24,8 @@ export const ID_PREFIXES = {
   scimToken: 'sct',
   reviewCampaign: 'rvc',
   reviewItem: 'rvi',
+  webhook: 'whk',
+  webhookDelivery: 'whd',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -37,6 +37,7 @@ import { idempotencyKeys, readModel, type IdempotencyKeys, type ReadModel } from
 import { Scheduler } from './scheduler.js';
 import { PolicyInputs } from './policy-inputs.js';
 import { slackDirectory, slackUseCases, type SlackUseCases } from './slack.js';
+import { webhookUseCases, type WebhookUseCases } from './event-webhooks.js';
 import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
 import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
 import { rotateJob } from './vault-rotation.js';
@@ -93,6 +94,8 @@ export class Engine {
   readonly directory: DirectoryUseCases;
   /** Slack linking and interactive approvals (docs/notifications.md#slack). */
   readonly slack: SlackUseCases;
+  /** Outbound event webhooks: subscriptions, deliveries, replays (docs/notifications.md). */
+  readonly webhooks: WebhookUseCases;
   /** 'change' events (an AuditEntry) after each committed state change, for live views. */
   readonly events = new EventEmitter();
   /** Request and grant changes from every replica, for live views (SSE). */
@@ -155,6 +158,9 @@ export class Engine {
     this.notifications = notificationUseCases(context);
     this.directory = directoryUseCases(context);
     this.slack = slackUseCases(context);
+    this.webhooks = webhookUseCases(context, async () => {
+      if (this.scheduler.workerKey !== null) await this.notifier.start();
+    });
   }
 
   get config(): EffectiveConfig {
@@ -192,7 +198,7 @@ export class Engine {
    */
   private async startNotifier(): Promise<void> {
     const { rules, channels } = this.current.notifications;
-    if (rules.length > 0 || channels.size > 0) await this.notifier.start();
+    if (rules.length > 0 || channels.size > 0 || (await this.webhooks.list()).length > 0) await this.notifier.start();
   }
 
   async stop(): Promise<void> {

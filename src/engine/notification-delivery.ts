@@ -1,7 +1,7 @@
 import { quietHoursEnd } from '../domain/notifications.js';
 import type { NotificationEventName } from '../domain/notifications.js';
 import { channelTimeoutMs } from '../config/index.js';
-import { SLACK_CHANNEL_RECIPIENT, UndeliverableError, type OutgoingNotification } from '../notify/index.js';
+import { RetryLaterError, SLACK_CHANNEL_RECIPIENT, UndeliverableError, type OutgoingNotification } from '../notify/index.js';
 import {
   completeJob,
   countDeliveryAttempt,
@@ -18,6 +18,7 @@ import {
 } from '../store/index.js';
 import type { EngineContext } from './context.js';
 import { failpoint } from './failpoints.js';
+import { CHANNEL_RECIPIENT } from './notification-outbox.js';
 import { backoffMs, errorMessage } from './target-calls.js';
 
 /**
@@ -78,7 +79,11 @@ export async function deliverNotification(context: EngineContext, job: Job, work
       return;
     }
     context.telemetry.notificationSent({ channel: delivery.channel, outcome: 'error', seconds: seconds() });
-    const delay = backoffMs(attempt, settings.retry.backoffMinMs, settings.retry.backoffMaxMs);
+    // A 429's Retry-After is honoured even when it asks for longer than the backoff would wait.
+    const delay = Math.max(
+      backoffMs(attempt, settings.retry.backoffMinMs, settings.retry.backoffMaxMs),
+      error instanceof RetryLaterError ? error.retryAfterMs : 0,
+    );
     context.logger.warn({ delivery: delivery.id, channel: delivery.channel, attempt, retryInMs: delay, error: reason }, 'notification not sent; will retry');
     await db.transaction().execute(async (tx) => {
       await noteDeliveryError(tx, delivery.id, `attempt ${attempt}: ${reason}`);
@@ -105,6 +110,8 @@ async function addressOf(context: EngineContext, delivery: Delivery): Promise<Re
   const db = context.store.db;
   if (delivery.recipient.startsWith('address:')) return { address: delivery.recipient.slice('address:'.length) };
   if (delivery.recipient.startsWith(SLACK_CHANNEL_RECIPIENT)) return { address: delivery.recipient };
+  // A post to a chat channel (Teams) reaches the channel, not a person: no preferences apply.
+  if (delivery.recipient === CHANNEL_RECIPIENT) return {};
   const user = delivery.recipient;
   const preferences = await getNotificationPreferences(db, user);
   if (preferences && !preferences.emailEnabled && delivery.channelType === 'email') return { skip: `${user} turned email notifications off` };

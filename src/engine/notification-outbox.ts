@@ -16,6 +16,7 @@ import {
 } from '../store/index.js';
 import { SLACK_CHANNEL_RECIPIENT } from '../notify/index.js';
 import type { AuditEntry, EngineContext, UnitOfWork } from './context.js';
+import { enqueueWebhookEvents } from './webhook-outbox.js';
 
 /**
  * The outbox (docs/notifications.md): notifications become delivery rows in the transaction of the
@@ -23,6 +24,15 @@ import type { AuditEntry, EngineContext, UnitOfWork } from './context.js';
  * not in each use-case: every state change is audited, so no use-case can forget to notify, and a
  * change that rolls back takes its notifications with it.
  */
+
+/**
+ * The recipient of a post to a chat channel (Teams): the channel itself, once per event
+ * occurrence, whoever the rule's people are.
+ */
+export const CHANNEL_RECIPIENT = 'channel';
+
+/** Channel types that post to a channel rather than to each person. */
+const POSTS_TO_CHANNEL: ReadonlySet<string> = new Set(['teams']);
 
 /** Whether any rule routes this event (nothing is looked up for events nobody wants). */
 function routed(config: NotificationsConfig, name: NotificationEventName): boolean {
@@ -35,14 +45,19 @@ function routed(config: NotificationsConfig, name: NotificationEventName): boole
  */
 export async function recordNotifications(context: EngineContext, unit: UnitOfWork, entries: readonly AuditEntry[]): Promise<number> {
   const config = context.config().notifications;
-  if (config.rules.length === 0 || entries.length === 0) return 0;
+  if (entries.length === 0) return 0;
   const events: NotificationEvent[] = [];
+  const all: NotificationEvent[] = [];
   for (const entry of entries) {
-    await scheduleTimers(config, unit, entry);
+    if (config.rules.length > 0) await scheduleTimers(config, unit, entry);
     const event = eventFromAudit(entry);
-    if (event && routed(config, event.name)) events.push(event);
+    if (!event) continue;
+    all.push(event);
+    if (routed(config, event.name)) events.push(event);
   }
-  return enqueueEvents(context, unit, events);
+  const notified = events.length > 0 ? await enqueueEvents(context, unit, events) : 0;
+  // Outbound event webhooks take every event, routed or not (src/engine/webhook-outbox.ts).
+  return notified + (all.length > 0 ? await enqueueWebhookEvents(context, unit, all) : 0);
 }
 
 async function scheduleTimers(config: NotificationsConfig, unit: UnitOfWork, entry: AuditEntry): Promise<void> {
@@ -67,7 +82,7 @@ async function scheduleTimers(config: NotificationsConfig, unit: UnitOfWork, ent
 }
 
 /** What routing and rendering know of an event once its request or grant is read. */
-interface EventFacts {
+export interface EventFacts {
   /** Distinguishes occurrences of one event on one subject (a stage, an expiry). */
   readonly occurrence: string;
   /** The people the event is about (a rule's `to.audience`). */
@@ -79,7 +94,7 @@ interface EventFacts {
 
 const NOBODY = { users: [], groups: [], exclude: [] };
 
-async function factsOf(context: EngineContext, unit: UnitOfWork, event: NotificationEvent): Promise<EventFacts | undefined> {
+export async function factsOf(context: EngineContext, unit: UnitOfWork, event: NotificationEvent): Promise<EventFacts | undefined> {
   const data = event.data;
   const subject = event.subject ?? '';
   switch (event.name) {
@@ -254,8 +269,9 @@ export async function enqueueEvents(context: EngineContext, unit: UnitOfWork, ev
       for (const channel of rule.channels) {
         const type = config.channels.get(channel)?.type;
         if (!type) continue;
-        for (const recipient of recipients) {
-          // Email addresses go by email, Slack channels by Slack; people by every channel.
+        // A chat channel post (Teams) goes to the channel itself; otherwise email addresses go by
+        // email, Slack channels by Slack, people by every channel.
+        for (const recipient of POSTS_TO_CHANNEL.has(type) ? [CHANNEL_RECIPIENT] : recipients) {
           if (recipient.startsWith('address:') ? type === 'slack' : recipient.startsWith(SLACK_CHANNEL_RECIPIENT) && type !== 'slack') continue;
           const dedupeKey = `${event.name}:${facts.occurrence}:${channel}:${recipient}`;
           if (deliveries.has(dedupeKey)) continue;

@@ -1,10 +1,10 @@
 import type { Logger } from 'pino';
+import { channelTimeoutMs } from '../config/index.js';
 import type { EffectiveConfig } from '../config/types.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { formatTimeOfDay, parseTimeOfDay, preferencesInput, type PreferencesInput } from '../domain/notifications.js';
 import type { Principal } from '../domain/principal.js';
-import { channelTimeoutMs } from '../config/index.js';
 import { createChannel, SLACK_CHANNEL_RECIPIENT, type ChannelDependencies, type NotificationChannel } from '../notify/index.js';
 import {
   countDeliveries,
@@ -18,6 +18,7 @@ import {
 import { transact, type EngineContext } from './context.js';
 import { parseInput } from './inputs.js';
 import { deliverNotification } from './notification-delivery.js';
+import { deliverWebhook } from './event-webhooks.js';
 import { notifyEndingSoon, notifyStillPending } from './notification-timers.js';
 import { Scheduler } from './scheduler.js';
 import { errorMessage } from './target-calls.js';
@@ -78,6 +79,7 @@ export function notificationScheduler(context: EngineContext, pollIntervalMs: ()
       notify_ending: (job, worker) => notifyEndingSoon(context, job, worker),
       notify_reminder: (job, worker) => notifyStillPending(context, job, worker, 'request.reminder'),
       notify_escalation: (job, worker) => notifyStillPending(context, job, worker, 'request.escalated'),
+      webhook: (job, worker) => deliverWebhook(context, job, worker),
     },
   });
 }

@@ -41,3 +41,18 @@ export class UndeliverableError extends Error {
     super(message);
   }
 }
+
+/**
+ * The other side asked to be called again later (HTTP 429 with Retry-After): the worker waits at
+ * least `retryAfterMs` before the next attempt, however short its own backoff.
+ */
+export class RetryLaterError extends Error {
+  override readonly name = 'RetryLaterError';
+
+  constructor(
+    message: string,
+    readonly retryAfterMs: number,
+  ) {
+    super(message);
+  }
+}

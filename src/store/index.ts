@@ -30,3 +30,4 @@ export * from './vault-accounts.js';
 export * from './directory.js';
 export * from './access-reviews.js';
 export * from './compliance-reports.js';
+export * from './webhooks.js';

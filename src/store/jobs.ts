@@ -17,7 +17,7 @@ export interface Job {
 }
 
 /** The jobs of notifications: run by their own worker, so a slow channel never delays the lifecycle's jobs. */
-export const NOTIFICATION_JOB_KINDS = ['notify', 'notify_ending', 'notify_reminder', 'notify_escalation'] as const satisfies readonly JobKind[];
+export const NOTIFICATION_JOB_KINDS = ['notify', 'notify_ending', 'notify_reminder', 'notify_escalation', 'webhook'] as const satisfies readonly JobKind[];
 
 /** Which kinds of job a worker takes: only these, or all but these (unset: all). */
 export interface JobSelection {
@@ -244,6 +244,7 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     ldap_sync: 0,
     review_open: 0,
     review_due: 0,
+    webhook: 0,
   };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;

@@ -44,6 +44,8 @@ export interface Database {
   slack_interactions_seen: SlackInteractionsSeenTable;
   review_campaigns: ReviewCampaignsTable;
   review_items: ReviewItemsTable;
+  webhook_subscriptions: WebhookSubscriptionsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -291,6 +293,7 @@ export type JobKind =
   | 'notify_reminder'
   | 'notify_escalation'
   | 'rotate'
+  | 'webhook'
   | 'review_open'
   | 'review_due'
   | 'ldap_sync';
@@ -532,4 +535,42 @@ export interface ReviewItemsTable {
   decided_at: Timestamp | null;
   outcome: 'pending' | 'kept' | 'flagged' | 'removed' | 'remove_failed' | 'change_proposed' | 'change_applied';
   outcome_detail: JSONColumnType<Record<string, unknown>>;
+}
+
+/** An outbound event webhook (docs/notifications.md): admin-managed, its signing secret sealed. */
+export interface WebhookSubscriptionsTable {
+  /** `whk_…` */
+  id: string;
+  url: string;
+  description: string;
+  /** Event names it receives; empty for all. */
+  events: JSONColumnType<string[]>;
+  allow_insecure_http: boolean;
+  /** The `whsec_…` secret, sealed (src/secrets) and bound to the subscription id. */
+  secret_sealed: string;
+  created_by: string;
+  created_at: Timestamp;
+}
+
+export type WebhookDeliveryStatus = 'pending' | 'sent' | 'failed';
+
+/** One event to one subscription, written with the change it tells of; `id` is the `webhook-id`. */
+export interface WebhookDeliveriesTable {
+  /** `whd_…` */
+  id: string;
+  subscription_id: string;
+  dedupe_key: string;
+  event: string;
+  subject_id: string | null;
+  /** The JSON body exactly as signed and sent (a replay sends the same bytes). */
+  body: string;
+  status: WebhookDeliveryStatus;
+  attempts: Generated<number>;
+  replays: Generated<number>;
+  /** HTTP status of the last answer, null when none came. */
+  last_status: number | null;
+  last_error: string | null;
+  created_at: Timestamp;
+  sent_at: Timestamp | null;
+  finished_at: Timestamp | null;
 }

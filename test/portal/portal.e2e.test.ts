@@ -226,6 +226,11 @@ describe.skipIf(missing !== null)('portal in a real browser', { timeout: 90_000 
 
     await root.getByRole('tab', { name: 'Targets and policies' }).click();
     await root.getByRole('table', { name: 'Policies' }).getByText('sre-admin').first().waitFor();
+    await root.getByRole('tab', { name: 'Notifications' }).click();
+    await root.getByRole('heading', { name: 'Last deliveries' }).waitFor();
+    await root.getByRole('heading', { name: 'Event webhooks' }).waitFor();
+    await root.getByText('No webhook subscriptions.', { exact: false }).waitFor();
+    await screenshot(root, 'admin-notifications');
     await root.getByRole('link', { name: 'Dashboard' }).click();
     await root.getByText('Active grants, last 24 hours').waitFor();
     await root.locator('.recharts-surface').first().waitFor();

@@ -60,6 +60,7 @@ describeEachStore('notification routes (security)', ({ store }) => {
   it('refuses every route without valid credentials', async () => {
     for (const [method, url] of [
       ['GET', '/api/v1/notifications/deliveries'],
+      ['GET', '/api/v1/notifications/channels'],
       ['POST', '/api/v1/notifications/test'],
       ['GET', '/api/v1/me/notification-preferences'],
       ['PUT', '/api/v1/me/notification-preferences'],
@@ -76,6 +77,10 @@ describeEachStore('notification routes (security)', ({ store }) => {
     const refused = await call('GET', '/api/v1/notifications/deliveries', tokens.alice);
     expect(refused.statusCode).toBe(403);
     expect(await audited('notifications.list_refused')).toEqual([expect.objectContaining({ actor: 'alice' })]);
+    expect((await call('GET', '/api/v1/notifications/channels', tokens.bob)).statusCode).toBe(403);
+    const channels = await call('GET', '/api/v1/notifications/channels', tokens.rootRead);
+    expect(channels.json()).toEqual({ channels: [{ name: 'mail', type: 'email', retryAttempts: 3 }], rules: 1 });
+    expect(channels.body).not.toContain(smtp.password);
     expect((await call('POST', '/api/v1/notifications/test', tokens.bob, { channel: 'mail' })).statusCode).toBe(403);
     expect((await call('POST', '/api/v1/notifications/test', tokens.rootRead, { channel: 'mail' })).statusCode).toBe(403);
     expect(await audited('notifications.test_sent')).toEqual([]);

@@ -112,6 +112,37 @@ export function notificationRoutes(engine: Engine): FastifyPluginAsyncZod {
       },
     );
 
+    app.get(
+      '/api/v1/notifications/channels',
+      {
+        config: {
+          auth: {
+            scope: 'read',
+            role: 'admin',
+            refused: {
+              action: 'notifications.list_refused',
+              message: (who) => `${who.id} may not read notification channels`,
+              hint: 'Only admins (roles.admins in lapse.yaml) see the notification setup.',
+            },
+          },
+        },
+        schema: {
+          tags: ['notifications'],
+          summary: 'The notification channels in force: name and type (never their settings or secrets)',
+          security: [{ bearer: [] }, { session: [] }],
+          response: {
+            200: z.object({ channels: z.array(z.object({ name: z.string(), type: z.string(), retryAttempts: z.number().int() })), rules: z.number().int() }),
+            401: problemSchema,
+            403: problemSchema,
+          },
+        },
+      },
+      async () => ({
+        channels: [...engine.config.notifications.channels.values()].map((c) => ({ name: c.name, type: c.type, retryAttempts: c.retry.attempts })),
+        rules: engine.config.notifications.rules.length,
+      }),
+    );
+
     app.post(
       '/api/v1/notifications/test',
       {

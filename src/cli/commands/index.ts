@@ -3,6 +3,7 @@ import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 import { registerNotifyCommands } from './client-notify.js';
 import { registerSlackCommands } from './client-slack.js';
+import { registerWebhookCommands } from './client-webhook.js';
 import { registerRequestCommands } from './client-request.js';
 import { registerReviewCommands } from './client-review.js';
 import { registerStatusCommands } from './client-status.js';
@@ -44,6 +45,7 @@ export function registerCommands(program: Command): void {
   registerReviewCommands(program);
   registerNotifyCommands(program);
   registerSlackCommands(program);
+  registerWebhookCommands(program);
   registerVaultCommands(program);
   registerAccessReviewCommands(program);
   registerReportCommand(program);

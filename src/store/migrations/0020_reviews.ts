@@ -8,7 +8,7 @@ import { sql, type Kysely } from 'kysely';
  * period, or standing at the target) with its evidence and, once decided, the decision and what
  * came of it. Campaigns open and close on the database clock, hence two job kinds.
  */
-/** The job kinds after 0013 (vault), which this migration follows. */
+/** The job kinds after 0016 (event webhooks), which this migration follows. */
 const KINDS_BEFORE = [
   'provision',
   'expire',
@@ -21,6 +21,7 @@ const KINDS_BEFORE = [
   'notify_reminder',
   'notify_escalation',
   'rotate',
+  'webhook',
 ];
 
 function kindCheck(kinds: readonly string[]) {

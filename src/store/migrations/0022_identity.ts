@@ -25,6 +25,7 @@ const KINDS_BEFORE = [
   'notify_reminder',
   'notify_escalation',
   'rotate',
+  'webhook',
   'review_open',
   'review_due',
 ];

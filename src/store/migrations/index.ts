@@ -14,8 +14,9 @@ import * as m0012 from './0012_notifications.js';
 import * as m0013 from './0013_vault.js';
 import * as m0014 from './0014_token_lineage.js';
 import * as m0015 from './0015_slack.js';
-import * as m0022 from './0022_identity.js';
+import * as m0016 from './0016_event_webhooks.js';
 import * as m0020 from './0020_reviews.js';
+import * as m0022 from './0022_identity.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -38,8 +39,9 @@ const migrations: Record<string, Migration> = {
   '0013_vault': m0013,
   '0014_token_lineage': m0014,
   '0015_slack': m0015,
-  '0022_identity': m0022,
+  '0016_event_webhooks': m0016,
   '0020_reviews': m0020,
+  '0022_identity': m0022,
 };
 
 export const migrationProvider: MigrationProvider = {

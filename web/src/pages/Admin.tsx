@@ -4,6 +4,7 @@ import { useSession } from '../api/session';
 import { ActiveGrantsPanel, BreakGlassPanel, RevocationsPanel } from './admin/Grants';
 import { AuditPanel } from './admin/Audit';
 import { ConfigPanel, FindingsPanel } from './admin/Config';
+import { NotificationsPanel } from './admin/Notifications';
 
 const TABS = [
   { value: 'grants', label: 'Active grants' },
@@ -14,18 +15,22 @@ const TABS = [
   { value: 'audit', label: 'Audit' },
 ];
 
+/** Tabs only admins see (their APIs refuse auditors). */
+const ADMIN_TABS = [{ value: 'notifications', label: 'Notifications' }];
+
 /** Admins and auditors: everything active, what needs attention, the config in force, the audit log. */
 export function AdminPage() {
   const { '*': tab = '' } = useParams();
   const navigate = useNavigate();
   const { isAdmin } = useSession();
-  const current = TABS.some((t) => t.value === tab) ? tab : 'grants';
+  const tabs = isAdmin ? [...TABS, ...ADMIN_TABS] : TABS;
+  const current = tabs.some((t) => t.value === tab) ? tab : 'grants';
   return (
     <Stack>
       <Title order={2}>Admin</Title>
       <Tabs value={current} onChange={(value) => navigate(`/admin/${value ?? 'grants'}`)} keepMounted={false}>
         <Tabs.List style={{ overflowX: 'auto', flexWrap: 'nowrap' }}>
-          {TABS.map((t) => (
+          {tabs.map((t) => (
             <Tabs.Tab key={t.value} value={t.value}>
               {t.label}
             </Tabs.Tab>
@@ -49,6 +54,11 @@ export function AdminPage() {
         <Tabs.Panel value="audit" pt="md">
           <AuditPanel />
         </Tabs.Panel>
+        {isAdmin && (
+          <Tabs.Panel value="notifications" pt="md">
+            <NotificationsPanel />
+          </Tabs.Panel>
+        )}
       </Tabs>
     </Stack>
   );
