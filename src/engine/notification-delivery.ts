@@ -11,6 +11,7 @@ import {
   markDeliveriesSent,
   noteDeliveryError,
   retryJob,
+  retryJobAt,
   uncountDeliveryAttempts,
   type Delivery,
   type DeliveryToSend,
@@ -59,7 +60,8 @@ export async function deliverNotifications(context: EngineContext, jobs: readonl
     else if ('holdUntil' in recipient) {
       // Quiet hours: the job waits; the delivery stays pending with the reason, and no attempt counts.
       const note = `held for the recipient's quiet hours until ${recipient.holdUntil.toISOString()}`;
-      outcomes.retry(job, delivery, Math.max(0, recipient.holdUntil.getTime() - now.getTime()), note, 'quiet hours');
+      // NB. Due at the end itself (by the database clock), not "now + the wait", which drifts by the round's length.
+      outcomes.retry(job, delivery, recipient.holdUntil, note, 'quiet hours');
     } else sends.push({ job, delivery, settings, channel, recipient, attempt: 0 });
   }
 
@@ -173,7 +175,7 @@ class Outcomes {
   private readonly completed: Job[] = [];
   private readonly sentIds: string[] = [];
   private readonly finished: { delivery: Delivery; status: 'failed' | 'skipped'; reason: string }[] = [];
-  private readonly retries: { job: Job; delivery: Delivery; delayMs: number; note: string; reason: string }[] = [];
+  private readonly retries: { job: Job; delivery: Delivery; after: number | Date; note: string; reason: string }[] = [];
   private readonly uncounted: string[] = [];
 
   done(job: Job): void {
@@ -190,8 +192,9 @@ class Outcomes {
     this.completed.push(job);
   }
 
-  retry(job: Job, delivery: Delivery, delayMs: number, note: string, reason: string): void {
-    this.retries.push({ job, delivery, delayMs, note, reason });
+  /** Due again `after` milliseconds from the database's now, or at a given time. */
+  retry(job: Job, delivery: Delivery, after: number | Date, note: string, reason: string): void {
+    this.retries.push({ job, delivery, after, note, reason });
   }
 
   /** Counted but never sent (its channel tripped the round): the attempt is given back. */
@@ -213,9 +216,10 @@ class Outcomes {
         for (const { delivery, status, reason } of this.finished) await finishDelivery(tx, delivery.id, status, reason, now);
       }
       await uncountDeliveryAttempts(tx, this.uncounted);
-      for (const { job, delivery, delayMs, note, reason } of this.retries) {
+      for (const { job, delivery, after, note, reason } of this.retries) {
         await noteDeliveryError(tx, delivery.id, note);
-        await retryJob(tx, job, worker, delayMs, reason);
+        if (after instanceof Date) await retryJobAt(tx, job, worker, after, reason);
+        else await retryJob(tx, job, worker, after, reason);
       }
       await completeJobs(tx, this.completed, worker);
     });
