@@ -1,3 +1,4 @@
+import { fork } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,7 +7,6 @@ import { connectorRegistry, NoopConnector } from '../src/connectors/index.js';
 import { newId } from '../src/domain/ids.js';
 import { Engine } from '../src/engine/index.js';
 import { insertDeliveries, insertUser, scheduleJobsNow, setUserEmail, type Store } from '../src/store/index.js';
-import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.js';
 import { BENCH_CONFIG, benchIsolatedRevocation } from './lifecycle.js';
 import { summarise, type BenchResult } from './stats.js';
 
@@ -16,7 +16,48 @@ import { summarise, type BenchResult } from './stats.js';
  * (2) revocation lag while the SMTP server is stalled (accepts connections, never answers), to
  * compare with the same run without notifications: a stuck channel must not delay revocation.
  */
-function notificationsConfig(smtp: TestSmtpServer, caFile: string, events: string): string {
+/** The bench's SMTP server, in a child process (bench/smtp-server.ts). */
+interface BenchSmtp {
+  readonly port: number;
+  readonly received: { messageId: string; at: number }[];
+  stall(on: boolean): void;
+  waitFor(count: number, timeoutMs: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function startBenchSmtp(): Promise<BenchSmtp & { caPem: string }> {
+  const child = fork(new URL('./smtp-server.ts', import.meta.url).pathname, [], {
+    execArgv: ['--import', 'tsx'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
+  const received: { messageId: string; at: number }[] = [];
+  const ready = await new Promise<{ port: number; caPem: string }>((resolve, reject) => {
+    child.on('message', (message: { ready?: { port: number; caPem: string }; received?: { messageId: string; at: number }[] }) => {
+      if (message.ready) resolve(message.ready);
+      if (message.received) received.push(...message.received);
+    });
+    child.once('exit', (code) => reject(new Error(`the bench SMTP server exited (${code})`)));
+  });
+  return {
+    ...ready,
+    received,
+    stall: (on) => child.send({ stall: on }),
+    async waitFor(count, timeoutMs) {
+      const deadline = Date.now() + timeoutMs;
+      while (received.length < count) {
+        if (Date.now() > deadline) throw new Error(`expected ${count} messages within ${timeoutMs} ms; got ${received.length}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    },
+    close: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.send({ close: true });
+      }),
+  };
+}
+
+function notificationsConfig(smtp: BenchSmtp, caFile: string, events: string): string {
   return `${BENCH_CONFIG}
 notifications:
   channels:
@@ -30,11 +71,11 @@ notifications:
 `;
 }
 
-async function withSmtp<T>(run: (smtp: TestSmtpServer, caFile: string) => Promise<T>): Promise<T> {
-  const smtp = await startSmtpServer();
+async function withSmtp<T>(run: (smtp: BenchSmtp, caFile: string) => Promise<T>): Promise<T> {
+  const smtp = await startBenchSmtp();
   const dir = mkdtempSync(join(tmpdir(), 'lapse-bench-smtp-'));
   const caFile = join(dir, 'ca.pem');
-  writeFileSync(caFile, smtp.pki.caPem);
+  writeFileSync(caFile, smtp.caPem);
   try {
     return await run(smtp, caFile);
   } finally {

@@ -45,6 +45,8 @@ const emailChannel = z
         ca: text(65536).optional(),
         allowInsecure: z.boolean().default(false),
         timeout: duration.prefault('10s'),
+        /** Pooled connections, one message at a time on each; most relays allow 10 to 20 per client. */
+        connections: z.number().int().min(1).max(32).default(8),
       })
       .strict(),
     retry,
@@ -206,6 +208,7 @@ export function resolveNotificationsConfig(
         ca,
         allowInsecure: c.smtp.allowInsecure,
         timeoutMs: c.smtp.timeout,
+        connections: c.smtp.connections,
       },
       retry,
     });

@@ -120,6 +120,8 @@ export interface EmailChannelConfig {
     /** Plain SMTP (loopback only): warned about at start. */
     readonly allowInsecure: boolean;
     readonly timeoutMs: number;
+    /** Pooled SMTP connections (messages sent at once). */
+    readonly connections: number;
   };
   readonly retry: ChannelRetry;
 }

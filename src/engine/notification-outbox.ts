@@ -5,9 +5,9 @@ import { matchesEntitlementPattern } from '../domain/policy/index.js';
 import { peopleBehind } from '../domain/principal.js';
 import type { AccessRequest } from '../domain/request.js';
 import {
-  enabledUserNamesIn,
-  getGrant,
-  getRequest,
+  enabledUsersIn,
+  getGrantsByIds,
+  getRequestsByIds,
   insertDeliveries,
   scheduleJob,
   scheduleJobsNow,
@@ -94,7 +94,30 @@ export interface EventFacts {
 
 const NOBODY = { users: [], groups: [], exclude: [] };
 
-export async function factsOf(context: EngineContext, unit: UnitOfWork, event: NotificationEvent): Promise<EventFacts | undefined> {
+/** The grants and requests a batch of events is about, read together (two queries, however many events). */
+export interface Subjects {
+  readonly grants: ReadonlyMap<string, StoredGrant>;
+  readonly requests: ReadonlyMap<string, AccessRequest>;
+}
+
+const GRANT_EVENTS: ReadonlySet<NotificationEventName> = new Set(['grant.active', 'grant.ending_soon', 'grant.ended', 'grant.revoke_failing']);
+const REQUEST_EVENTS: ReadonlySet<NotificationEventName> = new Set([
+  'request.pending',
+  'request.reminder',
+  'request.escalated',
+  'request.decided',
+  'extension.pending',
+  'break_glass.used',
+]);
+
+export async function readSubjects(unit: UnitOfWork, events: readonly NotificationEvent[]): Promise<Subjects> {
+  const ids = (names: ReadonlySet<NotificationEventName>) => events.filter((e) => names.has(e.name) && e.subject).map((e) => e.subject!);
+  const grants = await getGrantsByIds(unit.tx, ids(GRANT_EVENTS));
+  const requests = await getRequestsByIds(unit.tx, [...ids(REQUEST_EVENTS), ...[...grants.values()].map((g) => g.requestId)]);
+  return { grants, requests };
+}
+
+export function factsOf(context: EngineContext, unit: UnitOfWork, subjects: Subjects, event: NotificationEvent): EventFacts | undefined {
   const data = event.data;
   const subject = event.subject ?? '';
   switch (event.name) {
@@ -104,7 +127,7 @@ export async function factsOf(context: EngineContext, unit: UnitOfWork, event: N
     case 'request.decided':
     case 'extension.pending':
     case 'break_glass.used': {
-      const request = await getRequest(unit.tx, subject);
+      const request = subjects.requests.get(subject);
       if (!request) return undefined;
       const stage = request.stages[request.currentStage];
       const approvers = stage ? { ...stage.approvers, exclude: peopleBehind(request.principal) } : NOBODY;
@@ -130,9 +153,9 @@ export async function factsOf(context: EngineContext, unit: UnitOfWork, event: N
     case 'grant.ending_soon':
     case 'grant.ended':
     case 'grant.revoke_failing': {
-      const grant = await getGrant(unit.tx, subject);
+      const grant = subjects.grants.get(subject);
       if (!grant) return undefined;
-      const request = await getRequest(unit.tx, grant.requestId);
+      const request = subjects.requests.get(grant.requestId);
       const holder = { users: [grant.principalId], groups: [], exclude: [] };
       const occurrence = event.name === 'grant.ending_soon' ? `${grant.id}:${grant.expiresAt?.toISOString() ?? ''}` : grant.id;
       return {
@@ -252,18 +275,45 @@ function ruleMatches(context: EngineContext, rule: NotificationRule, event: Noti
 export async function enqueueEvents(context: EngineContext, unit: UnitOfWork, events: readonly NotificationEvent[]): Promise<number> {
   const config = context.config().notifications;
   const deliveries = new Map<string, NewDelivery>();
+  if (events.length === 0) return 0;
+  // NB. A revoke batch tells of up to 100 grants inside the revocation's transaction: their
+  // grants, requests and people are read in three queries, not three per event.
+  const subjects = await readSubjects(unit, events);
+  const routedEvents: { event: NotificationEvent; facts: EventFacts; rules: NotificationRule[] }[] = [];
   for (const event of events) {
-    const facts = await factsOf(context, unit, event);
+    const facts = factsOf(context, unit, subjects, event);
     if (!facts) continue;
-    for (const rule of config.rules) {
-      if (!ruleMatches(context, rule, event, facts)) continue;
+    const rules = config.rules.filter((rule) => ruleMatches(context, rule, event, facts));
+    if (rules.length > 0) routedEvents.push({ event, facts, rules });
+  }
+  const names = new Set<string>();
+  const groups = new Set<string>();
+  for (const { facts, rules } of routedEvents) {
+    for (const rule of rules) {
+      if (rule.to.audience) {
+        facts.audience.users.forEach((n) => names.add(n));
+        facts.audience.groups.forEach((g) => groups.add(g));
+      }
+      rule.to.users.forEach((n) => names.add(n));
+      rule.to.groups.forEach((g) => groups.add(g));
+    }
+  }
+  const people = await enabledUsersIn(unit.tx, [...names], [...groups]);
+  /** The enabled users named or in the groups, as enabledUserNamesIn answers (by name, at most 1,000). */
+  const among = (users: readonly string[], inGroups: readonly string[]) =>
+    people
+      .filter((p) => users.includes(p.name) || p.groups.some((g) => inGroups.includes(g)))
+      .slice(0, 1000)
+      .map((p) => p.name);
+  for (const { event, facts, rules } of routedEvents) {
+    for (const rule of rules) {
       const recipients = new Set<string>();
       if (rule.to.audience) {
-        for (const name of await enabledUserNamesIn(unit.tx, facts.audience.users, facts.audience.groups)) {
+        for (const name of among(facts.audience.users, facts.audience.groups)) {
           if (!facts.audience.exclude.includes(name)) recipients.add(name);
         }
       }
-      for (const name of await enabledUserNamesIn(unit.tx, rule.to.users, rule.to.groups)) recipients.add(name);
+      for (const name of among(rule.to.users, rule.to.groups)) recipients.add(name);
       for (const address of rule.to.addresses) recipients.add(`address:${address}`);
       for (const slackChannel of rule.to.slackChannels) recipients.add(`${SLACK_CHANNEL_RECIPIENT}${slackChannel}`);
       for (const channel of rule.channels) {

@@ -17,7 +17,7 @@ import {
 } from '../store/index.js';
 import { transact, type EngineContext } from './context.js';
 import { parseInput } from './inputs.js';
-import { deliverNotification } from './notification-delivery.js';
+import { deliverNotifications } from './notification-delivery.js';
 import { deliverWebhook } from './event-webhooks.js';
 import { notifyEndingSoon, notifyStillPending } from './notification-timers.js';
 import { Scheduler } from './scheduler.js';
@@ -71,11 +71,13 @@ export function notificationScheduler(context: EngineContext, pollIntervalMs: ()
     logger: context.logger,
     pollIntervalMs,
     kinds: { only: NOTIFICATION_JOB_KINDS },
-    // Sends overlap (a pooled SMTP transport); each waits at most its channel's timeout.
-    concurrency: 8,
-    batchSize: 64,
+    // The timers' jobs (each a small transaction) run side by side with the round's sends.
+    concurrency: 4,
+    // NB. A round's sends go out together (deliverNotifications), so a burst of 1,000 is four
+    // rounds of a few statements each rather than thousands of single-row queries.
+    batchSize: 250,
+    batch: { kinds: ['notify'], run: (jobs, worker) => deliverNotifications(context, jobs, worker) },
     handlers: {
-      notify: (job, worker) => deliverNotification(context, job, worker),
       notify_ending: (job, worker) => notifyEndingSoon(context, job, worker),
       notify_reminder: (job, worker) => notifyStillPending(context, job, worker, 'request.reminder'),
       notify_escalation: (job, worker) => notifyStillPending(context, job, worker, 'request.escalated'),

@@ -4,7 +4,7 @@ import type { NotificationEvent } from '../domain/notifications.js';
 import { eventWebhookBody } from '../notify/index.js';
 import { insertWebhookDeliveries, listWebhookSubscriptions, scheduleJobsNow, type NewWebhookDelivery } from '../store/index.js';
 import type { EngineContext, UnitOfWork } from './context.js';
-import { factsOf } from './notification-outbox.js';
+import { factsOf, readSubjects } from './notification-outbox.js';
 
 const SENT: ReadonlySet<string> = new Set(WEBHOOK_EVENTS);
 
@@ -20,10 +20,11 @@ export async function enqueueWebhookEvents(context: EngineContext, unit: UnitOfW
   if (subscriptions.length === 0) return 0;
   const deliveries: NewWebhookDelivery[] = [];
   const seen = new Set<string>();
+  const subjects = await readSubjects(unit, wanted);
   for (const event of wanted) {
     const takers = subscriptions.filter((s) => s.events.length === 0 || s.events.includes(event.name));
     if (takers.length === 0) continue;
-    const facts = await factsOf(context, unit, event);
+    const facts = factsOf(context, unit, subjects, event);
     if (!facts) continue;
     const body = eventWebhookBody({ type: event.name, timestamp: unit.now, data: { ...facts.payload, actor: event.actor } });
     for (const subscription of takers) {

@@ -12,10 +12,12 @@ import { UndeliverableError, type NotificationChannel, type OutgoingNotification
 export class EmailChannel implements NotificationChannel {
   readonly type = 'email';
   readonly name: string;
+  readonly parallelSends: number;
   private readonly transport: Transporter<SMTPTransport.SentMessageInfo>;
 
   constructor(private readonly config: EmailChannelConfig) {
     this.name = config.name;
+    this.parallelSends = config.smtp.connections;
     const { smtp } = config;
     this.transport = nodemailer.createTransport({
       host: smtp.host,
@@ -31,8 +33,9 @@ export class EmailChannel implements NotificationChannel {
       greetingTimeout: smtp.timeoutMs,
       socketTimeout: smtp.timeoutMs,
       pool: true,
-      maxConnections: 4,
-      maxMessages: 1000,
+      maxConnections: smtp.connections,
+      // A new connection costs a TLS handshake; some relays close one after a few hundred messages.
+      maxMessages: 500,
     });
   }
 

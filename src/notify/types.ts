@@ -23,6 +23,11 @@ export interface NotificationChannel {
   readonly type: string;
   /** Hands the message over. Throws UndeliverableError when retrying cannot help. */
   send(message: OutgoingNotification, signal: AbortSignal): Promise<void>;
+  /**
+   * How many sends the worker runs at once on this channel (optional; 8 when absent): email has
+   * one per pooled SMTP connection, so a send's deadline starts when a connection is free for it.
+   */
+  readonly parallelSends?: number;
   /** Closes connections (pooled SMTP sessions). */
   close(): Promise<void>;
 }

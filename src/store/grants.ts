@@ -290,3 +290,14 @@ export async function findGrantInForce(
     .executeTakeFirst();
   return row ? { id: row.id, expiresAt: new Date(row.expires_at!) } : undefined;
 }
+
+/** Grants by id, in one query (the notification outbox reads a revoke batch's grants at once). */
+export async function getGrantsByIds(tx: Executor, ids: readonly string[]): Promise<Map<string, StoredGrant>> {
+  if (ids.length === 0) return new Map();
+  const rows = await tx
+    .selectFrom('grants')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  return new Map(rows.map((row) => [row.id, toGrant(row)]));
+}

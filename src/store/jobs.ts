@@ -211,6 +211,16 @@ export async function retryJob(tx: Executor, job: Job, worker: number, delayMs: 
     .execute();
 }
 
+/** Not done: try again at `at` (a time the caller worked out, e.g. the end of quiet hours), keeping the attempt count. */
+export async function retryJobAt(tx: Executor, job: Job, worker: number, at: Date, error: string): Promise<void> {
+  await tx
+    .updateTable('jobs')
+    .set({ due_at: sql<Date>`${at}::timestamptz`, locked_by: null, locked_until: null, last_error: error.slice(0, 2000) })
+    .where('id', '=', job.id)
+    .where('locked_by', '=', worker)
+    .execute();
+}
+
 /**
  * Milliseconds until the next job can be claimed (0 if one is overdue), or null when there is none.
  * A job someone holds counts from the end of its lease, so held work does not make us spin.

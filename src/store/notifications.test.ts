@@ -5,6 +5,11 @@ import { claimDueJobs, msUntilNextJob, scheduleJob, scheduleJobsNow, NOTIFICATIO
 import {
   countDeliveries,
   countDeliveryAttempt,
+  countDeliveryAttempts,
+  deliveriesToSend,
+  enabledUsersIn,
+  markDeliveriesSent,
+  uncountDeliveryAttempts,
   emailOfUser,
   enabledUserNamesIn,
   finishDelivery,
@@ -119,5 +124,51 @@ describeEachStore('notification outbox storage', ({ store }) => {
     } finally {
       await lease.release();
     }
+  });
+
+  it('reads a round of deliveries with their people in one go, and counts, gives back and marks them together', async () => {
+    const now = new Date();
+    for (const [name, groups, email] of [
+      ['rita', '["ops"]', 'rita@example.com'],
+      ['sam', '["ops","dba"]', null],
+    ] as const) {
+      await insertUser(store().db, { id: newId('user'), name, kind: 'user', groups, password_hash: null, created_at: now, disabled_at: null });
+      if (email) await setUserEmail(store().db, name, email);
+    }
+    await putNotificationPreferences(
+      store().db,
+      { principalId: 'rita', emailEnabled: true, quietHours: { start: 1320, end: 420 }, timezone: 'Europe/Berlin' },
+      now,
+    );
+    const round = [
+      delivery('round:rita', 'rita'),
+      delivery('round:sam', 'sam'),
+      delivery('round:ghost', 'ghost'),
+      delivery('round:addr', 'address:x@example.com'),
+    ];
+    await insertDeliveries(store().db, round, now);
+    const { now: dbNow, deliveries } = await deliveriesToSend(
+      store().db,
+      round.map((d) => d.id),
+    );
+    expect(Math.abs(dbNow.getTime() - Date.now())).toBeLessThan(60_000);
+    const by = new Map(deliveries.map((d) => [d.delivery.recipient, d]));
+    expect(by.get('rita')).toMatchObject({ email: 'rita@example.com', preferences: { quietHours: { start: 1320, end: 420 }, timezone: 'Europe/Berlin' } });
+    expect(by.get('sam')).toMatchObject({ email: null, preferences: undefined });
+    expect(by.get('ghost')).toMatchObject({ email: undefined, preferences: undefined });
+    expect(by.get('address:x@example.com')?.email).toBeUndefined();
+
+    const ids = round.map((d) => d.id);
+    expect([...(await countDeliveryAttempts(store().db, ids)).values()]).toEqual([1, 1, 1, 1]);
+    await uncountDeliveryAttempts(store().db, [round[1]!.id]);
+    await markDeliveriesSent(store().db, [round[0]!.id, round[3]!.id]);
+    const after = await countDeliveryAttempts(store().db, ids);
+    // Sent ones are final (no longer counted); the one given back starts again from 0.
+    expect(Object.fromEntries([...after].map(([id, n]) => [round.find((d) => d.id === id)!.recipient, n]))).toEqual({ sam: 1, ghost: 2 });
+    expect(await getDelivery(store().db, round[0]!.id)).toMatchObject({ status: 'sent', sentAt: expect.any(Date) });
+    expect((await enabledUsersIn(store().db, ['rita'], ['dba'])).map((u) => [u.name, u.groups])).toEqual([
+      ['rita', ['ops']],
+      ['sam', ['ops', 'dba']],
+    ]);
   });
 });

@@ -87,6 +87,94 @@ export async function getDelivery(db: Executor, id: string): Promise<Delivery | 
   return row ? toDelivery(row) : undefined;
 }
 
+/** A delivery as the worker sends it: with its recipient's preferences and address, read together. */
+export interface DeliveryToSend {
+  readonly delivery: Delivery;
+  /** The recipient's preferences when the recipient is a person who set some. */
+  readonly preferences: NotificationPreferences | undefined;
+  /** The recipient's address when the recipient is an enabled user (null: none on record); undefined: no such user. */
+  readonly email: string | null | undefined;
+}
+
+/**
+ * The deliveries of a round of `notify` jobs, with each recipient's preferences and address and
+ * the database's clock: one query for the whole round rather than three per delivery.
+ */
+export async function deliveriesToSend(db: Executor, ids: readonly string[]): Promise<{ now: Date; deliveries: DeliveryToSend[] }> {
+  if (ids.length === 0) return { now: new Date(), deliveries: [] };
+  const rows = await db
+    .selectFrom('notification_deliveries as d')
+    .leftJoin('notification_preferences as p', 'p.principal_id', 'd.recipient')
+    .leftJoin('users as u', (join) => join.onRef('u.name', '=', 'd.recipient').on('u.disabled_at', 'is', null))
+    .selectAll('d')
+    .select([
+      'p.principal_id as p_principal_id',
+      'p.email_enabled as p_email_enabled',
+      'p.quiet_start as p_quiet_start',
+      'p.quiet_end as p_quiet_end',
+      'p.timezone as p_timezone',
+      'u.name as u_name',
+      'u.email as u_email',
+      sql<Date | string>`now()`.as('db_now'),
+    ])
+    .where('d.id', 'in', [...ids])
+    .execute();
+  const now = rows[0] ? new Date(rows[0].db_now) : new Date();
+  return {
+    now,
+    deliveries: rows.map((row) => ({
+      delivery: toDelivery(row),
+      preferences:
+        row.p_principal_id === null
+          ? undefined
+          : toPreferences({
+              principal_id: row.p_principal_id,
+              email_enabled: row.p_email_enabled ?? true,
+              quiet_start: row.p_quiet_start,
+              quiet_end: row.p_quiet_end,
+              timezone: row.p_timezone ?? 'UTC',
+              updated_at: now,
+            }),
+      email: row.u_name === null ? undefined : row.u_email,
+    })),
+  };
+}
+
+/** Counts an attempt on each delivery still pending, before the sends; returns the counts by id. */
+export async function countDeliveryAttempts(db: Executor, ids: readonly string[]): Promise<Map<string, number>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db
+    .updateTable('notification_deliveries')
+    .set({ attempts: sql<number>`attempts + 1` })
+    .where('id', 'in', [...ids])
+    .where('status', '=', 'pending')
+    .returning(['id', 'attempts'])
+    .execute();
+  return new Map(rows.map((row) => [row.id, row.attempts]));
+}
+
+/** Gives back attempts counted for sends that never started (their channel failed first). */
+export async function uncountDeliveryAttempts(tx: Executor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await tx
+    .updateTable('notification_deliveries')
+    .set({ attempts: sql<number>`GREATEST(attempts - 1, 0)` })
+    .where('id', 'in', [...ids])
+    .where('status', '=', 'pending')
+    .execute();
+}
+
+/** Sent (handed to the channel), many at once, at the database's now: final. */
+export async function markDeliveriesSent(tx: Executor, ids: readonly string[]): Promise<void> {
+  if (ids.length === 0) return;
+  await tx
+    .updateTable('notification_deliveries')
+    .set({ status: 'sent', sent_at: sql<Date>`now()`, finished_at: sql<Date>`now()`, last_error: null })
+    .where('id', 'in', [...ids])
+    .where('status', '=', 'pending')
+    .execute();
+}
+
 /** Counts an attempt before the send (so one cut short by a crash counts too); returns the count. */
 export async function countDeliveryAttempt(db: Executor, id: string): Promise<number> {
   const row = await db
@@ -224,6 +312,29 @@ export async function enabledUserNamesIn(db: Executor, names: readonly string[],
     .limit(1000)
     .execute();
   return rows.map((row) => row.name);
+}
+
+/**
+ * The enabled users named, or in any of the groups, with their groups: one query for every
+ * audience of a batch of events, each then picked out in memory (see enabledUserNamesIn).
+ */
+export async function enabledUsersIn(db: Executor, names: readonly string[], groups: readonly string[]): Promise<{ name: string; groups: string[] }[]> {
+  if (names.length === 0 && groups.length === 0) return [];
+  const rows = await db
+    .selectFrom('users')
+    .select(['name', 'groups'])
+    .where('disabled_at', 'is', null)
+    .where('kind', '=', 'user')
+    .where((eb) => {
+      const any = [];
+      if (names.length > 0) any.push(eb('name', 'in', [...new Set(names)]));
+      if (groups.length > 0) any.push(sql<boolean>`groups ?| ${sql.val([...new Set(groups)])}::text[]`);
+      return eb.or(any);
+    })
+    .orderBy('name')
+    .limit(20_000)
+    .execute();
+  return rows.map((row) => ({ name: row.name, groups: row.groups }));
 }
 
 /** An enabled user's email address (null when none is on record), or undefined for no such user. */

@@ -243,3 +243,14 @@ export async function getBreakGlassReview(tx: Executor, id: string): Promise<{ r
   const row = await tx.selectFrom('requests').select(['reviewed_at', 'reviewed_by']).where('id', '=', id).executeTakeFirstOrThrow();
   return { reviewedAt: row.reviewed_at === null ? null : new Date(row.reviewed_at), reviewedBy: row.reviewed_by };
 }
+
+/** Requests by id, in one query (the notification outbox reads a batch's requests at once). */
+export async function getRequestsByIds(tx: Executor, ids: readonly string[]): Promise<Map<string, AccessRequest>> {
+  if (ids.length === 0) return new Map();
+  const rows = await tx
+    .selectFrom('requests')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+  return new Map(rows.map((row) => [row.id, toRequest(row)]));
+}
