@@ -11,3 +11,4 @@ export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glas
 /** What the engine's reads return (the API's and CLI's view models start from these). */
 export type { Finding, StoredGrant } from '../store/index.js';
 export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';
+export type { RekeyReport } from './vault-rekey.js';

@@ -30,6 +30,23 @@ const onboardBody = z
   })
   .strict();
 
+const sealedCounts = z.object({
+  vault_current: z.number().int(),
+  vault_pending: z.number().int(),
+  grant_handout: z.number().int(),
+  mfa_totp: z.number().int(),
+});
+
+const rekeySchema = z.object({
+  keyId: z.string().describe('The key-encryption key everything is sealed under now (first 16 hex digits of its SHA-256)'),
+  rewrapped: sealedCounts.describe('Values re-wrapped by this run, per kind'),
+  changedMeanwhile: z.number().int().describe('Values replaced by a rotation or fetch while the run read them (theirs are already under the current key)'),
+  unreadable: z
+    .array(z.object({ kind: z.string(), id: z.string(), error: z.string() }))
+    .describe('Values no configured key opens (first 20): left as they are'),
+  remaining: z.number().int().describe('Values still not under the current key; 0 means the previous keys may be removed'),
+});
+
 function accountOut(account: VaultAccountView): z.infer<typeof accountSchema> {
   const iso = (date: Date | null) => date?.toISOString() ?? null;
   return {
@@ -68,6 +85,33 @@ export function vaultRoutes(engine: Engine, auth: AuthService): FastifyPluginAsy
         },
       },
       async () => ({ accounts: (await engine.vaultAccounts()).map(accountOut) }),
+    );
+
+    app.post(
+      '/api/v1/vault/rekey',
+      {
+        config: {
+          auth: {
+            scope: 'admin',
+            role: 'admin',
+            refused: {
+              action: 'vault.rekey_refused',
+              message: (who) => `${who.id} is not an admin`,
+              hint: 'Only admins (roles.admins) re-wrap sealed values under a new key-encryption key.',
+            },
+          },
+        },
+        schema: {
+          tags: ['vault'],
+          summary: 'Re-wrap every sealed value (vault passwords, held credentials, TOTP seeds) under the current key-encryption key; safe to rerun (admin)',
+          security: [{ bearer: [] }],
+          response: { 200: z.object({ rekey: rekeySchema }), 401: problemSchema, 403: problemSchema },
+        },
+      },
+      async (request) => {
+        const report = await engine.rekeyVault(callerOf(request).principal.id);
+        return { rekey: { ...report, rewrapped: { ...report.rewrapped }, unreadable: [...report.unreadable] } };
+      },
     );
 
     app.post(

@@ -51,4 +51,17 @@ describe('lapse vault', { timeout: 60_000 }, () => {
     );
     expect(server.engine.noop.rotation.accepts('vault-db', 'postgres', PASSWORD)).toBe(false);
   });
+
+  it('rekey: admins re-wrap every sealed value under the current key; others are refused', async () => {
+    const rekeyed = await run(['vault', 'rekey']);
+    expect(rekeyed.code, rekeyed.stderr).toBe(0);
+    expect(rekeyed.stdout).toMatch(/re-wrapped under key [0-9a-f]{16}: vault_current 0, vault_pending 0, grant_handout 0, mfa_totp 0/);
+    expect(rekeyed.stdout).toMatch(/nothing is left under an older key/);
+    const json = await run(['vault', 'rekey', '--json']);
+    expect(JSON.parse(json.stdout)).toMatchObject({ rekey: { remaining: 0, unreadable: [] } });
+    const reader = await server.token('alice', ['read', 'request', 'admin']);
+    const refused = await runLapse(['vault', 'rekey'], { LAPSE_SERVER: server.url, LAPSE_TOKEN: reader, LAPSE_CONFIG_DIR: home.dir });
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/admin/);
+  });
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { z } from 'zod';
-import { LapseError } from '../../domain/errors.js';
+import { EXIT, LapseError } from '../../domain/errors.js';
 import { action } from '../output.js';
 import { readSecretFromStdin } from '../stdin.js';
 import { addClientOptions, addStepUpOption, clientFor, type ClientFlags } from './client-flags.js';
@@ -30,6 +30,29 @@ function describe(account: VaultAccount): string {
   return `${account.target}/${account.account}  ${state}  last rotated ${account.rotatedAt ?? 'never'}${overdue}`;
 }
 
+const rekeySchema = z.looseObject({
+  keyId: z.string().max(64),
+  rewrapped: z.record(z.string().max(64), z.number().int()),
+  changedMeanwhile: z.number().int(),
+  unreadable: z.array(z.looseObject({ kind: z.string().max(64), id: z.string().max(128), error: z.string().max(4000) })).max(100),
+  remaining: z.number().int(),
+});
+
+function describeRekey(report: z.infer<typeof rekeySchema>): string {
+  const counts = Object.entries(report.rewrapped)
+    .map(([kind, n]) => `${kind} ${n}`)
+    .join(', ');
+  const lines = [`re-wrapped under key ${report.keyId}: ${counts}`];
+  if (report.changedMeanwhile > 0) lines.push(`${report.changedMeanwhile} changed meanwhile (a rotation or fetch sealed them anew)`);
+  for (const u of report.unreadable) lines.push(`UNREADABLE ${u.kind} ${u.id}: ${u.error}`);
+  lines.push(
+    report.remaining === 0
+      ? 'nothing is left under an older key: remove it from secrets.previousEncryptionKeys'
+      : `${report.remaining} value(s) still under an older key: keep it configured and run \`lapse vault rekey\` again`,
+  );
+  return lines.join('\n');
+}
+
 interface OnboardFlags extends ClientFlags {
   passwordStdin?: boolean;
 }
@@ -44,6 +67,17 @@ export function registerVaultCommands(program: Command): void {
         const flags = command.optsWithGlobals<ClientFlags>();
         const answer = await clientFor(flags).get('/api/v1/vault/accounts', z.looseObject({ accounts: z.array(accountSchema).max(10_000) }));
         show(flags, answer, () => (answer.accounts.length === 0 ? 'the vault holds no accounts yet' : answer.accounts.map(describe).join('\n')));
+      }),
+    );
+
+  addClientOptions(vault.command('rekey'))
+    .description('after changing the key-encryption key: re-wrap every sealed value under it, while Lapse keeps serving; safe to rerun (admin)')
+    .action(
+      action(async (_options: unknown, command: Command) => {
+        const flags = command.optsWithGlobals<ClientFlags>();
+        const answer = await clientFor(flags).post('/api/v1/vault/rekey', z.looseObject({ rekey: rekeySchema }), {});
+        show(flags, answer, () => describeRekey(answer.rekey));
+        return answer.rekey.remaining === 0 ? EXIT.ok : EXIT.failed;
       }),
     );
 
