@@ -1963,6 +1963,8 @@ export interface paths {
                                         groups: string[];
                                     };
                                 }[];
+                                /** @description A vault check-out: the account whose password the grant lends (docs/vault.md); null otherwise */
+                                checkoutAccount: string | null;
                             }[];
                         };
                     };
