@@ -1427,7 +1427,11 @@ export interface paths {
                                 generation: number;
                                 /** @description The grant holding it while checked out */
                                 holderGrantId: string | null;
+                                /** @description Who holds it while checked out */
+                                holderPrincipalId: string | null;
                                 rotatedAt: string | null;
+                                /** @description When its next rotation is due (scheduled, under way or retried); null when none is planned */
+                                nextRotationAt: string | null;
                                 rotationFailures: number;
                                 /** @description Set while rotations keep failing: a past holder may still know the live password */
                                 rotationOverdueSince: string | null;
@@ -1679,7 +1683,11 @@ export interface paths {
                                 generation: number;
                                 /** @description The grant holding it while checked out */
                                 holderGrantId: string | null;
+                                /** @description Who holds it while checked out */
+                                holderPrincipalId: string | null;
                                 rotatedAt: string | null;
+                                /** @description When its next rotation is due (scheduled, under way or retried); null when none is planned */
+                                nextRotationAt: string | null;
                                 rotationFailures: number;
                                 /** @description Set while rotations keep failing: a past holder may still know the live password */
                                 rotationOverdueSince: string | null;

@@ -15,7 +15,9 @@ const accountSchema = z.object({
   status: z.enum(['ready', 'checked_out', 'rotating']).describe('ready: only Lapse knows the password; checked_out: lent; rotating: being replaced'),
   generation: z.number().int().describe('How many passwords Lapse has held for the account'),
   holderGrantId: z.string().nullable().describe('The grant holding it while checked out'),
+  holderPrincipalId: z.string().nullable().describe('Who holds it while checked out'),
   rotatedAt: z.string().nullable(),
+  nextRotationAt: z.string().nullable().describe('When its next rotation is due (scheduled, under way or retried); null when none is planned'),
   rotationFailures: z.number().int(),
   rotationOverdueSince: z.string().nullable().describe('Set while rotations keep failing: a past holder may still know the live password'),
   lastError: z.string().nullable(),
@@ -52,6 +54,7 @@ function accountOut(account: VaultAccountView): z.infer<typeof accountSchema> {
   return {
     ...account,
     rotatedAt: iso(account.rotatedAt),
+    nextRotationAt: iso(account.nextRotationAt),
     rotationOverdueSince: iso(account.rotationOverdueSince),
     onboardedAt: account.onboardedAt.toISOString(),
   };

@@ -85,6 +85,9 @@ describe('lapse vault', { timeout: 60_000 }, () => {
     // Shown once: a second fetch is refused.
     expect((await asAlice(['credentials', answer.grant.id])).code).not.toBe(0);
 
+    const listed = await run(['vault', 'ls']);
+    expect(listed.stdout).toMatch(new RegExp(`vault-db/postgres {2}checked out by alice \\(${answer.grant.id}\\)`));
+    expect(listed.stdout).not.toContain(password);
     const checkedIn = await asAlice(['vault', 'checkin', answer.grant.id, '--reason', 'done']);
     expect(checkedIn.code, checkedIn.stderr).toBe(0);
     expect(checkedIn.stdout).toMatch(/^checked in: /);

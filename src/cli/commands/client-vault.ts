@@ -18,6 +18,8 @@ const accountSchema = z.looseObject({
   status: z.string().max(32),
   generation: z.number().int(),
   holderGrantId: z.string().max(64).nullable(),
+  holderPrincipalId: z.string().max(256).nullable().optional(),
+  nextRotationAt: z.string().max(64).nullable().optional(),
   rotatedAt: z.string().max(64).nullable(),
   rotationFailures: z.number().int(),
   rotationOverdueSince: z.string().max(64).nullable(),
@@ -26,11 +28,13 @@ const accountSchema = z.looseObject({
 type VaultAccount = z.infer<typeof accountSchema>;
 
 function describe(account: VaultAccount): string {
-  const state = account.status === 'checked_out' ? `checked out by ${account.holderGrantId}` : account.status;
+  const holder = account.holderPrincipalId ? `${account.holderPrincipalId} (${account.holderGrantId})` : account.holderGrantId;
+  const state = account.status === 'checked_out' ? `checked out by ${holder}` : account.status;
+  const next = account.nextRotationAt ? `  next rotation ${account.nextRotationAt}` : '';
   const overdue = account.rotationOverdueSince
     ? `  ROTATION OVERDUE since ${account.rotationOverdueSince} (${account.rotationFailures} failures: ${account.lastError})`
     : '';
-  return `${account.target}/${account.account}  ${state}  last rotated ${account.rotatedAt ?? 'never'}${overdue}`;
+  return `${account.target}/${account.account}  ${state}  last rotated ${account.rotatedAt ?? 'never'}${next}${overdue}`;
 }
 
 const rekeySchema = z.looseObject({
