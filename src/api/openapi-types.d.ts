@@ -4630,7 +4630,11 @@ export interface paths {
                                 generation: number;
                                 /** @description The grant holding it while checked out */
                                 holderGrantId: string | null;
+                                /** @description Who holds it while checked out */
+                                holderPrincipalId: string | null;
                                 rotatedAt: string | null;
+                                /** @description When its next rotation is due (scheduled, under way or retried); null when none is planned */
+                                nextRotationAt: string | null;
                                 rotationFailures: number;
                                 /** @description Set while rotations keep failing: a past holder may still know the live password */
                                 rotationOverdueSince: string | null;
@@ -4713,6 +4717,126 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/vault/rekey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Re-wrap every sealed value (vault passwords, held credentials, TOTP seeds) under the current key-encryption key; safe to rerun (admin) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            rekey: {
+                                /** @description The key-encryption key everything is sealed under now (first 16 hex digits of its SHA-256) */
+                                keyId: string;
+                                /** @description Values re-wrapped by this run, per kind */
+                                rewrapped: {
+                                    vault_current: number;
+                                    vault_pending: number;
+                                    grant_handout: number;
+                                    mfa_totp: number;
+                                };
+                                /** @description Values replaced by a rotation or fetch while the run read them (theirs are already under the current key) */
+                                changedMeanwhile: number;
+                                /** @description Values no configured key opens (first 20): left as they are */
+                                unreadable: {
+                                    kind: string;
+                                    id: string;
+                                    error: string;
+                                }[];
+                                /** @description Values still not under the current key; 0 means the previous keys may be removed */
+                                remaining: number;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+                /** @description Default Response */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            type: string;
+                            title: string;
+                            status: number;
+                            code: string;
+                            detail: string;
+                            instance?: string;
+                            where?: string;
+                            hint?: string;
+                            problems?: string[];
+                            stepUp?: {
+                                /** @description The second factors the caller has enrolled */
+                                factors: ("totp" | "webauthn")[];
+                                /** @description POST here with {"totp":"<code>"} or {"webauthn":<assertion>} (sessions) */
+                                endpoint: string;
+                                /** @description POST here for passkey assertion options */
+                                passkeyOptions: string;
+                                /** @description For API tokens: repeat the request with this header */
+                                header: string;
+                                /** @description Present when the caller has no factor: where to enroll one */
+                                enroll?: string;
+                            };
+                        };
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/vault/accounts/{target}/{account}/onboard": {
         parameters: {
             query?: never;
@@ -4762,7 +4886,11 @@ export interface paths {
                                 generation: number;
                                 /** @description The grant holding it while checked out */
                                 holderGrantId: string | null;
+                                /** @description Who holds it while checked out */
+                                holderPrincipalId: string | null;
                                 rotatedAt: string | null;
+                                /** @description When its next rotation is due (scheduled, under way or retried); null when none is planned */
+                                nextRotationAt: string | null;
                                 rotationFailures: number;
                                 /** @description Set while rotations keep failing: a past holder may still know the live password */
                                 rotationOverdueSince: string | null;
@@ -5046,6 +5174,8 @@ export interface paths {
                                         groups: string[];
                                     };
                                 }[];
+                                /** @description A vault check-out: the account whose password the grant lends (docs/vault.md); null otherwise */
+                                checkoutAccount: string | null;
                             }[];
                         };
                     };

@@ -40,6 +40,7 @@ import { slackDirectory, slackUseCases, type SlackUseCases } from './slack.js';
 import { webhookUseCases, type WebhookUseCases } from './event-webhooks.js';
 import { NotificationChannels, notificationScheduler, notificationUseCases, type NotificationUseCases } from './notifications.js';
 import { onboardAccount, vaultAccounts } from './vault-onboarding.js';
+import { rekeySealedValues } from './vault-rekey.js';
 import { rotateJob } from './vault-rotation.js';
 import { checkTargets, type TargetCheck } from './target-checks.js';
 import {
@@ -251,6 +252,8 @@ export class Engine {
   onboardVaultAccount = (input: Parameters<typeof onboardAccount>[1]) => onboardAccount(this.context, input);
   /** The vault's accounts and their states (no passwords). */
   vaultAccounts = () => vaultAccounts(this.context);
+  /** Re-wraps every sealed value under the current key-encryption key (docs/vault.md, "Changing the KEK"). */
+  rekeyVault = (by: string) => rekeySealedValues(this.context, by);
   /** Vault accounts whose rotation keeps failing: the `lapse_vault_rotations_overdue` metric. */
   overdueRotations = () => countOverdueRotations(this.context.store.db);
   checkAccess = (principalId: string, target: string, entitlement: string) => checkAccess(this.context, principalId, target, entitlement);

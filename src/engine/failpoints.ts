@@ -36,9 +36,10 @@ export const NOTIFY_FAILPOINTS = ['notify:after-commit', 'notify:after-send'] as
 
 /**
  * The steps of a vault rotation (src/engine/vault-rotation.ts): the pending password sealed and
- * stored; set at the target; a login with it worked (not yet promoted to current).
+ * stored; set at the target; a login with it worked (not yet promoted to current). And a batch of
+ * `lapse vault rekey` committed (src/engine/vault-rekey.ts).
  */
-export const VAULT_FAILPOINTS = ['rotate:after-seal', 'rotate:after-change', 'rotate:after-verify'] as const;
+export const VAULT_FAILPOINTS = ['rotate:after-seal', 'rotate:after-change', 'rotate:after-verify', 'rekey:after-batch'] as const;
 
 export type Failpoint =
   (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number] | (typeof NOTIFY_FAILPOINTS)[number] | (typeof VAULT_FAILPOINTS)[number];

@@ -18,3 +18,4 @@ export type { CampaignView } from './access-reviews.js';
 export { REPORT_KINDS, MAX_REPORT_PERIOD_MS, type ReportKind, type ComplianceReport } from './compliance-reports.js';
 export { reportCsv, reportPdf } from './report-documents.js';
 export type { WebhookDeliveryView, WebhookSubscriptionView } from './event-webhooks.js';
+export type { RekeyReport } from './vault-rekey.js';

@@ -6,7 +6,7 @@ import { resourceName } from '../domain/input-schemas.js';
 import { viaData } from '../domain/principal.js';
 import type { VaultAccount } from '../domain/vault.js';
 import { boundedText } from '../domain/text.js';
-import { databaseNow, getVaultAccount, listVaultAccounts, lockAccessKeys, putOnboardedAccount, scheduleJob } from '../store/index.js';
+import { databaseNow, getVaultAccount, listVaultAccounts, vaultAccountSchedules, lockAccessKeys, putOnboardedAccount, scheduleJob } from '../store/index.js';
 import { auditRefusal, transact, type EngineContext } from './context.js';
 import { clientInput, parseInput, principalInput } from './inputs.js';
 import { callConnector } from './target-calls.js';
@@ -40,7 +40,11 @@ export interface VaultAccountView {
   readonly status: VaultAccount['status'];
   readonly generation: number;
   readonly holderGrantId: string | null;
+  /** Who holds it while checked out (the holder grant's principal). */
+  readonly holderPrincipalId: string | null;
   readonly rotatedAt: Date | null;
+  /** When its next rotation is due (a scheduled one, or one under way or retried); null when none is planned. */
+  readonly nextRotationAt: Date | null;
   readonly rotationFailures: number;
   /** Set while rotations keep failing: a past holder may still know the live password. */
   readonly rotationOverdueSince: Date | null;
@@ -49,7 +53,7 @@ export interface VaultAccountView {
   readonly onboardedBy: string;
 }
 
-function view(account: VaultAccount): VaultAccountView {
+function view(account: VaultAccount, schedule?: { holderPrincipalId: string | null; rotationDueAt: Date | null }): VaultAccountView {
   return {
     id: account.id,
     target: account.target,
@@ -57,7 +61,9 @@ function view(account: VaultAccount): VaultAccountView {
     status: account.status,
     generation: account.generation,
     holderGrantId: account.status === 'checked_out' ? account.holderGrantId : null,
+    holderPrincipalId: account.status === 'checked_out' ? (schedule?.holderPrincipalId ?? null) : null,
     rotatedAt: account.rotatedAt,
+    nextRotationAt: schedule?.rotationDueAt ?? null,
     rotationFailures: account.rotationFailures,
     rotationOverdueSince: account.failingSince,
     lastError: account.lastError,
@@ -138,5 +144,6 @@ export async function onboardAccount(context: EngineContext, raw: OnboardInput):
 
 /** Every account in the vault with its state (admins and auditors; no passwords). */
 export async function vaultAccounts(context: EngineContext): Promise<VaultAccountView[]> {
-  return (await listVaultAccounts(context.store.db)).map(view);
+  const schedules = await vaultAccountSchedules(context.store.db);
+  return (await listVaultAccounts(context.store.db)).map((account) => view(account, schedules.get(account.id)));
 }

@@ -73,10 +73,11 @@ describeEachStore('vault', ({ store }) => {
     seen.add(password);
     return password;
   }
-  const ready = (target: string, name: string, generation: number) =>
+  const ready = (target: string, name: string, generation: number, timeoutMs?: number) =>
     waitFor(
       () => account(target, name),
       (a) => a?.status === 'ready' && a.generation >= generation,
+      timeoutMs,
     );
   async function onboard(target: string, name: string, password: string): Promise<void> {
     seen.add(password);
@@ -257,7 +258,10 @@ describeEachStore('vault', ({ store }) => {
     expect(noop.rotation.accepts('vault-db', 'reporter', await currentPassword('vault-db', 'reporter'))).toBe(true);
   });
 
-  it('rotateEvery: an account nobody holds is rotated on schedule; a checked-out one waits for its check-in', async () => {
+  it('rotateEvery: an account nobody holds is rotated on schedule; a checked-out one waits for its check-in', { timeout: 120_000 }, async () => {
+    // NB. Each step chains several jobs (revoke, rotate, revoke again) on a loaded 2-core machine:
+    // the waits are stall detectors, not timings.
+    const SLOW = 30_000;
     await onboard('vault-db', 'batch', 'batch-password');
     const before = (await account('vault-db', 'batch'))!;
     const job = () =>
@@ -273,9 +277,11 @@ describeEachStore('vault', ({ store }) => {
       .where('subject_id', '=', before.id)
       .execute();
     engine.scheduler.poke();
-    await ready('vault-db', 'batch', before.generation + 1);
+    await ready('vault-db', 'batch', before.generation + 1, SLOW);
     expect(noop.rotation.accepts('vault-db', 'batch', old)).toBe(false);
     expect(noop.rotation.accepts('vault-db', 'batch', await currentPassword('vault-db', 'batch'))).toBe(true);
+    // NB. In chain order: without ORDER BY, PostgreSQL returns rows in physical order, which is not
+    // insertion order when pooled connections append into different pages (the flake of this test).
     const actions = (await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute())
       .map((r) => JSON.parse(r.payload) as { action: string; subject?: string; data?: { reason?: string; generation?: number } })
       .filter((e) => e.subject === before.id && e.action === 'vault.rotated');
@@ -288,6 +294,7 @@ describeEachStore('vault', ({ store }) => {
     await waitFor(
       () => grant(grantId),
       (g) => g?.status === 'active',
+      SLOW,
     );
     const held = (await account('vault-db', 'batch'))!;
     await store()
@@ -297,12 +304,13 @@ describeEachStore('vault', ({ store }) => {
       .where('subject_id', '=', before.id)
       .execute();
     engine.scheduler.poke();
-    await waitFor(job, (j) => j === undefined);
+    await waitFor(job, (j) => j === undefined, SLOW);
     expect((await account('vault-db', 'batch'))!).toMatchObject({ status: 'checked_out', generation: held.generation });
     await engine.release({ grantId, by: alice, reason: 'done' });
     await waitFor(
       () => grant(grantId),
       (g) => g?.status === 'revoked',
+      SLOW,
     );
     expect((await account('vault-db', 'batch'))!.generation).toBe(held.generation + 1);
     expect(await job()).toBeDefined();

@@ -31,3 +31,4 @@ export * from './directory.js';
 export * from './access-reviews.js';
 export * from './compliance-reports.js';
 export * from './webhooks.js';
+export * from './sealed-values.js';

@@ -117,3 +117,16 @@ export async function countOverdueRotations(tx: Executor): Promise<number> {
     .executeTakeFirstOrThrow();
   return Number(row.n);
 }
+
+/** What the admin view shows beside each account: who holds it (the holder grant's principal) and when its rotation job is due. */
+export async function vaultAccountSchedules(tx: Executor): Promise<Map<string, { holderPrincipalId: string | null; rotationDueAt: Date | null }>> {
+  const rows = await tx
+    .selectFrom('vault_accounts as v')
+    .leftJoin('grants as g', 'g.id', 'v.holder_grant_id')
+    .leftJoin('jobs as j', (join) => join.onRef('j.subject_id', '=', 'v.id').on('j.kind', '=', 'rotate'))
+    .select(['v.id as id', 'g.principal_id as holder', 'j.due_at as due'])
+    .execute();
+  return new Map(
+    rows.map((r) => [r.id, { holderPrincipalId: r.holder ?? null, rotationDueAt: r.due === null || r.due === undefined ? null : new Date(r.due) }]),
+  );
+}

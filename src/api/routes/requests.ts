@@ -44,6 +44,7 @@ const catalogueItem = z.object({
   requires: z.object({ justificationMinLength: z.number().int(), ticketPattern: z.string().nullable(), mfaMaxAgeMs: z.number().int().nullable() }),
   conditions: z.string().nullable(),
   stages: z.array(z.object({ name: z.string(), quorum: z.number().int(), approvers: z.object({ users: z.array(z.string()), groups: z.array(z.string()) }) })),
+  checkoutAccount: z.string().nullable().describe('A vault check-out: the account whose password the grant lends (docs/vault.md); null otherwise'),
 });
 
 const submitBody = z
@@ -156,6 +157,7 @@ export function requestRoutes(engine: Engine): FastifyPluginAsyncZod {
                 quorum: s.quorum,
                 approvers: { users: [...s.approvers.users], groups: [...s.approvers.groups] },
               })),
+              checkoutAccount: entitlement.checkout?.account ?? null,
             });
           }
         }

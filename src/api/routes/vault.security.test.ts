@@ -89,6 +89,20 @@ describeEachStore('/api/v1/vault (security)', ({ store }) => {
     expect((await withToken(tokens.auditor, 'GET', LIST)).json()).toEqual({ accounts: [] });
   });
 
+  it('rekey: refused without credentials, to non-admins and to auditors (audited); nothing changes', async () => {
+    const REKEY = '/api/v1/vault/rekey';
+    const before = await countAudit(store(), 'auth.refused');
+    expect((await withToken(undefined, 'POST', REKEY)).statusCode).toBe(401);
+    expect((await withToken(tokens.auditor, 'POST', REKEY)).statusCode).toBe(403);
+    expect((await withToken(tokens.rootRead, 'POST', REKEY)).statusCode).toBe(403);
+    const refused = await withToken(tokens.alice, 'POST', REKEY);
+    expect(refused.statusCode).toBe(403);
+    expect(refused.json()).toMatchObject({ code: 'forbidden' });
+    // alice's admin scope is cut to what she may do: refused (and audited) like every caller without it.
+    expect(await countAudit(store(), 'auth.refused')).toBe(before + 4);
+    expect(await countAudit(store(), 'vault.rekey_started')).toBe(0);
+  });
+
   it('needs a fresh second factor, refuses a wrong password storing nothing, then onboards and rotates; no password is ever echoed', async () => {
     const session = await login('root');
     const noCsrf = await app.inject({ method: 'POST', url: ONBOARD, payload: { password: 'x' }, cookies: { lapse_session: session.cookie } });

@@ -15,7 +15,9 @@ const accountSchema = z.object({
   status: z.enum(['ready', 'checked_out', 'rotating']).describe('ready: only Lapse knows the password; checked_out: lent; rotating: being replaced'),
   generation: z.number().int().describe('How many passwords Lapse has held for the account'),
   holderGrantId: z.string().nullable().describe('The grant holding it while checked out'),
+  holderPrincipalId: z.string().nullable().describe('Who holds it while checked out'),
   rotatedAt: z.string().nullable(),
+  nextRotationAt: z.string().nullable().describe('When its next rotation is due (scheduled, under way or retried); null when none is planned'),
   rotationFailures: z.number().int(),
   rotationOverdueSince: z.string().nullable().describe('Set while rotations keep failing: a past holder may still know the live password'),
   lastError: z.string().nullable(),
@@ -30,11 +32,29 @@ const onboardBody = z
   })
   .strict();
 
+const sealedCounts = z.object({
+  vault_current: z.number().int(),
+  vault_pending: z.number().int(),
+  grant_handout: z.number().int(),
+  mfa_totp: z.number().int(),
+});
+
+const rekeySchema = z.object({
+  keyId: z.string().describe('The key-encryption key everything is sealed under now (first 16 hex digits of its SHA-256)'),
+  rewrapped: sealedCounts.describe('Values re-wrapped by this run, per kind'),
+  changedMeanwhile: z.number().int().describe('Values replaced by a rotation or fetch while the run read them (theirs are already under the current key)'),
+  unreadable: z
+    .array(z.object({ kind: z.string(), id: z.string(), error: z.string() }))
+    .describe('Values no configured key opens (first 20): left as they are'),
+  remaining: z.number().int().describe('Values still not under the current key; 0 means the previous keys may be removed'),
+});
+
 function accountOut(account: VaultAccountView): z.infer<typeof accountSchema> {
   const iso = (date: Date | null) => date?.toISOString() ?? null;
   return {
     ...account,
     rotatedAt: iso(account.rotatedAt),
+    nextRotationAt: iso(account.nextRotationAt),
     rotationOverdueSince: iso(account.rotationOverdueSince),
     onboardedAt: account.onboardedAt.toISOString(),
   };
@@ -68,6 +88,33 @@ export function vaultRoutes(engine: Engine, auth: AuthService): FastifyPluginAsy
         },
       },
       async () => ({ accounts: (await engine.vaultAccounts()).map(accountOut) }),
+    );
+
+    app.post(
+      '/api/v1/vault/rekey',
+      {
+        config: {
+          auth: {
+            scope: 'admin',
+            role: 'admin',
+            refused: {
+              action: 'vault.rekey_refused',
+              message: (who) => `${who.id} is not an admin`,
+              hint: 'Only admins (roles.admins) re-wrap sealed values under a new key-encryption key.',
+            },
+          },
+        },
+        schema: {
+          tags: ['vault'],
+          summary: 'Re-wrap every sealed value (vault passwords, held credentials, TOTP seeds) under the current key-encryption key; safe to rerun (admin)',
+          security: [{ bearer: [] }],
+          response: { 200: z.object({ rekey: rekeySchema }), 401: problemSchema, 403: problemSchema },
+        },
+      },
+      async (request) => {
+        const report = await engine.rekeyVault(callerOf(request).principal.id);
+        return { rekey: { ...report, rewrapped: { ...report.rewrapped }, unreadable: [...report.unreadable] } };
+      },
     );
 
     app.post(

@@ -26,7 +26,7 @@ import { progress, show } from './client-show.js';
 const collect = (value: string, previous: string[]) => [...previous, value];
 const MAX_WAIT_MS = 24 * 3_600_000;
 
-interface AskFlags extends ClientFlags {
+export interface AskFlags extends ClientFlags {
   for?: string;
   reason?: string;
   ticket?: string;
@@ -59,7 +59,7 @@ function addAskOptions(command: Command, forDefault: string | undefined): Comman
 }
 
 /** Everything checked and assembled before any network call. */
-function askBody(ref: string, flags: AskFlags, breakGlass: boolean) {
+export function askBody(ref: string, flags: AskFlags, breakGlass: boolean) {
   const { target, entitlement } = entitlementRef(ref);
   const params = parameters(flags.param);
   if (flags.sshKey !== undefined) {
@@ -94,7 +94,7 @@ function decision(request: LapseRequest): string {
 }
 
 /** After submitting: print the decision, or follow it with --wait and hand out credentials once. */
-async function answer(client: LapseClient, flags: AskFlags, request: LapseRequest, waitMs: number): Promise<number> {
+export async function answer(client: LapseClient, flags: AskFlags, request: LapseRequest, waitMs: number): Promise<number> {
   if (!flags.wait) {
     const next =
       request.status === 'pending'

@@ -91,3 +91,35 @@ export function path(...segments: string[]): string {
   }
   return `/api/${segments.map((s) => encodeURIComponent(s)).join('/')}`;
 }
+
+/**
+ * Closes the user's connections: all of them, or those to one vhost. `/api/connections/username/`
+ * (RabbitMQ 3.10 has it) answers from connection tracking at once; older servers are read from the
+ * full list. A single connection can only be closed once the statistics database knows it (about
+ * 5 s after it opened): if one is not known yet, every connection of the user is closed rather
+ * than leave it open.
+ */
+export async function closeConnections(api: ManagementApi, account: string, vhost?: string): Promise<void> {
+  // NB. RabbitMQ 3.10 answers 500 when a connection it is closing ends by itself meanwhile
+  // ({normal, {gen_server, call, …}} in its log): the connection is gone, so ask once more for the rest.
+  const everything = async () => {
+    const first = await api.request('DELETE', path('connections', 'username', account), undefined, [404, 500]);
+    return first.status === 500 ? api.request('DELETE', path('connections', 'username', account), undefined, [404]) : first;
+  };
+  if (vhost === undefined && (await everything()).status !== 404) return;
+  const listed = await api.request('GET', path('connections', 'username', account), undefined, [404]);
+  const connections =
+    listed.status === 404
+      ? ((await api.request('GET', '/api/connections?columns=name,user,vhost')).json as { name: string; user: string; vhost: string }[]).filter(
+          (c) => c.user === account,
+        )
+      : (listed.json as { name: string; vhost: string }[]);
+  for (const connection of connections) {
+    if (vhost !== undefined && connection.vhost !== vhost) continue;
+    const closed = await api.request('DELETE', path('connections', connection.name), undefined, [404]);
+    if (closed.status === 404 && listed.status !== 404) {
+      await everything();
+      return;
+    }
+  }
+}

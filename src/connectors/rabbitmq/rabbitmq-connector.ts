@@ -3,8 +3,17 @@ import type { TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
 import { ephemeralAccountName, parseEphemeralAccountName } from '../redis/index.js';
 import { newAccountPassword } from '../shared/index.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
-import { ManagementApi, path } from './management-api.js';
+import {
+  connectorEntitlements,
+  type AccessHandle,
+  type Connector,
+  type CurrentAccess,
+  type GrantSpec,
+  type PasswordRotation,
+  type ProvisionResult,
+} from '../types.js';
+import { rabbitPasswordRotation } from './password-rotation.js';
+import { closeConnections, ManagementApi, path } from './management-api.js';
 import { parseEntitlement, parseTarget, targetProblems, type Permissions, type RabbitEntitlement, type RabbitTarget } from './rabbitmq-settings.js';
 
 /**
@@ -20,6 +29,7 @@ import { parseEntitlement, parseTarget, targetProblems, type Permissions, type R
  */
 export class RabbitMqConnector implements Connector {
   readonly type = 'rabbitmq';
+  readonly rotation: PasswordRotation = rabbitPasswordRotation();
 
   validateSettings(target: TargetConfig): string[] {
     return targetProblems(target);
@@ -40,7 +50,7 @@ export class RabbitMqConnector implements Connector {
         },
       );
     }
-    for (const entitlement of target.entitlements.values()) {
+    for (const entitlement of connectorEntitlements(target)) {
       const { vhost } = parseEntitlement(entitlement);
       const found = await api.request('GET', path('vhosts', vhost), undefined, [404]);
       if (found.status === 404) {
@@ -138,7 +148,7 @@ export class RabbitMqConnector implements Connector {
         found.push({ account: name, principalId: managed.principalId, entitlement: managed.entitlement, grantId: managed.grantId });
     }
     const principalOf = new Map(Object.entries(settings.accounts).map(([principal, account]) => [account, principal]));
-    const entitlements = [...target.entitlements.values()].map((e) => [e.name, parseEntitlement(e)] as const);
+    const entitlements = connectorEntitlements(target).map((e) => [e.name, parseEntitlement(e)] as const);
     for (const permission of permissions) {
       if (permission.user === settings.username || parseEphemeralAccountName(permission.user)) continue;
       for (const [name, entitlement] of entitlements) {
@@ -199,31 +209,4 @@ function covers(held: Permissions, granted: Permissions): boolean {
 async function deleteUser(api: ManagementApi, account: string): Promise<void> {
   await api.request('DELETE', path('users', account), undefined, [404]);
   await closeConnections(api, account);
-}
-
-/**
- * Closes the user's connections: all of them, or those to one vhost. `/api/connections/username/`
- * (RabbitMQ 3.10 has it) answers from connection tracking at once; older servers are read from the
- * full list. A single connection can only be closed once the statistics database knows it (about
- * 5 s after it opened): if one is not known yet, every connection of the user is closed rather
- * than leave it open.
- */
-async function closeConnections(api: ManagementApi, account: string, vhost?: string): Promise<void> {
-  const everything = () => api.request('DELETE', path('connections', 'username', account), undefined, [404]);
-  if (vhost === undefined && (await everything()).status !== 404) return;
-  const listed = await api.request('GET', path('connections', 'username', account), undefined, [404]);
-  const connections =
-    listed.status === 404
-      ? ((await api.request('GET', '/api/connections?columns=name,user,vhost')).json as { name: string; user: string; vhost: string }[]).filter(
-          (c) => c.user === account,
-        )
-      : (listed.json as { name: string; vhost: string }[]);
-  for (const connection of connections) {
-    if (vhost !== undefined && connection.vhost !== vhost) continue;
-    const closed = await api.request('DELETE', path('connections', connection.name), undefined, [404]);
-    if (closed.status === 404 && listed.status !== 404) {
-      await everything();
-      return;
-    }
-  }
 }

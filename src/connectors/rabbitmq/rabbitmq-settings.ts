@@ -1,5 +1,6 @@
 import type { EntitlementConfig, TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
+import { connectorEntitlements } from '../types.js';
 import { endpoint, endpointProblems, type Endpoint } from '../webhook/index.js';
 
 /** Settings of a `rabbitmq` target (its management API) and of its entitlements (vhost permissions). */
@@ -72,7 +73,7 @@ export function targetProblems(target: TargetConfig): string[] {
         if (problem) problems.push(`${where}.accounts.${principal}: ${problem}`);
       }
   }
-  for (const entitlement of target.entitlements.values()) problems.push(...entitlementProblems(target, entitlement));
+  for (const entitlement of connectorEntitlements(target)) problems.push(...entitlementProblems(target, entitlement));
   return problems;
 }
 

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import type { z } from 'zod';
 import type { EntitlementConfig, TargetConfig } from '../../config/types.js';
 import { LapseError } from '../../domain/errors.js';
-import type { AccessHandle, Connector, CurrentAccess, GrantSpec, ProvisionResult } from '../types.js';
+import type { AccessHandle, Connector, CurrentAccess, GrantSpec, PasswordRotation, ProvisionResult } from '../types.js';
 import { send } from './outbound-http.js';
-import { listResponseSchema, PAYLOAD_VERSION, provisionResponseSchema, type Operation } from './webhook-payload.js';
+import { webhookPasswordRotation } from './password-rotation.js';
+import { listResponseSchema, PAYLOAD_VERSION, provisionResponseSchema, verifyResponseSchema, type Operation } from './webhook-payload.js';
 import { acceptedParameters, parseTarget, targetProblems, type WebhookTarget } from './webhook-settings.js';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, signatureHeader } from './webhook-signature.js';
 
@@ -16,6 +17,11 @@ import { DELIVERY_HEADER, SIGNATURE_HEADER, signatureHeader } from './webhook-si
  */
 export class WebhookConnector implements Connector {
   readonly type = 'webhook';
+  /** The vault's `webhook` rotator: the receiver changes and checks the password (password-rotation.ts). */
+  readonly rotation: PasswordRotation = webhookPasswordRotation({
+    deliver,
+    parseVerify: (target, body) => parseAnswer(target, 'verify', verifyResponseSchema, body),
+  });
 
   validateSettings(target: TargetConfig): string[] {
     return targetProblems(target);

@@ -40,12 +40,19 @@ const access = z.object({
   grantId: text(64).nullable(),
 });
 
+/** A vaulted account the receiver manages, as `checkout.account` names it. */
+const vaultAccount = text(256).min(1);
+
 export const deliverySchema = z.discriminatedUnion('operation', [
   z.object({ ...envelope, operation: z.literal('check') }),
   z.object({ ...envelope, operation: z.literal('provision'), grant }),
   z.object({ ...envelope, operation: z.literal('revoke'), grant, handle: handle.nullable() }),
   z.object({ ...envelope, operation: z.literal('list') }),
   z.object({ ...envelope, operation: z.literal('remove'), access }),
+  // The vault's operations (docs/vault.md): `password` is the new one for rotate, the one to try for verify.
+  z.object({ ...envelope, operation: z.literal('rotate'), account: vaultAccount, password: text(1024) }),
+  z.object({ ...envelope, operation: z.literal('verify'), account: vaultAccount, password: text(1024) }),
+  z.object({ ...envelope, operation: z.literal('end_sessions'), account: vaultAccount }),
 ]);
 
 export type Delivery = z.infer<typeof deliverySchema>;
@@ -79,3 +86,6 @@ export const listResponseSchema = z
       .max(100_000),
   })
   .strict();
+
+/** `verify` answers whether a login with the password works; any other answer is "cannot tell". */
+export const verifyResponseSchema = z.object({ accepted: z.boolean() }).strict();

@@ -5,12 +5,14 @@ import { ActiveGrantsPanel, BreakGlassPanel, RevocationsPanel } from './admin/Gr
 import { AuditPanel } from './admin/Audit';
 import { ConfigPanel, FindingsPanel } from './admin/Config';
 import { NotificationsPanel } from './admin/Notifications';
+import { VaultPanel } from './admin/Vault';
 
 const TABS = [
   { value: 'grants', label: 'Active grants' },
   { value: 'break-glass', label: 'Break-glass' },
   { value: 'revocations', label: 'Revocations' },
   { value: 'findings', label: 'Findings' },
+  { value: 'vault', label: 'Vault' },
   { value: 'config', label: 'Targets and policies' },
   { value: 'audit', label: 'Audit' },
 ];
@@ -47,6 +49,9 @@ export function AdminPage() {
         </Tabs.Panel>
         <Tabs.Panel value="findings" pt="md">
           <FindingsPanel />
+        </Tabs.Panel>
+        <Tabs.Panel value="vault" pt="md">
+          <VaultPanel />
         </Tabs.Panel>
         <Tabs.Panel value="config" pt="md">
           <ConfigPanel canCheck={isAdmin} />

@@ -13,6 +13,9 @@ export class TokenSystem {
   readonly accounts = new Map<string, { principalId: string; entitlement: string; grantId: string | null; token: string }>();
   readonly seen = new Set<string>();
   readonly received: { headers: IncomingMessage['headers']; body: string; delivery?: Delivery }[] = [];
+  /** The vault's side: the password of each account it manages, and sessions open per account. */
+  readonly passwords = new Map<string, string>();
+  readonly sessions = new Map<string, number>();
   /** Answers for the next deliveries, in order: a status, or 'hang' (never answer). */
   readonly script: (number | 'hang')[] = [];
 
@@ -64,6 +67,17 @@ export class TokenSystem {
         };
       case 'remove':
         this.accounts.delete(delivery.access.account);
+        return {};
+      case 'rotate':
+        this.passwords.set(delivery.account, delivery.password);
+        return {};
+      case 'verify': {
+        const accepted = this.passwords.get(delivery.account) === delivery.password;
+        if (accepted) this.sessions.set(delivery.account, (this.sessions.get(delivery.account) ?? 0) + 1);
+        return { accepted };
+      }
+      case 'end_sessions':
+        this.sessions.delete(delivery.account);
         return {};
     }
   }
