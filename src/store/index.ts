@@ -25,3 +25,4 @@ export * from './idempotency-keys.js';
 export * from './database-health.js';
 export * from './notifications.js';
 export * from './vault-accounts.js';
+export * from './audit-exports.js';
