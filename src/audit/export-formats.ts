@@ -1,3 +1,4 @@
+import { AUDIT_EXPORT_FORMATS, type AuditExportFormat } from '../domain/audit-export.js';
 import type { AuditEvent } from './chain.js';
 
 /**
@@ -5,8 +6,8 @@ import type { AuditEvent } from './chain.js';
  * event's chain seq and hash (and the exact hashed payload where the format has room for it), so
  * the SIEM copy can be deduplicated by hash and checked against the signed checkpoints.
  */
-export const EXPORT_FORMATS = ['jsonl', 'ocsf', 'cef', 'syslog'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+export const EXPORT_FORMATS = AUDIT_EXPORT_FORMATS;
+export type ExportFormat = AuditExportFormat;
 
 /** One chained event as read from the log: the stored bytes and its links. */
 export interface ChainedEvent {
