@@ -1,4 +1,5 @@
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, renameSync, statSync, writeSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { dirname } from 'node:path';
 import { connect, type TLSSocket } from 'node:tls';
 
@@ -90,7 +91,9 @@ export class SyslogTlsTransport implements AuditTransport {
     this.socket?.destroy();
     this.failure = null;
     const { host, port, ca, cert, key, serverName } = this.settings;
-    const socket = connect({ host, port, ca, cert, key, servername: serverName ?? host, rejectUnauthorized: true });
+    // SNI carries names only (RFC 6066); an address is still checked against the certificate's IP SANs.
+    const sni = serverName ?? (isIP(host) ? undefined : host);
+    const socket = connect({ host, port, ca, cert, key, ...(sni ? { servername: sni } : {}), rejectUnauthorized: true });
     await new Promise<void>((resolve, reject) => {
       const abort = () => reject(new Error(`syslog-tls ${host}:${port}: connection timed out`));
       signal.addEventListener('abort', abort, { once: true });
