@@ -129,12 +129,24 @@ export class AuditExporter {
     for (const lane of this.lanes) if (lane.failures === 0 && !lane.running) this.schedule(lane, 0);
   }
 
-  /** Stops the timers, waits for deliveries in flight, releases the leases and closes the transports. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the timers, waits for deliveries in flight, releases the leases and closes the
+   * transports. With `flush`, first delivers what is there now (the last checkpoint, at shutdown)
+   * to every stream that is not failing; what fails is left for the next start.
+   */
+  async stop(options: { flush?: boolean } = {}): Promise<void> {
     this.stopped = true;
     this.stopping = true;
     for (const lane of this.lanes) if (lane.timer) clearTimeout(lane.timer);
     await Promise.all(this.lanes.map((lane) => lane.running));
+    if (options.flush) {
+      this.stopping = false;
+      for (const lane of this.lanes) {
+        if (lane.failures > 0) continue;
+        for (const stream of lane.streams) await this.drain(stream).catch((error: unknown) => this.options.onError(lane.name, error));
+      }
+      this.stopping = true;
+    }
     for (const lane of this.lanes) {
       for (const stream of lane.streams) await releaseExportCursor(this.db, stream.cursor, this.owner).catch(() => {});
       await lane.streams[0]?.transport.close().catch(() => {});

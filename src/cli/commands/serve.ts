@@ -46,6 +46,7 @@ export function registerServeCommand(program: Command): void {
         const checkTargets = () => void engine.checkTargets().catch((error: unknown) => logger.error({ err: error }, 'target checks could not run'));
         checkTargets();
         runtime.checkpointer.start();
+        runtime.exporter.start();
         const server = await buildApiServer({ engine, auth: runtime.auth, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
         await announceFirstStart(engine, runtime.auth, engine.config.auth.publicUrl ?? address, logger);
