@@ -17,3 +17,4 @@ export { queryAuditEvents, type AuditFilter } from './query.js';
 export { AuditExporter, type ExporterOptions } from './exporter.js';
 export { auditExportStatus, type AuditExportStatus } from './export-status.js';
 export { formatCheckpoint, formatEvent, EXPORT_FORMATS, type ChainedEvent, type ExportFormat, type PublishedCheckpoint } from './export-formats.js';
+export { checkExportAgainst, checkWitness, readExportCopy, type AgainstResult, type WitnessProblem } from './witness-check.js';
