@@ -189,28 +189,30 @@ export async function startFakeHec(token: string): Promise<FakeHec> {
     if (auth !== `Splunk ${token}`) return answer(response, 403, 'Invalid token', 4);
     if (state.busy) return answer(response, 503, 'Server is busy', 9);
     const batch: HecEvent[] = [];
-    // Concatenated JSON objects, whitespace between them allowed.
-    let rest = raw.trim();
+    // Concatenated JSON objects, whitespace between them allowed (scanned once, not re-sliced).
     try {
-      while (rest.length > 0) {
+      let start = 0;
+      while (start < raw.length) {
+        while (start < raw.length && /\s/.test(raw[start]!)) start++;
+        if (start >= raw.length) break;
         let depth = 0;
         let inString = false;
         let end = -1;
-        for (let i = 0; i < rest.length; i++) {
-          const c = rest[i];
+        for (let i = start; i < raw.length; i++) {
+          const c = raw.charCodeAt(i);
           if (inString) {
-            if (c === '\\') i++;
-            else if (c === '"') inString = false;
-          } else if (c === '"') inString = true;
-          else if (c === '{') depth++;
-          else if (c === '}' && --depth === 0) {
+            if (c === 92) i++;
+            else if (c === 34) inString = false;
+          } else if (c === 34) inString = true;
+          else if (c === 123) depth++;
+          else if (c === 125 && --depth === 0) {
             end = i;
             break;
           }
         }
         if (end < 0) throw new Error('unterminated');
-        batch.push(JSON.parse(rest.slice(0, end + 1)) as HecEvent);
-        rest = rest.slice(end + 1).trim();
+        batch.push(JSON.parse(raw.slice(start, end + 1)) as HecEvent);
+        start = end + 1;
       }
     } catch {
       return answer(response, 400, 'Invalid data format', 6);
