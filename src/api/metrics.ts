@@ -210,5 +210,35 @@ export class LapseMetrics {
         if (lastCheckpointAt !== null) this.set((Date.now() - lastCheckpointAt.getTime()) / 1000);
       },
     });
+    this.auditExportGauges();
+  }
+
+  /** Export lag per sink and witness stream (label values: the configured names). */
+  private auditExportGauges(): void {
+    const registers = [this.registry];
+    const engine = this.engine;
+    let reading: { at: number; value: ReturnType<Engine['read']['auditExports']> } | null = null;
+    const read = () => {
+      if (reading === null || Date.now() - reading.at > 1_000) reading = { at: Date.now(), value: engine.read.auditExports() };
+      return reading.value;
+    };
+    const gauge = (name: string, help: string, value: (s: Awaited<ReturnType<typeof read>>[number]) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['stream'],
+        registers,
+        async collect() {
+          this.reset();
+          for (const status of await read()) this.set({ stream: status.stream }, value(status));
+        },
+      });
+    gauge(
+      'lapse_audit_export_behind',
+      'Audit events (sink streams) or checkpoints (checkpoint streams) not yet delivered, by stream (sink:NAME, sink-checkpoints:NAME, witness:NAME)',
+      (s) => s.behind,
+    );
+    gauge('lapse_audit_export_lag_seconds', 'Age of the oldest audit event a sink has not delivered yet (0 when caught up), by stream', (s) => s.lagSeconds);
+    gauge('lapse_audit_export_failures', 'Failed deliveries since the last good one, by stream (a sink that is down keeps counting)', (s) => s.failures);
   }
 }

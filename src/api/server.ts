@@ -21,6 +21,7 @@ import { webhookRoutes } from './routes/webhooks.js';
 import { vaultRoutes } from './routes/vault.js';
 import { auditRoutes } from './routes/audit.js';
 import { auditVerifyRoutes } from './routes/audit-verify.js';
+import { auditExportRoutes } from './routes/audit-exports.js';
 import { configRoutes } from './routes/config.js';
 import { eventRoutes, type EventStreamOptions } from './routes/events.js';
 import { grantRoutes } from './routes/grants.js';
@@ -126,6 +127,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(eventRoutes(options.engine, options.auth, options.eventStream));
   await app.register(auditRoutes(options.engine));
   await app.register(auditVerifyRoutes(options.engine, options.checkpointKeys));
+  await app.register(auditExportRoutes(options.engine));
   await app.register(configRoutes(options.engine));
   await app.register(sshRoutes(options.engine));
   await app.register(mfaRoutes(options.engine, options.auth));

@@ -36,6 +36,8 @@ export interface CheckpointerOptions {
   /** …or once this long has passed with at least one new event. */
   readonly intervalMs: number;
   readonly onError: (error: unknown) => void;
+  /** Told of each checkpoint this process signs (the exporter publishes it to witnesses at once). */
+  readonly onCheckpoint?: (seq: number) => void;
 }
 
 /**
@@ -81,8 +83,9 @@ export class AuditCheckpointer {
   private async checkpointIfDue(): Promise<void> {
     const pending = await uncheckpointedAuditEvents(this.db);
     if (pending >= this.options.every || (pending > 0 && Date.now() - this.lastAt >= this.options.intervalMs)) {
-      await writeCheckpoint(this.db, this.key);
+      const seq = await writeCheckpoint(this.db, this.key);
       this.lastAt = Date.now();
+      if (seq !== null) this.options.onCheckpoint?.(seq);
     }
   }
 }

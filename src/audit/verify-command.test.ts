@@ -1,12 +1,12 @@
 import { spawnSync } from 'node:child_process';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, sign } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStore } from '../store/index.js';
-import { appendAuditEvents, loadOrCreateSigningKey, writeCheckpoint, type VerifyResult } from './index.js';
+import { appendAuditEvents, checkpointMessage, loadOrCreateSigningKey, writeCheckpoint, type VerifyResult } from './index.js';
 
 /** `lapse audit verify` as an operator runs it: a real process on a real data directory. */
 const dataDir = mkdtempSync(join(tmpdir(), 'lapse-audit-cli-'));
@@ -59,6 +59,30 @@ describe('lapse audit verify', { timeout: 60_000 }, () => {
     const wrong = lapse('audit', 'verify', '--data-dir', dataDir, '--public-key', other);
     expect(wrong.code).toBe(1);
     expect(wrong.stdout).toMatch(/seq 1,234: checkpoint_unverified: checkpoint at seq 1234 is signed by key [0-9a-f]{16}, which was not supplied/);
+  });
+
+  it('--witness: agrees with a witness that saw what the database holds, fails (exit 1) on a checkpoint the database lost', async () => {
+    const key = loadOrCreateSigningKey({ dataDir });
+    const rows: { seq: string; hash: string; key_id: string; signature: string }[] = [];
+    await withStore(async (db) => rows.push(...(await db.selectFrom('audit_checkpoints').selectAll().execute())));
+    const line = (seq: number, hash: string, signature: string) =>
+      JSON.stringify({ type: 'checkpoint', checkpoint: { seq, hash, keyId: key.keyId, signature, at: '2026-12-07T00:00:00.000Z' } });
+    const witness = join(dataDir, 'witness.jsonl');
+    writeFileSync(witness, `${line(Number(rows[0]!.seq), rows[0]!.hash, rows[0]!.signature)}\n`);
+    const agrees = lapse('audit', 'verify', '--data-dir', dataDir, '--witness', witness);
+    expect(agrees.stdout).toContain(`witness ${witness}: OK`);
+    expect(agrees.code).toBe(0);
+    // The witness also saw a later checkpoint (signed by the real key) that the database no longer has.
+    const lost = 'ab'.repeat(32);
+    const signature = sign(null, checkpointMessage(1_235, lost), key.privateKey).toString('base64');
+    writeFileSync(witness, `${line(Number(rows[0]!.seq), rows[0]!.hash, rows[0]!.signature)}\n${line(1_235, lost, signature)}\n`);
+    const disagrees = lapse('audit', 'verify', '--data-dir', dataDir, '--witness', witness);
+    expect(disagrees.code).toBe(1);
+    expect(disagrees.stdout).toMatch(/^audit chain OK/);
+    expect(disagrees.stdout).toContain('seq 1,235: witness_checkpoint_missing: the database has no checkpoint at seq 1235');
+    const json = JSON.parse(lapse('--json', 'audit', 'verify', '--data-dir', dataDir, '--witness', witness).stdout) as { ok: boolean; chainOk: boolean };
+    expect(json).toMatchObject({ ok: false, chainOk: true });
+    expect(lapse('audit', 'verify', '--data-dir', dataDir, '--witness', join(dataDir, 'missing.jsonl')).code).toBe(3);
   });
 
   it('reports each problem of a tampered log, exit 1', async () => {

@@ -13,6 +13,7 @@ import { LapseError } from '../domain/errors.js';
 import { compilePolicies, isKnownTimezone, matchesEntitlementPattern, TICKET_SYSTEMS, type PolicyDefinition } from '../domain/policy/index.js';
 import { configSchema, targetSchema, type ParsedConfig } from './schema.js';
 import { resolveReference, resolveSettings, type SecretContext } from './secrets.js';
+import { resolveAuditExport } from './audit-export.js';
 import type { EffectiveConfig, TargetConfig } from './types.js';
 
 const MAX_CONFIG_BYTES = 4 * 1024 * 1024;
@@ -143,6 +144,7 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     if (Buffer.from(value.trim(), 'base64').length !== 32)
       problems.push(`${where}: must be 32 random bytes in base64; generate one with \`openssl rand -base64 32\``);
   });
+  const auditExport = resolveAuditExport(config.audit, secrets);
   const auth = resolveAuthConfig(config.auth, secrets);
   const integrations = resolveIntegrations(config.integrations, secrets);
   const identity = resolveIdentity(config.identity, secrets);
@@ -201,7 +203,12 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     },
     roles: config.roles,
     auth,
-    audit: { signingKeyPem: signingKeyPem || undefined, checkpointEvery: config.audit.checkpointEvery, checkpointIntervalMs: config.audit.checkpointInterval },
+    audit: {
+      signingKeyPem: signingKeyPem || undefined,
+      checkpointEvery: config.audit.checkpointEvery,
+      checkpointIntervalMs: config.audit.checkpointInterval,
+      export: auditExport,
+    },
     secrets: { encryptionKey: encryptionKey || undefined, previousEncryptionKeys },
     scheduler: {
       pollIntervalMs: config.scheduler.pollInterval,

@@ -4,6 +4,7 @@ import { boundedText } from '../domain/text.js';
 import { integrationsSchema } from './integrations-schema.js';
 import { TICKET_SYSTEMS } from '../domain/policy/facts.js';
 import { duration, entitlementPattern, name, subjectSet, text } from './schema-parts.js';
+import { auditExportSchema } from './audit-export.js';
 import { notificationsSchema } from './notifications.js';
 import { identitySchema } from './identity.js';
 import { reviewsSchema } from './reviews.js';
@@ -219,6 +220,7 @@ export const configSchema = z
         signingKey: text(16384).optional(),
         checkpointEvery: z.number().int().min(1).max(1_000_000).default(1000),
         checkpointInterval: duration.prefault('1m'),
+        ...auditExportSchema,
       })
       .strict()
       .prefault({}),

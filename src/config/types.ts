@@ -1,3 +1,4 @@
+import type { AuditExportSettings } from '../domain/audit-export.js';
 import type { SubjectSet } from '../domain/principal.js';
 import type { Condition, PolicySet } from '../domain/policy/index.js';
 import type { NotificationEventName } from '../domain/notifications.js';
@@ -239,6 +240,8 @@ export interface AuditConfig {
   readonly checkpointEvery: number;
   /** …or after this long, whichever comes first. */
   readonly checkpointIntervalMs: number;
+  /** Sinks and witnesses the chain and its checkpoints are streamed to (docs/monitoring.md). */
+  readonly export: AuditExportSettings;
 }
 
 export interface SecretsConfig {

@@ -9,3 +9,4 @@ export * from './policy/types.js';
 export * from './canonical-json.js';
 export * from './text.js';
 export * from './input-schemas.js';
+export * from './audit-export.js';

@@ -1,5 +1,5 @@
 import type { KeyObject } from 'node:crypto';
-import { queryAuditEvents, verifyAuditChain, type AuditFilter } from '../audit/index.js';
+import { auditExportStatus, queryAuditEvents, verifyAuditChain, type AuditFilter } from '../audit/index.js';
 import type { Principal } from '../domain/principal.js';
 import type { AccessRequest } from '../domain/request.js';
 import { canReview } from '../domain/review.js';
@@ -55,6 +55,8 @@ export interface ReadModel {
   verifyAudit(publicKeys: readonly KeyObject[]): ReturnType<typeof verifyAuditChain>;
   /** Whether the database is reachable and migrated (readiness). */
   databaseHealth(): ReturnType<typeof databaseHealth>;
+  /** How far each configured audit sink and witness is behind the chain. */
+  auditExports(): ReturnType<typeof auditExportStatus>;
   /** The audit events about these subjects, oldest first. */
   timeline(subjects: readonly string[], limit: number): ReturnType<typeof queryAuditEvents>;
 }
@@ -94,6 +96,7 @@ export function readModel(context: EngineContext): ReadModel {
     auditEvents: (filter) => queryAuditEvents(db(), filter),
     verifyAudit: (publicKeys) => verifyAuditChain(db(), { publicKeys }),
     databaseHealth: () => databaseHealth(db()),
+    auditExports: () => auditExportStatus(db(), context.config().audit.export),
     timeline: (subjects, limit) => queryAuditEvents(db(), { subjects: [...subjects], ascending: true, limit }),
   };
 }

@@ -32,3 +32,4 @@ export * from './access-reviews.js';
 export * from './compliance-reports.js';
 export * from './webhooks.js';
 export * from './sealed-values.js';
+export * from './audit-exports.js';

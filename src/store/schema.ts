@@ -17,6 +17,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   audit_checkpoints: AuditCheckpointsTable;
+  audit_export_cursors: AuditExportCursorsTable;
   users: UsersTable;
   api_tokens: ApiTokensTable;
   sessions: SessionsTable;
@@ -349,6 +350,20 @@ export interface AuditCheckpointsTable {
   created_at: Timestamp;
   key_id: string;
   signature: string;
+}
+
+/** Where an audit export (a sink's events, a witness's checkpoints) has got to (migration 0018). */
+export interface AuditExportCursorsTable {
+  name: string;
+  seq: BigIntColumn;
+  hash: string;
+  exported_at: Timestamp | null;
+  exported_total: BigIntColumn;
+  failures: number;
+  last_error: string | null;
+  last_error_at: Timestamp | null;
+  lease_owner: string | null;
+  lease_until: Timestamp | null;
 }
 
 /** Drift reconciliation found at a target: access Lapse did not grant, or granted access that is gone. */

@@ -49,6 +49,7 @@ export function registerServeCommand(program: Command): void {
         // `lapse admin …`, `audit verify` and `reconcile` from another shell borrow this process's
         // embedded database through <data-dir>/admin/lapse.sock (docs/operations.md).
         const stopAdminSocket = await runtime.serveAdminSocket((message) => logger.warn(message));
+        runtime.exporter.start();
         const server = await buildApiServer({ engine, auth: runtime.auth, logger, version: PACKAGE_VERSION, checkpointKeys: runtime.checkpointKeys });
         const address = await server.listen({ port, host });
         await announceFirstStart(engine, runtime.auth, engine.config.auth.publicUrl ?? address, logger);
