@@ -9,3 +9,5 @@ export * from './policy/types.js';
 export * from './canonical-json.js';
 export * from './text.js';
 export * from './input-schemas.js';
+export * from './risk.js';
+export * from './anomalies.js';

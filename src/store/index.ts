@@ -25,3 +25,5 @@ export * from './idempotency-keys.js';
 export * from './database-health.js';
 export * from './notifications.js';
 export * from './vault-accounts.js';
+export * from './risk.js';
+export * from './alerts.js';

@@ -241,6 +241,7 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     notify_reminder: 0,
     notify_escalation: 0,
     rotate: 0,
+    detect: 0,
   };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;

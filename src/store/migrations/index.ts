@@ -13,6 +13,7 @@ import * as m0011 from './0011_propagation_pending.js';
 import * as m0012 from './0012_notifications.js';
 import * as m0013 from './0013_vault.js';
 import * as m0014 from './0014_token_lineage.js';
+import * as m0019 from './0019_risk.js';
 
 /**
  * Every migration, in order. A static list (not a directory scan) so the same code runs from
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '0012_notifications': m0012,
   '0013_vault': m0013,
   '0014_token_lineage': m0014,
+  '0019_risk': m0019,
 };
 
 export const migrationProvider: MigrationProvider = {
