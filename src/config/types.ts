@@ -1,3 +1,4 @@
+import type { DetectorSettings } from '../domain/anomalies.js';
 import type { SubjectSet } from '../domain/principal.js';
 import type { Condition, PolicySet } from '../domain/policy/index.js';
 import type { NotificationEventName } from '../domain/notifications.js';
@@ -22,6 +23,24 @@ export interface EffectiveConfig {
   readonly reconcile: ReconcileConfig;
   readonly integrations: IntegrationsConfig;
   readonly notifications: NotificationsConfig;
+  readonly risk: RiskConfig;
+  readonly alerts: AlertsConfig;
+}
+
+/** Inputs to the server-computed risk (docs/monitoring.md#risk). */
+export interface RiskConfig {
+  /** Paths of operator-supplied MaxMind databases; unset: no country/ASN signals. */
+  readonly countryDatabase: string | undefined;
+  readonly asnDatabase: string | undefined;
+  /** Device posture values a trusted proxy may send that count as trusted; unset: posture is not read. */
+  readonly trustedDevicePostures: ReadonlySet<string> | undefined;
+}
+
+/** The anomaly detectors (docs/monitoring.md#alerts). */
+export interface AlertsConfig extends DetectorSettings {
+  readonly enabled: boolean;
+  /** How often the detector worker reads new audit events and sweeps for overdue revocations. */
+  readonly intervalMs: number;
 }
 
 /** Where notifications go (docs/notifications.md). */

@@ -85,7 +85,8 @@ export function detect(event: DetectedEvent, settings: DetectorSettings, burst?:
   const counter = burstCounter(event);
   if (counter && burst !== undefined) {
     const limit = counter.kind === 'denial' ? settings.denialBurst : settings.signinFailureBurst;
-    if (burst < limit) return undefined;
+    // NB. A decaying count of n events in quick succession is a hair under n: allow for that.
+    if (burst < limit - 0.05) return undefined;
     const who = counter.key.slice(counter.key.indexOf(':') + 1);
     return {
       kind: counter.kind === 'denial' ? 'denial_burst' : 'signin_failure_burst',

@@ -80,3 +80,8 @@ export function mayReviewBreakGlass(roles: Roles, who: Who): boolean {
 export function mayCheckAccessOf(roles: Roles, who: Who, principalId: string): boolean {
   return principalId === who.id || readsEverything(roles, who);
 }
+
+/** Admins acknowledge and resolve anomaly alerts (admins and auditors read them: `reader`). */
+export function mayManageAlerts(roles: Roles, who: Who): boolean {
+  return isAdmin(roles, who);
+}

@@ -20,6 +20,7 @@ export const ID_PREFIXES = {
   session: 'ses',
   delivery: 'ntf',
   vaultAccount: 'vac',
+  alert: 'alr',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

@@ -19,12 +19,13 @@ export const NOTIFICATION_EVENTS = [
   'grant.revoke_failing',
   'finding.opened',
   'config.rejected',
+  'alert.raised',
 ] as const;
 
 export type NotificationEventName = (typeof NOTIFICATION_EVENTS)[number];
 
 /** Never held back by quiet hours: someone must act now. */
-export const URGENT_EVENTS: ReadonlySet<NotificationEventName> = new Set(['break_glass.used', 'grant.revoke_failing']);
+export const URGENT_EVENTS: ReadonlySet<NotificationEventName> = new Set(['break_glass.used', 'grant.revoke_failing', 'alert.raised']);
 
 /** One thing that happened, as notifications see it: its name, what it is about, who did it. */
 export interface NotificationEvent {
@@ -84,6 +85,8 @@ export function eventFromAudit(entry: AuditedAction): NotificationEvent | undefi
       return event('finding.opened');
     case 'config.rejected':
       return event('config.rejected');
+    case 'alert.raised':
+      return event('alert.raised');
     default:
       return undefined;
   }

@@ -143,6 +143,15 @@ async function factsOf(context: EngineContext, unit: UnitOfWork, event: Notifica
         policy: null,
         payload: { inForce: data.inForce, error: String(data.error ?? '').slice(0, 2000) },
       };
+    case 'alert.raised':
+      // Security alerts go to the channels a rule names (the security channel), never to a person.
+      return {
+        occurrence: subject,
+        audience: NOBODY,
+        entitlement: typeof data.entitlement === 'string' ? data.entitlement : undefined,
+        policy: null,
+        payload: { alertId: subject, kind: data.kind, severity: data.severity, summary: String(data.summary ?? '').slice(0, 1000), principal: data.principal },
+      };
   }
 }
 

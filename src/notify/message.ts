@@ -159,6 +159,15 @@ export function describeNotification(n: OutgoingNotification): NotificationConte
       facts = [['Problem', str(p.error).slice(0, 1000)]];
       next = undefined;
       break;
+    case 'alert.raised':
+      title = `Lapse alert (${str(p.severity)}): ${str(p.kind)}`;
+      summary = str(p.summary);
+      facts = [
+        ['Person', str(p.principal)],
+        ['Alert', str(p.alertId)],
+      ];
+      next = link('/alerts', 'See the alert');
+      break;
   }
   return {
     title,
