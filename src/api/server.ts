@@ -13,6 +13,7 @@ import { registerSecurityHeaders } from './security-headers.js';
 import { withStepUpGuidance } from './step-up.js';
 import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
+import { alertRoutes } from './routes/alerts.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { vaultRoutes } from './routes/vault.js';
 import { auditRoutes } from './routes/audit.js';
@@ -107,6 +108,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(healthRoutes(options.engine));
   await app.register(accessRoutes(options.engine));
   await app.register(findingRoutes(options.engine));
+  await app.register(alertRoutes(options.engine));
   await app.register(notificationRoutes(options.engine));
   await app.register(vaultRoutes(options.engine, options.auth));
   await app.register(requestRoutes(options.engine));
