@@ -69,7 +69,8 @@ export function burstCounter(event: DetectedEvent): { readonly key: string; read
     return { key: `denial:${event.actor}`, kind: 'denial' };
   }
   if (event.action === 'auth.login_failed' || event.action === 'auth.mfa_refused' || event.action === 'auth.oidc_failed') {
-    const who = typeof event.data.username === 'string' ? event.data.username : event.actor;
+    // A refused sign-in is audited by `anonymous` about the account tried (its subject).
+    const who = event.subject ?? event.actor;
     return { key: `signin:${who}`, kind: 'signin' };
   }
   return undefined;
