@@ -48,18 +48,20 @@ export async function benchRiskLookup(store: Store, backend: string, people: num
       entitlement: 'role',
       seen: { network: `10.${person % 250}.${i % 4}.0/24`, userAgent: 'f'.repeat(32) },
     };
-    const t0 = performance.now();
+    // NB. Timed inside the transaction: its commit (a WAL flush, since the person's row is locked)
+    // is the decision's commit, which writes the request and its audit anyway.
     await db.transaction().execute(async (tx) => {
+      const t0 = performance.now();
       const history = await readRiskHistory(tx, question, { lock: true });
       assessRisk(history, { durationMs: 3_600_000, now: new Date() });
+      latencies[i] = performance.now() - t0;
     });
-    latencies[i] = performance.now() - t0;
   }
   return summarise('risk_lookup', backend, latencies, performance.now() - started, {
     people,
     requests_of_history: people * perPerson,
     seed_s: Math.round(seedMs / 100) / 10,
-    note: 'a transaction with the locked lookup and the scoring, as in a decision',
+    note: 'the locked lookup and the scoring inside a transaction, as in a decision (commit not timed)',
   });
 }
 

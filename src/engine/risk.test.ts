@@ -55,7 +55,9 @@ describeEachStore('server-computed risk and anomaly alerts', ({ store }) => {
 
   const audit = async (action: string) => {
     const rows = await store().db.selectFrom('audit_events').select('payload').orderBy('seq').execute();
-    return rows.map((r) => JSON.parse(r.payload) as { action: string; actor: string; subject?: string; data?: Record<string, unknown> }).filter((e) => e.action === action);
+    return rows
+      .map((r) => JSON.parse(r.payload) as { action: string; actor: string; subject?: string; data?: Record<string, unknown> })
+      .filter((e) => e.action === action);
   };
   const ask = (entitlement: string, client: { ip?: string; userAgent?: string } = office) =>
     t.engine.submit({ principal: alice, target: 'db', entitlement, reason: 'look at the queue', client });
@@ -95,6 +97,8 @@ describeEachStore('server-computed risk and anomaly alerts', ({ store }) => {
 
   it('raises alerts from the audit chain: a denial burst, break-glass with no incident; stored once, sent to the security channel', async () => {
     expect(NOTIFICATION_EVENTS).toContain('alert.raised');
+    // The detector runs on its own as a durable job, booked at start.
+    expect(await store().db.selectFrom('jobs').select('subject_id').where('kind', '=', 'detect').execute()).toEqual([{ subject_id: 'audit' }]);
     for (let i = 0; i < 4; i++) await t.engine.submit({ principal: mallory, target: 'db', entitlement: 'ro', reason: 'just looking', client: office });
     await t.engine.breakGlass({ principal: alice, target: 'db', entitlement: 'admin', reason: 'primary is down', durationMs: 600_000, client: office });
     expect(await t.engine.detectAnomalies()).toBe(2);
