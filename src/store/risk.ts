@@ -24,39 +24,39 @@ const MAX_PEER_GROUPS = 50;
  * transaction ends, so two requests of one person at once do not lose an observation.
  */
 export async function readRiskHistory(db: Executor, question: RiskQuestion, options: { lock?: boolean } = {}): Promise<RiskHistory> {
+  // NB. Two round trips, not five: the person's row (locked) first, then everything else in one
+  // statement. Round trips, not the keyed reads, are what a decision pays for here.
   let personQuery = db.selectFrom('risk_people').select('baseline').where('principal_id', '=', question.principalId);
   if (options.lock) personQuery = personQuery.forUpdate();
+  const person = await personQuery.executeTakeFirst();
   const groups = question.groups.slice(0, MAX_PEER_GROUPS);
   const seenEntries = Object.entries(question.seen).filter((e): e is [SeenKind, string] => typeof e[1] === 'string');
-  const [person, target, peerRows, seenRows] = await Promise.all([
-    personQuery.executeTakeFirst(),
-    db
-      .selectFrom('risk_person_targets')
-      .select('requests')
-      .where('principal_id', '=', question.principalId)
-      .where('target', '=', question.target)
-      .where('entitlement', '=', question.entitlement)
-      .executeTakeFirst(),
-    groups.length === 0
-      ? Promise.resolve([])
-      : db
-          .selectFrom('risk_groups as g')
-          .leftJoin('risk_group_targets as t', (join) =>
-            join.onRef('t.group_name', '=', 'g.group_name').on('t.target', '=', question.target).on('t.entitlement', '=', question.entitlement),
-          )
-          .select(['g.users', 't.users as used'])
-          .where('g.group_name', 'in', groups)
-          .execute(),
+  const groupList = groups.length === 0 ? sql`SELECT NULL::text WHERE false` : sql`VALUES ${sql.join(groups.map((g) => sql`(${g}::text)`))}`;
+  const seenList =
     seenEntries.length === 0
-      ? Promise.resolve([])
-      : sql<{ kind: SeenKind; any_seen: boolean; this_seen: boolean }>`
-          SELECT k.kind,
-            EXISTS (SELECT 1 FROM risk_seen s WHERE s.principal_id = ${question.principalId} AND s.kind = k.kind) AS any_seen,
-            EXISTS (SELECT 1 FROM risk_seen s WHERE s.principal_id = ${question.principalId} AND s.kind = k.kind AND s.value = k.value) AS this_seen
-          FROM (VALUES ${sql.join(seenEntries.map(([kind, value]) => sql`(${kind}, ${value})`))}) AS k(kind, value)`
-          .execute(db)
-          .then((r) => r.rows),
-  ]);
+      ? sql`SELECT NULL::text, NULL::text WHERE false`
+      : sql`VALUES ${sql.join(seenEntries.map(([kind, value]) => sql`(${kind}::text, ${value}::text)`))}`;
+  const { rows } = await sql<{
+    target_requests: number | null;
+    peers: { users: number; used: number | null }[] | null;
+    seen: { kind: SeenKind; any_seen: boolean; this_seen: boolean }[] | null;
+  }>`
+    SELECT
+      (SELECT requests FROM risk_person_targets
+        WHERE principal_id = ${question.principalId} AND target = ${question.target} AND entitlement = ${question.entitlement}) AS target_requests,
+      (SELECT json_agg(json_build_object('users', g.users, 'used', t.users))
+        FROM risk_groups g
+        LEFT JOIN risk_group_targets t ON t.group_name = g.group_name AND t.target = ${question.target} AND t.entitlement = ${question.entitlement}
+        WHERE g.group_name IN (SELECT * FROM (${groupList}) AS q(name))) AS peers,
+      (SELECT json_agg(json_build_object(
+          'kind', k.kind,
+          'any_seen', EXISTS (SELECT 1 FROM risk_seen s WHERE s.principal_id = ${question.principalId} AND s.kind = k.kind),
+          'this_seen', EXISTS (SELECT 1 FROM risk_seen s WHERE s.principal_id = ${question.principalId} AND s.kind = k.kind AND s.value = k.value)))
+        FROM (${seenList}) AS k(kind, value)) AS seen`.execute(db);
+  const row = rows[0];
+  const target = { requests: row?.target_requests ?? 0 };
+  const peerRows = row?.peers ?? [];
+  const seenRows = row?.seen ?? [];
   let peers: RiskHistory['peers'];
   for (const row of peerRows) {
     const used = row.used ?? 0;
@@ -64,7 +64,7 @@ export async function readRiskHistory(db: Executor, question: RiskQuestion, opti
   }
   const seen: Partial<Record<SeenKind, boolean>> = {};
   for (const row of seenRows) if (row.any_seen) seen[row.kind] = row.this_seen;
-  return { person: person?.baseline, targetRequests: target?.requests ?? 0, peers, seen };
+  return { person: person?.baseline, targetRequests: target.requests, peers, seen };
 }
 
 /** Records one request in the baselines: the person's folded baseline, the entitlement, the groups, the client attributes. */
