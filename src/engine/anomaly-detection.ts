@@ -28,13 +28,19 @@ const SUBJECT = 'audit';
 /** A payload larger than this is cut (its event is then skipped): data fields are bounded well below it. */
 const MAX_PAYLOAD_BYTES = 256 * 1024;
 
-/** Reads the events written since the last run and raises what the detectors find; returns how many alerts were new. */
-export async function detectAnomalies(context: EngineContext): Promise<number> {
+/** Batches one job run reads before it books itself again: a long backlog must not hold up a scheduler round. */
+const BATCHES_PER_RUN = 4;
+
+/**
+ * Reads the events written since the last run (at most `maxBatches` batches) and raises what the
+ * detectors find; returns how many alerts were new and whether events are left.
+ */
+export async function detectAnomalies(context: EngineContext, maxBatches = Number.POSITIVE_INFINITY): Promise<{ raised: number; more: boolean }> {
   let total = 0;
-  for (;;) {
+  for (let batch = 0; ; batch++) {
     const { raised, more } = await transact(context, (unit) => detectBatch(context, unit));
     total += raised;
-    if (!more) return total;
+    if (!more || batch + 1 >= maxBatches) return { raised: total, more };
   }
 }
 
@@ -99,8 +105,9 @@ function parseEvent(seq: number, payload: string): (DetectedEvent & { atMs: numb
 
 /** The scheduler's handler: one run, then the next one booked `alerts.interval` later. */
 export async function detectJob(context: EngineContext, job: Job, worker: number): Promise<void> {
-  if (context.config().alerts.enabled) await detectAnomalies(context);
-  await transact(context, (unit) => rescheduleJob(unit.tx, job, worker, context.config().alerts.intervalMs));
+  const { more } = context.config().alerts.enabled ? await detectAnomalies(context, BATCHES_PER_RUN) : { more: false };
+  // A backlog is worked off in short runs, each its own job round.
+  await transact(context, (unit) => rescheduleJob(unit.tx, job, worker, more ? 50 : context.config().alerts.intervalMs));
 }
 
 /** Books the detector's periodic run (at start and after a reload), when alerts are on. */

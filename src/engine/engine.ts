@@ -225,7 +225,7 @@ export class Engine {
   listAlerts = (filter: AlertFilter) => readAlerts(this.context, filter);
   changeAlert = (input: AlertChangeInput) => changeAlert(this.context, input);
   /** Runs the anomaly detectors over the audit events written since their last run (the `detect` job does this on its own). */
-  detectAnomalies = () => detectAnomalies(this.context);
+  detectAnomalies = async () => (await detectAnomalies(this.context)).raised;
   listReconcileRuns = (filter: { target?: string; limit?: number } = {}) => listReconcileRuns(this.context.store.db, filter);
   /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
   openFindings = () => countOpenFindings(this.context.store.db);
