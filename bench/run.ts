@@ -2,7 +2,7 @@
  * `npm run bench`: every scenario on the embedded database (PGlite) and on the PostgreSQL server,
  * one JSON line each: scenario, backend, count, p50_ms, p99_ms, max_ms, per_s (+ extras).
  * BENCH_QUICK=1 runs smaller counts; BENCH_BACKENDS=pglite limits the backends.
- * BENCH_SECTIONS picks sections (comma list of policy, lifecycle, audit, http, connectors, notifications; default all),
+ * BENCH_SECTIONS picks sections (comma list of policy, lifecycle, audit, http, connectors, notifications, risk; default all),
  * e.g. BENCH_SECTIONS=connectors npm run bench; BENCH_CONNECTORS=postgres narrows that section.
  */
 import { rmSync, mkdtempSync } from 'node:fs';
@@ -17,10 +17,11 @@ import { benchConnectors } from './connectors.js';
 import { benchHttp } from './http.js';
 import { benchQueuedToSmtp, benchRevocationWithStalledSmtp } from './notifications.js';
 import { emitResult } from './stats.js';
+import { benchRiskLookup, benchRiskPolicyDecision } from './risk.js';
 
 const quick = process.env.BENCH_QUICK === '1';
 const backends = (process.env.BENCH_BACKENDS ?? 'pglite,postgres').split(',');
-const SECTIONS = ['policy', 'lifecycle', 'audit', 'http', 'connectors', 'notifications'];
+const SECTIONS = ['policy', 'lifecycle', 'audit', 'http', 'connectors', 'notifications', 'risk'];
 const sections = (process.env.BENCH_SECTIONS ?? SECTIONS.join(',')).split(',').map((s) => s.trim());
 const unknownSections = sections.filter((s) => !SECTIONS.includes(s));
 if (unknownSections.length > 0) throw new Error(`BENCH_SECTIONS: unknown section(s) ${unknownSections.join(', ')}; use ${SECTIONS.join(', ')}`);
@@ -67,6 +68,15 @@ async function withStore(backend: string, run: (store: Store) => Promise<void>):
 }
 
 if (runs('policy')) emitResult(benchPolicyDecision(quick ? 20_000 : 200_000));
+if (runs('risk')) emitResult(benchRiskPolicyDecision(quick ? 20_000 : 200_000));
+
+// Risk lookups on baselines summarising 1M requests (10k people x 100), on PostgreSQL (the target
+// there: p99 <= 2 ms) and PGlite.
+for (const backend of runs('risk') ? backends : []) {
+  await withStore(backend, async (store) => {
+    emitResult(await benchRiskLookup(store, backend, quick ? 2_000 : 10_000, 100, quick ? 500 : 5_000));
+  });
+}
 
 for (const backend of runs('lifecycle') || runs('audit') ? backends : []) {
   await withStore(backend, async (store) => {

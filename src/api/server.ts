@@ -15,6 +15,7 @@ import { accessRoutes } from './routes/access.js';
 import { findingRoutes } from './routes/findings.js';
 import { reviewRoutes } from './routes/reviews.js';
 import { reportRoutes } from './routes/reports.js';
+import { alertRoutes } from './routes/alerts.js';
 import { notificationRoutes } from './routes/notifications.js';
 import { slackRoutes } from './routes/slack.js';
 import { webhookRoutes } from './routes/webhooks.js';
@@ -117,6 +118,7 @@ export async function buildApiServer(options: ApiServerOptions) {
   await app.register(findingRoutes(options.engine));
   await app.register(reviewRoutes(options.engine));
   await app.register(reportRoutes(options.engine, options.checkpointKeys));
+  await app.register(alertRoutes(options.engine));
   await app.register(notificationRoutes(options.engine));
   await app.register(slackRoutes(options.engine));
   await app.register(webhookRoutes(options.engine));

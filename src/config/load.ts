@@ -223,6 +223,19 @@ export function parseConfig(text: string, source: string, env: NodeJS.ProcessEnv
     notifications,
     identity,
     reviews: config.reviews.map((c) => campaignSettings(c)),
+    risk: {
+      countryDatabase: config.risk.geoip.countryDatabase,
+      asnDatabase: config.risk.geoip.asnDatabase,
+      trustedDevicePostures: config.risk.devicePosture ? new Set(config.risk.devicePosture.trusted) : undefined,
+    },
+    alerts: {
+      enabled: config.alerts.enabled,
+      intervalMs: config.alerts.interval,
+      denialBurst: config.alerts.denialBurst,
+      signinFailureBurst: config.alerts.signinFailureBurst,
+      burstWindowMs: config.alerts.burstWindow,
+      revocationOverdueMs: config.alerts.revocationOverdue,
+    },
     reconcile: {
       intervalMs: config.reconcile.interval,
       targets: new Map(

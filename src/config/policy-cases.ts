@@ -5,6 +5,7 @@ import { evaluatePolicy, TICKET_SYSTEMS, uncheckedTicket, type PolicyDecision, t
 import { duration } from './schema.js';
 import type { EffectiveConfig } from './types.js';
 import { boundedText } from '../domain/text.js';
+import { assessmentWithSignals, RISK_SIGNALS } from '../domain/risk.js';
 
 /**
  * Policy test cases ("alice asking prod-db/admin for 2h at 03:00 needs 2 approvals"), so policies
@@ -51,6 +52,14 @@ const caseSchema = z
       })
       .strict()
       .default({}),
+    /**
+     * The risk signals the server would have computed for this request (docs/monitoring.md#risk);
+     * the score follows from them. Omitted: the neutral score of a person with no history.
+     */
+    risk: z
+      .object({ signals: z.array(z.enum(RISK_SIGNALS)).max(RISK_SIGNALS.length) })
+      .strict()
+      .optional(),
     expect: z
       .object({
         outcome: z.enum(['approved', 'pending', 'denied']),
@@ -146,6 +155,7 @@ export function runPolicyCases(config: EffectiveConfig, cases: readonly PolicyCa
         entitlement: config.targets.get(target)?.entitlements.get(entitlement)?.labels ?? {},
       },
       facts: caseFacts(config, testCase),
+      ...(testCase.risk ? { risk: assessmentWithSignals(testCase.risk.signals) } : {}),
     });
     const expected = { ...testCase.expect } as Record<string, unknown>;
     const actual = summarise(decision, testCase.expect);

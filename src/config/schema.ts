@@ -238,6 +238,32 @@ export const configSchema = z
     integrations: integrationsSchema,
     notifications: notificationsSchema,
     reviews: reviewsSchema,
+    risk: z
+      .object({
+        // Operator-supplied MaxMind databases (GeoLite2/GeoIP2 Country, ASN); Lapse ships and downloads none.
+        geoip: z
+          .object({ countryDatabase: text(4096).optional(), asnDatabase: text(4096).optional() })
+          .strict()
+          .prefault({}),
+        // Values of the X-Lapse-Device-Posture header (set by a trusted proxy) that count as a trusted device.
+        devicePosture: z
+          .object({ trusted: z.array(boundedText(64).min(1)).min(1).max(50) })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .prefault({}),
+    alerts: z
+      .object({
+        enabled: z.boolean().default(true),
+        interval: duration.prefault('10s'),
+        denialBurst: z.number().int().min(2).max(10_000).default(5),
+        signinFailureBurst: z.number().int().min(2).max(10_000).default(5),
+        burstWindow: duration.prefault('10m'),
+        revocationOverdue: duration.prefault('5m'),
+      })
+      .strict()
+      .prefault({}),
     scheduler: z
       .object({
         pollInterval: duration.prefault('1s'),

@@ -1,4 +1,5 @@
 import type { AuditExportSettings } from '../domain/audit-export.js';
+import type { DetectorSettings } from '../domain/anomalies.js';
 import type { SubjectSet } from '../domain/principal.js';
 import type { Condition, PolicySet } from '../domain/policy/index.js';
 import type { NotificationEventName } from '../domain/notifications.js';
@@ -24,10 +25,28 @@ export interface EffectiveConfig {
   readonly reconcile: ReconcileConfig;
   readonly integrations: IntegrationsConfig;
   readonly notifications: NotificationsConfig;
+  readonly risk: RiskConfig;
+  readonly alerts: AlertsConfig;
   /** Access-review campaigns that open on a schedule (docs/reviews.md). */
   readonly reviews: readonly ReviewCampaignSettings[];
   /** Where people and groups come from besides sign-in (docs/identity.md). */
   readonly identity: IdentityConfig;
+}
+
+/** Inputs to the server-computed risk (docs/monitoring.md#risk). */
+export interface RiskConfig {
+  /** Paths of operator-supplied MaxMind databases; unset: no country/ASN signals. */
+  readonly countryDatabase: string | undefined;
+  readonly asnDatabase: string | undefined;
+  /** Device posture values a trusted proxy may send that count as trusted; unset: posture is not read. */
+  readonly trustedDevicePostures: ReadonlySet<string> | undefined;
+}
+
+/** The anomaly detectors (docs/monitoring.md#alerts). */
+export interface AlertsConfig extends DetectorSettings {
+  readonly enabled: boolean;
+  /** How often the detector worker reads new audit events and sweeps for overdue revocations. */
+  readonly intervalMs: number;
 }
 
 /** `identity:` as the engine uses it: secrets resolved, durations in ms. */

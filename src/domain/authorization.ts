@@ -95,3 +95,7 @@ export function mayReadReviews(roles: Roles, who: Who): boolean {
 export function mayDecideReviewItem(who: Who, item: { readonly principalId: string; readonly reviewers: SubjectSet }): boolean {
   return item.principalId !== who.id && inSubjectSet(who, item.reviewers);
 }
+/** Admins acknowledge and resolve anomaly alerts (admins and auditors read them: `reader`). */
+export function mayManageAlerts(roles: Roles, who: Who): boolean {
+  return isAdmin(roles, who);
+}

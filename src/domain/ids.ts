@@ -26,6 +26,7 @@ export const ID_PREFIXES = {
   reviewItem: 'rvi',
   webhook: 'whk',
   webhookDelivery: 'whd',
+  alert: 'alr',
 } as const;
 
 export type IdKind = keyof typeof ID_PREFIXES;

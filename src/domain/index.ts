@@ -10,3 +10,5 @@ export * from './canonical-json.js';
 export * from './text.js';
 export * from './input-schemas.js';
 export * from './audit-export.js';
+export * from './risk.js';
+export * from './anomalies.js';

@@ -21,12 +21,13 @@ export const NOTIFICATION_EVENTS = [
   'config.rejected',
   'review.opened',
   'review.reminder',
+  'alert.raised',
 ] as const;
 
 export type NotificationEventName = (typeof NOTIFICATION_EVENTS)[number];
 
 /** Never held back by quiet hours: someone must act now. */
-export const URGENT_EVENTS: ReadonlySet<NotificationEventName> = new Set(['break_glass.used', 'grant.revoke_failing']);
+export const URGENT_EVENTS: ReadonlySet<NotificationEventName> = new Set(['break_glass.used', 'grant.revoke_failing', 'alert.raised']);
 
 /** One thing that happened, as notifications see it: its name, what it is about, who did it. */
 export interface NotificationEvent {
@@ -90,6 +91,8 @@ export function eventFromAudit(entry: AuditedAction): NotificationEvent | undefi
       return event('review.opened');
     case 'review.reminder':
       return event('review.reminder');
+    case 'alert.raised':
+      return event('alert.raised');
     default:
       return undefined;
   }

@@ -1,3 +1,5 @@
+import { assessRequestRisk } from './risk.js';
+import { riskAuditData } from '../domain/risk.js';
 import { LapseError } from '../domain/errors.js';
 import { newId } from '../domain/ids.js';
 import { inSubjectSet, sharePerson, viaData } from '../domain/principal.js';
@@ -49,7 +51,11 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
       hint: 'Say what is broken and why normal approval cannot wait.',
     });
   }
+  const geo = await context.risk.geoFor(context.config());
   return transact(context, async (unit) => {
+    // Break-glass is never refused for risk; its risk is recorded, and it counts toward frequentBreakGlass.
+    const assessed = await assessRequestRisk(context, unit, input, { breakGlass: true, geo });
+    await assessed.record(false);
     let request = decideRequest(
       {
         id: newId('request'),
@@ -87,6 +93,7 @@ export async function breakGlass(context: EngineContext, raw: BreakGlassInput): 
         reason: input.reason,
         grant: request.grantId,
         reviewRequired: true,
+        risk: riskAuditData(assessed.risk),
       },
     });
     return request;

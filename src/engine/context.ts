@@ -1,3 +1,4 @@
+import type { RiskInputs } from './risk.js';
 import type { Sealer } from '../secrets/index.js';
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventEmitter } from 'node:events';
@@ -29,6 +30,8 @@ export interface EngineContext {
   readonly sealer: Sealer;
   /** On-call and ticket lookups for policies, cached per configuration. */
   readonly policyInputs: PolicyInputs;
+  /** The MaxMind readers risk uses, opened once per configuration. */
+  readonly risk: RiskInputs;
   /** The notification channel of this name in the config in force (built once per config). */
   readonly channel: (name: string) => NotificationChannel | undefined;
   readonly telemetry: Telemetry;

@@ -1,3 +1,7 @@
+import { changeAlert, readAlerts, type AlertChangeInput } from './alerts.js';
+import type { AlertFilter } from '../store/index.js';
+import { detectAnomalies, detectJob, scheduleDetection } from './anomaly-detection.js';
+import { RiskInputs } from './risk.js';
 import { EventEmitter } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { pino, type Logger } from 'pino';
@@ -128,6 +132,7 @@ export class Engine {
       events: this.events,
       sealer: options.sealer ?? createSealer(randomBytes(32)),
       policyInputs: new PolicyInputs(options.inputsClock),
+      risk: new RiskInputs((message, detail) => logger.warn(detail, message)),
       channel: (name) => this.channels.get(name),
       telemetry: this.telemetry,
     };
@@ -149,6 +154,7 @@ export class Engine {
         ldap_sync: (job, worker) => ldapSyncJob(context, job, worker),
         review_open: (job, worker) => reviewOpenJob(context, job, worker),
         review_due: (job, worker) => reviewDueJob(context, job, worker),
+        detect: (job, worker) => detectJob(context, job, worker),
       },
       batch: { kinds: ['expire', 'revoke'], run: (jobs, worker) => revokeJobs(context, jobs, worker) },
       onClaimed: (jobs) => this.telemetry.jobsClaimed(jobs),
@@ -189,6 +195,7 @@ export class Engine {
     await scheduleReconciliation(this.context);
     await scheduleLdapSync(this.context);
     await scheduleReviews(this.context);
+    await scheduleDetection(this.context);
     await this.scheduler.start();
     await this.startNotifier();
   }
@@ -219,6 +226,7 @@ export class Engine {
     await scheduleReconciliation(this.context);
     await scheduleLdapSync(this.context);
     await scheduleReviews(this.context);
+    await scheduleDetection(this.context);
     if (this.scheduler.workerKey !== null) await this.startNotifier();
     this.context.logger.info({ version: next.version, previous }, 'configuration reloaded');
   }
@@ -271,6 +279,11 @@ export class Engine {
   /** Reconciles one target, or all, now; see docs/reconciliation.md. */
   reconcile = (target?: string, options: ManualReconcile = {}) => reconcileNow(this.context, target, options);
   listFindings = (filter: FindingFilter = {}) => listFindings(this.context.store.db, filter);
+  /** Anomaly alerts, newest first (docs/monitoring.md#alerts). */
+  listAlerts = (filter: AlertFilter) => readAlerts(this.context, filter);
+  changeAlert = (input: AlertChangeInput) => changeAlert(this.context, input);
+  /** Runs the anomaly detectors over the audit events written since their last run (the `detect` job does this on its own). */
+  detectAnomalies = async () => (await detectAnomalies(this.context)).raised;
   listReconcileRuns = (filter: { target?: string; limit?: number } = {}) => listReconcileRuns(this.context.store.db, filter);
   /** Open reconciliation findings by kind: standing access no grant covers is the number to alert on. */
   openFindings = () => countOpenFindings(this.context.store.db);

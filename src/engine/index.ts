@@ -9,7 +9,8 @@ export { checkTargets, type TargetCheck, type TargetCheckOptions } from './targe
 export type { ConnectorCallSample, ConnectorOperation, JobClaimSample, NotificationSendSample, Telemetry, TelemetryObserver } from './telemetry.js';
 export { breakGlassEntitlements, type BreakGlassEntitlement } from './break-glass-scope.js';
 /** What the engine's reads return (the API's and CLI's view models start from these). */
-export type { Finding, StoredGrant } from '../store/index.js';
+export type { Finding, StoredGrant, Alert } from '../store/index.js';
+export type { AlertChangeInput } from './alerts.js';
 export { ONBOARD_MFA_MAX_AGE_MS, type VaultAccountView } from './vault-onboarding.js';
 export type { DirectoryCaller, DirectoryGroupRow, DirectoryPersonRow, DirectoryUseCases } from './directory.js';
 export type { LdapSyncReport } from './ldap-sync.js';

@@ -27,6 +27,8 @@ export const clientInput = z
   .object({
     ip: printable(64).optional(),
     userAgent: printable(512).optional(),
+    /** The device posture a trusted proxy vouched for (X-Lapse-Device-Posture), see docs/monitoring.md#risk. */
+    devicePosture: printable(64).optional(),
     mfaAt: z.date().optional(),
   })
   .strict()

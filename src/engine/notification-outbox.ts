@@ -194,6 +194,15 @@ export function factsOf(context: EngineContext, unit: UnitOfWork, subjects: Subj
         policy: null,
         payload: { inForce: data.inForce, error: String(data.error ?? '').slice(0, 2000) },
       };
+    case 'alert.raised':
+      // Security alerts go to the channels a rule names (the security channel), never to a person.
+      return {
+        occurrence: subject,
+        audience: NOBODY,
+        entitlement: typeof data.entitlement === 'string' ? data.entitlement : undefined,
+        policy: null,
+        payload: { alertId: subject, kind: data.kind, severity: data.severity, summary: String(data.summary ?? '').slice(0, 1000), principal: data.principal },
+      };
   }
 }
 

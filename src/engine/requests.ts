@@ -21,6 +21,10 @@ import {
 import { openGrant, rejectIfInputProblem } from './grant-opening.js';
 import { auditRefusal, checkParameters, resolveEntitlement, transact, type EngineContext, type UnitOfWork } from './context.js';
 import { factsAuditData, gatherFacts, requestLabels } from './policy-inputs.js';
+import { assessRequestRisk } from './risk.js';
+import { riskAuditData } from '../domain/risk.js';
+import { candidatePolicies } from '../domain/policy/index.js';
+import type { EffectiveConfig } from '../config/types.js';
 import { refuseUnavailableCheckout } from './vault-checkout.js';
 import { cancelInput, parseInput, reviewInput, submitInput, type CancelInput, type ReviewInput, type SubmitInput } from './inputs.js';
 
@@ -36,8 +40,11 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
   const config = context.config();
   // Outside the transaction: these may wait on other systems (bounded by their deadlines).
   const facts = await gatherFacts(context, config, input);
+  const geo = await context.risk.geoFor(config);
   try {
     return await transact(context, async (unit) => {
+      // NB. The duration risk judges is the one asked for, or the longest default a policy could give.
+      const assessed = await assessRequestRisk(context, unit, { ...input, durationMs: input.durationMs ?? defaultDurationFor(config, input) }, { geo });
       const decision = evaluatePolicy(config.policies, {
         principal: input.principal,
         target: input.target,
@@ -50,8 +57,10 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
         now: unit.now,
         labels: requestLabels(config, input.target, input.entitlement),
         facts,
+        risk: assessed.risk,
       });
       rejectIfInputProblem(decision, `${input.target}/${input.entitlement}`);
+      await assessed.record(decision.outcome === 'denied');
       const checkout = resolved.entitlement.checkout;
       if (checkout && decision.outcome !== 'denied') await refuseUnavailableCheckout(unit, input.target, input.entitlement, checkout);
       let request = decideRequest(
@@ -82,6 +91,7 @@ export async function submitRequest(context: EngineContext, raw: SubmitInput): P
           policyVersion: decision.policyVersion,
           reasons: decision.reasons,
           ...factsAuditData(facts),
+          risk: riskAuditData(assessed.risk),
           ...(decision.denial ? { denial: decision.denial.code } : {}),
           ...(request.status === 'pending' ? { stages: request.stages.map((s) => s.name) } : {}),
         },
@@ -248,4 +258,9 @@ async function requireRequest(unit: UnitOfWork, id: string, visibleTo?: string):
     throw new LapseError('not_found', `there is no request ${id}`, { where: id });
   }
   return request;
+}
+
+/** The default duration of the first policy that could govern (what the decision will use when none was asked for). */
+function defaultDurationFor(config: EffectiveConfig, input: { principal: AccessRequest['principal']; target: string; entitlement: string }): number {
+  return candidatePolicies(config.policies, input.target, input.entitlement, input.principal)[0]?.definition.duration.defaultMs ?? 3_600_000;
 }

@@ -170,6 +170,15 @@ export function describeNotification(n: OutgoingNotification): NotificationConte
       ];
       next = link('/reviews', 'Open your review queue');
       break;
+    case 'alert.raised':
+      title = `Lapse alert (${str(p.severity)}): ${str(p.kind)}`;
+      summary = str(p.summary);
+      facts = [
+        ['Person', str(p.principal)],
+        ['Alert', str(p.alertId)],
+      ];
+      next = link('/alerts', 'See the alert');
+      break;
   }
   return {
     title,

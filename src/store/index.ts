@@ -33,3 +33,5 @@ export * from './compliance-reports.js';
 export * from './webhooks.js';
 export * from './sealed-values.js';
 export * from './audit-exports.js';
+export * from './risk.js';
+export * from './alerts.js';

@@ -255,6 +255,7 @@ export async function countJobs(db: Executor): Promise<Record<JobKind, number>> 
     review_open: 0,
     review_due: 0,
     webhook: 0,
+    detect: 0,
   };
   for (const row of rows) counts[row.kind] = Number(row.n);
   return counts;

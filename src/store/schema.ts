@@ -5,6 +5,8 @@ import type { Principal } from '../domain/principal.js';
 import type { RequestKind, RequestStatus } from '../domain/request.js';
 import type { ReviewDecision } from '../domain/review.js';
 import type { RotationReason, VaultAccountStatus } from '../domain/vault.js';
+import type { PersonBaseline, SeenKind } from '../domain/risk.js';
+import type { AlertSeverity, AlertStatus } from '../domain/anomalies.js';
 
 /** Kysely's view of the tables the migrations create. Column names are snake_case as in SQL. */
 export interface Database {
@@ -47,6 +49,61 @@ export interface Database {
   review_items: ReviewItemsTable;
   webhook_subscriptions: WebhookSubscriptionsTable;
   webhook_deliveries: WebhookDeliveriesTable;
+  risk_people: RiskPeopleTable;
+  risk_person_targets: RiskPersonTargetsTable;
+  risk_group_members: { group_name: string; principal_id: string };
+  risk_groups: { group_name: string; users: number };
+  risk_group_targets: { group_name: string; target: string; entitlement: string; users: number };
+  risk_seen: RiskSeenTable;
+  alerts: AlertsTable;
+  alert_counters: { key: string; value: number; at_ms: BigIntColumn };
+  alert_cursor: { id: number; seq: BigIntColumn };
+}
+
+/** A person's risk baseline (src/domain/risk.ts PersonBaseline), folded forward per request. */
+export interface RiskPeopleTable {
+  principal_id: string;
+  baseline: JSONColumnType<PersonBaseline>;
+  updated_at: Timestamp;
+}
+
+export interface RiskPersonTargetsTable {
+  principal_id: string;
+  target: string;
+  entitlement: string;
+  requests: number;
+  first_at: Timestamp;
+  last_at: Timestamp;
+}
+
+/** A client attribute (network, user agent, country, ASN) a person was seen with. */
+export interface RiskSeenTable {
+  principal_id: string;
+  kind: SeenKind;
+  value: string;
+  first_at: Timestamp;
+  last_at: Timestamp;
+}
+
+/** An anomaly alert (docs/monitoring.md#alerts); one unresolved alert per dedupe key. */
+export interface AlertsTable {
+  id: string;
+  kind: string;
+  severity: AlertSeverity;
+  status: AlertStatus;
+  principal_id: string | null;
+  subject: string | null;
+  summary: string;
+  detail: JSONColumnType<Record<string, unknown>>;
+  dedupe_key: string;
+  occurrences: Generated<number>;
+  raised_at: Timestamp;
+  last_seen_at: Timestamp;
+  acknowledged_at: Timestamp | null;
+  acknowledged_by: string | null;
+  resolved_at: Timestamp | null;
+  resolved_by: string | null;
+  note: string | null;
 }
 
 /** An account in the vault (docs/vault.md); passwords sealed (src/secrets), bound to the account id and generation. */
@@ -297,7 +354,8 @@ export type JobKind =
   | 'webhook'
   | 'review_open'
   | 'review_due'
-  | 'ldap_sync';
+  | 'ldap_sync'
+  | 'detect';
 
 export interface JobsTable {
   id: string;

@@ -108,7 +108,25 @@ const requestDetail = z.object({
 /** What the engine wants to know about the caller's client for a decision (MFA freshness, where from). */
 export function clientOf(request: FastifyRequest, caller: Caller) {
   const userAgent = request.headers['user-agent']?.slice(0, 512);
-  return { ip: request.ip.slice(0, 64), ...(userAgent ? { userAgent } : {}), ...(caller.mfaAt ? { mfaAt: caller.mfaAt } : {}) };
+  const devicePosture = devicePostureOf(request);
+  return {
+    ip: request.ip.slice(0, 64),
+    ...(userAgent ? { userAgent } : {}),
+    ...(devicePosture ? { devicePosture } : {}),
+    ...(caller.mfaAt ? { mfaAt: caller.mfaAt } : {}),
+  };
+}
+
+/**
+ * The device posture header, read only from a request a trusted proxy forwarded (the address
+ * Fastify resolved differs from the peer's, which it does only for `auth.trustedProxies`): a
+ * client talking to Lapse directly cannot vouch for its own device.
+ */
+function devicePostureOf(request: FastifyRequest): string | undefined {
+  const value = request.headers['x-lapse-device-posture'];
+  if (typeof value !== 'string' || request.ip === request.socket.remoteAddress) return undefined;
+  const posture = value.trim().slice(0, 64);
+  return /^[\x21-\x7e]+$/.test(posture) ? posture : undefined;
 }
 
 /**

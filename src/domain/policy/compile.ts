@@ -80,9 +80,8 @@ function compileExpression(env: CelEnv, source: string, where: string, variables
   }
   for (const name of freeIdentifiers(parsed.expr)) {
     if (variables.includes(name) || CEL_TYPE_NAMES.has(name)) continue;
-    const risk = name === 'risk' ? ': Lapse computes no risk score yet, and one supplied with the request would be chosen by the requester' : '';
     const policy = variables === CONTEXT_VARIABLES;
-    throw new LapseError('config_invalid', `"${name}" is not in the ${policy ? 'policy' : 'expression'} context (it has ${variables.join(', ')})${risk}`, {
+    throw new LapseError('config_invalid', `"${name}" is not in the ${policy ? 'policy' : 'expression'} context (it has ${variables.join(', ')})`, {
       where,
       hint: policy ? 'See docs/policies.md for the CEL context.' : 'See docs/notifications.md for the event fields a condition may read.',
     });

@@ -1,12 +1,13 @@
 import { durationFromMs, timestampFromDate } from '@bufbuild/protobuf/wkt';
+import { riskBinding } from '../risk.js';
 import { oncallBinding, SERVICE_LABEL, ticketBinding, type TicketSystem } from './facts.js';
 import type { PolicyInput } from './types.js';
 
 /**
  * The variables of the CEL context, checked at config load: an expression naming anything else
- * (a typo, or `risk`, which Lapse does not compute) is refused rather than silently false.
+ * (a typo) is refused rather than silently false.
  */
-export const CONTEXT_VARIABLES = ['principal', 'entitlement', 'target', 'request', 'time', 'client', 'oncall', 'ticket'] as const;
+export const CONTEXT_VARIABLES = ['principal', 'entitlement', 'target', 'request', 'time', 'client', 'oncall', 'ticket', 'risk'] as const;
 
 /** Variables whose values the engine must look up in another system before deciding. */
 export const LOOKED_UP_VARIABLES = ['oncall', 'ticket'] as const;
@@ -36,6 +37,8 @@ export function celContext(input: PolicyInput, durationMs: number, timezone: str
     client: { ip: input.client.ip ?? '', userAgent: input.client.userAgent ?? '', mfaAgeSeconds: BigInt(mfaAgeSeconds) },
     oncall: oncallBinding(input.facts?.oncall, requestService(input)),
     ticket: ticketBinding(ticketSystem ? input.facts?.tickets?.[ticketSystem] : undefined, input.ticket),
+    // Computed by the server from history (src/domain/risk.ts), never taken from the request.
+    risk: riskBinding(input.risk),
   } satisfies Record<(typeof CONTEXT_VARIABLES)[number], unknown>;
 }
 

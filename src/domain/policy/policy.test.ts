@@ -118,20 +118,17 @@ describe('policy evaluation', () => {
     expect(explainPolicies(CONFIG.policies, [{ target: 'bastion', name: 'login' }], { id: 'dana', groups: [] }).map((t) => t.policy)).toEqual(['readonly']);
   });
 
-  it('has no risk score: nothing computes one, and a client-chosen value must not steer a policy', () => {
+  it('reads the risk the server computed, and the neutral score when none was', () => {
     expect(Object.keys(celContext(input(), 60_000, 'UTC')).sort()).toEqual([...CONTEXT_VARIABLES].sort());
-    expect(CONTEXT_VARIABLES).not.toContain('risk');
+    const risk = celContext(input(), 60_000, 'UTC').risk as Record<string, unknown>;
+    expect(risk).toMatchObject({ score: 30n, noHistory: true, newTarget: false, reasons: ['no history yet: neutral score'] });
     const withRisk = (expression: string) => () =>
       parseConfig(
         `version: 1\ntargets: { db: { connector: noop, entitlements: { ro: {} } } }\npolicies:\n  - { name: p, subjects: { groups: [sre] }, entitlements: ["db/ro"], autoApproveIf: '${expression}' }\n`,
         'risk.yaml',
         {},
       );
-    expect(withRisk('risk.score < 50')).toThrow(
-      expect.objectContaining({
-        details: expect.objectContaining({ problems: [expect.stringMatching(/autoApproveIf: "risk" is not in the policy context .*no risk score/)] }),
-      }),
-    );
+    expect(withRisk('risk.score < 50 && !risk.newTarget && "x" in risk.reasons')).not.toThrow();
     // Names a comprehension binds are not context variables; a typo of a real one is caught too.
     expect(withRisk('principal.groups.exists(g, g == "sre")')).not.toThrow();
     expect(withRisk('principle.id == "alice"')).toThrow(

@@ -1,4 +1,5 @@
 import type { Principal, SubjectSet } from '../principal.js';
+import type { RiskAssessment } from '../risk.js';
 import type { PolicyFacts } from './facts.js';
 
 /** What a policy decides about: one request (or extension) as the engine sees it at submit time. */
@@ -25,6 +26,8 @@ export interface PolicyInput {
   readonly labels?: { readonly target: Readonly<Record<string, string>>; readonly entitlement: Readonly<Record<string, string>> };
   /** On-call and ticket facts the engine looked up before the decision (see facts.ts). */
   readonly facts?: PolicyFacts;
+  /** The risk the server computed from history (src/domain/risk.ts); absent reads as the neutral score. */
+  readonly risk?: RiskAssessment;
 }
 
 export interface ApprovalStage {

@@ -8,7 +8,7 @@ import { sql, type Kysely } from 'kysely';
  * period, or standing at the target) with its evidence and, once decided, the decision and what
  * came of it. Campaigns open and close on the database clock, hence two job kinds.
  */
-/** The job kinds after 0016 (event webhooks), which this migration follows. */
+/** The job kinds after 0019 (risk), which this migration follows. */
 const KINDS_BEFORE = [
   'provision',
   'expire',
@@ -22,6 +22,7 @@ const KINDS_BEFORE = [
   'notify_escalation',
   'rotate',
   'webhook',
+  'detect',
 ];
 
 function kindCheck(kinds: readonly string[]) {

@@ -26,6 +26,7 @@ const KINDS_BEFORE = [
   'notify_escalation',
   'rotate',
   'webhook',
+  'detect',
   'review_open',
   'review_due',
 ];

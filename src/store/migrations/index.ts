@@ -16,6 +16,7 @@ import * as m0014 from './0014_token_lineage.js';
 import * as m0015 from './0015_slack.js';
 import * as m0016 from './0016_event_webhooks.js';
 import * as m0018 from './0018_audit_sinks.js';
+import * as m0019 from './0019_risk.js';
 import * as m0020 from './0020_reviews.js';
 import * as m0022 from './0022_identity.js';
 
@@ -42,6 +43,7 @@ const migrations: Record<string, Migration> = {
   '0015_slack': m0015,
   '0016_event_webhooks': m0016,
   '0018_audit_sinks': m0018,
+  '0019_risk': m0019,
   '0020_reviews': m0020,
   '0022_identity': m0022,
 };
