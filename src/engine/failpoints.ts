@@ -36,13 +36,19 @@ export const NOTIFY_FAILPOINTS = ['notify:after-commit', 'notify:after-send'] as
 
 /**
  * The steps of a vault rotation (src/engine/vault-rotation.ts): the pending password sealed and
- * stored; set at the target; a login with it worked (not yet promoted to current). And a batch of
- * `lapse vault rekey` committed (src/engine/vault-rekey.ts).
+ * stored; set at the target; a login with it worked (not yet promoted to current).
  */
-export const VAULT_FAILPOINTS = ['rotate:after-seal', 'rotate:after-change', 'rotate:after-verify', 'rekey:after-batch'] as const;
+export const VAULT_FAILPOINTS = ['rotate:after-seal', 'rotate:after-change', 'rotate:after-verify'] as const;
+
+/** A batch of `lapse vault rekey` committed (src/engine/vault-rekey.ts); not a step of a rotation. */
+export const REKEY_FAILPOINTS = ['rekey:after-batch'] as const;
 
 export type Failpoint =
-  (typeof FAILPOINTS)[number] | (typeof IDEMPOTENCY_FAILPOINTS)[number] | (typeof NOTIFY_FAILPOINTS)[number] | (typeof VAULT_FAILPOINTS)[number];
+  | (typeof FAILPOINTS)[number]
+  | (typeof IDEMPOTENCY_FAILPOINTS)[number]
+  | (typeof NOTIFY_FAILPOINTS)[number]
+  | (typeof VAULT_FAILPOINTS)[number]
+  | (typeof REKEY_FAILPOINTS)[number];
 
 export function failpoint(name: Failpoint): void {
   if (armed.size > 0 && armed.has(name)) process.kill(process.pid, 'SIGKILL');

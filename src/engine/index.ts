@@ -1,7 +1,7 @@
 export { Engine, type EngineOptions, type EngineStats } from './engine.js';
 export type { AccessCheck } from './access-checks.js';
 export * from './inputs.js';
-export { failpoint, FAILPOINTS, IDEMPOTENCY_FAILPOINTS, NOTIFY_FAILPOINTS, VAULT_FAILPOINTS, type Failpoint } from './failpoints.js';
+export { failpoint, FAILPOINTS, IDEMPOTENCY_FAILPOINTS, NOTIFY_FAILPOINTS, VAULT_FAILPOINTS, REKEY_FAILPOINTS, type Failpoint } from './failpoints.js';
 export { backoffMs } from './target-calls.js';
 export type { ReconcileReport, ManualReconcile } from './reconciliation.js';
 export type { Change } from './context.js';
